@@ -1,0 +1,431 @@
+//! The plugin side of the ABI: what [`crate::export_plugin!`] expands to calls into here.
+//!
+//! Every `extern "C"` entry point catches panics: since Rust 1.81 a panic that reaches an
+//! `extern "C"` function aborts the whole process, host included. Activities run on a
+//! runtime the plugin owns (the host's tokio is a different copy of tokio and cannot run
+//! the plugin's futures) and report through the host's completion callback, so thousands
+//! can be in flight without a host thread each.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use abi_stable::library::{
+    __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
+};
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RString, RVec};
+use durabletask_proto as proto;
+use futures::FutureExt;
+use prost::Message;
+
+use crate::abi::{HostCallbacks, PluginDescription, PluginModule, PluginModuleRef};
+use crate::error::{FailureDetails, error_types};
+use crate::registry::Registry;
+
+/// The symbol abi_stable looks up to find a library's root module. `export_plugin!` must
+/// spell it as a literal (`export_name` takes no constant); a unit test checks the two
+/// agree.
+pub const ROOT_MODULE_LOADER_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+/// What `export_plugin!` knows about the plugin: its identity and how to register its
+/// functions. Registration runs in [`PluginModule::init`], after the host's checks.
+#[derive(Debug)]
+pub struct PluginDefinition {
+    /// The plugin's name.
+    pub name: &'static str,
+    /// The plugin's version.
+    pub version: &'static str,
+    /// Registers the plugin's orchestrators and activities.
+    pub register: fn(&mut Registry),
+}
+
+pub use abi_stable::library::{LibHeader as RootModuleHeader, RootModuleResult as RootResult};
+
+/// Builds the abi_stable library header for `export_plugin!`'s exported static.
+pub const fn lib_header(loader: extern "C" fn() -> RootModuleResult) -> LibHeader {
+    // SAFETY: `loader` is the function `export_plugin!` generates, which returns
+    // `root_module_loader(..)`: abi_stable's `__call_root_module_loader` erasing a
+    // `PluginModuleRef`, exactly the type named here.
+    unsafe { LibHeader::from_constructor::<PluginModuleRef>(loader, CheckTypeLayout::Yes) }
+}
+
+static DEFINITION: OnceLock<&'static PluginDefinition> = OnceLock::new();
+
+/// Called by the generated root-module loader: remembers the definition and hands
+/// abi_stable the function table.
+pub fn root_module_loader(definition: &'static PluginDefinition) -> RootModuleResult {
+    let _ = DEFINITION.set(definition);
+    __call_root_module_loader(module)
+}
+
+fn module() -> PluginModuleRef {
+    PluginModule {
+        init,
+        run_orchestrator,
+        start_activity,
+        shutdown,
+    }
+    .leak_into_prefix()
+}
+
+/// Everything the plugin needs after `init`.
+struct PluginState {
+    host: HostCallbacks,
+    registry: Registry,
+}
+
+static STATE: OnceLock<PluginState> = OnceLock::new();
+
+/// The plugin's own runtime for activities, built on first use, dropped at shutdown.
+static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
+
+extern "C" fn init(host: HostCallbacks) -> RResult<PluginDescription, RString> {
+    match catch_unwind(|| init_inner(host)) {
+        Ok(Ok(description)) => ROk(description),
+        Ok(Err(message)) => RErr(RString::from(message)),
+        Err(panic) => RErr(RString::from(format!(
+            "the plugin panicked while registering its functions: {}",
+            panic_message(panic.as_ref())
+        ))),
+    }
+}
+
+fn init_inner(host: HostCallbacks) -> Result<PluginDescription, String> {
+    let Some(definition) = DEFINITION.get() else {
+        return Err("the plugin's root module was not loaded before init".to_owned());
+    };
+    crate::host_log::install(host);
+    let mut registry = Registry::new();
+    (definition.register)(&mut registry);
+    let description = PluginDescription {
+        name: definition.name.into(),
+        version: definition.version.into(),
+        sdk_version: env!("CARGO_PKG_VERSION").into(),
+        orchestrators: registry
+            .orchestrator_names()
+            .into_iter()
+            .map(RString::from)
+            .collect(),
+        activities: registry
+            .activity_names()
+            .into_iter()
+            .map(RString::from)
+            .collect(),
+    };
+    if STATE.set(PluginState { host, registry }).is_err() {
+        return Err("the plugin was initialised twice".to_owned());
+    }
+    Ok(description)
+}
+
+extern "C" fn run_orchestrator(request: RSlice<'_, u8>) -> RVec<u8> {
+    let response = match catch_unwind(AssertUnwindSafe(|| orchestrate(request.as_slice()))) {
+        Ok(response) => response,
+        Err(panic) => failed_orchestration(
+            None,
+            FailureDetails::new(error_types::PLUGIN_PANIC, panic_message(panic.as_ref())),
+        ),
+    };
+    RVec::from(response.encode_to_vec())
+}
+
+fn orchestrate(bytes: &[u8]) -> proto::OrchestratorResponse {
+    let request = match proto::OrchestratorRequest::decode(bytes) {
+        Ok(request) => request,
+        Err(error) => {
+            return failed_orchestration(
+                None,
+                FailureDetails::new(
+                    error_types::INVALID_INPUT,
+                    format!("the host sent an OrchestratorRequest that does not decode: {error}"),
+                ),
+            );
+        }
+    };
+    match STATE.get() {
+        Some(state) => state.registry.run_orchestrator(&request),
+        None => failed_orchestration(
+            Some(request.instance_id),
+            FailureDetails::new(
+                error_types::PLUGIN_PANIC,
+                "the plugin was called before it was initialised",
+            ),
+        ),
+    }
+}
+
+/// A response that fails the orchestration. Used only when the engine itself could not
+/// run (it fails orchestrations on its own otherwise), so the action id is the one the
+/// reference uses for that case: -1.
+fn failed_orchestration(
+    instance_id: Option<String>,
+    details: FailureDetails,
+) -> proto::OrchestratorResponse {
+    use proto::orchestrator_action::OrchestratorActionType;
+    proto::OrchestratorResponse {
+        instance_id: instance_id.unwrap_or_default(),
+        actions: vec![proto::OrchestratorAction {
+            id: -1,
+            orchestrator_action_type: Some(OrchestratorActionType::CompleteOrchestration(
+                proto::CompleteOrchestrationAction {
+                    orchestration_status: proto::OrchestrationStatus::Failed as i32,
+                    failure_details: Some(details.to_proto()),
+                    ..Default::default()
+                },
+            )),
+        }],
+        ..Default::default()
+    }
+}
+
+extern "C" fn start_activity(request: RSlice<'_, u8>, token: u64) {
+    // Nothing in here may unwind into the host; the guard reports a failure if anything
+    // goes wrong before the activity's own future takes over.
+    let bytes = request.as_slice().to_vec();
+    let started = catch_unwind(AssertUnwindSafe(|| spawn_activity(bytes, token)));
+    if let (Err(panic), Some(state)) = (started, STATE.get()) {
+        CompletionGuard::new(state.host, token, String::new(), 0).complete_with_failure(
+            FailureDetails::new(error_types::PLUGIN_PANIC, panic_message(panic.as_ref())),
+        );
+    }
+}
+
+fn spawn_activity(bytes: Vec<u8>, token: u64) {
+    let Some(state) = STATE.get() else {
+        return;
+    };
+    let request = match proto::ActivityRequest::decode(bytes.as_slice()) {
+        Ok(request) => request,
+        Err(error) => {
+            CompletionGuard::new(state.host, token, String::new(), 0).complete_with_failure(
+                FailureDetails::new(
+                    error_types::INVALID_INPUT,
+                    format!("the host sent an ActivityRequest that does not decode: {error}"),
+                ),
+            );
+            return;
+        }
+    };
+    let instance_id = request
+        .orchestration_instance
+        .as_ref()
+        .map(|instance| instance.instance_id.clone())
+        .unwrap_or_default();
+    let guard = CompletionGuard::new(state.host, token, instance_id, request.task_id);
+    let future = AssertUnwindSafe(state.registry.run_activity(request)).catch_unwind();
+    let task = async move {
+        let mut guard = guard;
+        match future.await {
+            Ok(response) => guard.complete(response),
+            Err(panic) => guard.complete_with_failure(FailureDetails::new(
+                error_types::PLUGIN_PANIC,
+                panic_message(panic.as_ref()),
+            )),
+        }
+    };
+    match runtime_handle() {
+        Ok(handle) => {
+            handle.spawn(task);
+        }
+        Err(message) => {
+            // Dropping the task drops its guard, which reports the failure.
+            tracing::error!("{message}");
+            drop(task);
+        }
+    }
+}
+
+fn runtime_handle() -> Result<tokio::runtime::Handle, String> {
+    let mut runtime = RUNTIME
+        .lock()
+        .map_err(|_| "the plugin's runtime lock is poisoned".to_owned())?;
+    if runtime.is_none() {
+        let name = DEFINITION
+            .get()
+            .map_or("plugin", |definition| definition.name);
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(activity_threads())
+            .thread_name(format!("{name}-activity"))
+            .enable_all()
+            .build()
+            .map_err(|error| format!("could not start the plugin's activity runtime: {error}"))?;
+        *runtime = Some(built);
+    }
+    runtime
+        .as_ref()
+        .map(|runtime| runtime.handle().clone())
+        .ok_or_else(|| "the plugin's activity runtime is not running".to_owned())
+}
+
+/// Activity threads per plugin: `DURABLETASK_ACTIVITY_THREADS`, else one per core, at
+/// most two. Activities are expected to be I/O-bound; async activities multiplex on
+/// these threads by the thousand.
+fn activity_threads() -> usize {
+    std::env::var("DURABLETASK_ACTIVITY_THREADS")
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+        .filter(|threads| *threads > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(2)
+        })
+}
+
+extern "C" fn shutdown() {
+    let _ = catch_unwind(|| {
+        let runtime = RUNTIME.lock().ok().and_then(|mut runtime| runtime.take());
+        if let Some(runtime) = runtime {
+            // Tasks still running are dropped, and their guards report failures.
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    });
+}
+
+/// Reports an activity's response to the host exactly once: on completion, or, if the
+/// future is dropped first (runtime shutdown), with a failure.
+struct CompletionGuard {
+    host: HostCallbacks,
+    token: u64,
+    instance_id: String,
+    task_id: i32,
+    sent: bool,
+}
+
+impl CompletionGuard {
+    fn new(host: HostCallbacks, token: u64, instance_id: String, task_id: i32) -> Self {
+        Self {
+            host,
+            token,
+            instance_id,
+            task_id,
+            sent: false,
+        }
+    }
+
+    fn complete(&mut self, response: proto::ActivityResponse) {
+        if self.sent {
+            return;
+        }
+        self.sent = true;
+        (self.host.activity_completed)(
+            self.host.plugin_id,
+            self.token,
+            RVec::from(response.encode_to_vec()),
+        );
+    }
+
+    fn complete_with_failure(mut self, details: FailureDetails) {
+        let response = self.failure(details);
+        self.complete(response);
+    }
+
+    fn failure(&self, details: FailureDetails) -> proto::ActivityResponse {
+        proto::ActivityResponse {
+            instance_id: self.instance_id.clone(),
+            task_id: self.task_id,
+            failure_details: Some(details.to_proto()),
+            ..Default::default()
+        }
+    }
+}
+
+impl Drop for CompletionGuard {
+    fn drop(&mut self) {
+        if !self.sent {
+            let response = self.failure(FailureDetails::new(
+                error_types::PLUGIN_PANIC,
+                "the activity was dropped before it completed (the plugin is shutting down)",
+            ));
+            self.complete(response);
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+/// Exports a plugin: its name, its version and its registrations.
+///
+/// Put it once at the root of a `cdylib` crate. The simple form registers functions
+/// under their own names:
+///
+/// ```ignore
+/// durabletask_sdk::export_plugin! {
+///     name: "hello",
+///     version: env!("CARGO_PKG_VERSION"),
+///     orchestrators: [hello_cities],
+///     activities: [say_hello],
+/// }
+/// ```
+///
+/// The `register` form takes a function (or a non-capturing closure) that receives the
+/// [`Registry`](crate::Registry), for names of your choosing:
+///
+/// ```ignore
+/// fn register(registry: &mut durabletask_sdk::Registry) {
+///     registry.activity("say-hello", say_hello);
+/// }
+/// durabletask_sdk::export_plugin! {
+///     name: "hello",
+///     version: "1.0.0",
+///     register: register,
+/// }
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    (
+        name: $name:expr,
+        version: $version:expr,
+        register: $register:expr $(,)?
+    ) => {
+        /// Read by the host before any plugin code runs.
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub static DURABLETASK_PLUGIN_DECLARATION: $crate::abi::PluginDeclaration =
+            $crate::abi::PluginDeclaration::CURRENT;
+
+        #[doc(hidden)]
+        static __DURABLETASK_PLUGIN_DEFINITION: $crate::export::PluginDefinition =
+            $crate::export::PluginDefinition {
+                name: $name,
+                version: $version,
+                register: $register,
+            };
+
+        /// abi_stable's root module (the symbol name is checked by a unit test of the SDK).
+        #[doc(hidden)]
+        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
+        pub static __DURABLETASK_ROOT_MODULE: $crate::export::RootModuleHeader = {
+            extern "C" fn __durabletask_load_root_module() -> $crate::export::RootResult {
+                $crate::export::root_module_loader(&__DURABLETASK_PLUGIN_DEFINITION)
+            }
+            $crate::export::lib_header(__durabletask_load_root_module)
+        };
+    };
+    (
+        name: $name:expr,
+        version: $version:expr,
+        orchestrators: [$($orchestrator:ident),* $(,)?],
+        activities: [$($activity:ident),* $(,)?] $(,)?
+    ) => {
+        $crate::export_plugin! {
+            name: $name,
+            version: $version,
+            register: |registry: &mut $crate::Registry| {
+                $( registry.orchestrator(stringify!($orchestrator), $orchestrator); )*
+                $( registry.activity(stringify!($activity), $activity); )*
+            },
+        }
+    };
+}
