@@ -1,0 +1,186 @@
+//! `when_all` / `when_any`: wait for several durable tasks at once, deterministically.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// Waits for every task (spec §4.9): `Ok` with the values in input order, whatever order
+/// they completed in, or, if any failed, the **first failure in completion order** (still
+/// only once every task has completed, as the reference SDK does). An empty list
+/// completes at once with `Ok(vec![])`.
+///
+/// ```ignore
+/// let tasks = cities.iter().map(|c| ctx.call_activity::<_, String>("say_hello", c)).collect();
+/// let greetings: Vec<String> = when_all(tasks).await?;
+/// ```
+///
+/// For futures that do not return a `Result` (timers), or to see every outcome, use
+/// `futures::future::join_all`, which the engine supports as well.
+///
+/// Only the children that were woken are polled again, so fanning out to thousands of
+/// activities stays linear. They are polled in index order, which keeps any calls they
+/// make after their own awaits deterministic.
+pub fn when_all<T, E, F: Future<Output = Result<T, E>>>(futures: Vec<F>) -> WhenAll<F> {
+    let ready = Arc::new(ReadySet::default());
+    let wakers = (0..futures.len())
+        .map(|index| {
+            Waker::from(Arc::new(ChildWaker {
+                index,
+                set: Arc::clone(&ready),
+            }))
+        })
+        .collect();
+    let remaining = futures.len();
+    WhenAll {
+        outputs: futures.iter().map(|_| None).collect(),
+        children: futures.into_iter().map(|f| Some(Box::pin(f))).collect(),
+        wakers,
+        ready,
+        remaining,
+        first_failure: None,
+        polled_once: false,
+    }
+}
+
+/// The future [`when_all`] returns.
+#[must_use = "futures do nothing unless awaited"]
+pub struct WhenAll<F: Future> {
+    children: Vec<Option<Pin<Box<F>>>>,
+    outputs: Vec<Option<F::Output>>,
+    wakers: Vec<Waker>,
+    ready: Arc<ReadySet>,
+    remaining: usize,
+    /// The child that failed first, in completion order.
+    first_failure: Option<usize>,
+    polled_once: bool,
+}
+
+// Children are boxed and outputs are never pinned, so moving a `WhenAll` is fine.
+impl<F: Future> Unpin for WhenAll<F> {}
+
+impl<T, E, F: Future<Output = Result<T, E>>> Future for WhenAll<F> {
+    type Output = Result<Vec<T>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let to_poll: Vec<usize> = {
+            let mut ready = this.ready.lock();
+            ready.parent = Some(cx.waker().clone());
+            if this.polled_once {
+                std::mem::take(&mut ready.indices).into_iter().collect()
+            } else {
+                ready.indices.clear();
+                (0..this.children.len()).collect()
+            }
+        };
+        this.polled_once = true;
+        for index in to_poll {
+            let (Some(slot), Some(waker)) = (this.children.get_mut(index), this.wakers.get(index))
+            else {
+                continue;
+            };
+            let Some(child) = slot else { continue };
+            if let Poll::Ready(output) = child.as_mut().poll(&mut Context::from_waker(waker)) {
+                *slot = None;
+                if output.is_err() && this.first_failure.is_none() {
+                    this.first_failure = Some(index);
+                }
+                if let Some(out) = this.outputs.get_mut(index) {
+                    *out = Some(output);
+                }
+                this.remaining = this.remaining.saturating_sub(1);
+            }
+        }
+        if this.remaining == 0 {
+            let mut outputs = std::mem::take(&mut this.outputs);
+            if let Some(Some(Err(error))) = this
+                .first_failure
+                .and_then(|index| outputs.get_mut(index))
+                .map(Option::take)
+            {
+                return Poll::Ready(Err(error));
+            }
+            return Poll::Ready(outputs.into_iter().flatten().collect());
+        }
+        // A child that woke itself while being polled is polled again on the next round;
+        // the engine bounds how often that may happen.
+        if !this.ready.lock().indices.is_empty() {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+#[derive(Default)]
+struct ReadySet {
+    inner: Mutex<ReadyInner>,
+}
+
+#[derive(Default)]
+struct ReadyInner {
+    /// Children woken since the last poll; ordered so they are polled in index order.
+    indices: BTreeSet<usize>,
+    parent: Option<Waker>,
+}
+
+impl ReadySet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadyInner> {
+        // A poisoned lock only means a panic elsewhere; the set itself is still valid.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct ChildWaker {
+    index: usize,
+    set: Arc<ReadySet>,
+}
+
+impl Wake for ChildWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let parent = {
+            let mut ready = self.set.lock();
+            ready.indices.insert(self.index);
+            ready.parent.clone()
+        };
+        if let Some(parent) = parent {
+            parent.wake();
+        }
+    }
+}
+
+/// Waits for the first future to complete and returns its index and output. The others
+/// are dropped: their durable work still happens, its results are ignored.
+///
+/// Deterministic: the engine polls after each history event, so the winner is the first
+/// child to complete in history order (the lowest index if several were already complete
+/// when `when_any` was first polled). An empty list never completes (an orchestrator
+/// awaiting it fails as waiting on nothing durable).
+pub fn when_any<F: Future + Unpin>(futures: Vec<F>) -> WhenAny<F> {
+    WhenAny { children: futures }
+}
+
+/// The future [`when_any`] returns.
+#[must_use = "futures do nothing unless awaited"]
+pub struct WhenAny<F> {
+    children: Vec<F>,
+}
+
+impl<F: Future + Unpin> Future for WhenAny<F> {
+    type Output = (usize, F::Output);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        for (index, child) in this.children.iter_mut().enumerate() {
+            if let Poll::Ready(output) = Pin::new(child).poll(cx) {
+                return Poll::Ready((index, output));
+            }
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,173 @@
+//! The futures user code awaits for durable work: each reads a [`TaskCell`] that only
+//! the replay engine completes, from a history event.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use serde::de::DeserializeOwned;
+
+use super::payload;
+use super::state::{Outcome, TaskCell, TaskRef};
+use crate::error::{FailureDetails, TaskFailedError, error_types};
+
+/// A registration on a task cell that un-registers itself when the future is dropped, so
+/// an abandoned task (e.g. the loser of a `when_any`) no longer counts as awaited.
+struct Handle {
+    cell: TaskRef,
+}
+
+impl Handle {
+    fn poll(&self, cx: &Context<'_>) -> Poll<Outcome> {
+        match TaskCell::poll(&self.cell, cx.waker()) {
+            Some(outcome) => Poll::Ready(outcome),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        TaskCell::forget_waker(&self.cell);
+    }
+}
+
+/// An activity call; resolves to the activity's result or its failure.
+///
+/// The activity is scheduled when `call_activity` is called, whether or not this is
+/// awaited.
+#[must_use = "the activity is scheduled either way; await it to get its result"]
+pub struct ActivityTask<O> {
+    handle: Handle,
+    task_id: i32,
+    instance_id: String,
+    name: String,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O> ActivityTask<O> {
+    pub(crate) fn new(cell: TaskRef, task_id: i32, instance_id: String, name: String) -> Self {
+        Self {
+            handle: Handle { cell },
+            task_id,
+            instance_id,
+            name,
+            _output: PhantomData,
+        }
+    }
+
+    /// The task's action id.
+    pub fn task_id(&self) -> i32 {
+        self.task_id
+    }
+}
+
+/// The message an orchestrator sees for a failed activity (spec §3.4, `taskFailed`).
+pub(crate) fn activity_failure(
+    instance_id: &str,
+    task_id: i32,
+    details: FailureDetails,
+) -> TaskFailedError {
+    TaskFailedError {
+        task_id,
+        message: format!(
+            "{instance_id}: Activity task #{task_id} failed: {}",
+            details.message
+        ),
+        details,
+    }
+}
+
+impl<O: DeserializeOwned> Future for ActivityTask<O> {
+    type Output = Result<O, TaskFailedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.handle.poll(cx).map(|outcome| match outcome {
+            Outcome::Failed(failure) => Err(failure),
+            Outcome::Value(raw) => payload::decode::<O>(raw.as_deref()).map_err(|e| {
+                let details = FailureDetails::new(
+                    error_types::INVALID_INPUT,
+                    format!(
+                        "the result of activity '{}' does not fit the type {}: {e}",
+                        this.name,
+                        std::any::type_name::<O>()
+                    ),
+                );
+                activity_failure(&this.instance_id, this.task_id, details)
+            }),
+        })
+    }
+}
+
+/// A durable timer; resolves when it fires.
+#[must_use = "the timer is created either way; await it to wait for it"]
+pub struct TimerTask {
+    handle: Handle,
+    timer_id: i32,
+}
+
+impl TimerTask {
+    pub(crate) fn new(cell: TaskRef, timer_id: i32) -> Self {
+        Self {
+            handle: Handle { cell },
+            timer_id,
+        }
+    }
+
+    /// The timer's action id.
+    pub fn timer_id(&self) -> i32 {
+        self.timer_id
+    }
+}
+
+impl Future for TimerTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.handle.poll(cx).map(|_| ())
+    }
+}
+
+/// Waits for an external event; resolves to its data. Data that does not fit `T` fails
+/// with [`error_types::INVALID_INPUT`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct EventTask<T> {
+    handle: Handle,
+    name: String,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> EventTask<T> {
+    pub(crate) fn new(cell: TaskRef, name: String) -> Self {
+        Self {
+            handle: Handle { cell },
+            name,
+            _output: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Future for EventTask<T> {
+    type Output = Result<T, TaskFailedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.handle.poll(cx).map(|outcome| match outcome {
+            Outcome::Failed(failure) => Err(failure),
+            Outcome::Value(raw) => payload::decode::<T>(raw.as_deref()).map_err(|e| {
+                let message = format!(
+                    "the data of event '{}' does not fit the type {}: {e}",
+                    this.name,
+                    std::any::type_name::<T>()
+                );
+                TaskFailedError {
+                    task_id: -1,
+                    message: message.clone(),
+                    details: FailureDetails::new(error_types::INVALID_INPUT, message),
+                }
+            }),
+        })
+    }
+}
