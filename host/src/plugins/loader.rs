@@ -1,0 +1,91 @@
+//! Finds plugin libraries in the plugins folder and loads each from a private copy.
+//!
+//! `dlopen` hands back the already-loaded image for the same path *and for the same
+//! inode*, and overwriting a loaded library in place crashes the process on its next
+//! call. So the host never loads from the drop folder: it copies each library into a
+//! folder of its own under a name made of the file's stem and a hash of its contents.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use abi_stable::std_types::RResult;
+use sha2::{Digest, Sha256};
+
+use super::callbacks;
+use super::ffi::{self, PluginLibrary};
+use super::{LoadError, LoadedPlugin};
+
+/// Library files in `dir`, sorted by name so loading order (and so which plugin wins a
+/// name registered twice) does not depend on the file system. Dotfiles and names that
+/// are not `*.so` (temporary names while a deployer writes a file) are skipped.
+pub(crate) fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut libraries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        if name.starts_with('.') || path.extension().is_none_or(|ext| ext != "so") {
+            continue;
+        }
+        if entry.file_type()?.is_file() || path.is_file() {
+            libraries.push(path);
+        }
+    }
+    libraries.sort();
+    Ok(libraries)
+}
+
+/// Copies `source` into `private_dir` and loads the copy, running every check.
+pub(crate) fn load(source: &Path, private_dir: &Path) -> Result<LoadedPlugin, LoadError> {
+    let bytes = std::fs::read(source).map_err(|error| LoadError::Unreadable(error.to_string()))?;
+    let digest = Sha256::digest(&bytes);
+    let mut hash = String::with_capacity(16);
+    for byte in &digest[..8] {
+        let _ = write!(hash, "{byte:02x}");
+    }
+    let stem = source
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or("plugin");
+    let copy = private_dir.join(format!("{stem}-{hash}.so"));
+    std::fs::write(&copy, &bytes).map_err(|error| {
+        LoadError::Unreadable(format!("cannot make a private copy at {}: {error}", copy.display()))
+    })?;
+
+    let library = ffi::open_checked(&copy)?;
+    initialise(source, library, hash)
+}
+
+fn initialise(source: &Path, library: PluginLibrary, hash: String) -> Result<LoadedPlugin, LoadError> {
+    let file_name = source
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let plugin_id = callbacks::register_plugin(&file_name);
+    let init = library.module.init();
+    let description = match init(callbacks::host_callbacks(plugin_id)) {
+        RResult::ROk(description) => description,
+        RResult::RErr(message) => return Err(LoadError::InitFailed(message.into_string())),
+    };
+    callbacks::name_plugin(plugin_id, &description.name, &description.version);
+    Ok(LoadedPlugin {
+        name: description.name.into_string(),
+        version: description.version.into_string(),
+        sdk_version: description.sdk_version.into_string(),
+        orchestrators: description
+            .orchestrators
+            .into_iter()
+            .map(|name| name.into_string())
+            .collect(),
+        activities: description
+            .activities
+            .into_iter()
+            .map(|name| name.into_string())
+            .collect(),
+        source: source.to_path_buf(),
+        content_hash: hash,
+        module: library.module,
+    })
+}

@@ -1,0 +1,263 @@
+//! Plugins: loading cdylib plugins and running work items in them.
+//!
+//! - [`loader`] finds libraries and loads each from a private copy;
+//! - [`ffi`] holds every `unsafe` call and the checks made before plugin code runs;
+//! - [`callbacks`] are the functions the host lends plugins (logs, activity completion);
+//! - [`routing`] picks the plugin for a work item by orchestrator or activity name;
+//! - this module ties them into [`PluginHost`], the worker's [`WorkItemExecutor`].
+
+mod callbacks;
+mod ffi;
+mod loader;
+mod routing;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use abi_stable::std_types::RSlice;
+use durabletask_proto as proto;
+use durabletask_sdk::abi::PluginModuleRef;
+use durabletask_sdk::error_types;
+use futures::future::BoxFuture;
+use prost::Message;
+
+use crate::worker::WorkItemExecutor;
+use routing::Routes;
+
+/// Why a library in the plugins folder was not loaded. Each is logged as one line
+/// naming the file; the host keeps serving the plugins that did load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read or copied.
+    #[error("cannot read it: {0}")]
+    Unreadable(String),
+    /// `dlopen` refused it.
+    #[error("it is not a loadable shared library: {0}")]
+    NotALibrary(String),
+    /// It loads, but does not declare itself a durabletask plugin.
+    #[error(
+        "it is not a durabletask plugin (it exports no DURABLETASK_PLUGIN_DECLARATION; plugins export one with durabletask_sdk::export_plugin!)"
+    )]
+    NotAPlugin,
+    /// A plugin for another ABI version or with a different function table layout.
+    #[error("it is incompatible with this host: {0}")]
+    Incompatible(String),
+    /// Built with `panic = "abort"`: one panic would abort the whole host.
+    #[error(
+        "it was built with panic = \"abort\"; a panic in it would take the whole host down. Build plugins with panic = \"unwind\" (the default)"
+    )]
+    PanicAbort,
+    /// Its `init` failed (a registration panicked, for example).
+    #[error("it failed to initialise: {0}")]
+    InitFailed(String),
+}
+
+/// The plugins folder itself is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The folder cannot be listed.
+    #[error("cannot read the plugins folder {dir}: {source}")]
+    UnreadableDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The private folder for library copies cannot be made.
+    #[error("cannot create a private folder for plugin copies at {dir}: {source}")]
+    PrivateDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One loaded plugin library.
+pub struct LoadedPlugin {
+    /// The plugin's name, from `export_plugin!`.
+    pub name: String,
+    /// The plugin's version, from `export_plugin!`.
+    pub version: String,
+    /// The durabletask-sdk version it was built with.
+    pub sdk_version: String,
+    /// Registered orchestrator names.
+    pub orchestrators: Vec<String>,
+    /// Registered activity names.
+    pub activities: Vec<String>,
+    /// The file in the plugins folder it was loaded from.
+    pub source: PathBuf,
+    /// The first 16 hex digits of the SHA-256 of its contents.
+    pub content_hash: String,
+    module: PluginModuleRef,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The loaded plugins, and the executor the worker hands its work items to.
+#[derive(Debug)]
+pub struct PluginHost {
+    plugins: Vec<Arc<LoadedPlugin>>,
+    routes: Routes,
+}
+
+impl PluginHost {
+    /// Loads every plugin library in `dir`. A library that fails to load is logged (one
+    /// line naming the file and the reason) and skipped; only an unreadable folder is an
+    /// error.
+    pub fn start(dir: &Path) -> Result<Arc<PluginHost>, PluginError> {
+        let libraries = loader::discover(dir).map_err(|source| PluginError::UnreadableDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let private_dir = private_copies_dir();
+        std::fs::create_dir_all(&private_dir).map_err(|source| PluginError::PrivateDir {
+            dir: private_dir.clone(),
+            source,
+        })?;
+
+        let mut plugins = Vec::new();
+        for library in libraries {
+            match loader::load(&library, &private_dir) {
+                Ok(plugin) => {
+                    tracing::info!(
+                        plugin = %plugin.name,
+                        version = %plugin.version,
+                        file = %library.display(),
+                        orchestrators = ?plugin.orchestrators,
+                        activities = ?plugin.activities,
+                        "loaded plugin"
+                    );
+                    plugins.push(Arc::new(plugin));
+                }
+                Err(error) => {
+                    tracing::error!("refused plugin {}: {error}", library.display());
+                }
+            }
+        }
+        // The copies stay mapped; the names are no longer needed, and removing them now
+        // leaves nothing behind even if the host is killed.
+        let _ = std::fs::remove_dir_all(&private_dir);
+        if plugins.is_empty() {
+            tracing::warn!(dir = %dir.display(), "no plugin loaded: every work item will fail as not registered");
+        }
+        let routes = Routes::new(&plugins);
+        Ok(Arc::new(PluginHost { plugins, routes }))
+    }
+
+    /// The plugins that loaded.
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
+        &self.plugins
+    }
+
+    /// Stops every plugin's runtime. Activities still running complete with a failure.
+    pub fn shutdown(&self) {
+        for plugin in &self.plugins {
+            let shutdown = plugin.module.shutdown();
+            shutdown();
+        }
+    }
+}
+
+fn private_copies_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("durabletask-host-{}", std::process::id()))
+}
+
+impl WorkItemExecutor for PluginHost {
+    fn execute_orchestrator(
+        &self,
+        request: proto::OrchestratorRequest,
+    ) -> BoxFuture<'static, proto::OrchestratorResponse> {
+        let plugin = match self.routes.orchestrator(&request) {
+            Ok(plugin) => plugin,
+            Err(response) => return Box::pin(std::future::ready(response)),
+        };
+        let run = plugin.module.run_orchestrator();
+        let instance_id = request.instance_id.clone();
+        let bytes = request.encode_to_vec();
+        Box::pin(async move {
+            // Orchestration steps are short and synchronous; they run on the blocking
+            // pool so they never stall the host's async workers.
+            let step = tokio::task::spawn_blocking(move || {
+                let response = run(RSlice::from_slice(&bytes));
+                proto::OrchestratorResponse::decode(response.as_slice())
+            })
+            .await;
+            match step {
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) => routing::failed_orchestration(
+                    instance_id,
+                    error_types::PLUGIN_PANIC,
+                    format!("the plugin returned an OrchestratorResponse that does not decode: {error}"),
+                ),
+                Err(error) => routing::failed_orchestration(
+                    instance_id,
+                    error_types::PLUGIN_PANIC,
+                    format!("the orchestration step did not finish: {error}"),
+                ),
+            }
+        })
+    }
+
+    fn execute_activity(
+        &self,
+        request: proto::ActivityRequest,
+    ) -> BoxFuture<'static, proto::ActivityResponse> {
+        let plugin = match self.routes.activity(&request) {
+            Ok(plugin) => plugin,
+            Err(response) => return Box::pin(std::future::ready(response)),
+        };
+        let start = plugin.module.start_activity();
+        let instance_id = request
+            .orchestration_instance
+            .as_ref()
+            .map(|instance| instance.instance_id.clone())
+            .unwrap_or_default();
+        let task_id = request.task_id;
+        let bytes = request.encode_to_vec();
+        Box::pin(async move {
+            let (token, completion) = callbacks::expect_activity_completion();
+            let pending = PendingActivity { token };
+            // Returns at once: the activity runs on the plugin's runtime and reports
+            // through the completion callback.
+            start(RSlice::from_slice(&bytes), token);
+            let response = completion.await;
+            drop(pending);
+            match response {
+                Ok(bytes) => proto::ActivityResponse::decode(bytes.as_slice()).unwrap_or_else(|error| {
+                    routing::failed_activity(
+                        instance_id,
+                        task_id,
+                        error_types::PLUGIN_PANIC,
+                        format!("the plugin returned an ActivityResponse that does not decode: {error}"),
+                    )
+                }),
+                Err(_) => routing::failed_activity(
+                    instance_id,
+                    task_id,
+                    error_types::PLUGIN_PANIC,
+                    "the plugin dropped the activity without completing it".to_owned(),
+                ),
+            }
+        })
+    }
+}
+
+/// Forgets the activity's token if its work item is dropped before the plugin answers.
+struct PendingActivity {
+    token: u64,
+}
+
+impl Drop for PendingActivity {
+    fn drop(&mut self) {
+        callbacks::forget_activity(self.token);
+    }
+}
