@@ -1,0 +1,774 @@
+//! The host's configuration file (`host.toml`).
+//!
+//! Every section rejects unknown keys: a misspelt setting silently falling back to its
+//! default is worse than refusing to start. Errors name the file, the line and column, and
+//! the key, because the person reading them is editing that file.
+//!
+//! Values are validated while deserializing (durations, the endpoint, enums, limits), so
+//! toml's span points at the offending value. The few checks that involve two keys run
+//! afterwards and find the line themselves ([`locate_key`]).
+//!
+//! Relative paths (`plugins.dir`, `logging.file`, `backend.token_file`) are resolved against
+//! the config file's directory at load time, so the rest of the host only sees usable paths.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole configuration. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub backend: BackendSettings,
+    pub worker: WorkerSettings,
+    /// `None` when the file has no `[versioning]` section: no version check at all.
+    pub versioning: Option<VersioningSettings>,
+    pub plugins: PluginSettings,
+    pub logging: LoggingSettings,
+    /// The file this configuration was read from (empty for [`Config::default`]).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// `[backend]`: where the Durable Task backend is and how to authenticate.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendSettings {
+    pub endpoint: Endpoint,
+    /// Sent as the `taskhub` metadata header on every call.
+    pub taskhub: String,
+    /// Name of an environment variable holding a bearer token.
+    pub token_env: Option<String>,
+    /// A file holding a bearer token (resolved against the config directory).
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        Self {
+            endpoint: Endpoint::default(),
+            taskhub: "default".to_owned(),
+            token_env: None,
+            token_file: None,
+        }
+    }
+}
+
+// Hand-written so that a future field holding a secret cannot leak through `{:?}` by
+// accident: only the *names* of the token sources are shown.
+impl fmt::Debug for BackendSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendSettings")
+            .field("endpoint", &self.endpoint)
+            .field("taskhub", &self.taskhub)
+            .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
+            .finish()
+    }
+}
+
+/// A validated backend address.
+///
+/// Accepts `http://`, `https://`, `grpc://` and `grpcs://` (case-insensitive). The `s`
+/// forms use TLS with the system roots.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// As written in the config, for messages.
+    configured: String,
+    /// Normalised to `http://` or `https://`, which is what tonic understands.
+    uri: String,
+    tls: bool,
+}
+
+impl Endpoint {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| {
+            format!("'{text}' has no scheme: write http://host:port (plaintext) or https://host:port (TLS)")
+        })?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "http" | "grpc" => false,
+            "https" | "grpcs" => true,
+            other => {
+                return Err(format!(
+                    "'{text}' has the unsupported scheme '{other}': use http, https, grpc or grpcs"
+                ));
+            }
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!("'{text}' has no host"));
+        }
+        let uri = format!("{}://{rest}", if tls { "https" } else { "http" });
+        tonic::transport::Endpoint::from_shared(uri.clone())
+            .map_err(|error| format!("'{text}' is not a valid address: {error}"))?;
+        Ok(Self {
+            configured: text.to_owned(),
+            uri,
+            tls,
+        })
+    }
+
+    /// The address with an `http`/`https` scheme.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    pub fn uses_tls(&self) -> bool {
+        self.tls
+    }
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self {
+            configured: "http://localhost:4001".to_owned(),
+            uri: "http://localhost:4001".to_owned(),
+            tls: false,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.configured)
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.configured)
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Endpoint::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[worker]`: concurrency limits and timeouts of the work-item loop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_concurrent_orchestrations: u32,
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_concurrent_activities: u32,
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_concurrent_entities: u32,
+    /// How long in-flight work may take to finish after a shutdown signal.
+    #[serde(deserialize_with = "duration")]
+    pub drain_timeout: Duration,
+    /// A stream silent for longer than this is considered dead. Zero disables the check.
+    #[serde(deserialize_with = "duration")]
+    pub stream_silence_timeout: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_orchestrations: 100,
+            max_concurrent_activities: 100,
+            max_concurrent_entities: 100,
+            drain_timeout: Duration::from_secs(30),
+            stream_silence_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// `[versioning]`: parsed and validated here; enforced by the orchestration runner.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VersioningSettings {
+    /// The worker's version, compared against each orchestration's version.
+    pub version: Option<String>,
+    /// The version given to sub-orchestrations started without one.
+    pub default_version: Option<String>,
+    pub match_strategy: MatchStrategy,
+    pub failure_strategy: FailureStrategy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchStrategy {
+    #[default]
+    None,
+    Strict,
+    CurrentOrOlder,
+}
+
+/// What happens to an orchestration whose version does not match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureStrategy {
+    /// Abandon the work item: the orchestration stays pending for another worker.
+    Reject,
+    /// Fail the orchestration with a `VersionMismatch` failure. The default, because an
+    /// unset strategy hangs orchestrations in the reference SDK.
+    #[default]
+    Fail,
+}
+
+/// `[plugins]`: where plugins are dropped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// The folder scanned for plugins (resolved against the config directory).
+    pub dir: PathBuf,
+    /// Watch the folder for new plugin versions.
+    pub watch: bool,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("plugins"),
+            watch: true,
+        }
+    }
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSettings {
+    /// A level (`info`) or an `EnvFilter` directive (`info,durabletask_host=debug`).
+    #[serde(deserialize_with = "log_filter")]
+    pub level: String,
+    pub format: LogFormat,
+    /// An optional log file (resolved against the config directory), in addition to stdout.
+    pub file: Option<PathBuf>,
+    pub rotation: LogRotation,
+}
+
+impl Default for LoggingSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+            file: None,
+            rotation: LogRotation::Daily,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogRotation {
+    Never,
+    Minutely,
+    Hourly,
+    #[default]
+    Daily,
+}
+
+/// Why a configuration could not be used. `Display` is one line: `file:line:col: message`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read the config file: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}{}: {message}", path.display(), location_suffix(*location))]
+    Invalid {
+        path: PathBuf,
+        /// 1-based line and column, when known.
+        location: Option<(usize, usize)>,
+        message: String,
+    },
+}
+
+fn location_suffix(location: Option<(usize, usize)>) -> String {
+    match location {
+        Some((line, column)) => format!(":{line}:{column}"),
+        None => String::new(),
+    }
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_str_with_origin(&text, path)
+    }
+
+    /// Parses `text` as if it had been read from `path` (used for messages and to resolve
+    /// relative paths against `path`'s directory).
+    pub fn from_str_with_origin(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|error| describe_toml_error(&error, text, path))?;
+        config.validate(text, path)?;
+        config.source = path.to_owned();
+        let base = config_dir(path);
+        config.plugins.dir = base.join(&config.plugins.dir);
+        config.logging.file = config.logging.file.map(|file| base.join(file));
+        config.backend.token_file = config.backend.token_file.map(|file| base.join(file));
+        Ok(config)
+    }
+
+    /// The directory relative paths in this config were resolved against.
+    pub fn config_dir(&self) -> PathBuf {
+        config_dir(&self.source)
+    }
+
+    /// Checks that span more than one key, or that toml cannot express.
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            location: locate_key(text, section, key),
+            message,
+        };
+        if self.backend.token_env.is_some() && self.backend.token_file.is_some() {
+            return Err(invalid(
+                "backend",
+                "token_file",
+                "'token_env' and 'token_file' in [backend] are both set; choose one".to_owned(),
+            ));
+        }
+        if self.backend.taskhub.trim().is_empty() {
+            return Err(invalid(
+                "backend",
+                "taskhub",
+                "invalid value for 'taskhub' in [backend]: must not be empty".to_owned(),
+            ));
+        }
+        if let Some(versioning) = &self.versioning
+            && versioning.match_strategy != MatchStrategy::None
+            && versioning.version.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(invalid(
+                "versioning",
+                "match_strategy",
+                "'match_strategy' in [versioning] needs 'version' to be set".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn config_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Turns toml's error into one line that names the line, column, section and key.
+fn describe_toml_error(error: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
+    let span = error.span();
+    let location = span.as_ref().map(|span| line_and_column(text, span.start));
+    let section = span.as_ref().and_then(|span| section_at(text, span.start));
+    let in_section = match section.as_deref() {
+        Some(name) => format!("in [{name}]"),
+        None => "at the top level".to_owned(),
+    };
+    let raw = error.message().trim();
+    let message = if let Some(rest) = raw.strip_prefix("unknown field `") {
+        // serde: "unknown field `foo`, expected one of `a`, `b`"
+        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches([',', ' ']).replace('`', "");
+        if expected.is_empty() {
+            format!("unknown key '{key}' {in_section}")
+        } else {
+            format!("unknown key '{key}' {in_section} ({expected})")
+        }
+    } else if let Some(key) = span.as_ref().and_then(|span| key_at(text, span)) {
+        format!("invalid value for '{key}' {in_section}: {raw}")
+    } else {
+        raw.to_owned()
+    };
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        location,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |index| index + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// The `[table]` header in force at a byte offset, if any.
+fn section_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    before
+        .lines()
+        .rev()
+        .find_map(|line| table_header(line.trim()))
+}
+
+fn table_header(line: &str) -> Option<String> {
+    let inner = line.strip_prefix('[')?;
+    let end = inner.find(']')?;
+    Some(inner.get(..end)?.trim_matches(['[', ' ']).to_owned())
+}
+
+/// The key assigned on the line that contains the span, for value errors.
+fn key_at(text: &str, span: &Range<usize>) -> Option<String> {
+    let start = span.start.min(text.len());
+    let line_start = text.get(..start)?.rfind('\n').map_or(0, |index| index + 1);
+    let line_end = text
+        .get(start..)?
+        .find('\n')
+        .map_or(text.len(), |index| start + index);
+    let line = text.get(line_start..line_end)?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_owned())
+}
+
+/// Finds `key = ...` inside `[section]`, for errors found after parsing.
+fn locate_key(text: &str, section: &str, key: &str) -> Option<(usize, usize)> {
+    let mut current: Option<String> = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(header) = table_header(trimmed.trim_end()) {
+            current = Some(header);
+            continue;
+        }
+        let assigned = trimmed
+            .split_once('=')
+            .map(|(name, _)| name.trim().trim_matches('"'));
+        if current.as_deref() == Some(section) && assigned == Some(key) {
+            return Some((index + 1, line.len() - trimmed.len() + 1));
+        }
+    }
+    None
+}
+
+/// Parses a duration such as `500ms`, `30s`, `5m`, `1h` or `1m30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let original = text;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty duration: write e.g. \"30s\"".to_owned());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(digits);
+        let number: u64 = number.parse().map_err(|_| {
+            format!("invalid duration \"{original}\": expected a number followed by ms, s, m or h")
+        })?;
+        // "30 s" is as clear as "30s"; allow the space.
+        let after = after.trim_start();
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "" => {
+                return Err(format!(
+                    "invalid duration \"{original}\": missing unit (ms, s, m or h)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration \"{original}\": unknown unit '{other}' (use ms, s, m or h)"
+                ));
+            }
+        };
+        total = total.saturating_add(part);
+        rest = after.trim_start();
+    }
+    Ok(total)
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let value = i64::deserialize(deserializer)?;
+    // The protocol carries these limits as int32.
+    match i32::try_from(value) {
+        Ok(limit) if limit >= 1 => Ok(limit.unsigned_abs()),
+        _ => Err(serde::de::Error::custom(format!(
+            "must be between 1 and {}, got {value}",
+            i32::MAX
+        ))),
+    }
+}
+
+fn log_filter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&text)
+        .map_err(|error| {
+            serde::de::Error::custom(format!(
+                "\"{text}\" is not a level or filter directive: {error}"
+            ))
+        })?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str_with_origin(text, Path::new("/etc/dt/host.toml"))
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_every_default() {
+        let config = parse("").unwrap();
+        assert_eq!(config.backend.endpoint.uri(), "http://localhost:4001");
+        assert!(!config.backend.endpoint.uses_tls());
+        assert_eq!(config.backend.taskhub, "default");
+        assert_eq!(config.backend.token_env, None);
+        assert_eq!(config.backend.token_file, None);
+        assert_eq!(config.worker.max_concurrent_orchestrations, 100);
+        assert_eq!(config.worker.max_concurrent_activities, 100);
+        assert_eq!(config.worker.max_concurrent_entities, 100);
+        assert_eq!(config.worker.drain_timeout, Duration::from_secs(30));
+        assert_eq!(
+            config.worker.stream_silence_timeout,
+            Duration::from_secs(120)
+        );
+        assert_eq!(config.versioning, None);
+        assert_eq!(config.plugins.dir, PathBuf::from("/etc/dt/plugins"));
+        assert!(config.plugins.watch);
+        assert_eq!(config.logging.level, "info");
+        assert_eq!(config.logging.format, LogFormat::Text);
+        assert_eq!(config.logging.file, None);
+        assert_eq!(config.logging.rotation, LogRotation::Daily);
+        assert_eq!(config.source, PathBuf::from("/etc/dt/host.toml"));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let config = parse(
+            r#"
+[backend]
+endpoint = "grpcs://dts.example.com:443"
+taskhub = "hub1"
+token_file = "secrets/token"
+
+[worker]
+max_concurrent_orchestrations = 7
+max_concurrent_activities = 8
+max_concurrent_entities = 9
+drain_timeout = "500ms"
+stream_silence_timeout = "0s"
+
+[versioning]
+version = "1.2.0"
+default_version = "1.0.0"
+match_strategy = "current_or_older"
+failure_strategy = "reject"
+
+[plugins]
+dir = "/opt/plugins"
+watch = false
+
+[logging]
+level = "info,durabletask_host=debug"
+format = "json"
+file = "logs/host.log"
+rotation = "hourly"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.backend.endpoint.uri(), "https://dts.example.com:443");
+        assert!(config.backend.endpoint.uses_tls());
+        assert_eq!(
+            config.backend.endpoint.to_string(),
+            "grpcs://dts.example.com:443"
+        );
+        assert_eq!(config.backend.taskhub, "hub1");
+        assert_eq!(
+            config.backend.token_file,
+            Some(PathBuf::from("/etc/dt/secrets/token"))
+        );
+        assert_eq!(config.worker.max_concurrent_orchestrations, 7);
+        assert_eq!(config.worker.max_concurrent_activities, 8);
+        assert_eq!(config.worker.max_concurrent_entities, 9);
+        assert_eq!(config.worker.drain_timeout, Duration::from_millis(500));
+        assert_eq!(config.worker.stream_silence_timeout, Duration::ZERO);
+        assert_eq!(
+            config.versioning,
+            Some(VersioningSettings {
+                version: Some("1.2.0".into()),
+                default_version: Some("1.0.0".into()),
+                match_strategy: MatchStrategy::CurrentOrOlder,
+                failure_strategy: FailureStrategy::Reject,
+            })
+        );
+        assert_eq!(config.plugins.dir, PathBuf::from("/opt/plugins"));
+        assert!(!config.plugins.watch);
+        assert_eq!(config.logging.level, "info,durabletask_host=debug");
+        assert_eq!(config.logging.format, LogFormat::Json);
+        assert_eq!(
+            config.logging.file,
+            Some(PathBuf::from("/etc/dt/logs/host.log"))
+        );
+        assert_eq!(config.logging.rotation, LogRotation::Hourly);
+    }
+
+    #[test]
+    fn token_env_is_read() {
+        let config = parse("[backend]\ntoken_env = \"DT_TOKEN\"\n").unwrap();
+        assert_eq!(config.backend.token_env.as_deref(), Some("DT_TOKEN"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let message = error_of("[worker]\nmax_concurrent_activities = 3\n\nfoo = 1\n");
+        assert!(
+            message.starts_with("/etc/dt/host.toml:4:1: unknown key 'foo' in [worker]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let message = error_of("[workers]\nx = 1\n");
+        assert!(message.starts_with("/etc/dt/host.toml:1:"), "{message}");
+        assert!(message.contains("unknown key 'workers'"), "{message}");
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let message = error_of("[worker]\ndrain_timeout = \"30 seconds\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
+        assert!(message.contains("'drain_timeout' in [worker]"), "{message}");
+        assert!(message.contains("unknown unit 'seconds'"), "{message}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_the_key() {
+        let message = error_of("[logging]\nformat = \"xml\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
+        assert!(message.contains("'format' in [logging]"), "{message}");
+        assert!(message.contains("xml"), "{message}");
+
+        let message = error_of("[versioning]\nversion = \"1\"\nmatch_strategy = \"loose\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:3:"), "{message}");
+        assert!(
+            message.contains("'match_strategy' in [versioning]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn endpoint_without_scheme_is_rejected() {
+        let message = error_of("[backend]\nendpoint = \"localhost:4001\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
+        assert!(message.contains("'endpoint' in [backend]"), "{message}");
+        assert!(message.contains("no scheme"), "{message}");
+        let message = error_of("[backend]\nendpoint = \"ftp://x:1\"\n");
+        assert!(message.contains("unsupported scheme 'ftp'"), "{message}");
+    }
+
+    #[test]
+    fn endpoint_schemes_are_case_insensitive() {
+        let endpoint = Endpoint::parse("GRPC://h:1").unwrap();
+        assert_eq!(endpoint.uri(), "http://h:1");
+        assert!(!endpoint.uses_tls());
+        assert!(Endpoint::parse("HTTPS://h").unwrap().uses_tls());
+    }
+
+    #[test]
+    fn zero_concurrency_is_rejected() {
+        let message = error_of("[worker]\nmax_concurrent_entities = 0\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
+        assert!(
+            message.contains("'max_concurrent_entities' in [worker]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn both_token_sources_are_rejected_at_the_second_key() {
+        let message = error_of("[backend]\ntoken_env = \"T\"\ntoken_file = \"t\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:3:1:"), "{message}");
+        assert!(message.contains("both set"), "{message}");
+    }
+
+    #[test]
+    fn match_strategy_needs_a_version() {
+        let message = error_of("[versioning]\nmatch_strategy = \"strict\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:1:"), "{message}");
+    }
+
+    #[test]
+    fn bad_log_filter_is_rejected() {
+        let message = error_of("[logging]\nlevel = \"loud=[\"\n");
+        assert!(message.contains("'level' in [logging]"), "{message}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_location() {
+        let message = error_of("[worker]\ndrain_timeout = \n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
+    }
+
+    #[test]
+    fn unreadable_file_is_named() {
+        let error = Config::load(Path::new("/nonexistent/host.toml")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("/nonexistent/host.toml: cannot read")
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1.5s").is_err());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_a_bare_file_name() {
+        let config = Config::from_str_with_origin("", Path::new("host.toml")).unwrap();
+        assert_eq!(config.plugins.dir, PathBuf::from("./plugins"));
+    }
+}
