@@ -1,0 +1,144 @@
+//! Delivering results (and abandons) back to the backend.
+//!
+//! Completions go through the *current* connection, which may be newer than the one the
+//! work item arrived on: after a reconnect, a result is still worth delivering (the
+//! backend decides, by token, whether it is stale). A failed delivery is logged and left to
+//! the backend's redelivery; only `UNAVAILABLE`, which usually means the request never
+//! left, is retried a few times quickly.
+
+use std::future::Future;
+use std::time::Duration;
+
+use durabletask_proto::{
+    AbandonEntityTaskRequest, AbandonOrchestrationTaskRequest, ActivityResponse,
+    OrchestratorResponse,
+};
+use tokio::sync::watch;
+use tonic::Code;
+
+use crate::connection::SidecarClient;
+
+/// The connection completions are sent on; replaced by the worker on every reconnect.
+pub type CurrentClient = watch::Receiver<Option<SidecarClient>>;
+
+const RETRIES_WHEN_UNAVAILABLE: u32 = 3;
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// A completion that takes longer than this is given up (the backend will redeliver).
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn complete_orchestration(client: &CurrentClient, response: OrchestratorResponse) {
+    let instance_id = response.instance_id.clone();
+    deliver(
+        client,
+        "CompleteOrchestratorTask",
+        &instance_id,
+        move |mut client| {
+            let response = response.clone();
+            async move { client.complete_orchestrator_task(response).await.map(drop) }
+        },
+    )
+    .await;
+}
+
+pub async fn complete_activity(client: &CurrentClient, response: ActivityResponse) {
+    let instance_id = response.instance_id.clone();
+    deliver(
+        client,
+        "CompleteActivityTask",
+        &instance_id,
+        move |mut client| {
+            let response = response.clone();
+            async move { client.complete_activity_task(response).await.map(drop) }
+        },
+    )
+    .await;
+}
+
+pub async fn abandon_orchestration(
+    client: &CurrentClient,
+    instance_id: &str,
+    completion_token: &str,
+) {
+    let request = AbandonOrchestrationTaskRequest {
+        completion_token: completion_token.to_owned(),
+    };
+    deliver(
+        client,
+        "AbandonTaskOrchestratorWorkItem",
+        instance_id,
+        move |mut client| {
+            let request = request.clone();
+            async move {
+                client
+                    .abandon_task_orchestrator_work_item(request)
+                    .await
+                    .map(drop)
+            }
+        },
+    )
+    .await;
+}
+
+pub async fn abandon_entity(client: &CurrentClient, instance_id: &str, completion_token: &str) {
+    let request = AbandonEntityTaskRequest {
+        completion_token: completion_token.to_owned(),
+    };
+    deliver(
+        client,
+        "AbandonTaskEntityWorkItem",
+        instance_id,
+        move |mut client| {
+            let request = request.clone();
+            async move {
+                client
+                    .abandon_task_entity_work_item(request)
+                    .await
+                    .map(drop)
+            }
+        },
+    )
+    .await;
+}
+
+/// Sends one RPC built by `call`, retrying briefly while the backend is `UNAVAILABLE`.
+async fn deliver<F, Fut>(current: &CurrentClient, rpc: &str, instance_id: &str, mut call: F)
+where
+    F: FnMut(SidecarClient) -> Fut,
+    Fut: Future<Output = Result<(), tonic::Status>>,
+{
+    let mut retry_delay = FIRST_RETRY_DELAY;
+    for attempt in 0..=RETRIES_WHEN_UNAVAILABLE {
+        let Some(client) = current.borrow().clone() else {
+            tracing::warn!(
+                rpc,
+                instance_id,
+                "not connected to the backend; leaving the work item to be redelivered"
+            );
+            return;
+        };
+        match tokio::time::timeout(RPC_TIMEOUT, call(client)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(status))
+                if status.code() == Code::Unavailable && attempt < RETRIES_WHEN_UNAVAILABLE =>
+            {
+                tracing::debug!(rpc, instance_id, attempt, error = %status.message(), "backend unavailable; retrying");
+                tokio::time::sleep(retry_delay).await;
+                retry_delay *= 2;
+            }
+            Ok(Err(status)) => {
+                tracing::warn!(
+                    rpc,
+                    instance_id,
+                    code = ?status.code(),
+                    error = %status.message(),
+                    "delivery failed; the backend will redeliver the work item"
+                );
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(rpc, instance_id, timeout = ?RPC_TIMEOUT, "delivery timed out; the backend will redeliver the work item");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Bookkeeping of accepted work items that have not finished yet.
+//!
+//! Every work item taken off the stream runs in its own task, registered here until the
+//! task ends (completed, failed to complete, or aborted). On shutdown this is what the
+//! drain waits on, and what it abandons or reports when the drain timeout passes: the
+//! registry keeps each item's kind, instance id and completion token for that purpose.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkKind {
+    Orchestration,
+    Activity,
+    Entity,
+}
+
+/// An accepted work item whose task has not ended.
+#[derive(Debug)]
+pub struct Unfinished {
+    pub kind: WorkKind,
+    pub instance_id: String,
+    /// The activity's task id; `None` for other kinds.
+    pub task_id: Option<i32>,
+    pub completion_token: String,
+    abort: Option<AbortHandle>,
+}
+
+impl Unfinished {
+    pub fn new(
+        kind: WorkKind,
+        instance_id: String,
+        task_id: Option<i32>,
+        completion_token: String,
+    ) -> Self {
+        Self {
+            kind,
+            instance_id,
+            task_id,
+            completion_token,
+            abort: None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct InFlight {
+    items: Mutex<HashMap<u64, Unfinished>>,
+    next_id: AtomicU64,
+    became_empty: Notify,
+}
+
+impl InFlight {
+    /// Runs `work` in a new task, registered as `item` until the task ends.
+    pub fn spawn<F>(self: &Arc<Self>, item: Unfinished, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Registered before the task exists, so a task that ends at once cannot leave a
+        // stale entry behind (its deregistration always comes after this insert).
+        self.lock().insert(id, item);
+        let registration = Registration {
+            registry: Arc::clone(self),
+            id,
+        };
+        let task = tokio::spawn(async move {
+            let _registration = registration;
+            work.await;
+        });
+        if let Some(item) = self.lock().get_mut(&id) {
+            item.abort = Some(task.abort_handle());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Resolves once no work item is in flight.
+    pub async fn wait_until_empty(&self) {
+        loop {
+            let notified = self.became_empty.notified();
+            tokio::pin!(notified);
+            // Register interest before checking, so a wake-up between the check and the
+            // await is not lost.
+            notified.as_mut().enable();
+            if self.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Aborts every remaining task and returns what they were working on.
+    pub fn abort_all(&self) -> Vec<Unfinished> {
+        let items: Vec<Unfinished> = self.lock().drain().map(|(_, item)| item).collect();
+        for item in &items {
+            if let Some(abort) = &item.abort {
+                abort.abort();
+            }
+        }
+        self.became_empty.notify_waiters();
+        items
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Unfinished>> {
+        // The map stays consistent even if a holder panicked: every operation on it is a
+        // single insert or remove.
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Removes its item from the registry when the task ends, however it ends.
+struct Registration {
+    registry: Arc<InFlight>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut items = self.registry.lock();
+        items.remove(&self.id);
+        if items.is_empty() {
+            drop(items);
+            self.registry.became_empty.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn item() -> Unfinished {
+        Unfinished::new(WorkKind::Activity, "i".into(), Some(1), "t".into())
+    }
+
+    #[tokio::test]
+    async fn finished_tasks_leave_the_registry() {
+        let in_flight = Arc::new(InFlight::default());
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        in_flight.spawn(item(), async move {
+            let _ = released.await;
+        });
+        in_flight.spawn(item(), async {});
+        assert!(!in_flight.is_empty());
+        let _ = release.send(());
+        tokio::time::timeout(Duration::from_secs(5), in_flight.wait_until_empty())
+            .await
+            .unwrap_or_else(|_| panic!("registry never emptied"));
+    }
+
+    #[tokio::test]
+    async fn abort_all_returns_and_stops_stuck_items() {
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.spawn(item(), std::future::pending());
+        let unfinished = in_flight.abort_all();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].completion_token, "t");
+        assert!(in_flight.is_empty());
+    }
+}

@@ -1,0 +1,119 @@
+//! The work-item loop: connect, receive work items, run them through a
+//! [`WorkItemExecutor`], complete them, reconnect when the backend goes away, and drain
+//! on shutdown.
+//!
+//! Module map: [`session`] is one connection's life; [`dispatch`] turns work items into
+//! tasks; [`completion`] sends results back; [`in_flight`] tracks accepted work;
+//! [`drain`] finishes it on shutdown; [`backoff`] spaces out reconnects.
+
+pub mod backoff;
+mod completion;
+mod dispatch;
+mod drain;
+pub mod executor;
+mod in_flight;
+mod session;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub use executor::WorkItemExecutor;
+
+use crate::config::{BackendSettings, WorkerSettings};
+use crate::connection::{self, BearerToken, CallMetadata, ConnectionError};
+use backoff::Backoff;
+use dispatch::Dispatcher;
+use in_flight::InFlight;
+use session::{Session, SessionEnd};
+
+/// Problems that stop the worker before it starts; everything after start-up is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+}
+
+/// Runs the worker until `shutdown` resolves, then drains in-flight work (bounded by
+/// `settings.drain_timeout`) and returns.
+pub async fn run(
+    settings: &WorkerSettings,
+    backend: &BackendSettings,
+    executor: Arc<dyn WorkItemExecutor>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    let worker_id = connection::new_worker_id();
+    check_connection_settings(backend, &worker_id)?;
+
+    let (current_client, completion_client) = watch::channel(None);
+    let in_flight = Arc::new(InFlight::default());
+    let dispatcher = Dispatcher::new(
+        settings,
+        executor,
+        completion_client.clone(),
+        Arc::clone(&in_flight),
+    );
+    let session = Session {
+        settings,
+        backend,
+        worker_id: &worker_id,
+        dispatcher: &dispatcher,
+        current_client: &current_client,
+    };
+
+    tokio::pin!(shutdown);
+    let mut client = None;
+    let mut backoff = Backoff::default();
+    tracing::info!(endpoint = %backend.endpoint, taskhub = %backend.taskhub, worker_id, "worker starting");
+    loop {
+        let end = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            end = session.run(&mut client, &mut backoff) => end,
+        };
+        let reason = match end {
+            SessionEnd::StreamClosed { delivered: true } => {
+                // The backend ended the stream on purpose (e.g. a rolling restart): come
+                // back at once, on a fresh connection.
+                tracing::info!("the backend closed the work-item stream; reconnecting");
+                client = None;
+                continue;
+            }
+            SessionEnd::StreamClosed { delivered: false } => {
+                client = None;
+                "the backend closed the work-item stream before sending anything".to_owned()
+            }
+            SessionEnd::ConnectionLost(reason) => {
+                client = None;
+                reason
+            }
+            SessionEnd::StreamFailed(reason) => reason,
+        };
+        let delay = backoff.next_delay();
+        tracing::info!(attempt = backoff.attempt(), delay = ?delay, reason, "reconnecting");
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+
+    // Leaving the loop dropped the stream (the backend sees it cancelled); the connection
+    // stays open in `current_client` for the drain's completions.
+    drain::drain(&in_flight, settings.drain_timeout, &completion_client).await;
+    drop(current_client);
+    Ok(())
+}
+
+/// Fails fast on settings that no retry can fix, such as a missing token variable.
+fn check_connection_settings(
+    backend: &BackendSettings,
+    worker_id: &str,
+) -> Result<(), ConnectionError> {
+    let token = BearerToken::from_settings(backend)?;
+    let metadata = CallMetadata::new(&backend.taskhub, Some(worker_id), token.as_ref())?;
+    // Lazy: this does not touch the network, it only validates the address.
+    connection::connect(&backend.endpoint, metadata)?;
+    Ok(())
+}

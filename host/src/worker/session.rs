@@ -1,0 +1,213 @@
+//! One connection attempt: connect and Hello (when needed), open the work-item stream,
+//! and feed it to the dispatcher until the stream ends, fails or goes silent.
+//!
+//! How a session ended decides how the worker reconnects (protocol.md §1.8), so the
+//! outcome is returned as a [`SessionEnd`] rather than an error.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use durabletask_proto::GetWorkItemsRequest;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic::Code;
+
+use super::backoff::Backoff;
+use super::dispatch::Dispatcher;
+use crate::config::{BackendSettings, WorkerSettings};
+use crate::connection::{self, BearerToken, CallMetadata, SidecarClient};
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a session ended, which decides what the worker does next.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// The backend closed the stream normally. `delivered` says whether any message came
+    /// first: a backend that closes streams at once must not make us spin.
+    StreamClosed { delivered: bool },
+    /// The connection is unusable: drop it, back off, reconnect with Hello.
+    ConnectionLost(String),
+    /// The backend refused the stream with an application-level status: keep the
+    /// connection, back off and open the stream again.
+    StreamFailed(String),
+}
+
+pub struct Session<'a> {
+    pub settings: &'a WorkerSettings,
+    pub backend: &'a BackendSettings,
+    pub worker_id: &'a str,
+    pub dispatcher: &'a Dispatcher,
+    /// Where completions look for the connection to use.
+    pub current_client: &'a watch::Sender<Option<SidecarClient>>,
+}
+
+impl Session<'_> {
+    /// Runs one session. `client` is the connection kept from the previous session, if it
+    /// is still worth using; it is replaced here after a successful Hello.
+    pub async fn run(
+        &self,
+        client: &mut Option<SidecarClient>,
+        backoff: &mut Backoff,
+    ) -> SessionEnd {
+        let active = match client {
+            Some(active) => active.clone(),
+            None => match self.connect().await {
+                Ok(fresh) => {
+                    backoff.reset();
+                    tracing::info!(
+                        endpoint = %self.backend.endpoint,
+                        taskhub = %self.backend.taskhub,
+                        "connected"
+                    );
+                    self.current_client.send_replace(Some(fresh.clone()));
+                    *client = Some(fresh.clone());
+                    fresh
+                }
+                Err(reason) => return SessionEnd::ConnectionLost(reason),
+            },
+        };
+        self.receive(active).await
+    }
+
+    /// A new channel, proven alive by Hello.
+    async fn connect(&self) -> Result<SidecarClient, String> {
+        let token = BearerToken::from_settings(self.backend).map_err(|error| error.to_string())?;
+        let metadata =
+            CallMetadata::new(&self.backend.taskhub, Some(self.worker_id), token.as_ref())
+                .map_err(|error| error.to_string())?;
+        let client = connection::connect(&self.backend.endpoint, metadata)
+            .map_err(|error| error.to_string())?;
+        match tokio::time::timeout(HELLO_TIMEOUT, client.clone().hello(())).await {
+            Ok(Ok(_)) => Ok(client),
+            Ok(Err(status)) => Err(format!("Hello failed: {}", reason(&status))),
+            Err(_) => Err(format!("Hello got no answer within {HELLO_TIMEOUT:?}")),
+        }
+    }
+
+    async fn receive(&self, mut client: SidecarClient) -> SessionEnd {
+        let silence = self.settings.stream_silence_timeout;
+        let watch_silence = !silence.is_zero();
+        // One timer, pushed back on every message, rather than a new timeout per message.
+        let deadline = tokio::time::sleep(if watch_silence {
+            silence
+        } else {
+            Duration::MAX / 4
+        });
+        tokio::pin!(deadline);
+        let silent =
+            || SessionEnd::ConnectionLost(format!("no message from the backend for {silence:?}"));
+
+        // Some servers send the response headers only with the first item, so opening the
+        // stream is covered by the silence timeout too.
+        let opened = tokio::select! {
+            opened = client.get_work_items(self.work_items_request()) => opened,
+            () = &mut deadline, if watch_silence => return silent(),
+        };
+        let mut stream = match opened {
+            Ok(response) => response.into_inner(),
+            Err(status) => return classify(&status),
+        };
+
+        let mut delivered = false;
+        loop {
+            let next = tokio::select! {
+                next = stream.message() => next,
+                () = &mut deadline, if watch_silence => return silent(),
+            };
+            match next {
+                Ok(Some(item)) => {
+                    delivered = true;
+                    if watch_silence {
+                        deadline.as_mut().reset(Instant::now() + silence);
+                    }
+                    self.dispatcher.dispatch(item);
+                }
+                Ok(None) => return SessionEnd::StreamClosed { delivered },
+                Err(status) => return classify(&status),
+            }
+        }
+    }
+
+    fn work_items_request(&self) -> GetWorkItemsRequest {
+        let limit = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
+        GetWorkItemsRequest {
+            max_concurrent_orchestration_work_items: limit(
+                self.settings.max_concurrent_orchestrations,
+            ),
+            max_concurrent_activity_work_items: limit(self.settings.max_concurrent_activities),
+            max_concurrent_entity_work_items: limit(self.settings.max_concurrent_entities),
+            ..Default::default()
+        }
+    }
+}
+
+/// Sorts a stream error into connection-level or application-level (protocol.md §1.8).
+pub fn classify(status: &tonic::Status) -> SessionEnd {
+    let connection_level = matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unauthenticated
+            | Code::Aborted
+    );
+    // A status with an underlying error was made on our side from a transport failure
+    // (a reset connection often surfaces as UNKNOWN or INTERNAL); statuses sent by the
+    // server never carry one. Either way the connection is what failed.
+    if connection_level || status.source().is_some() {
+        SessionEnd::ConnectionLost(reason(status))
+    } else {
+        SessionEnd::StreamFailed(reason(status))
+    }
+}
+
+/// A status as a reconnect reason: its code, message and causes.
+fn reason(status: &tonic::Status) -> String {
+    format!(
+        "{:?}: {}",
+        status.code(),
+        connection::describe_status(status)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_level_codes_drop_the_connection() {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Cancelled,
+            Code::Unauthenticated,
+            Code::Aborted,
+        ] {
+            assert!(
+                matches!(
+                    classify(&tonic::Status::new(code, "x")),
+                    SessionEnd::ConnectionLost(_)
+                ),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_codes_keep_the_connection() {
+        for code in [
+            Code::Internal,
+            Code::Unimplemented,
+            Code::Unknown,
+            Code::ResourceExhausted,
+        ] {
+            assert!(
+                matches!(
+                    classify(&tonic::Status::new(code, "x")),
+                    SessionEnd::StreamFailed(_)
+                ),
+                "{code:?}"
+            );
+        }
+    }
+}
