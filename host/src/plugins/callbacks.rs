@@ -30,7 +30,9 @@ struct PluginIdentity {
 
 /// Reserves a plugin id; until [`name_plugin`] runs, its log lines carry `file`.
 pub(crate) fn register_plugin(file: &str) -> u64 {
-    let mut identities = IDENTITIES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut identities = IDENTITIES
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     identities.push(PluginIdentity {
         name: file.to_owned(),
         version: String::new(),
@@ -40,7 +42,9 @@ pub(crate) fn register_plugin(file: &str) -> u64 {
 
 /// Records the name and version a plugin gave in `init`.
 pub(crate) fn name_plugin(plugin_id: u64, name: &str, version: &str) {
-    let mut identities = IDENTITIES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut identities = IDENTITIES
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(identity) = usize::try_from(plugin_id)
         .ok()
         .and_then(|index| identities.get_mut(index))
@@ -103,7 +107,10 @@ extern "C" fn activity_completed(_plugin_id: u64, token: u64, response: RVec<u8>
                 // The receiver is gone only if the work item was abandoned meanwhile.
                 let _ = sender.send(response);
             }
-            None => tracing::warn!(token, "a plugin completed an activity nobody is waiting for"),
+            None => tracing::warn!(
+                token,
+                "a plugin completed an activity nobody is waiting for"
+            ),
         }
     }));
 }

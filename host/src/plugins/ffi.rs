@@ -51,7 +51,8 @@ pub(crate) fn open_checked(path: &Path) -> Result<PluginLibrary, LoadError> {
 
     // abi_stable opens the same path again (dlopen returns the same handle) and checks
     // the abi_stable version, the root module's version strings and its type layout.
-    let header = lib_header_from_path(path).map_err(|error| LoadError::Incompatible(summarise(&error.to_string())))?;
+    let header = lib_header_from_path(path)
+        .map_err(|error| LoadError::Incompatible(summarise(&error.to_string())))?;
     let module = header
         .init_root_module::<PluginModuleRef>()
         .map_err(|error| LoadError::Incompatible(summarise(&error.to_string())))?;

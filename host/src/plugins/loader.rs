@@ -51,14 +51,21 @@ pub(crate) fn load(source: &Path, private_dir: &Path) -> Result<LoadedPlugin, Lo
         .unwrap_or("plugin");
     let copy = private_dir.join(format!("{stem}-{hash}.so"));
     std::fs::write(&copy, &bytes).map_err(|error| {
-        LoadError::Unreadable(format!("cannot make a private copy at {}: {error}", copy.display()))
+        LoadError::Unreadable(format!(
+            "cannot make a private copy at {}: {error}",
+            copy.display()
+        ))
     })?;
 
     let library = ffi::open_checked(&copy)?;
     initialise(source, library, hash)
 }
 
-fn initialise(source: &Path, library: PluginLibrary, hash: String) -> Result<LoadedPlugin, LoadError> {
+fn initialise(
+    source: &Path,
+    library: PluginLibrary,
+    hash: String,
+) -> Result<LoadedPlugin, LoadError> {
     let file_name = source
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())

@@ -178,7 +178,7 @@ impl WorkItemExecutor for PluginHost {
     ) -> BoxFuture<'static, proto::OrchestratorResponse> {
         let plugin = match self.routes.orchestrator(&request) {
             Ok(plugin) => plugin,
-            Err(response) => return Box::pin(std::future::ready(response)),
+            Err(response) => return Box::pin(std::future::ready(*response)),
         };
         let run = plugin.module.run_orchestrator();
         let instance_id = request.instance_id.clone();
@@ -196,7 +196,9 @@ impl WorkItemExecutor for PluginHost {
                 Ok(Err(error)) => routing::failed_orchestration(
                     instance_id,
                     error_types::PLUGIN_PANIC,
-                    format!("the plugin returned an OrchestratorResponse that does not decode: {error}"),
+                    format!(
+                        "the plugin returned an OrchestratorResponse that does not decode: {error}"
+                    ),
                 ),
                 Err(error) => routing::failed_orchestration(
                     instance_id,
@@ -213,7 +215,7 @@ impl WorkItemExecutor for PluginHost {
     ) -> BoxFuture<'static, proto::ActivityResponse> {
         let plugin = match self.routes.activity(&request) {
             Ok(plugin) => plugin,
-            Err(response) => return Box::pin(std::future::ready(response)),
+            Err(response) => return Box::pin(std::future::ready(*response)),
         };
         let start = plugin.module.start_activity();
         let instance_id = request

@@ -36,20 +36,20 @@ impl Routes {
     pub(crate) fn orchestrator(
         &self,
         request: &proto::OrchestratorRequest,
-    ) -> Result<Arc<LoadedPlugin>, proto::OrchestratorResponse> {
+    ) -> Result<Arc<LoadedPlugin>, Box<proto::OrchestratorResponse>> {
         let Some(name) = orchestration_name(request) else {
-            return Err(failed_orchestration(
+            return Err(Box::new(failed_orchestration(
                 request.instance_id.clone(),
                 error_types::ORCHESTRATION_STATE_ERROR,
                 "the work item's history has no executionStarted event, so the orchestrator to run is unknown".to_owned(),
-            ));
+            )));
         };
         self.orchestrators.get(name).cloned().ok_or_else(|| {
-            failed_orchestration(
+            Box::new(failed_orchestration(
                 request.instance_id.clone(),
                 error_types::ORCHESTRATOR_NOT_REGISTERED,
                 format!("no loaded plugin registers an orchestrator named '{name}'"),
-            )
+            ))
         })
     }
 
@@ -57,9 +57,9 @@ impl Routes {
     pub(crate) fn activity(
         &self,
         request: &proto::ActivityRequest,
-    ) -> Result<Arc<LoadedPlugin>, proto::ActivityResponse> {
+    ) -> Result<Arc<LoadedPlugin>, Box<proto::ActivityResponse>> {
         self.activities.get(&request.name).cloned().ok_or_else(|| {
-            failed_activity(
+            Box::new(failed_activity(
                 request
                     .orchestration_instance
                     .as_ref()
@@ -67,8 +67,11 @@ impl Routes {
                     .unwrap_or_default(),
                 request.task_id,
                 error_types::ACTIVITY_NOT_REGISTERED,
-                format!("no loaded plugin registers an activity named '{}'", request.name),
-            )
+                format!(
+                    "no loaded plugin registers an activity named '{}'",
+                    request.name
+                ),
+            ))
         })
     }
 }
