@@ -13,6 +13,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(grpc)
         .build_server(grpc)
-        .compile_with_config(config, &[std::path::Path::new(proto)], &[std::path::Path::new("proto"), include.as_path()])?;
+        .compile_with_config(
+            config,
+            &[std::path::Path::new(proto)],
+            &[std::path::Path::new("proto"), include.as_path()],
+        )?;
     Ok(())
 }
