@@ -167,6 +167,9 @@ impl PluginHost {
     }
 }
 
+/// A step slower than this is logged: it held up every other work item.
+const SLOW_STEP: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn private_copies_dir() -> PathBuf {
     std::env::temp_dir().join(format!("durabletask-host-{}", std::process::id()))
 }
@@ -184,28 +187,29 @@ impl WorkItemExecutor for PluginHost {
         let instance_id = request.instance_id.clone();
         let bytes = request.encode_to_vec();
         Box::pin(async move {
-            // Orchestration steps are short and synchronous; they run on the blocking
-            // pool so they never stall the host's async workers.
-            let step = tokio::task::spawn_blocking(move || {
-                let response = run(RSlice::from_slice(&bytes));
-                proto::OrchestratorResponse::decode(response.as_slice())
-            })
-            .await;
-            match step {
-                Ok(Ok(response)) => response,
-                Ok(Err(error)) => routing::failed_orchestration(
+            // Orchestration steps run right here, on the event loop. A step is replay of
+            // pure, deterministic code (no I/O, by the rules of orchestrations) and takes
+            // microseconds; handing it to another thread cost more than the step itself.
+            // A step that does block is reported, so the offending orchestrator is named.
+            let started = std::time::Instant::now();
+            let response = run(RSlice::from_slice(&bytes));
+            let elapsed = started.elapsed();
+            if elapsed > SLOW_STEP {
+                tracing::warn!(
+                    instance_id,
+                    elapsed_ms = elapsed.as_millis(),
+                    "an orchestration step took long and held up the worker loop; orchestrator code must not block (no I/O, no sleeps, no heavy computation: use activities)"
+                );
+            }
+            proto::OrchestratorResponse::decode(response.as_slice()).unwrap_or_else(|error| {
+                routing::failed_orchestration(
                     instance_id,
                     error_types::PLUGIN_PANIC,
                     format!(
                         "the plugin returned an OrchestratorResponse that does not decode: {error}"
                     ),
-                ),
-                Err(error) => routing::failed_orchestration(
-                    instance_id,
-                    error_types::PLUGIN_PANIC,
-                    format!("the orchestration step did not finish: {error}"),
-                ),
-            }
+                )
+            })
         })
     }
 
