@@ -6,6 +6,7 @@
 //! folder of its own under a name made of the file's stem and a hash of its contents.
 
 use std::fmt::Write as _;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::RResult;
@@ -39,8 +40,37 @@ pub(crate) fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Copies `source` into `private_dir` and loads the copy, running every check.
 pub(crate) fn load(source: &Path, private_dir: &Path) -> Result<LoadedPlugin, LoadError> {
-    let bytes = std::fs::read(source).map_err(|error| LoadError::Unreadable(error.to_string()))?;
-    let digest = Sha256::digest(&bytes);
+    let (copy, hash) = private_copy(source, private_dir)?;
+    let library = ffi::open_checked(&copy)?;
+    initialise(source, library, hash)
+}
+
+/// Streams `source` into a temporary file in `private_dir` while hashing it, then names
+/// the copy after the hash. Streaming keeps memory flat: debug builds of plugins run to
+/// tens of megabytes, and reading one whole would set the host's peak memory.
+fn private_copy(source: &Path, private_dir: &Path) -> Result<(PathBuf, String), LoadError> {
+    let unreadable = |error: std::io::Error| LoadError::Unreadable(error.to_string());
+    let mut input = std::fs::File::open(source).map_err(unreadable)?;
+    let partial = private_dir.join(format!(".partial-{}", std::process::id()));
+    let copy_failed = |error: std::io::Error| {
+        LoadError::Unreadable(format!(
+            "cannot make a private copy in {}: {error}",
+            private_dir.display()
+        ))
+    };
+    let mut output = std::fs::File::create(&partial).map_err(copy_failed)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = input.read(&mut buffer).map_err(unreadable)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        output.write_all(&buffer[..read]).map_err(copy_failed)?;
+    }
+    drop(output);
+    let digest = hasher.finalize();
     let mut hash = String::with_capacity(16);
     for byte in &digest[..8] {
         let _ = write!(hash, "{byte:02x}");
@@ -50,15 +80,8 @@ pub(crate) fn load(source: &Path, private_dir: &Path) -> Result<LoadedPlugin, Lo
         .and_then(|stem| stem.to_str())
         .unwrap_or("plugin");
     let copy = private_dir.join(format!("{stem}-{hash}.so"));
-    std::fs::write(&copy, &bytes).map_err(|error| {
-        LoadError::Unreadable(format!(
-            "cannot make a private copy at {}: {error}",
-            copy.display()
-        ))
-    })?;
-
-    let library = ffi::open_checked(&copy)?;
-    initialise(source, library, hash)
+    std::fs::rename(&partial, &copy).map_err(copy_failed)?;
+    Ok((copy, hash))
 }
 
 fn initialise(
