@@ -18,6 +18,7 @@ use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RString, RVec};
 use durabletask_proto as proto;
 use futures::FutureExt;
 use prost::Message;
+use std::future::Future as _;
 
 use crate::abi::{HostCallbacks, PluginDescription, PluginModule, PluginModuleRef};
 use crate::error::{FailureDetails, error_types};
@@ -226,7 +227,20 @@ fn spawn_activity(bytes: Vec<u8>, token: u64) {
     };
     match runtime_handle() {
         Ok(handle) => {
-            handle.spawn(task);
+            // Most activities finish without ever waiting (a computation, a cached
+            // answer): poll once right here, inside the plugin runtime's context so
+            // timers and I/O register with it, and skip two thread hand-offs. Only an
+            // activity that really waits moves to the runtime, whose first poll
+            // registers the real waker.
+            let mut task = Box::pin(task);
+            let waker = futures::task::noop_waker();
+            let mut context = std::task::Context::from_waker(&waker);
+            let entered = handle.enter();
+            let first_poll = task.as_mut().poll(&mut context);
+            drop(entered);
+            if first_poll.is_pending() {
+                handle.spawn(task);
+            }
         }
         Err(message) => {
             // Dropping the task drops its guard, which reports the failure.
