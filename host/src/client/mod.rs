@@ -324,6 +324,12 @@ impl Client {
         .await
         {
             Ok(Ok(response)) => Ok(response.into_inner()),
+            // tonic enforces the request's timeout on our side too, and reports its own
+            // expiry as CANCELLED: that is the deadline, whichever side noticed first.
+            Ok(Err(status)) if is_local_deadline(&status) => Err(failed(
+                Code::DeadlineExceeded,
+                format!("no answer within {timeout:?}"),
+            )),
             Ok(Err(status)) => Err(failed(status.code(), connection::describe_status(&status))),
             Err(_) => Err(failed(
                 Code::DeadlineExceeded,
@@ -353,6 +359,11 @@ fn not_found_for(instance_id: &str, error: ClientError) -> ClientError {
         },
         other => other,
     }
+}
+
+/// Whether tonic cancelled the call because the request's own timeout expired.
+fn is_local_deadline(status: &tonic::Status) -> bool {
+    status.code() == Code::Cancelled && status.message().contains("Timeout expired")
 }
 
 #[cfg(test)]
