@@ -1,0 +1,128 @@
+//! # The `faulty` test plugin
+//!
+//! Orchestrators and activities that fail in every way the end-to-end tests need to
+//! watch the host and SDK cope with: returned errors, panics, unknown names, bad input,
+//! non-durable awaits, and slow activities for drain and restart tests. Test-only.
+//!
+//! Built a second time with `cargo build -p faulty-plugin --profile panic-abort`, it is
+//! also the `panic = "abort"` library the host must refuse to load.
+
+use std::time::Duration;
+
+use durabletask_sdk::{ActivityContext, Error, OrchestrationContext};
+use serde::Deserialize;
+
+/// Activity: always fails with errorType `CityNotFound`.
+pub async fn fail_always(_ctx: ActivityContext, _input: ()) -> Result<(), Error> {
+    Err(Error::new("CityNotFound", "no such city: Atlantis"))
+}
+
+/// Orchestrator: lets [`fail_always`]'s failure propagate with `?`, so the orchestration
+/// fails with errorType `TaskFailed` and the activity's failure as the inner failure.
+pub async fn call_failing_activity(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ctx.call_activity::<_, ()>("fail_always", ()).await?;
+    Ok(())
+}
+
+/// Orchestrator: catches [`fail_always`]'s failure and completes with the activity's own
+/// error message.
+pub async fn catch_failing_activity(
+    ctx: OrchestrationContext,
+    _input: (),
+) -> Result<String, Error> {
+    match ctx.call_activity::<_, ()>("fail_always", ()).await {
+        Ok(()) => Err(Error::message("fail_always unexpectedly succeeded")),
+        Err(failure) => Ok(failure.details.message),
+    }
+}
+
+/// Orchestrator: panics. The SDK must turn the panic into a `PluginPanic` failure and the
+/// host must keep serving.
+pub async fn panic_orchestrator(_ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    panic!("orchestrator exploded")
+}
+
+/// Activity: panics.
+pub async fn panic_activity(_ctx: ActivityContext, _input: ()) -> Result<(), Error> {
+    panic!("activity exploded")
+}
+
+/// Orchestrator: calls [`panic_activity`] and propagates its `PluginPanic` failure.
+pub async fn call_panicking_activity(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ctx.call_activity::<_, ()>("panic_activity", ()).await?;
+    Ok(())
+}
+
+/// Orchestrator: calls an activity no plugin registers; must fail with an
+/// `ActivityNotRegistered` inner failure rather than hang.
+pub async fn call_unknown_activity(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ctx.call_activity::<_, ()>("no_such_activity", ()).await?;
+    Ok(())
+}
+
+/// How long each [`slow_sequence`] step sleeps: long enough for a test to catch an
+/// activity in flight, short enough to keep the suite fast.
+const SLOW_STEP_MS: u64 = 300;
+
+/// Activity: sleeps `ms` milliseconds on the plugin's own runtime (an async sleep: no
+/// thread is held while it waits), then returns `ms`.
+pub async fn sleep_ms(ctx: ActivityContext, ms: u64) -> Result<u64, Error> {
+    // Tests wait for this line to know an activity is in flight.
+    tracing::info!(
+        instance_id = ctx.instance_id(),
+        task_id = ctx.task_id(),
+        "sleep_ms started"
+    );
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    tracing::info!(
+        instance_id = ctx.instance_id(),
+        task_id = ctx.task_id(),
+        "sleep_ms finished"
+    );
+    Ok(ms)
+}
+
+/// Orchestrator: calls [`sleep_ms`] `n` times in sequence, then returns `n`.
+pub async fn slow_sequence(ctx: OrchestrationContext, n: u32) -> Result<u32, Error> {
+    for _ in 0..n {
+        ctx.call_activity::<_, u64>("sleep_ms", SLOW_STEP_MS)
+            .await?;
+    }
+    Ok(n)
+}
+
+/// The input of [`typed_input`].
+#[derive(Debug, Deserialize)]
+pub struct TypedInput {
+    /// Any integer.
+    pub a: i64,
+}
+
+/// Orchestrator: returns `input.a`. Started with input that is not `{"a": <integer>}`,
+/// it must fail with errorType `InvalidInput`.
+pub async fn typed_input(_ctx: OrchestrationContext, input: TypedInput) -> Result<i64, Error> {
+    Ok(input.a)
+}
+
+/// Orchestrator: awaits a tokio timer, which is not a durable task. The SDK must fail the
+/// orchestration with errorType `NonDurableAwait` instead of hanging forever.
+pub async fn await_tokio_sleep(_ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok(())
+}
+
+durabletask_sdk::export_plugin! {
+    name: "faulty",
+    version: env!("CARGO_PKG_VERSION"),
+    orchestrators: [
+        call_failing_activity,
+        catch_failing_activity,
+        panic_orchestrator,
+        call_panicking_activity,
+        call_unknown_activity,
+        slow_sequence,
+        typed_input,
+        await_tokio_sleep,
+    ],
+    activities: [fail_always, panic_activity, sleep_ms],
+}

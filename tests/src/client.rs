@@ -1,0 +1,193 @@
+//! The project's own client: `durabletask-host client --endpoint URL <verb> ...`, which
+//! prints one JSON object per call.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::paths;
+use crate::process::run_with_timeout;
+
+/// How long a client call without its own `--timeout` may take (one gRPC round trip,
+/// plus process start-up on a busy machine).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Extra time the harness allows beyond a call's own `--timeout` before it kills it.
+const TIMEOUT_MARGIN: Duration = Duration::from_secs(30);
+
+/// Client exit codes, as documented by `durabletask-host client --help`.
+pub mod exit_codes {
+    /// The call succeeded (also when the orchestration it reports FAILED).
+    pub const OK: i32 = 0;
+    /// A gRPC or usage error.
+    pub const ERROR: i32 = 2;
+    /// `wait` (or `start --wait`) timed out.
+    pub const TIMEOUT: i32 = 3;
+    /// No such instance.
+    pub const NOT_FOUND: i32 = 4;
+}
+
+/// One client invocation's outcome.
+#[derive(Debug, Clone)]
+pub struct ClientRun {
+    /// The exit code (`None` if killed by a signal).
+    pub exit_code: Option<i32>,
+    /// Its stdout parsed as JSON (`Value::Null` if it was not JSON).
+    pub json: Value,
+    /// Raw stdout.
+    pub stdout: String,
+    /// Raw stderr.
+    pub stderr: String,
+}
+
+impl ClientRun {
+    /// The JSON output if the call exited 0, else an error with everything it printed.
+    pub fn ok(self) -> Result<Value> {
+        if self.exit_code == Some(exit_codes::OK) {
+            Ok(self.json)
+        } else {
+            Err(Error::new(format!(
+                "the client exited with {:?}\nstdout: {}\nstderr: {}",
+                self.exit_code, self.stdout, self.stderr
+            )))
+        }
+    }
+}
+
+/// Runs client verbs against one backend.
+#[derive(Debug, Clone)]
+pub struct Client {
+    binary: PathBuf,
+    endpoint: String,
+    taskhub: String,
+}
+
+impl Client {
+    /// A client for the backend at `endpoint` (e.g. `Backend::endpoint()`), task hub
+    /// `default`.
+    pub fn new(endpoint: impl Into<String>) -> Result<Self> {
+        Ok(Self {
+            binary: paths::host_binary()?,
+            endpoint: endpoint.into(),
+            taskhub: "default".to_owned(),
+        })
+    }
+
+    /// Runs `durabletask-host client --endpoint .. --taskhub .. <args>`; any exit code is
+    /// a successful run (check [`ClientRun::exit_code`]).
+    pub fn run(&self, args: &[&str]) -> Result<ClientRun> {
+        self.run_bounded(args, CALL_TIMEOUT)
+    }
+
+    fn run_bounded(&self, args: &[&str], timeout: Duration) -> Result<ClientRun> {
+        let output = run_with_timeout(
+            Command::new(&self.binary)
+                .args(["client", "--endpoint", &self.endpoint])
+                .args(["--taskhub", &self.taskhub])
+                .args(args)
+                .env("NO_COLOR", "1"),
+            timeout,
+        )?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        Ok(ClientRun {
+            exit_code: output.status.code(),
+            json: serde_json::from_str(stdout.trim()).unwrap_or(Value::Null),
+            stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// Schedules orchestration `name` and returns its instance id without waiting.
+    pub fn start(&self, name: &str, input: Option<&Value>) -> Result<String> {
+        let input = input.map(Value::to_string);
+        let mut args = vec!["start", name];
+        if let Some(input) = &input {
+            args.extend(["--input", input]);
+        }
+        let state = self.run(&args)?.ok()?;
+        instance_id(&state)
+    }
+
+    /// Schedules orchestration `name` and waits up to `timeout` for it to finish. Returns
+    /// the final state, whatever the status; a timeout is an error.
+    pub fn start_and_wait(
+        &self,
+        name: &str,
+        input: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let input = input.map(Value::to_string);
+        let seconds = whole_seconds(timeout);
+        let mut args = vec!["start", name, "--wait", "--timeout", &seconds];
+        if let Some(input) = &input {
+            args.extend(["--input", input]);
+        }
+        self.run_bounded(&args, timeout + TIMEOUT_MARGIN)?.ok()
+    }
+
+    /// The instance's current state.
+    pub fn status(&self, instance_id: &str) -> Result<Value> {
+        self.run(&["status", instance_id])?.ok()
+    }
+
+    /// Waits up to `timeout` for the instance to finish; a timeout is an error.
+    pub fn wait(&self, instance_id: &str, timeout: Duration) -> Result<Value> {
+        let seconds = whole_seconds(timeout);
+        self.run_bounded(
+            &["wait", instance_id, "--timeout", &seconds],
+            timeout + TIMEOUT_MARGIN,
+        )?
+        .ok()
+    }
+
+    /// Polls the instance's status until it is one of `statuses` (bounded by `timeout`).
+    pub fn wait_for_status(
+        &self,
+        instance_id: &str,
+        statuses: &[&str],
+        timeout: Duration,
+    ) -> Result<Value> {
+        let mut last = Value::Null;
+        let found = crate::process::poll_until(timeout, || {
+            last = self.status(instance_id)?;
+            let status = last["status"].as_str().unwrap_or_default();
+            Ok(statuses.contains(&status).then(|| last.clone()))
+        })?;
+        found.ok_or_else(|| {
+            Error::new(format!(
+                "instance {instance_id} did not reach {statuses:?} within {timeout:?}; last state: {last:#}"
+            ))
+        })
+    }
+
+    /// Terminates the instance, with an optional output.
+    pub fn terminate(&self, instance_id: &str, output: Option<&Value>) -> Result<Value> {
+        let output = output.map(Value::to_string);
+        let mut args = vec!["terminate", instance_id];
+        if let Some(output) = &output {
+            args.extend(["--output", output]);
+        }
+        self.run(&args)?.ok()
+    }
+
+    /// Purges a finished instance.
+    pub fn purge(&self, instance_id: &str) -> Result<Value> {
+        self.run(&["purge", instance_id])?.ok()
+    }
+}
+
+/// The `instance_id` field of a client's JSON output.
+pub fn instance_id(state: &Value) -> Result<String> {
+    state["instance_id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::new(format!("no instance_id in the client's output: {state:#}")))
+}
+
+/// `--timeout` takes whole seconds; round up so a timeout is never shortened to zero.
+fn whole_seconds(timeout: Duration) -> String {
+    timeout.as_secs_f64().ceil().max(1.0).to_string()
+}

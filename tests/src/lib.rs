@@ -1,0 +1,90 @@
+//! # durabletask-e2e: the end-to-end test harness
+//!
+//! Drives the real things a user runs, nothing mocked:
+//! - [`Backend`]: Microsoft's in-memory Durable Task backend (`durabletask.testing` from the
+//!   PyPI package `durabletask==1.12.0`), in a venv the harness creates once and reuses
+//!   ([`python`]);
+//! - [`Host`]: the `durabletask-host` binary with a generated `host.toml` and private copies
+//!   of the plugins a test asks for;
+//! - [`Client`]: the host's own `client` subcommand, whose JSON output is parsed into
+//!   `serde_json::Value`s.
+//!
+//! Nothing here sleeps to synchronise: every wait is on a signal (the backend's `READY`
+//! line, a host log line, a client `wait`) and every wait is bounded.
+//!
+//! The binaries and plugins must be built first (`cargo build --workspace`, plus
+//! `cargo build -p faulty-plugin --profile panic-abort` for the panic=abort plugin);
+//! `scripts/test` does all of it.
+
+// Test code: a failed `expect` is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod backend;
+mod client;
+mod error;
+mod host;
+pub mod paths;
+mod process;
+pub mod python;
+
+pub use backend::Backend;
+pub use client::{Client, ClientRun, exit_codes, instance_id};
+pub use error::{Context, Error, Result};
+pub use host::{Host, HostConfig, PluginFile};
+
+use std::time::Duration;
+
+/// How long any single wait in a test may take. Generous because the machine has two
+/// cores and test binaries run their tests in parallel, each with a Python backend.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A backend, a host serving some plugins against it, and a client for both: what most
+/// tests need. Dropping it kills the host, then the backend.
+pub struct Fixture {
+    /// The running host (declared first so it is dropped before the backend).
+    pub host: Host,
+    /// The running backend.
+    pub backend: Backend,
+    /// A client pointed at the backend.
+    pub client: Client,
+}
+
+impl Fixture {
+    /// Starts a backend and a host serving the given plugins (library names, as in
+    /// `target/debug/lib<name>.so`) with default settings.
+    pub fn start(plugins: &[&str]) -> Result<Self> {
+        Self::start_with(plugins, |config| config)
+    }
+
+    /// Like [`Fixture::start`], with a chance to adjust the host's configuration.
+    pub fn start_with(
+        plugins: &[&str],
+        configure: impl FnOnce(HostConfig) -> HostConfig,
+    ) -> Result<Self> {
+        let backend = Backend::start()?;
+        let mut config = HostConfig::new(backend.endpoint());
+        for name in plugins {
+            config = config.plugin(PluginFile::built(name)?);
+        }
+        let host = Host::start(&configure(config))?;
+        let client = Client::new(backend.endpoint())?;
+        Ok(Self {
+            host,
+            backend,
+            client,
+        })
+    }
+
+    /// A failure message for an assertion about `state`: the state and the host's log.
+    pub fn explain(&self, state: &serde_json::Value) -> String {
+        format!("instance state: {state:#}\n{}", self.host.log_tail())
+    }
+
+    /// Starts `name` with `input` and waits (bounded) for it to finish; returns the
+    /// client's JSON view of the instance, whatever its final status.
+    pub fn run(&self, name: &str, input: Option<serde_json::Value>) -> Result<serde_json::Value> {
+        self.client
+            .start_and_wait(name, input.as_ref(), WAIT)
+            .with_context(|| self.host.log_tail())
+    }
+}

@@ -1,0 +1,126 @@
+//! The `client` subcommand's contract: one JSON object per call, and exit codes that tell
+//! success, timeout, not-found and errors apart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use durabletask_e2e::{Client, Fixture, Result, WAIT, exit_codes};
+use serde_json::json;
+
+#[test]
+fn start_prints_the_instance_and_honours_a_chosen_id() -> Result<()> {
+    let fixture = Fixture::start(&["hello"])?;
+
+    let run = fixture.client.run(&[
+        "start",
+        "hello_cities",
+        "--id",
+        "greet-1",
+        "--wait",
+        "--timeout",
+        "60",
+    ])?;
+
+    assert_eq!(run.exit_code, Some(exit_codes::OK), "{run:#?}");
+    let state = run.json;
+    assert_eq!(state["instance_id"], "greet-1", "{state:#}");
+    assert_eq!(state["name"], "hello_cities", "{state:#}");
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    for field in [
+        "input",
+        "output",
+        "custom_status",
+        "failure_details",
+        "created_at",
+        "last_updated_at",
+        "version",
+    ] {
+        assert!(state.get(field).is_some(), "no {field} in {state:#}");
+    }
+
+    let status = fixture.client.status("greet-1")?;
+    assert_eq!(status["status"], "COMPLETED", "{status:#}");
+    assert_eq!(status["output"], state["output"]);
+    Ok(())
+}
+
+#[test]
+fn status_of_an_unknown_instance_exits_4() -> Result<()> {
+    let fixture = Fixture::start(&["hello"])?;
+
+    let run = fixture.client.run(&["status", "no-such-instance"])?;
+
+    assert_eq!(run.exit_code, Some(exit_codes::NOT_FOUND), "{run:#?}");
+    Ok(())
+}
+
+#[test]
+fn an_unreachable_backend_exits_2_with_a_json_error() -> Result<()> {
+    // Port 1 is privileged and unused: the connection is refused at once.
+    let client = Client::new("http://127.0.0.1:1")?;
+
+    let run = client.run(&["status", "anything"])?;
+
+    assert_eq!(run.exit_code, Some(exit_codes::ERROR), "{run:#?}");
+    assert!(run.json.get("error").is_some(), "{run:#?}");
+    Ok(())
+}
+
+#[test]
+fn wait_times_out_with_exit_3_and_terminate_and_purge_work() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+    // Twenty 300 ms steps: still running when the one-second wait gives up.
+    let id = fixture.client.start("slow_sequence", Some(&json!(20)))?;
+
+    let run = fixture.client.run(&["wait", &id, "--timeout", "1"])?;
+    assert_eq!(run.exit_code, Some(exit_codes::TIMEOUT), "{run:#?}");
+
+    fixture
+        .client
+        .terminate(&id, Some(&json!({"reason": "test"})))?;
+    let state = fixture.client.wait(&id, WAIT)?;
+    assert_eq!(state["status"], "TERMINATED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], json!({"reason": "test"}));
+
+    fixture.client.purge(&id)?;
+    let run = fixture.client.run(&["status", &id])?;
+    assert_eq!(run.exit_code, Some(exit_codes::NOT_FOUND), "{run:#?}");
+    Ok(())
+}
+
+#[test]
+fn suspend_and_resume_pause_and_continue_an_orchestration() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+    // Ten 300 ms steps: long enough to be caught running.
+    let id = fixture.client.start("slow_sequence", Some(&json!(10)))?;
+    fixture.client.wait_for_status(&id, &["RUNNING"], WAIT)?;
+
+    fixture.client.run(&["suspend", &id])?.ok()?;
+    fixture.client.wait_for_status(&id, &["SUSPENDED"], WAIT)?;
+
+    // A suspended orchestration does not finish, however long it is given.
+    let run = fixture.client.run(&["wait", &id, "--timeout", "2"])?;
+    assert_eq!(run.exit_code, Some(exit_codes::TIMEOUT), "{run:#?}");
+
+    fixture.client.run(&["resume", &id])?.ok()?;
+    let state = fixture.client.wait(&id, WAIT)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], json!(10));
+    Ok(())
+}
+
+#[test]
+fn raise_event_is_accepted_for_a_running_instance() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+    let id = fixture.client.start("slow_sequence", Some(&json!(2)))?;
+
+    // slow_sequence waits for no event: a raised one is recorded and ignored.
+    let run = fixture
+        .client
+        .run(&["raise-event", &id, "nudge", "--data", r#"{"n":1}"#])?;
+    assert_eq!(run.exit_code, Some(exit_codes::OK), "{run:#?}");
+
+    let state = fixture.client.wait(&id, WAIT)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], json!(2));
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Bad configuration stops the host at start-up with a message that names the file, the
+//! line and the key; the shipped example configuration is valid.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use durabletask_e2e::{Backend, Client, Host, PluginFile, Result, WAIT, paths};
+use serde_json::json;
+
+/// A host that rejects its configuration exits at once; this bounds "at once".
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the host on a config with this text and returns (exit code, stderr, config path).
+fn run_with_config(text: &str) -> Result<(Option<i32>, String, String)> {
+    let mut host = Host::start_with_config_text(text, &[])?;
+    let status = host.wait_exit(EXIT_TIMEOUT)?;
+    Ok((
+        status.code(),
+        host.stderr(),
+        host.config_path().display().to_string(),
+    ))
+}
+
+/// Whether `stderr` points at `line` of the file: `path:line:column` as compilers write
+/// it, or "line N" in words.
+fn names_line(stderr: &str, path: &str, line: usize) -> bool {
+    stderr.contains(&format!("{path}:{line}:")) || stderr.contains(&format!("line {line}"))
+}
+
+#[test]
+fn an_unknown_key_exits_2_naming_the_file_line_and_key() -> Result<()> {
+    let (code, stderr, path) = run_with_config(
+        r#"[backend]
+endpoint = "http://127.0.0.1:1"
+
+[worker]
+max_concurrent_orchestrations = 10
+max_concurent_activities = 10
+"#,
+    )?;
+
+    assert_eq!(code, Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains(&path), "the file is not named:\n{stderr}");
+    assert!(
+        names_line(&stderr, &path, 6),
+        "the line is not named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("max_concurent_activities"),
+        "the key is not named:\n{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn invalid_toml_exits_2_naming_the_file_and_line() -> Result<()> {
+    let (code, stderr, path) = run_with_config(
+        r#"[backend]
+endpoint = "http://127.0.0.1:1"
+taskhub = "unterminated
+"#,
+    )?;
+
+    assert_eq!(code, Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains(&path), "the file is not named:\n{stderr}");
+    assert!(
+        names_line(&stderr, &path, 3),
+        "the line is not named:\n{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_invalid_value_exits_2_naming_the_key() -> Result<()> {
+    let (code, stderr, path) = run_with_config(
+        r#"[backend]
+endpoint = "http://127.0.0.1:1"
+
+[logging]
+format = "yaml"
+"#,
+    )?;
+
+    assert_eq!(code, Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains(&path), "the file is not named:\n{stderr}");
+    assert!(stderr.contains("format"), "the key is not named:\n{stderr}");
+    Ok(())
+}
+
+#[test]
+fn a_missing_config_file_exits_non_zero_naming_the_file() -> Result<()> {
+    let missing = std::env::temp_dir().join("durabletask-e2e-no-such-dir/host.toml");
+    let mut host = Host::start_with_config_file(&missing)?;
+
+    let status = host.wait_exit(EXIT_TIMEOUT)?;
+
+    let stderr = host.stderr();
+    assert!(!status.success(), "exited {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&missing.display().to_string()),
+        "the file is not named:\n{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_example_config_is_valid_and_serves_plugins() -> Result<()> {
+    // config/host.toml as shipped, pointed at a test backend and a local plugins dir.
+    let example_path = paths::workspace_root().join("config").join("host.toml");
+    let example = std::fs::read_to_string(&example_path).map_err(|error| {
+        durabletask_e2e::Error::new(format!("{}: {error}", example_path.display()))
+    })?;
+    let backend = Backend::start()?;
+    let text = retarget_example(&example, &backend.endpoint());
+    let mut host = Host::start_with_config_text(&text, &[PluginFile::built("hello")?])?;
+    let client = Client::new(backend.endpoint())?;
+
+    let state = client.start_and_wait("hello_cities", None, WAIT)?;
+
+    assert_eq!(
+        state["status"],
+        "COMPLETED",
+        "{state:#}\n{}",
+        host.log_tail()
+    );
+    assert_eq!(
+        state["output"],
+        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+    );
+    assert!(host.is_running()?, "{}", host.log_tail());
+    Ok(())
+}
+
+/// The example with its `endpoint` and `plugins.dir` lines replaced; every other
+/// setting (and comment) is kept as shipped.
+fn retarget_example(example: &str, endpoint: &str) -> String {
+    example
+        .lines()
+        .map(|line| {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            match key {
+                "endpoint" => format!("endpoint = \"{endpoint}\""),
+                "dir" => "dir = \"plugins\"".to_owned(),
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,154 @@
+//! Failures reach the user as failure details with stable error types, and never take
+//! the host down or leave an orchestration hanging.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use durabletask_e2e::{Fixture, Result};
+use serde_json::{Value, json};
+
+/// The `error_type` of a state's failure details (empty if there are none).
+fn error_type(state: &Value) -> &str {
+    state["failure_details"]["error_type"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// The `message` of a state's failure details (empty if there are none).
+fn error_message(state: &Value) -> &str {
+    state["failure_details"]["message"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_activity_error_surfaces_as_task_failed_with_the_inner_failure() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+
+    let state = fixture.run("call_failing_activity", None)?;
+
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(error_type(&state), "TaskFailed", "{state:#}");
+    assert!(
+        error_message(&state).contains("no such city: Atlantis"),
+        "{state:#}"
+    );
+    let inner = &state["failure_details"]["inner_failure"];
+    assert_eq!(inner["error_type"], "CityNotFound", "{state:#}");
+    assert_eq!(inner["message"], "no such city: Atlantis", "{state:#}");
+    Ok(())
+}
+
+#[test]
+fn a_caught_activity_error_lets_the_orchestration_complete() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+
+    let state = fixture.run("catch_failing_activity", None)?;
+
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], json!("no such city: Atlantis"));
+    Ok(())
+}
+
+#[test]
+fn an_unknown_orchestrator_fails_with_not_registered() -> Result<()> {
+    let fixture = Fixture::start(&["hello"])?;
+
+    let state = fixture.run("no_such_orchestrator", None)?;
+
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(error_type(&state), "OrchestratorNotRegistered", "{state:#}");
+    assert!(
+        error_message(&state).contains("no_such_orchestrator"),
+        "{state:#}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_unknown_activity_fails_with_not_registered() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+
+    let state = fixture.run("call_unknown_activity", None)?;
+
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(error_type(&state), "TaskFailed", "{state:#}");
+    let inner = &state["failure_details"]["inner_failure"];
+    assert_eq!(inner["error_type"], "ActivityNotRegistered", "{state:#}");
+    assert!(
+        inner["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no_such_activity"),
+        "{state:#}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_orchestrator_panic_fails_it_and_the_host_keeps_serving() -> Result<()> {
+    let mut fixture = Fixture::start(&["hello", "faulty"])?;
+
+    let state = fixture.run("panic_orchestrator", None)?;
+
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(error_type(&state), "PluginPanic", "{state:#}");
+    assert!(
+        error_message(&state).contains("orchestrator exploded"),
+        "{state:#}"
+    );
+
+    assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());
+    let state = fixture.run("hello_cities", None)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    Ok(())
+}
+
+#[test]
+fn an_activity_panic_fails_the_task_with_plugin_panic() -> Result<()> {
+    let mut fixture = Fixture::start(&["hello", "faulty"])?;
+
+    let state = fixture.run("call_panicking_activity", None)?;
+
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(error_type(&state), "TaskFailed", "{state:#}");
+    let inner = &state["failure_details"]["inner_failure"];
+    assert_eq!(inner["error_type"], "PluginPanic", "{state:#}");
+    assert!(
+        inner["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("activity exploded"),
+        "{state:#}"
+    );
+
+    assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());
+    let state = fixture.run("hello_cities", None)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    Ok(())
+}
+
+#[test]
+fn input_of_the_wrong_shape_fails_with_invalid_input() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+
+    let state = fixture.run("typed_input", Some(json!({"a": "not a number"})))?;
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(error_type(&state), "InvalidInput", "{state:#}");
+
+    // The same orchestrator with good input works: the failure was the input's.
+    let state = fixture.run("typed_input", Some(json!({"a": 7})))?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], json!(7));
+    Ok(())
+}
+
+#[test]
+fn awaiting_a_tokio_timer_in_an_orchestrator_fails_instead_of_hanging() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+
+    let state = fixture.run("await_tokio_sleep", None)?;
+
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(error_type(&state), "NonDurableAwait", "{state:#}");
+    Ok(())
+}
