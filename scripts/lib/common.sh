@@ -1,0 +1,71 @@
+# Shared by scripts/run-sample and scripts/test (sourced, not run).
+#
+# Provides: ROOT, TARGET_DIR, step, die, ensure_rust_components, ensure_reference_python.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+# Follow CARGO_TARGET_DIR like cargo does (relative paths are relative to the root).
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+[[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+
+# The reference backend: Microsoft's Python SDK, which ships an in-memory backend.
+DURABLETASK_REQUIREMENT="durabletask==1.12.0"
+# The same venv, with the same ready marker, as the test harness (tests/src/python.rs).
+REFERENCE_VENV="$TARGET_DIR/reference-venv"
+REFERENCE_VENV_MARKER="durabletask-1.12.0.ready"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# rustfmt and clippy come with rustup's default profile, but not with the minimal one.
+ensure_rust_components() {
+    command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (https://rustup.rs)"
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    if ((${#missing[@]})); then
+        command -v rustup >/dev/null || die "cargo ${missing[*]} missing and rustup not found to add them"
+        step "Adding Rust components: ${missing[*]}"
+        rustup component add "${missing[@]}"
+    fi
+}
+
+# Prints the Python interpreter that runs the reference backend, creating the venv on
+# first use. DURABLETASK_REFERENCE_PYTHON overrides it. The venv is built beside its
+# final place and renamed into it, so concurrent runs (and the tests) never see half of one.
+ensure_reference_python() {
+    if [[ -n "${DURABLETASK_REFERENCE_PYTHON:-}" ]]; then
+        echo "$DURABLETASK_REFERENCE_PYTHON"
+        return
+    fi
+    if [[ ! -f "$REFERENCE_VENV/$REFERENCE_VENV_MARKER" || ! -x "$REFERENCE_VENV/bin/python" ]]; then
+        local python3="${PYTHON:-python3}"
+        command -v "$python3" >/dev/null || die "python3 not found: install Python 3.11 with venv"
+        step "Creating the reference backend venv ($DURABLETASK_REQUIREMENT) in $REFERENCE_VENV" 
+        mkdir -p "$TARGET_DIR"
+        local staging
+        staging="$(mktemp -d "$TARGET_DIR/reference-venv.tmp-XXXXXX")"
+        if ! "$python3" -m venv "$staging" >&2; then
+            rm -rf "$staging"
+            die "could not create a venv: install Python's venv module (Debian: apt-get install python3-venv)"
+        fi
+        if ! "$staging/bin/python" -m pip install --quiet --disable-pip-version-check \
+            "$DURABLETASK_REQUIREMENT" >&2; then
+            rm -rf "$staging"
+            die "could not install $DURABLETASK_REQUIREMENT from PyPI"
+        fi
+        echo "$DURABLETASK_REQUIREMENT" > "$staging/$REFERENCE_VENV_MARKER"
+        # mv -T refuses to replace a non-empty directory: if another run won, keep its venv.
+        if ! mv -T "$staging" "$REFERENCE_VENV" 2>/dev/null; then
+            rm -rf "$staging"
+            if [[ ! -f "$REFERENCE_VENV/$REFERENCE_VENV_MARKER" ]]; then
+                # A broken leftover is in the way: replace it.
+                rm -rf "$REFERENCE_VENV"
+                ensure_reference_python
+                return
+            fi
+        fi
+    fi
+    echo "$REFERENCE_VENV/bin/python"
+}
