@@ -79,6 +79,16 @@ impl PluginDeclaration {
     /// `cfg!(panic = ...)` is evaluated when this crate is compiled, which happens with the
     /// plugin's own profile: a `panic = "abort"` build of the plugin compiles the SDK with
     /// `panic = "abort"` too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::abi::{ABI_VERSION, PLUGIN_MAGIC, PanicStrategy, PluginDeclaration};
+    ///
+    /// let declaration = PluginDeclaration::CURRENT;
+    /// assert_eq!((declaration.magic, declaration.abi_version), (PLUGIN_MAGIC, ABI_VERSION));
+    /// assert_eq!(declaration.panic_strategy, PanicStrategy::Unwind as u8); // tests unwind
+    /// ```
     pub const CURRENT: PluginDeclaration = PluginDeclaration {
         magic: PLUGIN_MAGIC,
         abi_version: ABI_VERSION,
@@ -91,6 +101,14 @@ impl PluginDeclaration {
     };
 
     /// The SDK version the plugin was built with, for messages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::abi::PluginDeclaration;
+    ///
+    /// assert!(!PluginDeclaration::CURRENT.sdk_version().is_empty());
+    /// ```
     pub fn sdk_version(&self) -> String {
         let end = self
             .sdk_version

@@ -11,16 +11,39 @@ use durabletask_proto as proto;
 ///
 /// | Name | When |
 /// |---|---|
-/// | [`TASK_FAILED`] `TaskFailed` | an orchestrator let a failed durable task (an activity) propagate; `innerFailure` holds the task's own failure |
-/// | [`NON_DETERMINISM`] `NonDeterminism` | the orchestrator code no longer makes the calls its history recorded (code changed, or non-deterministic logic) |
-/// | [`ORCHESTRATOR_NOT_REGISTERED`] `OrchestratorNotRegistered` | the plugin has no orchestrator of the requested name |
-/// | [`ACTIVITY_NOT_REGISTERED`] `ActivityNotRegistered` | the plugin has no activity of the requested name |
-/// | [`ENTITY_NOT_REGISTERED`] `EntityNotRegistered` | the plugin has no entity of the requested name |
-/// | [`PLUGIN_PANIC`] `PluginPanic` | user code panicked; the message is the panic message |
-/// | [`INVALID_INPUT`] `InvalidInput` | a payload (input, result, event data) is not valid JSON for the Rust type that reads it, or a request could not be decoded |
-/// | [`ORCHESTRATION_STATE_ERROR`] `OrchestrationStateError` | the request itself is unusable (e.g. no new events) |
-/// | [`NON_DURABLE_AWAIT`] `NonDurableAwait` | an orchestrator awaited something other than a durable task (a tokio timer, a channel, I/O) |
-/// | [`OUTPUT_NOT_SERIALIZABLE`] `OutputNotSerializable` | a value the SDK must send (orchestration output, custom status) failed to serialize to JSON |
+/// | [`TASK_FAILED`](error_types::TASK_FAILED) `TaskFailed` | an orchestrator let a failed durable task (an activity) propagate; `innerFailure` holds the task's own failure |
+/// | [`NON_DETERMINISM`](error_types::NON_DETERMINISM) `NonDeterminism` | the orchestrator code no longer makes the calls its history recorded (code changed, or non-deterministic logic) |
+/// | [`ORCHESTRATOR_NOT_REGISTERED`](error_types::ORCHESTRATOR_NOT_REGISTERED) `OrchestratorNotRegistered` | the plugin has no orchestrator of the requested name |
+/// | [`ACTIVITY_NOT_REGISTERED`](error_types::ACTIVITY_NOT_REGISTERED) `ActivityNotRegistered` | the plugin has no activity of the requested name |
+/// | [`ENTITY_NOT_REGISTERED`](error_types::ENTITY_NOT_REGISTERED) `EntityNotRegistered` | the plugin has no entity of the requested name |
+/// | [`PLUGIN_PANIC`](error_types::PLUGIN_PANIC) `PluginPanic` | user code panicked; the message is the panic message |
+/// | [`INVALID_INPUT`](error_types::INVALID_INPUT) `InvalidInput` | a payload (input, result, event data) is not valid JSON for the Rust type that reads it, or a request could not be decoded |
+/// | [`ORCHESTRATION_STATE_ERROR`](error_types::ORCHESTRATION_STATE_ERROR) `OrchestrationStateError` | the request itself is unusable (e.g. no new events) |
+/// | [`NON_DURABLE_AWAIT`](error_types::NON_DURABLE_AWAIT) `NonDurableAwait` | an orchestrator awaited something other than a durable task (a tokio timer, a channel, I/O) |
+/// | [`OUTPUT_NOT_SERIALIZABLE`](error_types::OUTPUT_NOT_SERIALIZABLE) `OutputNotSerializable` | a value the SDK must send (orchestration output, custom status) failed to serialize to JSON |
+///
+/// Errors a plugin creates itself carry whatever type name it gives them ([`Error::new`]),
+/// or the Rust type name of the error converted with `?`.
+///
+/// # Examples
+///
+/// Telling the SDK's own failures apart from an activity's failure:
+///
+/// ```
+/// use durabletask_sdk::{FailureDetails, error_types};
+///
+/// fn is_bug_in_plugin(failure: &FailureDetails) -> bool {
+///     matches!(
+///         failure.error_type.as_str(),
+///         error_types::PLUGIN_PANIC
+///             | error_types::NON_DETERMINISM
+///             | error_types::NON_DURABLE_AWAIT
+///     )
+/// }
+///
+/// assert!(is_bug_in_plugin(&FailureDetails::new("PluginPanic", "index out of bounds")));
+/// assert!(!is_bug_in_plugin(&FailureDetails::new("PaymentDeclined", "card expired")));
+/// ```
 pub mod error_types {
     /// An unhandled failed durable task.
     pub const TASK_FAILED: &str = "TaskFailed";
@@ -49,6 +72,26 @@ pub mod error_types {
 const MAX_INNER_DEPTH: usize = 10;
 
 /// A failure as the protocol carries it (`TaskFailureDetails`), in plain Rust.
+///
+/// This is what an [`Error`] reports ([`Error::details`]), what a failed activity looks
+/// like from the orchestrator ([`TaskFailedError::details`]), and what clients see as the
+/// orchestration's failure. Causes nest through [`inner`](Self::inner).
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::FailureDetails;
+///
+/// let mut failure = FailureDetails::new("PaymentDeclined", "card expired");
+/// failure.inner = Some(Box::new(FailureDetails::new("HttpError", "402 Payment Required")));
+///
+/// // The protocol form, and back.
+/// let wire = failure.to_proto();
+/// assert_eq!(wire.error_type, "PaymentDeclined");
+/// let inner = wire.inner_failure.as_ref().map(|i| i.error_message.as_str());
+/// assert_eq!(inner, Some("402 Payment Required"));
+/// assert_eq!(FailureDetails::from_proto(&wire), failure);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FailureDetails {
     /// A type name (e.g. `TaskFailed`, `std::io::error::Error`).
@@ -65,6 +108,16 @@ pub struct FailureDetails {
 
 impl FailureDetails {
     /// A failure with a type and a message, no stack, no cause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::FailureDetails;
+    ///
+    /// let failure = FailureDetails::new("Timeout", "the inventory service did not answer");
+    /// assert_eq!(failure.error_type, "Timeout");
+    /// assert!(failure.inner.is_none() && !failure.is_non_retriable);
+    /// ```
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             error_type: error_type.into(),
@@ -75,6 +128,16 @@ impl FailureDetails {
 
     /// The protocol form. The message is never empty: the reference backend reads an
     /// empty `errorMessage` as "no failure", so an empty message falls back to the type.
+    /// The inner-failure chain is cut after a few levels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::FailureDetails;
+    ///
+    /// let wire = FailureDetails::new("Cancelled", "").to_proto();
+    /// assert_eq!(wire.error_message, "Cancelled");
+    /// ```
     pub fn to_proto(&self) -> proto::TaskFailureDetails {
         self.to_proto_at(0)
     }
@@ -103,6 +166,21 @@ impl FailureDetails {
     }
 
     /// Reads the protocol form (the chain is cut after a few levels).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{FailureDetails, proto};
+    ///
+    /// let wire = proto::TaskFailureDetails {
+    ///     error_type: "Timeout".into(),
+    ///     error_message: "no answer".into(),
+    ///     is_non_retriable: true,
+    ///     ..Default::default()
+    /// };
+    /// let failure = FailureDetails::from_proto(&wire);
+    /// assert_eq!((failure.error_type.as_str(), failure.is_non_retriable), ("Timeout", true));
+    /// ```
     pub fn from_proto(details: &proto::TaskFailureDetails) -> Self {
         Self::from_proto_at(details, 0)
     }
@@ -125,9 +203,52 @@ impl FailureDetails {
 
 /// A durable task (an activity) that failed, as the orchestrator sees it when it awaits
 /// the task.
+///
+/// It is the error type of [`ActivityTask`](crate::orchestration::ActivityTask) and
+/// [`EventTask`](crate::orchestration::EventTask). Match on it to handle the failure, or
+/// let `?` turn it into an [`Error`] of type [`error_types::TASK_FAILED`] whose inner
+/// failure is the task's own [`details`](Self::details).
+///
+/// # Examples
+///
+/// Handling a failed activity in an orchestrator:
+///
+/// ```
+/// use durabletask_sdk::{Error, OrchestrationContext};
+///
+/// async fn ship(ctx: OrchestrationContext, order: String) -> Result<String, Error> {
+///     match ctx.call_activity::<_, String>("ship_express", &order).await {
+///         Ok(tracking) => Ok(tracking),
+///         // A declined express shipment falls back to standard; anything else fails the
+///         // orchestration (`?` keeps the activity's failure as the inner failure).
+///         Err(failed) if failed.details.error_type == "NoExpressService" => {
+///             Ok(ctx.call_activity::<_, String>("ship_standard", &order).await?)
+///         }
+///         Err(failed) => Err(failed.into()),
+///     }
+/// }
+/// # let _ = durabletask_sdk::Registry::new().orchestrator("ship", ship);
+/// ```
+///
+/// What `?` makes of it:
+///
+/// ```
+/// use durabletask_sdk::{Error, FailureDetails, TaskFailedError, error_types};
+///
+/// let failed = TaskFailedError {
+///     task_id: 3,
+///     message: "order-7: Activity task #3 failed: card expired".into(),
+///     details: FailureDetails::new("PaymentDeclined", "card expired"),
+/// };
+/// let error = Error::from(failed);
+/// assert_eq!(error.details().error_type, error_types::TASK_FAILED);
+/// let inner = error.details().inner.as_ref().map(|i| i.error_type.as_str());
+/// assert_eq!(inner, Some("PaymentDeclined"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct TaskFailedError {
-    /// The task's action id.
+    /// The task's action id (`-1` for an [`EventTask`](crate::orchestration::EventTask),
+    /// which has none).
     pub task_id: i32,
     /// The wrapped message, e.g. `"<instanceId>: Activity task #<id> failed: <inner message>"`.
     pub message: String,
@@ -148,12 +269,53 @@ impl std::error::Error for TaskFailedError {}
 /// Like `anyhow::Error`, any `std::error::Error` converts into it with `?`, keeping its
 /// type name, message and `source()` chain. It deliberately does not implement
 /// `std::error::Error` itself, which is what makes that blanket conversion possible.
+///
+/// What it carries is a [`FailureDetails`]: the orchestration's failure, or the activity's
+/// as its orchestrator sees it in [`TaskFailedError::details`].
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::{ActivityContext, Error};
+///
+/// async fn parse_quantity(_ctx: ActivityContext, text: String) -> Result<u32, Error> {
+///     if text.is_empty() {
+///         // An explicit type name, and no point in retrying.
+///         return Err(Error::new("InvalidQuantity", "the quantity is empty").non_retriable());
+///     }
+///     // Any std::error::Error converts with `?`.
+///     Ok(text.trim().parse::<u32>()?)
+/// }
+/// # let _ = durabletask_sdk::Registry::new().activity("parse_quantity", parse_quantity);
+/// ```
+///
+/// A converted error keeps the Rust type name and the message:
+///
+/// ```
+/// use durabletask_sdk::Error;
+///
+/// let error = Error::from("x".parse::<u32>().unwrap_err());
+/// assert!(error.details().error_type.ends_with("ParseIntError"));
+/// assert_eq!(error.details().message, "invalid digit found in string");
+/// ```
 pub struct Error {
     details: FailureDetails,
 }
 
 impl Error {
     /// An error with an explicit type name and message.
+    ///
+    /// The type name is what clients, dashboards and retry policies see as `errorType`;
+    /// pick a stable one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::Error;
+    ///
+    /// let error = Error::new("OutOfStock", "no more blue widgets");
+    /// assert_eq!(error.to_string(), "OutOfStock: no more blue widgets");
+    /// ```
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             details: FailureDetails::new(error_type, message),
@@ -161,32 +323,83 @@ impl Error {
     }
 
     /// An error of type `Error` with this message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::Error;
+    ///
+    /// let error = Error::message("the order was cancelled");
+    /// assert_eq!(error.details().error_type, "Error");
+    /// ```
     pub fn message(message: impl Into<String>) -> Self {
         Self::new("Error", message)
     }
 
-    /// Wraps failure details as they are.
+    /// Wraps failure details as they are, e.g. to pass on a failure unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, FailureDetails};
+    ///
+    /// let mut details = FailureDetails::new("Timeout", "the warehouse did not answer");
+    /// details.stack_trace = Some("at warehouse::reserve".into());
+    /// let error = Error::from_details(details.clone());
+    /// assert_eq!(error.into_details(), details);
+    /// ```
     pub fn from_details(details: FailureDetails) -> Self {
         Self { details }
     }
 
-    /// Marks the failure as not worth retrying (`isNonRetriable`).
+    /// Marks the failure as not worth retrying (`isNonRetriable`): retry policies give up
+    /// at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::Error;
+    ///
+    /// let error = Error::new("InvalidAddress", "no such street").non_retriable();
+    /// assert!(error.details().is_non_retriable);
+    /// ```
     pub fn non_retriable(mut self) -> Self {
         self.details.is_non_retriable = true;
         self
     }
 
-    /// The failure as it will be reported.
+    /// The failure as it will be reported, by reference.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::Error;
+    ///
+    /// let error = Error::new("OutOfStock", "no more blue widgets");
+    /// assert_eq!(error.details().message, "no more blue widgets");
+    /// ```
     pub fn details(&self) -> &FailureDetails {
         &self.details
     }
 
-    /// The failure as it will be reported.
+    /// The failure as it will be reported, by value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, FailureDetails};
+    ///
+    /// let details = Error::new("OutOfStock", "no more blue widgets").into_details();
+    /// assert_eq!(details, FailureDetails::new("OutOfStock", "no more blue widgets"));
+    /// ```
     pub fn into_details(self) -> FailureDetails {
         self.details
     }
 }
 
+/// Converts any error, keeping its Rust type name as the error type, its message, and its
+/// `source()` chain as inner failures. A [`TaskFailedError`] becomes an error of type
+/// [`error_types::TASK_FAILED`] with the task's own failure as the inner failure.
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
     fn from(error: E) -> Self {
         // A failed task propagated with `?` keeps the task's own failure as the cause, so

@@ -371,30 +371,64 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Exports a plugin: its name, its version and its registrations.
 ///
-/// Put it once at the root of a `cdylib` crate. The simple form registers functions
-/// under their own names:
+/// Put it once at the root of a `cdylib` crate. It defines the two exported statics the
+/// host looks for (a [`PluginDeclaration`](crate::abi::PluginDeclaration) and the
+/// [`abi`](crate::abi) function table), so it must appear exactly once per library. The
+/// functions are registered when the host loads the plugin, not at compile time: a
+/// registration that panics makes the host refuse the plugin with the panic message.
 ///
-/// ```ignore
+/// Both `name` and `version` are `&'static str` expressions; `env!("CARGO_PKG_VERSION")`
+/// is the usual version.
+///
+/// # Examples
+///
+/// The simple form registers functions under their own names. List them by identifier (import
+/// them first if they live in other modules); either list may be empty, `[]`:
+///
+/// ```rust,standalone_crate
+/// use durabletask_sdk::{ActivityContext, Error, OrchestrationContext};
+///
+/// async fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, Error> {
+///     Ok(format!("Hello {city}!"))
+/// }
+///
+/// async fn hello_cities(ctx: OrchestrationContext, _input: ()) -> Result<Vec<String>, Error> {
+///     let mut greetings = Vec::new();
+///     for city in ["Tokyo", "Seattle", "London"] {
+///         greetings.push(ctx.call_activity::<_, String>("say_hello", city).await?);
+///     }
+///     Ok(greetings)
+/// }
+///
 /// durabletask_sdk::export_plugin! {
 ///     name: "hello",
 ///     version: env!("CARGO_PKG_VERSION"),
 ///     orchestrators: [hello_cities],
 ///     activities: [say_hello],
 /// }
+/// # fn main() {}
 /// ```
 ///
 /// The `register` form takes a function (or a non-capturing closure) that receives the
 /// [`Registry`](crate::Registry), for names of your choosing:
 ///
-/// ```ignore
-/// fn register(registry: &mut durabletask_sdk::Registry) {
+/// ```rust,standalone_crate
+/// use durabletask_sdk::{ActivityContext, Error, Registry};
+///
+/// async fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, Error> {
+///     Ok(format!("Hello {city}!"))
+/// }
+///
+/// fn register(registry: &mut Registry) {
 ///     registry.activity("say-hello", say_hello);
 /// }
+///
 /// durabletask_sdk::export_plugin! {
 ///     name: "hello",
 ///     version: "1.0.0",
 ///     register: register,
 /// }
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! export_plugin {

@@ -3,13 +3,17 @@
 //! Write Durable Task orchestrators and activities in Rust, build them as a `cdylib`,
 //! and let `durabletask-host` run them.
 //!
-//! ```ignore
+//! A plugin is a handful of `async fn`s and one [`export_plugin!`] invocation:
+//!
+//! ```rust,standalone_crate
 //! use durabletask_sdk::{ActivityContext, Error, OrchestrationContext};
 //!
+//! /// An activity does the work. It may run more than once: keep it idempotent.
 //! async fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, Error> {
 //!     Ok(format!("Hello {city}!"))
 //! }
 //!
+//! /// An orchestrator decides what runs. It is replayed, so it must be deterministic.
 //! async fn hello_cities(ctx: OrchestrationContext, _input: ()) -> Result<Vec<String>, Error> {
 //!     let mut greetings = Vec::new();
 //!     for city in ["Tokyo", "Seattle", "London"] {
@@ -24,13 +28,52 @@
 //!     orchestrators: [hello_cities],
 //!     activities: [say_hello],
 //! }
+//! # fn main() {}
 //! ```
+//!
+//! Build it with `crate-type = ["cdylib"]` and keep the default `panic = "unwind"`: the host
+//! refuses plugins built with `panic = "abort"`.
+//!
+//! ## Activities
+//!
+//! An activity is an `async fn(ActivityContext, I) -> Result<O, Error>`, where the input
+//! `I` is any [`serde::de::DeserializeOwned`] type and the output `O` any
+//! [`serde::Serialize`] type (both travel as JSON). Activities run on the plugin's own
+//! multi-threaded tokio runtime, so they may do I/O, sleep and spawn; their futures must be
+//! `Send`. See [`ActivityContext`].
+//!
+//! ## Orchestrators
+//!
+//! An orchestrator is an `async fn(OrchestrationContext, I) -> Result<O, Error>`. It is
+//! re-run from the start, against its recorded history, every time it makes progress, so it
+//! must make the same durable calls in the same order every time: no clocks, random numbers,
+//! I/O, tokio timers or channels. Everything it needs from the outside world comes from the
+//! [`OrchestrationContext`]: activity calls, durable timers, external events, a replay-safe
+//! clock and deterministic UUIDs. [`orchestration::when_all`] and
+//! [`orchestration::when_any`] wait for several durable tasks at once.
+//!
+//! ## Errors
+//!
+//! Both kinds of function return [`Error`]. Any [`std::error::Error`] converts into it with
+//! `?`; [`Error::new`] gives a failure an explicit type name. A failed activity reaches the
+//! orchestrator as a [`TaskFailedError`]: handle it, or let `?` fail the orchestration with
+//! [`error_types::TASK_FAILED`]. The names the SDK itself reports are in [`error_types`].
+//!
+//! ## Testing without the host
+//!
+//! [`Registry::run_orchestrator`] runs one orchestration step from a hand-built
+//! [`proto::OrchestratorRequest`], and [`Registry::run_activity`] runs one activity: both
+//! are plain functions, usable from unit tests. See [`Registry`] for examples.
+//!
+//! ## Crate layout
 //!
 //! The crate has two halves:
 //! - the programming model: [`OrchestrationContext`], [`ActivityContext`], [`Error`],
 //!   the [`Registry`] and the replay engine that runs orchestrators deterministically;
 //! - the plugin ABI ([`abi`]) and the [`export_plugin!`] macro that exposes a registry
 //!   to the host.
+
+#![warn(missing_docs)]
 
 pub mod abi;
 mod activity;
@@ -46,5 +89,10 @@ pub use error::{Error, FailureDetails, TaskFailedError, error_types};
 pub use orchestration::OrchestrationContext;
 pub use registry::Registry;
 
-/// The protocol messages, for tests and advanced use.
+/// The Durable Task protocol messages (the `durabletask-proto` crate), for tests and
+/// advanced use.
+///
+/// Plugin code rarely needs them; tests use them to drive [`Registry::run_orchestrator`]
+/// and [`Registry::run_activity`] with hand-built requests. `proto::prost_types` is the
+/// `prost-types` crate the messages use (e.g. for [`Timestamp`](proto::prost_types::Timestamp)).
 pub use durabletask_proto as proto;

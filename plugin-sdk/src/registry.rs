@@ -23,6 +23,33 @@ type ActivityStart = dyn Fn(ActivityContext, Option<&str>) -> ActivityFuture + S
 
 /// A plugin's orchestrators and activities. Registering a name again replaces the earlier
 /// function.
+///
+/// Most plugins never build one themselves: [`export_plugin!`](crate::export_plugin!)
+/// registers the listed functions under their own names, and its `register:` form hands a
+/// registry to a function of yours for other names. Tests build one directly and run
+/// orchestration steps ([`run_orchestrator`](Self::run_orchestrator)) and activities
+/// ([`run_activity`](Self::run_activity)) without the host.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::{ActivityContext, Error, OrchestrationContext, Registry};
+///
+/// async fn greet(ctx: OrchestrationContext, city: String) -> Result<String, Error> {
+///     Ok(ctx.call_activity("say_hello", city).await?)
+/// }
+///
+/// async fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, Error> {
+///     Ok(format!("Hello {city}!"))
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry
+///     .orchestrator("greet", greet)
+///     .activity("say_hello", say_hello);
+/// assert_eq!(registry.orchestrator_names(), ["greet"]);
+/// assert_eq!(registry.activity_names(), ["say_hello"]);
+/// ```
 pub struct Registry {
     orchestrators: Orchestrators,
     activities: BTreeMap<String, Box<ActivityStart>>,
@@ -45,6 +72,13 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     /// An empty registry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = durabletask_sdk::Registry::new();
+    /// assert!(registry.orchestrator_names().is_empty());
+    /// ```
     pub fn new() -> Self {
         Self {
             orchestrators: BTreeMap::new(),
@@ -55,6 +89,31 @@ impl Registry {
     /// Registers an orchestrator: an async function of its context and its input (any
     /// JSON-deserializable type; a missing input reads as `null`, so `()` or `Option<T>`
     /// accept it). Its output is sent as JSON.
+    ///
+    /// The future runs on the replay engine's single thread, so it need not be `Send`
+    /// (an [`OrchestrationContext`] is not). Returns `self` for chaining.
+    ///
+    /// # Examples
+    ///
+    /// A closure can capture configuration; `Fn` means it is called once per step:
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// let max_items = 10;
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator(
+    ///     "checkout",
+    ///     move |ctx: OrchestrationContext, items: Vec<String>| async move {
+    ///         if items.len() > max_items {
+    ///             return Err(Error::new("TooManyItems", format!("at most {max_items} items")));
+    ///         }
+    ///         let receipt: String = ctx.call_activity("charge", items).await?;
+    ///         Ok(receipt)
+    ///     },
+    /// );
+    /// assert_eq!(registry.orchestrator_names(), ["checkout"]);
+    /// ```
     pub fn orchestrator<F, Fut, I, O>(&mut self, name: impl Into<String>, f: F) -> &mut Self
     where
         F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
@@ -84,7 +143,29 @@ impl Registry {
     }
 
     /// Registers an activity: an async function of its context and its input. It runs on
-    /// the plugin's multi-threaded runtime, so its future must be `Send`.
+    /// the plugin's multi-threaded runtime, so its future must be `Send`. Inputs and
+    /// outputs are JSON, as for [`orchestrator`](Self::orchestrator). Returns `self` for
+    /// chaining.
+    ///
+    /// # Examples
+    ///
+    /// One function under two names; [`ActivityContext::name`] tells them apart:
+    ///
+    /// ```
+    /// use durabletask_sdk::{ActivityContext, Error, Registry};
+    ///
+    /// async fn notify(ctx: ActivityContext, user: String) -> Result<(), Error> {
+    ///     let channel = if ctx.name() == "notify_by_sms" { "SMS" } else { "e-mail" };
+    ///     tracing::info!("notifying {user} by {channel}");
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry
+    ///     .activity("notify_by_sms", notify)
+    ///     .activity("notify_by_email", notify);
+    /// assert_eq!(registry.activity_names(), ["notify_by_email", "notify_by_sms"]);
+    /// ```
     pub fn activity<F, Fut, I, O>(&mut self, name: impl Into<String>, f: F) -> &mut Self
     where
         F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
@@ -117,11 +198,39 @@ impl Registry {
     }
 
     /// The registered orchestrator names, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// async fn noop(_ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("b", noop).orchestrator("a", noop);
+    /// assert_eq!(registry.orchestrator_names(), ["a", "b"]);
+    /// ```
     pub fn orchestrator_names(&self) -> Vec<String> {
         self.orchestrators.keys().cloned().collect()
     }
 
     /// The registered activity names, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{ActivityContext, Error, Registry};
+    ///
+    /// async fn noop(_ctx: ActivityContext, _input: ()) -> Result<(), Error> {
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.activity("b", noop).activity("a", noop);
+    /// assert_eq!(registry.activity_names(), ["a", "b"]);
+    /// ```
     pub fn activity_names(&self) -> Vec<String> {
         self.activities.keys().cloned().collect()
     }
@@ -129,6 +238,79 @@ impl Registry {
     /// One orchestration step: a pure, deterministic function of the request. Never
     /// panics: a panic in user code fails the orchestration with `PluginPanic`.
     /// `completion_token` is left empty for the caller to fill.
+    ///
+    /// The request carries the instance's history: `past_events`, already processed in
+    /// earlier steps (replayed), and `new_events`, what happened since. The response lists
+    /// the actions the orchestrator took: new activity calls and timers, and a
+    /// `CompleteOrchestration` action once it has finished.
+    ///
+    /// # Examples
+    ///
+    /// Testing an orchestrator step by step, with hand-built histories:
+    ///
+    /// ```
+    /// use durabletask_sdk::proto::{self, history_event::EventType};
+    /// use durabletask_sdk::proto::orchestrator_action::OrchestratorActionType as Action;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// async fn greet(ctx: OrchestrationContext, city: String) -> Result<String, Error> {
+    ///     Ok(ctx.call_activity("say_hello", city).await?)
+    /// }
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("greet", greet);
+    ///
+    /// let event = |event_id, kind| proto::HistoryEvent {
+    ///     event_id,
+    ///     timestamp: None,
+    ///     event_type: Some(kind),
+    /// };
+    /// let started = vec![
+    ///     event(-1, EventType::OrchestratorStarted(Default::default())),
+    ///     event(-1, EventType::ExecutionStarted(proto::ExecutionStartedEvent {
+    ///         name: "greet".into(),
+    ///         input: Some(r#""Tokyo""#.into()),
+    ///         ..Default::default()
+    ///     })),
+    /// ];
+    ///
+    /// // Step 1: a new instance schedules the activity, as action 1.
+    /// let request = proto::OrchestratorRequest {
+    ///     instance_id: "greet-1".into(),
+    ///     new_events: started.clone(),
+    ///     ..Default::default()
+    /// };
+    /// let response = registry.run_orchestrator(&request);
+    /// let Some(Action::ScheduleTask(task)) = &response.actions[0].orchestrator_action_type else {
+    ///     panic!("expected an activity call, got {:?}", response.actions);
+    /// };
+    /// assert_eq!((response.actions[0].id, task.name.as_str()), (1, "say_hello"));
+    ///
+    /// // Step 2: the activity completed; the orchestrator replays and finishes.
+    /// let request = proto::OrchestratorRequest {
+    ///     instance_id: "greet-1".into(),
+    ///     past_events: [
+    ///         started,
+    ///         // History must match the code: the same call under the same id.
+    ///         vec![event(1, EventType::TaskScheduled(proto::TaskScheduledEvent {
+    ///             name: "say_hello".into(),
+    ///             ..Default::default()
+    ///         }))],
+    ///     ]
+    ///     .concat(),
+    ///     new_events: vec![event(-1, EventType::TaskCompleted(proto::TaskCompletedEvent {
+    ///         task_scheduled_id: 1,
+    ///         result: Some(r#""Hello Tokyo!""#.into()),
+    ///     }))],
+    ///     ..Default::default()
+    /// };
+    /// let response = registry.run_orchestrator(&request);
+    /// let Some(Action::CompleteOrchestration(done)) = &response.actions[0].orchestrator_action_type
+    /// else {
+    ///     panic!("expected the orchestration to complete, got {:?}", response.actions);
+    /// };
+    /// assert_eq!(done.orchestration_status, proto::OrchestrationStatus::Completed as i32);
+    /// assert_eq!(done.result.as_deref(), Some(r#""Hello Tokyo!""#));
+    /// ```
     pub fn run_orchestrator(
         &self,
         request: &proto::OrchestratorRequest,
@@ -138,6 +320,41 @@ impl Registry {
 
     /// Runs one activity. Panics in the activity are not caught here: the caller wraps
     /// the returned future. `completion_token` is left empty for the caller to fill.
+    ///
+    /// The response carries the activity's JSON output in `result`, or its failure in
+    /// `failure_details` (an unknown name fails with
+    /// [`error_types::ACTIVITY_NOT_REGISTERED`], an input that does not fit with
+    /// [`error_types::INVALID_INPUT`]).
+    ///
+    /// # Examples
+    ///
+    /// Any executor can drive the future; this one uses tokio:
+    ///
+    /// ```
+    /// use durabletask_sdk::{ActivityContext, Error, Registry, proto};
+    ///
+    /// async fn say_hello(ctx: ActivityContext, city: String) -> Result<String, Error> {
+    ///     Ok(format!("Hello {city}! (task {} of {})", ctx.task_id(), ctx.instance_id()))
+    /// }
+    /// let mut registry = Registry::new();
+    /// registry.activity("say_hello", say_hello);
+    ///
+    /// let request = proto::ActivityRequest {
+    ///     name: "say_hello".into(),
+    ///     input: Some(r#""Tokyo""#.into()),
+    ///     task_id: 1,
+    ///     orchestration_instance: Some(proto::OrchestrationInstance {
+    ///         instance_id: "greet-1".into(),
+    ///         execution_id: None,
+    ///     }),
+    ///     ..Default::default()
+    /// };
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let response = runtime.block_on(registry.run_activity(request));
+    /// assert_eq!(response.result.as_deref(), Some(r#""Hello Tokyo! (task 1 of greet-1)""#));
+    /// assert!(response.failure_details.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run_activity(
         &self,
         request: proto::ActivityRequest,

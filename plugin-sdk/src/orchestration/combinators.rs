@@ -11,9 +11,25 @@ use std::task::{Context, Poll, Wake, Waker};
 /// only once every task has completed, as the reference SDK does). An empty list
 /// completes at once with `Ok(vec![])`.
 ///
-/// ```ignore
-/// let tasks = cities.iter().map(|c| ctx.call_activity::<_, String>("say_hello", c)).collect();
-/// let greetings: Vec<String> = when_all(tasks).await?;
+/// # Examples
+///
+/// Fan-out/fan-in: schedule every call first, then wait for them together. The activities
+/// run in parallel.
+///
+/// ```
+/// use durabletask_sdk::orchestration::when_all;
+/// use durabletask_sdk::{Error, OrchestrationContext};
+///
+/// async fn greet(ctx: OrchestrationContext, cities: Vec<String>) -> Result<Vec<String>, Error> {
+///     let tasks = cities
+///         .iter()
+///         .map(|city| ctx.call_activity::<_, String>("say_hello", city))
+///         .collect();
+///     // `?` fails the orchestration with the first failure, if any.
+///     let greetings = when_all(tasks).await?;
+///     Ok(greetings)
+/// }
+/// # let _ = durabletask_sdk::Registry::new().orchestrator("greet", greet);
 /// ```
 ///
 /// For futures that do not return a `Result` (timers), or to see every outcome, use
@@ -44,7 +60,8 @@ pub fn when_all<T, E, F: Future<Output = Result<T, E>>>(futures: Vec<F>) -> When
     }
 }
 
-/// The future [`when_all`] returns.
+/// The future [`when_all`] returns: resolves to `Ok` with every output in input order, or
+/// to the first error in completion order.
 #[must_use = "futures do nothing unless awaited"]
 pub struct WhenAll<F: Future> {
     children: Vec<Option<Pin<Box<F>>>>,
@@ -161,11 +178,63 @@ impl Wake for ChildWaker {
 /// child to complete in history order (the lowest index if several were already complete
 /// when `when_any` was first polled). An empty list never completes (an orchestrator
 /// awaiting it fails as waiting on nothing durable).
+///
+/// The futures must be [`Unpin`]: the durable tasks of
+/// [`OrchestrationContext`](super::OrchestrationContext) are; box (`Box::pin`) async blocks,
+/// or futures of different types to mix them.
+///
+/// # Examples
+///
+/// Take whichever of two equivalent activities answers first:
+///
+/// ```
+/// use durabletask_sdk::orchestration::when_any;
+/// use durabletask_sdk::{Error, OrchestrationContext};
+///
+/// async fn quote(ctx: OrchestrationContext, sku: String) -> Result<u64, Error> {
+///     let tasks = vec![
+///         ctx.call_activity::<_, u64>("quote_from_supplier_a", &sku),
+///         ctx.call_activity::<_, u64>("quote_from_supplier_b", &sku),
+///     ];
+///     let (_winner, price) = when_any(tasks).await;
+///     Ok(price?)
+/// }
+/// # let _ = durabletask_sdk::Registry::new().orchestrator("quote", quote);
+/// ```
+///
+/// A timeout: race an external event against a durable timer. Their output types differ,
+/// so both are boxed as the same trait object:
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::time::Duration;
+/// use durabletask_sdk::orchestration::when_any;
+/// use durabletask_sdk::{Error, OrchestrationContext};
+///
+/// async fn await_approval(ctx: OrchestrationContext, _input: ()) -> Result<bool, Error> {
+///     let approval = ctx.wait_for_external_event::<bool>("approval");
+///     let timeout = ctx.create_timer_after(Duration::from_secs(60 * 60));
+///     let racers: Vec<Pin<Box<dyn Future<Output = Option<bool>>>>> = vec![
+///         Box::pin(async move { approval.await.ok() }),
+///         Box::pin(async move {
+///             timeout.await;
+///             None
+///         }),
+///     ];
+///     match when_any(racers).await {
+///         (_, Some(approved)) => Ok(approved),
+///         (_, None) => Err(Error::new("ApprovalTimeout", "no approval within an hour")),
+///     }
+/// }
+/// # let _ = durabletask_sdk::Registry::new().orchestrator("await_approval", await_approval);
+/// ```
 pub fn when_any<F: Future + Unpin>(futures: Vec<F>) -> WhenAny<F> {
     WhenAny { children: futures }
 }
 
-/// The future [`when_any`] returns.
+/// The future [`when_any`] returns: resolves to the index of the first future to
+/// complete and its output.
 #[must_use = "futures do nothing unless awaited"]
 pub struct WhenAny<F> {
     children: Vec<F>,

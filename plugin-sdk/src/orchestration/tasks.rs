@@ -37,6 +37,11 @@ impl Drop for Handle {
 ///
 /// The activity is scheduled when `call_activity` is called, whether or not this is
 /// awaited.
+///
+/// Returned by [`OrchestrationContext::call_activity`](super::OrchestrationContext::call_activity).
+/// It resolves to `Ok(O)`, the activity's output deserialized from JSON, or to a
+/// [`TaskFailedError`] if the activity failed (or its output does not fit `O`). It is
+/// [`Unpin`], so it can go straight into [`when_any`](super::when_any).
 #[must_use = "the activity is scheduled either way; await it to get its result"]
 pub struct ActivityTask<O> {
     handle: Handle,
@@ -57,7 +62,22 @@ impl<O> ActivityTask<O> {
         }
     }
 
-    /// The task's action id.
+    /// The task's action id: 1 for the orchestration's first durable call, 2 for the next,
+    /// and so on. The activity sees it as
+    /// [`ActivityContext::task_id`](crate::ActivityContext::task_id).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn traced(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    ///     let task = ctx.call_activity::<_, String>("lookup", "key");
+    ///     tracing::debug!(task_id = task.task_id(), "waiting for lookup");
+    ///     Ok(task.await?)
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("traced", traced);
+    /// ```
     pub fn task_id(&self) -> i32 {
         self.task_id
     }
@@ -102,6 +122,10 @@ impl<O: DeserializeOwned> Future for ActivityTask<O> {
 }
 
 /// A durable timer; resolves when it fires.
+///
+/// Returned by [`OrchestrationContext::create_timer`](super::OrchestrationContext::create_timer)
+/// and [`create_timer_after`](super::OrchestrationContext::create_timer_after). Its output
+/// is `()`: a timer cannot fail.
 #[must_use = "the timer is created either way; await it to wait for it"]
 pub struct TimerTask {
     handle: Handle,
@@ -116,7 +140,7 @@ impl TimerTask {
         }
     }
 
-    /// The timer's action id.
+    /// The timer's action id (timers and activity calls share one sequence of ids).
     pub fn timer_id(&self) -> i32 {
         self.timer_id
     }
@@ -132,6 +156,11 @@ impl Future for TimerTask {
 
 /// Waits for an external event; resolves to its data. Data that does not fit `T` fails
 /// with [`error_types::INVALID_INPUT`].
+///
+/// Returned by
+/// [`OrchestrationContext::wait_for_external_event`](super::OrchestrationContext::wait_for_external_event).
+/// It resolves to `Ok(T)`, or to a [`TaskFailedError`] (with `task_id` `-1`) if the data
+/// does not fit `T`.
 #[must_use = "futures do nothing unless awaited"]
 pub struct EventTask<T> {
     handle: Handle,
