@@ -52,24 +52,51 @@ impl Dispatcher {
         }
     }
 
-    /// Starts work on one item. Every accepted item ends in a completion or an abandon
-    /// (or, for activities cut off by shutdown, a log line): none is dropped silently.
-    pub fn dispatch(&self, item: WorkItem) {
+    /// Waits until work of `item`'s kind could start at once: every permit of that kind
+    /// is not already spoken for. The session calls it before reading the next item, so
+    /// a backend that ignores our `maxConcurrent*` (the reference one does) is held back
+    /// by HTTP/2 flow control instead of filling our memory with queued work items.
+    pub async fn wait_for_capacity(&self, kind: Option<WorkKind>) {
+        let permits = match kind {
+            Some(WorkKind::Orchestration) => &self.shared.orchestration_permits,
+            Some(WorkKind::Activity) => &self.shared.activity_permits,
+            _ => return,
+        };
+        // The semaphore is fair: this waits behind every task already queued for a
+        // permit, and gives the permit straight back.
+        drop(permits.acquire().await);
+    }
+
+    /// Starts work on one item and says which kind it was. Every accepted item ends in a
+    /// completion or an abandon (or, for activities cut off by shutdown, a log line):
+    /// none is dropped silently.
+    pub fn dispatch(&self, item: WorkItem) -> Option<WorkKind> {
         let token = item.completion_token;
         match item.request {
-            Some(Request::OrchestratorRequest(request)) => self.orchestration(request, token),
-            Some(Request::ActivityRequest(request)) => self.activity(request, token),
+            Some(Request::OrchestratorRequest(request)) => {
+                self.orchestration(request, token);
+                Some(WorkKind::Orchestration)
+            }
+            Some(Request::ActivityRequest(request)) => {
+                self.activity(request, token);
+                Some(WorkKind::Activity)
+            }
             Some(Request::EntityRequest(request)) => {
-                self.unsupported_entity(request.instance_id, token)
+                self.unsupported_entity(request.instance_id, token);
+                Some(WorkKind::Entity)
             }
             Some(Request::EntityRequestV2(request)) => {
-                self.unsupported_entity(request.instance_id, token)
+                self.unsupported_entity(request.instance_id, token);
+                Some(WorkKind::Entity)
             }
-            Some(Request::HealthPing(_)) => {}
-            None => tracing::warn!(
-                completion_token = %token,
-                "ignoring a work item of a kind this host does not know"
-            ),
+            Some(Request::HealthPing(_)) => None,
+            None => {
+                tracing::warn!(
+                    completion_token = %token,
+                    "ignoring a work item of a kind this host does not know"
+                );
+                None
+            }
         }
     }
 

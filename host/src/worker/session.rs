@@ -117,10 +117,12 @@ impl Session<'_> {
             match next {
                 Ok(Some(item)) => {
                     delivered = true;
+                    let kind = self.dispatcher.dispatch(item);
+                    // Our own wait for capacity is not the backend's silence.
+                    self.dispatcher.wait_for_capacity(kind).await;
                     if watch_silence {
                         deadline.as_mut().reset(Instant::now() + silence);
                     }
-                    self.dispatcher.dispatch(item);
                 }
                 Ok(None) => return SessionEnd::StreamClosed { delivered },
                 Err(status) => return classify(&status),
