@@ -130,7 +130,7 @@ impl PluginHost {
                 Ok(plugin) => {
                     tracing::info!(
                         plugin = %plugin.name,
-                        version = %plugin.version,
+                        plugin_version = %plugin.version,
                         file = %library.display(),
                         orchestrators = ?plugin.orchestrators,
                         activities = ?plugin.activities,
