@@ -83,6 +83,10 @@ pub struct HostConfig {
     pub stream_silence_timeout: String,
     /// `logging.level`.
     pub log_level: String,
+    /// `logging.format`: `text` or `json`.
+    pub log_format: String,
+    /// `logging.file`, if any (relative paths are relative to the config's directory).
+    pub log_file: Option<String>,
     /// The libraries copied into `plugins.dir`.
     pub plugins: Vec<PluginFile>,
 }
@@ -99,6 +103,8 @@ impl HostConfig {
             drain_timeout: "30s".to_owned(),
             stream_silence_timeout: "120s".to_owned(),
             log_level: "info".to_owned(),
+            log_format: "text".to_owned(),
+            log_file: None,
             plugins: Vec::new(),
         }
     }
@@ -106,6 +112,12 @@ impl HostConfig {
     /// Adds a library to the plugins directory.
     pub fn plugin(mut self, plugin: PluginFile) -> Self {
         self.plugins.push(plugin);
+        self
+    }
+
+    /// Sets `worker.max_concurrent_activities`.
+    pub fn max_concurrent_activities(mut self, limit: u32) -> Self {
+        self.max_concurrent_activities = limit;
         self
     }
 
@@ -124,6 +136,18 @@ impl HostConfig {
     /// Sets `logging.level` (a level or a filter).
     pub fn log_level(mut self, level: &str) -> Self {
         level.clone_into(&mut self.log_level);
+        self
+    }
+
+    /// Sets `logging.format` (`"text"` or `"json"`).
+    pub fn log_format(mut self, format: &str) -> Self {
+        format.clone_into(&mut self.log_format);
+        self
+    }
+
+    /// Sets `logging.file` (relative to the config file's directory, e.g. `"logs/host.log"`).
+    pub fn log_file(mut self, path: &str) -> Self {
+        self.log_file = Some(path.to_owned());
         self
     }
 
@@ -149,8 +173,8 @@ watch = false
 
 [logging]
 level = {level}
-format = "text"
-"#,
+format = {format}
+{file}"#,
             endpoint = toml_string(&self.endpoint),
             taskhub = toml_string(&self.taskhub),
             orchestrations = self.max_concurrent_orchestrations,
@@ -159,6 +183,12 @@ format = "text"
             drain = toml_string(&self.drain_timeout),
             silence = toml_string(&self.stream_silence_timeout),
             level = toml_string(&self.log_level),
+            format = toml_string(&self.log_format),
+            file = self
+                .log_file
+                .as_deref()
+                .map(|path| format!("file = {}\n", toml_string(path)))
+                .unwrap_or_default(),
         )
     }
 }
@@ -247,6 +277,35 @@ impl Host {
     /// The config file it was started with.
     pub fn config_path(&self) -> &Path {
         &self.config_path
+    }
+
+    /// The directory holding its config file, against which relative paths in the
+    /// config (plugins, log file) are resolved.
+    pub fn config_dir(&self) -> &Path {
+        self.config_path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        match (&self.child, self.exit_status) {
+            (Some(child), None) => Some(child.id()),
+            _ => None,
+        }
+    }
+
+    /// How many threads it has right now (the `Threads:` line of `/proc/<pid>/status`).
+    pub fn thread_count(&self) -> Result<u32> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| Error::new("the host is not running"))?;
+        let path = format!("/proc/{pid}/status");
+        let status = std::fs::read_to_string(&path)
+            .map_err(|error| Error::new(format!("cannot read {path}: {error}")))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Threads:"))
+            .and_then(|count| count.trim().parse().ok())
+            .ok_or_else(|| Error::new(format!("no Threads: line in {path}:\n{status}")))
     }
 
     /// Everything it logged to stdout so far (ANSI colours removed).
@@ -477,5 +536,19 @@ mod tests {
             text.contains(r#"endpoint = "http://127.0.0.1:1""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn generated_config_sets_the_log_format_and_file_only_when_asked() {
+        let plain = HostConfig::new("http://127.0.0.1:1").to_toml();
+        assert!(plain.contains(r#"format = "text""#), "{plain}");
+        assert!(!plain.contains("file ="), "{plain}");
+
+        let json = HostConfig::new("http://127.0.0.1:1")
+            .log_format("json")
+            .log_file("logs/host.log")
+            .to_toml();
+        assert!(json.contains(r#"format = "json""#), "{json}");
+        assert!(json.contains(r#"file = "logs/host.log""#), "{json}");
     }
 }

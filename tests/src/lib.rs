@@ -31,6 +31,7 @@ pub use backend::Backend;
 pub use client::{Client, ClientRun, exit_codes, instance_id};
 pub use error::{Context, Error, Result};
 pub use host::{Host, HostConfig, PluginFile};
+pub use process::poll_until;
 
 use std::time::Duration;
 

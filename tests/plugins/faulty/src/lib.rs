@@ -2,13 +2,15 @@
 //!
 //! Orchestrators and activities that fail in every way the end-to-end tests need to
 //! watch the host and SDK cope with: returned errors, panics, unknown names, bad input,
-//! non-durable awaits, and slow activities for drain and restart tests. Test-only.
+//! non-durable awaits, slow activities for drain and restart tests, and a wide fan-out of
+//! sleeping activities for the concurrency test. Test-only.
 //!
 //! Built a second time with `cargo build -p faulty-plugin --profile panic-abort`, it is
 //! also the `panic = "abort"` library the host must refuse to load.
 
 use std::time::Duration;
 
+use durabletask_sdk::orchestration::when_all;
 use durabletask_sdk::{ActivityContext, Error, OrchestrationContext};
 use serde::Deserialize;
 
@@ -91,6 +93,25 @@ pub async fn slow_sequence(ctx: OrchestrationContext, n: u32) -> Result<u32, Err
     Ok(n)
 }
 
+/// The input of [`fan_out_sleep`].
+#[derive(Debug, Deserialize)]
+pub struct FanOutSleep {
+    /// How many activities to fan out.
+    pub n: u32,
+    /// How long each one sleeps, in milliseconds.
+    pub ms: u64,
+}
+
+/// Orchestrator: schedules `n` [`sleep_ms`] calls of `ms` milliseconds at once, awaits
+/// them all with `when_all`, then returns `n`.
+pub async fn fan_out_sleep(ctx: OrchestrationContext, input: FanOutSleep) -> Result<u32, Error> {
+    let calls: Vec<_> = (0..input.n)
+        .map(|_| ctx.call_activity::<_, u64>("sleep_ms", input.ms))
+        .collect();
+    when_all(calls).await?;
+    Ok(input.n)
+}
+
 /// The input of [`typed_input`].
 #[derive(Debug, Deserialize)]
 pub struct TypedInput {
@@ -123,6 +144,7 @@ durabletask_sdk::export_plugin! {
         slow_sequence,
         typed_input,
         await_tokio_sleep,
+        fan_out_sleep,
     ],
     activities: [fail_always, panic_activity, sleep_ms],
 }

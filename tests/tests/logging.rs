@@ -1,0 +1,153 @@
+//! `[logging]`: JSON lines for log pipelines, and a copy of the log in a rolling file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use durabletask_e2e::{Error, Fixture, Result, WAIT};
+use serde_json::{Map, Value};
+
+/// The hello plugin's version (its Cargo.toml), which tags its log events.
+const HELLO_VERSION: &str = "1.0.0";
+
+/// Parses every non-empty line of `text` as a JSON object; `source` names the text in
+/// errors.
+fn json_lines(text: &str, source: &str) -> Result<Vec<Map<String, Value>>> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(object)) => Ok(object),
+            Ok(other) => Err(Error::new(format!(
+                "a line of {source} is JSON but not an object: {other}"
+            ))),
+            Err(error) => Err(Error::new(format!(
+                "a line of {source} is not JSON ({error}): {line}"
+            ))),
+        })
+        .collect()
+}
+
+/// An event's message: `fields.message` as tracing's JSON format writes it, or a
+/// top-level `message`.
+fn message(event: &Map<String, Value>) -> &str {
+    event
+        .get("fields")
+        .and_then(|fields| fields.get("message"))
+        .or_else(|| event.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// An event's field: under `fields`, or at the top level.
+fn field<'a>(event: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    event
+        .get("fields")
+        .and_then(|fields| fields.get(name))
+        .or_else(|| event.get(name))
+}
+
+/// An event without its timestamp: stdout and the file stamp each event separately.
+fn without_timestamp(event: &Map<String, Value>) -> Map<String, Value> {
+    let mut event = event.clone();
+    event.remove("timestamp");
+    event
+}
+
+/// The text of every `host.log*` file in `dir` (a rolling file gets a date suffix), in
+/// name order.
+fn rolled_log_text(dir: &Path) -> Result<String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| Error::new(format!("cannot list {}: {error}", dir.display())))?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("host.log"))
+        })
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::new(format!(
+            "no host.log* file in {}",
+            dir.display()
+        )));
+    }
+    let mut text = String::new();
+    for path in paths {
+        text.push_str(
+            &std::fs::read_to_string(&path)
+                .map_err(|error| Error::new(format!("cannot read {}: {error}", path.display())))?,
+        );
+    }
+    Ok(text)
+}
+
+#[test]
+fn json_logs_and_rolling_file() -> Result<()> {
+    let mut fixture = Fixture::start_with(&["hello"], |config| {
+        config.log_format("json").log_file("logs/host.log")
+    })?;
+
+    let state = fixture.run("hello_cities", None)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    fixture
+        .host
+        .wait_for_log_line(&["saying hello", "London"], WAIT)?;
+
+    // Every stdout line is one JSON object with a level and a message.
+    let stdout = json_lines(&fixture.host.logs(), "the host's stdout")?;
+    for event in &stdout {
+        assert!(
+            event.get("level").and_then(Value::as_str).is_some(),
+            "an event without a level: {event:?}"
+        );
+        assert!(
+            !message(event).is_empty(),
+            "an event without a message: {event:?}"
+        );
+    }
+
+    // The plugin's events are forwarded with its name and version as fields.
+    for city in ["Tokyo", "Seattle", "London"] {
+        let event = stdout
+            .iter()
+            .find(|event| message(event).contains("saying hello") && message(event).contains(city))
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "no \"saying hello\" event for {city} on stdout\n{}",
+                    fixture.host.log_tail()
+                ))
+            })?;
+        assert_eq!(event["level"], "INFO", "{event:?}");
+        assert_eq!(
+            field(event, "plugin"),
+            Some(&Value::from("hello")),
+            "{event:?}"
+        );
+        assert_eq!(
+            field(event, "plugin_version"),
+            Some(&Value::from(HELLO_VERSION)),
+            "{event:?}"
+        );
+    }
+
+    // Stop the host so the file's background writer flushes everything, then the file
+    // (relative to the config's directory, not the working directory) holds the same
+    // events as stdout.
+    fixture.host.sigterm()?;
+    let status = fixture.host.wait_exit(WAIT)?;
+    assert!(status.success(), "{status}\n{}", fixture.host.log_tail());
+    let stdout = json_lines(&fixture.host.logs(), "the host's stdout")?;
+
+    let log_dir = fixture.host.config_dir().join("logs");
+    let file_text = rolled_log_text(&log_dir)?;
+    let file = json_lines(&file_text, "the log file")?;
+    let stdout_events: Vec<_> = stdout.iter().map(without_timestamp).collect();
+    let file_events: Vec<_> = file.iter().map(without_timestamp).collect();
+    assert_eq!(
+        file_events, stdout_events,
+        "the log file and stdout hold different events"
+    );
+    Ok(())
+}
