@@ -8,4 +8,5 @@ pub mod config;
 pub mod connection;
 pub mod logging;
 pub mod plugins;
+pub mod runtime;
 pub mod worker;

@@ -52,15 +52,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One event-loop thread. The worker is I/O-bound: each work item is a message in and
-    // an RPC out, and on a multi-thread runtime every one of them also paid for waking
-    // other threads, which cost more CPU than the work itself (bench/compare-python:
-    // 6.9 ms per orchestration on a multi-thread runtime, 4.5 ms on one thread).
-    // Activities run on each plugin's own runtime, so they still use every core.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let build_runtime = match cli.command {
+        Some(Command::Client(_)) => durabletask_host::runtime::for_client,
+        _ => durabletask_host::runtime::for_daemon,
+    };
+    let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
