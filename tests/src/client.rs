@@ -177,6 +177,75 @@ impl Client {
     pub fn purge(&self, instance_id: &str) -> Result<Value> {
         self.run(&["purge", instance_id])?.ok()
     }
+
+    /// Schedules orchestration `name` under the chosen `instance_id` without waiting.
+    pub fn start_with_id(
+        &self,
+        name: &str,
+        instance_id: &str,
+        input: Option<&Value>,
+    ) -> Result<()> {
+        let input = input.map(Value::to_string);
+        let mut args = vec!["start", name, "--id", instance_id];
+        if let Some(input) = &input {
+            args.extend(["--input", input]);
+        }
+        self.run(&args)?.ok().map(drop)
+    }
+
+    /// The instance's history events, oldest first (`history ID`'s `events`).
+    pub fn history(&self, instance_id: &str) -> Result<Vec<Value>> {
+        let value = self.run(&["history", instance_id])?.ok()?;
+        value["events"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| Error::new(format!("no events in the client's output: {value:#}")))
+    }
+
+    /// Rewinds a failed instance, with an optional reason.
+    pub fn rewind(&self, instance_id: &str, reason: Option<&str>) -> Result<Value> {
+        let mut args = vec!["rewind", instance_id];
+        if let Some(reason) = reason {
+            args.extend(["--reason", reason]);
+        }
+        self.run(&args)?.ok()
+    }
+
+    /// Restarts a finished instance (under a new id with `new_id`); returns the id it runs
+    /// under now.
+    pub fn restart(&self, instance_id: &str, new_id: bool) -> Result<String> {
+        let mut args = vec!["restart", instance_id];
+        if new_id {
+            args.push("--new-id");
+        }
+        self::instance_id(&self.run(&args)?.ok()?)
+    }
+
+    /// The instances matching the filters (`list`'s `instances`): statuses by name, an id
+    /// prefix, at most `limit` (the client's default when `None`).
+    pub fn list(
+        &self,
+        statuses: &[&str],
+        prefix: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Value>> {
+        let limit = limit.map(|limit| limit.to_string());
+        let mut args = vec!["list"];
+        for status in statuses {
+            args.extend(["--status", status]);
+        }
+        if let Some(prefix) = prefix {
+            args.extend(["--prefix", prefix]);
+        }
+        if let Some(limit) = &limit {
+            args.extend(["--limit", limit]);
+        }
+        let value = self.run(&args)?.ok()?;
+        value["instances"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| Error::new(format!("no instances in the client's output: {value:#}")))
+    }
 }
 
 /// The `instance_id` field of a client's JSON output.

@@ -8,7 +8,10 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{Client, ClientError, ClientOptions, StartOptions, validate_json};
+use super::{
+    Client, ClientError, ClientOptions, DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, ListOptions,
+    StartOptions, parse_status, validate_json,
+};
 use crate::connection::BearerToken;
 
 #[derive(Debug, Args)]
@@ -81,6 +84,40 @@ pub enum Verb {
     },
     /// Delete a finished instance.
     Purge { id: String },
+    /// Print an instance's history, oldest event first.
+    History { id: String },
+    /// Rewind a FAILED instance: its failed activities and sub-orchestrations run again.
+    Rewind {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Run a finished instance again from the start, with the same input.
+    Restart {
+        id: String,
+        /// Run it under a new instance id (default: the same id, replacing it).
+        #[arg(long)]
+        new_id: bool,
+    },
+    /// List instances, newest last.
+    List {
+        /// Only instances in this status (RUNNING, COMPLETED, FAILED, ...; any case).
+        /// Repeat the flag or separate with commas for several.
+        #[arg(long = "status", value_name = "STATUS", value_delimiter = ',')]
+        statuses: Vec<String>,
+        /// Only instances whose id starts with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At most this many instances.
+        #[arg(long, default_value_t = DEFAULT_LIST_LIMIT)]
+        limit: usize,
+        /// At most this many instances per request to the backend.
+        #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
+        page_size: usize,
+        /// Go on where a previous `list` stopped (its continuation_token).
+        #[arg(long)]
+        continuation_token: Option<String>,
+    },
 }
 
 /// Runs the client command, prints its result, and returns the process exit code.
@@ -133,6 +170,22 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
             id,
             output: json_flag("--output", output)?,
         },
+        Verb::List {
+            statuses,
+            prefix,
+            limit,
+            page_size,
+            continuation_token,
+        } => {
+            list_options(&statuses, prefix.clone(), limit, page_size, None)?;
+            Verb::List {
+                statuses,
+                prefix,
+                limit,
+                page_size,
+                continuation_token,
+            }
+        }
         other => other,
     };
     let client = Client::connect(&ClientOptions {
@@ -169,6 +222,51 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
         Verb::Resume { id, reason } => client.resume(&id, reason).await,
         Verb::Terminate { id, output } => client.terminate(&id, output).await,
         Verb::Purge { id } => client.purge(&id).await,
+        Verb::History { id } => client.history(&id).await,
+        Verb::Rewind { id, reason } => client.rewind(&id, reason).await,
+        Verb::Restart { id, new_id } => client.restart(&id, new_id).await,
+        Verb::List {
+            statuses,
+            prefix,
+            limit,
+            page_size,
+            continuation_token,
+        } => {
+            let options = list_options(&statuses, prefix, limit, page_size, continuation_token)?;
+            client.list(options).await
+        }
+    }
+}
+
+/// Checks `list`'s flags: known status names, positive counts.
+fn list_options(
+    statuses: &[String],
+    prefix: Option<String>,
+    limit: usize,
+    page_size: usize,
+    continuation_token: Option<String>,
+) -> Result<ListOptions, ClientError> {
+    let statuses = statuses
+        .iter()
+        .filter(|name| !name.trim().is_empty())
+        .map(|name| parse_status("--status", name))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ListOptions {
+        statuses,
+        prefix,
+        limit: positive("--limit", limit)?,
+        page_size: positive("--page-size", page_size)?,
+        continuation_token,
+    })
+}
+
+fn positive(flag: &str, value: usize) -> Result<usize, ClientError> {
+    if value == 0 {
+        Err(ClientError::Usage(format!(
+            "invalid {flag}: expected a positive number, got 0"
+        )))
+    } else {
+        Ok(value)
     }
 }
 
@@ -181,4 +279,134 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, ClientError> {
                 "invalid {flag}: expected a positive number of seconds, got {value}"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use clap::Parser;
+    use durabletask_proto::OrchestrationStatus;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        client: ClientArgs,
+    }
+
+    fn parse(args: &[&str]) -> Verb {
+        Cli::try_parse_from(std::iter::once("client").chain(args.iter().copied()))
+            .unwrap()
+            .client
+            .verb
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn status_names_are_case_insensitive_and_repeatable() {
+        let Verb::List {
+            statuses,
+            prefix,
+            limit,
+            page_size,
+            continuation_token,
+        } = parse(&[
+            "list",
+            "--status",
+            "completed",
+            "--status",
+            "Failed,continued_as_new",
+            "--prefix",
+            "batch-",
+        ])
+        else {
+            panic!("not a list");
+        };
+        assert_eq!(limit, 100);
+        let options =
+            list_options(&statuses, prefix, limit, page_size, continuation_token).unwrap();
+        assert_eq!(
+            options.statuses,
+            vec![
+                OrchestrationStatus::Completed,
+                OrchestrationStatus::Failed,
+                OrchestrationStatus::ContinuedAsNew
+            ]
+        );
+        assert_eq!(options.prefix.as_deref(), Some("batch-"));
+        assert_eq!(options.limit, 100);
+        assert_eq!(options.page_size, 100);
+    }
+
+    #[test]
+    fn a_bad_status_names_the_flag_and_the_accepted_names() {
+        let error = list_options(&strings(&["COMPLETED", "DONE"]), None, 10, 10, None).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        let message = error.to_json()["error"].as_str().unwrap().to_owned();
+        assert!(message.contains("--status"), "{message}");
+        assert!(message.contains("'DONE'"), "{message}");
+        for name in [
+            "RUNNING",
+            "COMPLETED",
+            "CONTINUED_AS_NEW",
+            "FAILED",
+            "CANCELED",
+            "TERMINATED",
+            "PENDING",
+            "SUSPENDED",
+        ] {
+            assert!(message.contains(name), "{name} missing from {message}");
+        }
+    }
+
+    #[test]
+    fn no_status_means_any_status() {
+        let options = list_options(&[], None, 5, 2, Some("10".into())).unwrap();
+        assert!(options.statuses.is_empty());
+        assert_eq!(options.continuation_token.as_deref(), Some("10"));
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let error = list_options(&[], None, 0, 10, None).unwrap_err();
+        assert!(error.to_string().contains("--limit"), "{error}");
+        let error = list_options(&[], None, 10, 0, None).unwrap_err();
+        assert!(error.to_string().contains("--page-size"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn list_validates_before_connecting() {
+        // Nothing listens on port 1: a usage error proves the network was never tried.
+        let error = execute(ClientArgs {
+            endpoint: "http://127.0.0.1:1".into(),
+            taskhub: "default".into(),
+            token_env: None,
+            verb: parse(&["list", "--status", "finished"]),
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(error, ClientError::Usage(_)), "{error}");
+    }
+
+    #[test]
+    fn the_new_verbs_parse() {
+        assert!(matches!(parse(&["history", "abc"]), Verb::History { id } if id == "abc"));
+        assert!(matches!(
+            parse(&["rewind", "abc", "--reason", "fixed"]),
+            Verb::Rewind { id, reason: Some(reason) } if id == "abc" && reason == "fixed"
+        ));
+        assert!(matches!(
+            parse(&["restart", "abc"]),
+            Verb::Restart { new_id: false, .. }
+        ));
+        assert!(matches!(
+            parse(&["restart", "abc", "--new-id"]),
+            Verb::Restart { new_id: true, .. }
+        ));
+    }
 }

@@ -4,17 +4,21 @@
 //! backend through the same code path as a user. [`cli`] is the thin clap layer.
 
 pub mod cli;
+mod history;
 mod state;
 
 use std::time::Duration;
 
 use durabletask_proto::{
-    CreateInstanceRequest, GetInstanceRequest, GetInstanceResponse, PurgeInstancesRequest,
-    RaiseEventRequest, ResumeRequest, SuspendRequest, TerminateRequest, purge_instances_request,
+    CreateInstanceRequest, GetInstanceRequest, GetInstanceResponse, InstanceQuery,
+    OrchestrationStatus, PurgeInstancesRequest, QueryInstancesRequest, RaiseEventRequest,
+    RestartInstanceRequest, ResumeRequest, RewindInstanceRequest, StreamInstanceHistoryRequest,
+    SuspendRequest, TerminateRequest, purge_instances_request,
 };
 use serde_json::{Value, json};
 use tonic::Code;
 
+pub use history::{event_to_json, kind_name};
 pub use state::{failure_to_json, payload, state_to_json, status_name};
 
 use crate::config::Endpoint;
@@ -46,12 +50,19 @@ pub enum ClientError {
     /// No such instance. Exit 4.
     #[error("instance '{instance_id}' does not exist")]
     NotFound { instance_id: String },
+    /// The instance exists but is in the wrong state for the operation (rewinding one that
+    /// did not fail, restarting one still running). Exit 2.
+    #[error("{message}")]
+    WrongState {
+        instance_id: String,
+        message: String,
+    },
 }
 
 impl ClientError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Usage(_) | ClientError::Rpc { .. } => 2,
+            ClientError::Usage(_) | ClientError::Rpc { .. } | ClientError::WrongState { .. } => 2,
             ClientError::Timeout { .. } => 3,
             ClientError::NotFound { .. } => 4,
         }
@@ -63,7 +74,8 @@ impl ClientError {
             ClientError::NotFound { instance_id } => {
                 json!({ "instance_id": instance_id, "exists": false })
             }
-            ClientError::Timeout { instance_id, .. } => {
+            ClientError::Timeout { instance_id, .. }
+            | ClientError::WrongState { instance_id, .. } => {
                 json!({ "error": self.to_string(), "instance_id": instance_id })
             }
             ClientError::Usage(_) | ClientError::Rpc { .. } => json!({ "error": self.to_string() }),
@@ -88,6 +100,67 @@ pub struct StartOptions {
     pub version: Option<String>,
     /// Wait for completion, at most this long.
     pub wait: Option<Duration>,
+}
+
+/// What `list` asks for.
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    /// Only instances in one of these statuses (none: any status).
+    pub statuses: Vec<OrchestrationStatus>,
+    /// Only instances whose id starts with this.
+    pub prefix: Option<String>,
+    /// At most this many instances in all (at least 1).
+    pub limit: usize,
+    /// At most this many instances per QueryInstances call (at least 1).
+    pub page_size: usize,
+    /// Where a previous `list` stopped (its `continuation_token`).
+    pub continuation_token: Option<String>,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            statuses: Vec::new(),
+            prefix: None,
+            limit: DEFAULT_LIST_LIMIT,
+            page_size: DEFAULT_PAGE_SIZE,
+            continuation_token: None,
+        }
+    }
+}
+
+/// How many instances `list` returns unless told otherwise.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+/// How many instances `list` asks for per call unless told otherwise.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// The statuses `list --status` accepts, in protocol order.
+const STATUS_NAMES: [(&str, OrchestrationStatus); 8] = [
+    ("RUNNING", OrchestrationStatus::Running),
+    ("COMPLETED", OrchestrationStatus::Completed),
+    ("CONTINUED_AS_NEW", OrchestrationStatus::ContinuedAsNew),
+    ("FAILED", OrchestrationStatus::Failed),
+    ("CANCELED", OrchestrationStatus::Canceled),
+    ("TERMINATED", OrchestrationStatus::Terminated),
+    ("PENDING", OrchestrationStatus::Pending),
+    ("SUSPENDED", OrchestrationStatus::Suspended),
+];
+
+/// A status by the name `status` prints (`COMPLETED`, ...), in any case; the error names
+/// the flag and every accepted name.
+pub fn parse_status(flag: &str, name: &str) -> Result<OrchestrationStatus, ClientError> {
+    let wanted = name.trim().replace('-', "_");
+    STATUS_NAMES
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(&wanted))
+        .map(|(_, status)| *status)
+        .ok_or_else(|| {
+            let accepted: Vec<&str> = STATUS_NAMES.iter().map(|(known, _)| *known).collect();
+            ClientError::Usage(format!(
+                "invalid {flag} '{name}': expected one of {} (in any case)",
+                accepted.join(", ")
+            ))
+        })
 }
 
 /// Checks that a flag's value is JSON; the error names the flag.
@@ -278,6 +351,158 @@ impl Client {
         Ok(json!({ "instance_id": instance_id, "deleted": response.deleted_instance_count }))
     }
 
+    /// The instance's history, oldest event first: `{"instance_id", "events": [...]}`,
+    /// each event rendered by [`event_to_json`].
+    pub async fn history(&self, instance_id: &str) -> Result<Value, ClientError> {
+        const OPERATION: &str = "StreamInstanceHistory";
+        let request = StreamInstanceHistoryRequest {
+            instance_id: instance_id.to_owned(),
+            execution_id: None,
+            for_work_item_processing: false,
+        };
+        let read_all = async {
+            let mut stream = self
+                .call(
+                    OPERATION,
+                    CALL_TIMEOUT,
+                    |mut client, request| async move {
+                        client.stream_instance_history(request).await
+                    },
+                    request,
+                )
+                .await?;
+            let mut events = Vec::new();
+            // The backend sends the history in chunks (of 100 events for the reference
+            // backend); the stream's end is the history's end.
+            while let Some(chunk) = stream
+                .message()
+                .await
+                .map_err(|status| self.rpc_error(OPERATION, &status))?
+            {
+                events.extend(chunk.events.iter().map(event_to_json));
+            }
+            Ok(events)
+        };
+        // The deadline covers the whole stream, not only its first answer.
+        let events =
+            match tokio::time::timeout(CALL_TIMEOUT + Duration::from_secs(2), read_all).await {
+                Ok(result) => result.map_err(|error| not_found_for(instance_id, error))?,
+                Err(_) => {
+                    return Err(ClientError::Rpc {
+                        endpoint: self.endpoint.clone(),
+                        operation: OPERATION,
+                        code: Code::DeadlineExceeded,
+                        message: format!("the history did not arrive within {CALL_TIMEOUT:?}"),
+                    });
+                }
+            };
+        Ok(json!({ "instance_id": instance_id, "events": events }))
+    }
+
+    /// Rewinds a FAILED instance: its failed tasks run again. `{"instance_id", "ok": true}`.
+    pub async fn rewind(
+        &self,
+        instance_id: &str,
+        reason: Option<String>,
+    ) -> Result<Value, ClientError> {
+        let request = RewindInstanceRequest {
+            instance_id: instance_id.to_owned(),
+            reason,
+        };
+        self.acknowledged(
+            instance_id,
+            "RewindInstance",
+            request,
+            |mut client, request| async move { client.rewind_instance(request).await },
+        )
+        .await
+        .map_err(|error| {
+            wrong_state_for(
+                instance_id,
+                "rewind",
+                "it is not FAILED, and only a failed orchestration can be rewound",
+                error,
+            )
+        })
+    }
+
+    /// Runs a finished instance again from the start with the same name, input and
+    /// version, under the same id or a new one: `{"instance_id": <the restarted id>}`.
+    pub async fn restart(&self, instance_id: &str, new_id: bool) -> Result<Value, ClientError> {
+        let request = RestartInstanceRequest {
+            instance_id: instance_id.to_owned(),
+            restart_with_new_instance_id: new_id,
+        };
+        let response = self
+            .call(
+                "RestartInstance",
+                CALL_TIMEOUT,
+                |mut client, request| async move { client.restart_instance(request).await },
+                request,
+            )
+            .await
+            .map_err(|error| not_found_for(instance_id, error))
+            .map_err(|error| {
+                wrong_state_for(
+                    instance_id,
+                    "restart",
+                    "it has not finished, and only a COMPLETED, FAILED or TERMINATED \
+                     orchestration can be restarted",
+                    error,
+                )
+            })?;
+        Ok(json!({ "instance_id": response.instance_id }))
+    }
+
+    /// Instances matching `options`, following continuation tokens up to `options.limit`:
+    /// `{"instances": [<state as status prints it>...], "continuation_token": <where to
+    /// go on, or null when there is nothing more>}`.
+    pub async fn list(&self, options: ListOptions) -> Result<Value, ClientError> {
+        let limit = options.limit.max(1);
+        let page_size = options.page_size.max(1);
+        let mut instances = Vec::new();
+        let mut token = options.continuation_token.filter(|token| !token.is_empty());
+        loop {
+            let remaining = limit - instances.len();
+            let query = InstanceQuery {
+                runtime_status: options
+                    .statuses
+                    .iter()
+                    .map(|status| *status as i32)
+                    .collect(),
+                max_instance_count: i32::try_from(remaining.min(page_size)).unwrap_or(i32::MAX),
+                continuation_token: token.take(),
+                instance_id_prefix: options.prefix.clone().filter(|prefix| !prefix.is_empty()),
+                fetch_inputs_and_outputs: true,
+                ..Default::default()
+            };
+            let response = self
+                .call(
+                    "QueryInstances",
+                    CALL_TIMEOUT,
+                    |mut client, request| async move { client.query_instances(request).await },
+                    QueryInstancesRequest { query: Some(query) },
+                )
+                .await?;
+            let page_was_empty = response.orchestration_state.is_empty();
+            instances.extend(
+                response
+                    .orchestration_state
+                    .iter()
+                    .take(remaining)
+                    .map(state_to_json),
+            );
+            token = response
+                .continuation_token
+                .filter(|token| !token.is_empty());
+            // An empty page with a token would loop forever: stop and hand the token back.
+            if token.is_none() || instances.len() >= limit || page_was_empty {
+                break;
+            }
+        }
+        Ok(json!({ "instances": instances, "continuation_token": token }))
+    }
+
     /// Runs a call whose answer is empty: `{"instance_id", "ok": true}`.
     async fn acknowledged<Req, Resp, F, Fut>(
         &self,
@@ -310,11 +535,11 @@ impl Client {
     {
         let mut request = tonic::Request::new(request);
         request.set_timeout(timeout);
-        let failed = |code: Code, message: String| ClientError::Rpc {
+        let deadline = || ClientError::Rpc {
             endpoint: self.endpoint.clone(),
             operation,
-            code,
-            message,
+            code: Code::DeadlineExceeded,
+            message: format!("no answer within {timeout:?}"),
         };
         // A little slack so the server's own DEADLINE_EXCEEDED normally arrives first.
         match tokio::time::timeout(
@@ -326,15 +551,18 @@ impl Client {
             Ok(Ok(response)) => Ok(response.into_inner()),
             // tonic enforces the request's timeout on our side too, and reports its own
             // expiry as CANCELLED: that is the deadline, whichever side noticed first.
-            Ok(Err(status)) if is_local_deadline(&status) => Err(failed(
-                Code::DeadlineExceeded,
-                format!("no answer within {timeout:?}"),
-            )),
-            Ok(Err(status)) => Err(failed(status.code(), connection::describe_status(&status))),
-            Err(_) => Err(failed(
-                Code::DeadlineExceeded,
-                format!("no answer within {timeout:?}"),
-            )),
+            Ok(Err(status)) if is_local_deadline(&status) => Err(deadline()),
+            Ok(Err(status)) => Err(self.rpc_error(operation, &status)),
+            Err(_) => Err(deadline()),
+        }
+    }
+
+    fn rpc_error(&self, operation: &'static str, status: &tonic::Status) -> ClientError {
+        ClientError::Rpc {
+            endpoint: self.endpoint.clone(),
+            operation,
+            code: status.code(),
+            message: connection::describe_status(status),
         }
     }
 }
@@ -356,6 +584,22 @@ fn not_found_for(instance_id: &str, error: ClientError) -> ClientError {
             ..
         } => ClientError::NotFound {
             instance_id: instance_id.to_owned(),
+        },
+        other => other,
+    }
+}
+
+/// The backend answers FAILED_PRECONDITION when the instance is in the wrong state for
+/// `verb`; say so plainly, keeping the backend's own words.
+fn wrong_state_for(instance_id: &str, verb: &str, why: &str, error: ClientError) -> ClientError {
+    match error {
+        ClientError::Rpc {
+            code: Code::FailedPrecondition,
+            message,
+            ..
+        } => ClientError::WrongState {
+            instance_id: instance_id.to_owned(),
+            message: format!("cannot {verb} instance '{instance_id}': {why} (backend: {message})"),
         },
         other => other,
     }
@@ -396,6 +640,67 @@ mod tests {
         };
         assert_eq!(timeout.exit_code(), 3);
         assert_eq!(timeout.to_json()["instance_id"], "x");
+    }
+
+    #[test]
+    fn statuses_parse_by_their_printed_names() {
+        for status in [
+            OrchestrationStatus::Running,
+            OrchestrationStatus::Completed,
+            OrchestrationStatus::ContinuedAsNew,
+            OrchestrationStatus::Failed,
+            OrchestrationStatus::Canceled,
+            OrchestrationStatus::Terminated,
+            OrchestrationStatus::Pending,
+            OrchestrationStatus::Suspended,
+        ] {
+            let name = status_name(status as i32);
+            assert_eq!(parse_status("--status", &name).unwrap(), status);
+            assert_eq!(
+                parse_status("--status", &name.to_lowercase()).unwrap(),
+                status
+            );
+        }
+        assert_eq!(
+            parse_status("--status", "continued-as-new").unwrap(),
+            OrchestrationStatus::ContinuedAsNew
+        );
+        let error = parse_status("--status", "ORCHESTRATION_STATUS_FOO").unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains("--status"), "{error}");
+    }
+
+    #[test]
+    fn a_failed_precondition_says_what_state_is_wrong() {
+        let rpc = |code| ClientError::Rpc {
+            endpoint: "http://x".into(),
+            operation: "RewindInstance",
+            code,
+            message: "Orchestration instance 'x' is not in a failed state".into(),
+        };
+        let error = wrong_state_for(
+            "x",
+            "rewind",
+            "it is not FAILED, and ...",
+            rpc(Code::FailedPrecondition),
+        );
+        assert_eq!(error.exit_code(), 2);
+        let value = error.to_json();
+        assert_eq!(value["instance_id"], "x");
+        let message = value["error"].as_str().unwrap();
+        assert!(
+            message.starts_with("cannot rewind instance 'x': it is not FAILED, and ..."),
+            "{message}"
+        );
+        // Other codes pass through unchanged.
+        let other = wrong_state_for("x", "rewind", "-", rpc(Code::Unavailable));
+        assert!(matches!(
+            other,
+            ClientError::Rpc {
+                code: Code::Unavailable,
+                ..
+            }
+        ));
     }
 
     #[tokio::test]
