@@ -11,7 +11,7 @@ use durabletask_proto as proto;
 ///
 /// | Name | When |
 /// |---|---|
-/// | [`TASK_FAILED`](error_types::TASK_FAILED) `TaskFailed` | an orchestrator let a failed durable task (an activity) propagate; `innerFailure` holds the task's own failure |
+/// | [`TASK_FAILED`](error_types::TASK_FAILED) `TaskFailed` | an orchestrator let a failed durable task (an activity, a sub-orchestration) propagate; `innerFailure` holds the task's own failure |
 /// | [`NON_DETERMINISM`](error_types::NON_DETERMINISM) `NonDeterminism` | the orchestrator code no longer makes the calls its history recorded (code changed, or non-deterministic logic) |
 /// | [`ORCHESTRATOR_NOT_REGISTERED`](error_types::ORCHESTRATOR_NOT_REGISTERED) `OrchestratorNotRegistered` | the plugin has no orchestrator of the requested name |
 /// | [`ACTIVITY_NOT_REGISTERED`](error_types::ACTIVITY_NOT_REGISTERED) `ActivityNotRegistered` | the plugin has no activity of the requested name |
@@ -21,6 +21,8 @@ use durabletask_proto as proto;
 /// | [`ORCHESTRATION_STATE_ERROR`](error_types::ORCHESTRATION_STATE_ERROR) `OrchestrationStateError` | the request itself is unusable (e.g. no new events) |
 /// | [`NON_DURABLE_AWAIT`](error_types::NON_DURABLE_AWAIT) `NonDurableAwait` | an orchestrator awaited something other than a durable task (a tokio timer, a channel, I/O) |
 /// | [`OUTPUT_NOT_SERIALIZABLE`](error_types::OUTPUT_NOT_SERIALIZABLE) `OutputNotSerializable` | a value the SDK must send (orchestration output, custom status) failed to serialize to JSON |
+/// | [`TASK_CANCELLED`](error_types::TASK_CANCELLED) `TaskCancelled` | an orchestrator awaited an event wait it had cancelled (in [`TaskFailedError::details`]) |
+/// | [`CONTINUED_AS_NEW`](error_types::CONTINUED_AS_NEW) `ContinuedAsNew` | the `Err` that `OrchestrationContext::continue_as_new` returns for the orchestrator to return; the engine knows it is not a failure, so it is never reported |
 ///
 /// Errors a plugin creates itself carry whatever type name it gives them ([`Error::new`]),
 /// or the Rust type name of the error converted with `?`.
@@ -65,6 +67,10 @@ pub mod error_types {
     pub const NON_DURABLE_AWAIT: &str = "NonDurableAwait";
     /// A value could not be serialized to JSON.
     pub const OUTPUT_NOT_SERIALIZABLE: &str = "OutputNotSerializable";
+    /// An awaited timer or event wait was cancelled.
+    pub const TASK_CANCELLED: &str = "TaskCancelled";
+    /// The marker error `continue_as_new` returns; never reported as a failure.
+    pub const CONTINUED_AS_NEW: &str = "ContinuedAsNew";
 }
 
 /// How deep an inner-failure chain may go, both from `source()` and from the wire: deep

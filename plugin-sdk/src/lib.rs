@@ -48,9 +48,11 @@
 //! re-run from the start, against its recorded history, every time it makes progress, so it
 //! must make the same durable calls in the same order every time: no clocks, random numbers,
 //! I/O, tokio timers or channels. Everything it needs from the outside world comes from the
-//! [`OrchestrationContext`]: activity calls, durable timers, external events, a replay-safe
-//! clock and deterministic UUIDs. [`orchestration::when_all`] and
-//! [`orchestration::when_any`] wait for several durable tasks at once.
+//! [`OrchestrationContext`]: activity calls and sub-orchestrations (optionally retried by an
+//! [`orchestration::RetryPolicy`]), durable timers, external events (sent to other
+//! instances with `send_event`), continue-as-new, a replay-safe clock, logger and
+//! deterministic UUIDs. [`orchestration::when_all`] and [`orchestration::when_any`] wait
+//! for several durable tasks at once; timers and event waits can be cancelled.
 //!
 //! ## Errors
 //!

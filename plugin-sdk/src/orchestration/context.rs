@@ -5,15 +5,15 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use durabletask_proto as proto;
-use proto::orchestrator_action::OrchestratorActionType;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::cancel::CancelHandle;
+use super::options::ActivityOptions;
 use super::payload;
-use super::state::{Outcome, PendingTask, State, TaskCell, TaskKind, fold_event_name};
-use super::tasks::{ActivityTask, EventTask, TimerTask, activity_failure};
-use super::time;
+use super::state::{Outcome, State, TaskCell, TimerThen, fold_event_name};
+use super::tasks::{ActivityTask, EventTask, TimerTask};
+use super::{time, timers};
 use crate::error::{FailureDetails, error_types};
 
 /// The orchestrator's handle on its instance: durable calls, the replay-safe clock,
@@ -24,8 +24,10 @@ use crate::error::{FailureDetails, error_types};
 /// [`when_all`](super::when_all)): never tokio timers, channels or I/O.
 ///
 /// Every call that starts durable work ([`call_activity`](Self::call_activity),
-/// [`create_timer`](Self::create_timer)) is recorded when it is made and gets the next
-/// action id (1, 2, 3…), whether or not its task is ever awaited. On replay the engine
+/// [`call_sub_orchestrator`](Self::call_sub_orchestrator),
+/// [`create_timer`](Self::create_timer), [`send_event`](Self::send_event)) is recorded
+/// when it is made and gets the next action id (1, 2, 3…), whether or not its task is ever
+/// awaited. [`wait_for_external_event`](Self::wait_for_external_event) takes no id. On replay the engine
 /// checks these calls against the history and fails the orchestration with
 /// [`NonDeterminism`](crate::error_types::NON_DETERMINISM) if they differ.
 ///
@@ -65,7 +67,8 @@ use crate::error::{FailureDetails, error_types};
 /// ```
 #[derive(Clone)]
 pub struct OrchestrationContext {
-    state: Rc<RefCell<State>>,
+    // Shared with the other modules that add methods (calls, messaging, …).
+    pub(super) state: Rc<RefCell<State>>,
 }
 
 impl OrchestrationContext {
@@ -225,39 +228,7 @@ impl OrchestrationContext {
         name: &str,
         input: I,
     ) -> ActivityTask<O> {
-        // Serialized before borrowing the state: `Serialize` impls are user code.
-        let input = payload::encode(&input);
-        let mut state = self.state.borrow_mut();
-        let id = state.next_id();
-        let cell = TaskCell::new(&state.awaited);
-        match input {
-            Ok(input) => {
-                let action = OrchestratorActionType::ScheduleTask(proto::ScheduleTaskAction {
-                    name: name.to_owned(),
-                    input,
-                    ..Default::default()
-                });
-                insert_action(&mut state, id, action);
-                state.tasks.insert(
-                    id,
-                    PendingTask {
-                        kind: TaskKind::Activity,
-                        cell: Rc::clone(&cell),
-                    },
-                );
-            }
-            // Nothing can be sent, so the task fails at once. The id is still used up, so
-            // the ids of later calls do not depend on whether this one worked.
-            Err(e) => {
-                let details = FailureDetails::new(
-                    error_types::INVALID_INPUT,
-                    format!("the input of activity '{name}' could not be serialized: {e}"),
-                );
-                let failure = activity_failure(&state.instance_id, id, details);
-                TaskCell::complete(&cell, Outcome::Failed(failure));
-            }
-        }
-        ActivityTask::new(cell, id, state.instance_id.clone(), name.to_owned())
+        self.call_activity_with(name, input, ActivityOptions::new())
     }
 
     /// Creates a durable timer that fires at `fire_at` (UTC). Await the returned task to
@@ -280,20 +251,11 @@ impl OrchestrationContext {
     /// ```
     pub fn create_timer(&self, fire_at: SystemTime) -> TimerTask {
         let mut state = self.state.borrow_mut();
-        let id = state.next_id();
         let cell = TaskCell::new(&state.awaited);
-        let action = OrchestratorActionType::CreateTimer(proto::CreateTimerAction {
-            fire_at: Some(time::to_timestamp(fire_at)),
-        });
-        insert_action(&mut state, id, action);
-        state.tasks.insert(
-            id,
-            PendingTask {
-                kind: TaskKind::Timer,
-                cell: Rc::clone(&cell),
-            },
-        );
-        TimerTask::new(cell, id)
+        let current_id =
+            timers::schedule(&mut state, fire_at, TimerThen::Complete(Rc::clone(&cell)));
+        let cancel = CancelHandle::timer(&self.state, &cell, Rc::clone(&current_id));
+        TimerTask::new(cell, current_id.get(), cancel)
     }
 
     /// Creates a durable timer that fires `delay` after [`Self::current_utc_datetime`].
@@ -349,19 +311,16 @@ impl OrchestrationContext {
         let mut state = self.state.borrow_mut();
         let key = fold_event_name(name);
         let cell = TaskCell::new(&state.awaited);
-        let buffered = state
-            .buffered_events
-            .get_mut(&key)
-            .and_then(|queue| queue.pop_front());
-        match buffered {
+        match state.buffered_events.pop(&key) {
             Some(raw) => TaskCell::complete(&cell, Outcome::Value(raw)),
             None => state
                 .event_waiters
-                .entry(key)
+                .entry(key.clone())
                 .or_default()
                 .push_back(Rc::clone(&cell)),
         }
-        EventTask::new(cell, name.to_owned())
+        let cancel = CancelHandle::event(&self.state, &cell, key);
+        EventTask::new(cell, name.to_owned(), cancel)
     }
 
     /// Sets the custom status, sent with every response from now on (spec §4.10).
@@ -467,14 +426,4 @@ impl OrchestrationContext {
         );
         uuid::Uuid::new_v5(&namespace, name.as_bytes()).to_string()
     }
-}
-
-fn insert_action(state: &mut State, id: i32, action: OrchestratorActionType) {
-    state.actions.insert(
-        id,
-        proto::OrchestratorAction {
-            id,
-            orchestrator_action_type: Some(action),
-        },
-    );
 }

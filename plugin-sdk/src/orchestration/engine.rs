@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::SystemTime;
 
 use durabletask_proto as proto;
 use proto::history_event::EventType;
@@ -19,9 +20,12 @@ use proto::history_event::EventType;
 use super::context::OrchestrationContext;
 use super::determinism::{self, Recorded};
 use super::payload::non_empty;
-use super::state::{Completion, Outcome, State, TaskCell, TaskKind, fold_event_name};
-use super::tasks::activity_failure;
-use super::time;
+use super::state::{
+    CallKind, Completion, Outcome, PendingCall, PendingTask, State, TaskCell, TimerThen,
+    fold_event_name,
+};
+use super::tasks::{activity_failure, sub_orchestration_failure};
+use super::{continue_as_new, rewind, time, timers};
 use crate::error::{Error, FailureDetails, error_types};
 
 /// A running orchestrator: resolves to its JSON output (`None` = null) or its failure.
@@ -51,41 +55,61 @@ pub(crate) fn run(
     request: &proto::OrchestratorRequest,
 ) -> proto::OrchestratorResponse {
     if request.new_events.is_empty() {
-        // Like the reference's outer error path: a failure with id -1 (spec §3.1).
-        let details = FailureDetails::new(
-            error_types::ORCHESTRATION_STATE_ERROR,
+        return request_failed(
+            request,
             "The request has no new history events; there must be at least one.",
         );
-        let action = proto::OrchestratorAction {
-            id: -1,
-            orchestrator_action_type: Some(
-                proto::orchestrator_action::OrchestratorActionType::CompleteOrchestration(
-                    proto::CompleteOrchestrationAction {
-                        orchestration_status: proto::OrchestrationStatus::Failed as i32,
-                        failure_details: Some(details.to_proto()),
-                        ..Default::default()
-                    },
-                ),
-            ),
-        };
-        return proto::OrchestratorResponse {
-            instance_id: request.instance_id.clone(),
-            actions: vec![action],
-            ..Default::default()
+    }
+    if rewind::is_rewind(request) {
+        return match rewind::rewind(request) {
+            Ok(action) => proto::OrchestratorResponse {
+                instance_id: request.instance_id.clone(),
+                actions: vec![action],
+                ..Default::default()
+            },
+            Err(message) => request_failed(request, &message),
         };
     }
 
     let mut replay = Replay::new(orchestrators, request.instance_id.clone());
+    replay.state.borrow_mut().max_timer_interval = timers::maximum_interval(request);
     for (events, replaying) in [(&request.past_events, true), (&request.new_events, false)] {
         replay.state.borrow_mut().is_replaying = replaying;
         for event in events {
             if replay.is_complete() {
-                break;
+                replay.after_completion(event);
+            } else {
+                replay.process(event);
             }
-            replay.process(event);
         }
     }
     replay.finish()
+}
+
+/// Fails a request that cannot be run at all, like the reference's outer error path: a
+/// failure with action id -1 (spec §3.1).
+fn request_failed(
+    request: &proto::OrchestratorRequest,
+    message: &str,
+) -> proto::OrchestratorResponse {
+    let details = FailureDetails::new(error_types::ORCHESTRATION_STATE_ERROR, message);
+    let action = proto::OrchestratorAction {
+        id: -1,
+        orchestrator_action_type: Some(
+            proto::orchestrator_action::OrchestratorActionType::CompleteOrchestration(
+                proto::CompleteOrchestrationAction {
+                    orchestration_status: proto::OrchestrationStatus::Failed as i32,
+                    failure_details: Some(details.to_proto()),
+                    ..Default::default()
+                },
+            ),
+        ),
+    };
+    proto::OrchestratorResponse {
+        instance_id: request.instance_id.clone(),
+        actions: vec![action],
+        ..Default::default()
+    }
 }
 
 /// The root waker: remembers that something asked to be polled again.
@@ -132,7 +156,16 @@ impl<'r> Replay<'r> {
     }
 
     fn is_complete(&self) -> bool {
-        self.state.borrow().completion.is_some()
+        self.state.borrow().is_complete()
+    }
+
+    /// An event after the orchestration ended in this step: only events raised after a
+    /// continue-as-new still matter, as carryover (spec §4.6); the rest change nothing.
+    fn after_completion(&mut self, event: &'r proto::HistoryEvent) {
+        let continued = self.state.borrow().continued_as_new.is_some();
+        if let (true, Some(EventType::EventRaised(e))) = (continued, &event.event_type) {
+            self.raise_event(&e.name, non_empty(e.input.as_ref()).map(str::to_owned));
+        }
     }
 
     fn process(&mut self, event: &'r proto::HistoryEvent) {
@@ -162,23 +195,23 @@ impl<'r> Replay<'r> {
             EventType::ExecutionStarted(started) => self.start(started),
             EventType::TaskCompleted(e) => {
                 let result = non_empty(e.result.as_ref()).map(str::to_owned);
-                self.complete_task(e.task_scheduled_id, TaskKind::Activity, |_| {
-                    Outcome::Value(result)
-                });
+                self.complete_call(e.task_scheduled_id, CallKind::Activity, result);
+            }
+            EventType::SubOrchestrationInstanceCompleted(e) => {
+                let result = non_empty(e.result.as_ref()).map(str::to_owned);
+                self.complete_call(e.task_scheduled_id, CallKind::SubOrchestration, result);
             }
             EventType::TaskFailed(e) => {
-                let details = e
-                    .failure_details
-                    .as_ref()
-                    .map(FailureDetails::from_proto)
-                    .unwrap_or_else(|| FailureDetails::new("Unknown", "unknown failure"));
-                let id = e.task_scheduled_id;
-                self.complete_task(id, TaskKind::Activity, |instance_id| {
-                    Outcome::Failed(activity_failure(instance_id, id, details))
-                });
+                let details = failure_of(e.failure_details.as_ref());
+                self.fail_call(e.task_scheduled_id, CallKind::Activity, details);
+            }
+            EventType::SubOrchestrationInstanceFailed(e) => {
+                let details = failure_of(e.failure_details.as_ref());
+                self.fail_call(e.task_scheduled_id, CallKind::SubOrchestration, details);
             }
             EventType::TimerFired(e) => {
-                self.complete_task(e.timer_id, TaskKind::Timer, |_| Outcome::Value(None));
+                let fired_at = e.fire_at.as_ref().map(time::from_timestamp);
+                self.timer_fired(e.timer_id, fired_at);
             }
             EventType::EventRaised(e) => {
                 self.raise_event(&e.name, non_empty(e.input.as_ref()).map(str::to_owned));
@@ -205,9 +238,9 @@ impl<'r> Replay<'r> {
                     failure: None,
                 });
             }
-            // Completion markers, and kinds this SDK does not produce yet (sub-orchestration
-            // and entity results, history state, continue-as-new): nothing is waiting for
-            // them, so they are ignored.
+            // Completion markers, and kinds this SDK does not produce yet (entity results,
+            // history state, continue-as-new): nothing is waiting for them, so they are
+            // ignored.
             _ => {}
         }
     }
@@ -259,30 +292,95 @@ impl<'r> Replay<'r> {
         }
     }
 
-    /// Completes the pending task `id` if it is of `kind` (anything else is ignored, as
-    /// the reference does), then lets the orchestrator react.
-    fn complete_task(&mut self, id: i32, kind: TaskKind, outcome: impl FnOnce(&str) -> Outcome) {
-        let (cell, outcome) = {
+    /// Takes the pending call `id` if it is one of `kind`. Anything else is ignored, as the
+    /// reference does (logged only live: replays would repeat the line on every step).
+    fn take_call(&mut self, id: i32, kind: CallKind) -> Option<PendingCall> {
+        let mut state = self.state.borrow_mut();
+        if let Some(PendingTask::Call(call)) = state.tasks.get(&id)
+            && call.kind == kind
+            && let Some(PendingTask::Call(call)) = state.tasks.remove(&id)
+        {
+            return Some(call);
+        }
+        if !state.is_replaying {
+            tracing::debug!(
+                instance_id = %state.instance_id,
+                task_id = id,
+                "ignoring a result for no pending {kind:?} call"
+            );
+        }
+        None
+    }
+
+    fn complete_call(&mut self, id: i32, kind: CallKind, result: Option<String>) {
+        if let Some(call) = self.take_call(id, kind) {
+            TaskCell::complete(&call.cell, Outcome::Value(result));
+            self.poll();
+        }
+    }
+
+    /// A failed attempt: retried by the call's policy if it allows (spec §4.8), else the
+    /// call's task fails with this (the last) failure.
+    fn fail_call(&mut self, id: i32, kind: CallKind, details: FailureDetails) {
+        let Some(mut call) = self.take_call(id, kind) else {
+            return;
+        };
+        {
             let mut state = self.state.borrow_mut();
-            let kind_matches = state.tasks.get(&id).is_some_and(|task| task.kind == kind);
-            if !kind_matches {
-                // Logged only live: replays would repeat the line on every step.
+            let now = state.clock;
+            let delay = call.retry.as_ref().and_then(|retry| {
+                if details.is_non_retriable {
+                    return None;
+                }
+                retry
+                    .policy
+                    .next_delay(retry.attempts, retry.first_call, now)
+            });
+            if let (Some(delay), Some(retry)) = (delay, call.retry.as_mut()) {
+                retry.attempts = retry.attempts.saturating_add(1);
+                let fire_at = now.checked_add(delay).unwrap_or(now);
+                let call = Box::new(call);
+                timers::schedule(&mut state, fire_at, TimerThen::Retry { id, call });
+                return;
+            }
+        }
+        let failure = match kind {
+            CallKind::Activity => {
+                let instance_id = self.state.borrow().instance_id.clone();
+                activity_failure(&instance_id, id, details)
+            }
+            CallKind::SubOrchestration => sub_orchestration_failure(id, details),
+        };
+        TaskCell::complete(&call.cell, Outcome::Failed(failure));
+        self.poll();
+    }
+
+    fn timer_fired(&mut self, id: i32, fired_at: Option<SystemTime>) {
+        let then = timers::fired(&mut self.state.borrow_mut(), id, fired_at);
+        match then {
+            None => {
+                let state = self.state.borrow();
                 if !state.is_replaying {
                     tracing::debug!(
                         instance_id = %state.instance_id,
-                        task_id = id,
-                        "ignoring a completion for no pending {kind:?} task"
+                        timer_id = id,
+                        "timerFired for no pending timer, or a chunk of a longer one"
                     );
                 }
-                return;
             }
-            let Some(task) = state.tasks.remove(&id) else {
-                return;
-            };
-            (task.cell, outcome(&state.instance_id))
-        };
-        TaskCell::complete(&cell, outcome);
-        self.poll();
+            Some(TimerThen::Complete(cell)) => {
+                TaskCell::complete(&cell, Outcome::Value(None));
+                self.poll();
+            }
+            // The retry delay is over: the same call again, under its original id.
+            Some(TimerThen::Retry { id, call }) => {
+                let mut state = self.state.borrow_mut();
+                if let Some(action) = call.retry.as_ref().map(|r| r.action.clone()) {
+                    state.insert_action(id, action);
+                }
+                state.tasks.insert(id, PendingTask::Call(*call));
+            }
+        }
     }
 
     fn raise_event(&mut self, name: &str, data: Option<String>) {
@@ -301,11 +399,7 @@ impl<'r> Replay<'r> {
                 }
             }
             if found.is_none() {
-                state
-                    .buffered_events
-                    .entry(key)
-                    .or_default()
-                    .push_back(data.clone());
+                state.buffered_events.push(key, data.clone());
             }
             found
         };
@@ -359,6 +453,11 @@ impl<'r> Replay<'r> {
                 }
             }
         }
+        // Continued as new: whatever the orchestrator still waits for no longer matters.
+        if self.state.borrow().continued_as_new.is_some() {
+            self.drop_future();
+            return;
+        }
         // Pending: fine only if some incomplete durable task is being awaited.
         let awaited = self.state.borrow().awaited.get();
         if self.future.is_some() && awaited == 0 {
@@ -384,6 +483,7 @@ impl<'r> Replay<'r> {
 
     fn finish(mut self) -> proto::OrchestratorResponse {
         self.drop_future();
+        continue_as_new::finish(&mut self.state.borrow_mut());
         let state = self.state.borrow();
         proto::OrchestratorResponse {
             instance_id: state.instance_id.clone(),
@@ -392,6 +492,13 @@ impl<'r> Replay<'r> {
             ..Default::default()
         }
     }
+}
+
+/// A failure event's details; a garbled event without them still fails the task.
+fn failure_of(details: Option<&proto::TaskFailureDetails>) -> FailureDetails {
+    details
+        .map(FailureDetails::from_proto)
+        .unwrap_or_else(|| FailureDetails::new("Unknown", "unknown failure"))
 }
 
 /// The failure for a panic in user code. A panic from tokio's "no reactor" check means the

@@ -3,22 +3,45 @@
 //!
 //! Module map:
 //! - `context`: the user-facing API; records actions at call time.
-//! - `tasks`: the futures for activities, timers and events.
+//! - `calls`: activities and sub-orchestrations, with `options` and `retry` policies.
+//! - `timers`: timer creation, long-timer chunks, what `timerFired` does.
+//! - `cancel`: cancelling timers and event waits.
+//! - `continue_as_new`: restarting with a new input, carrying events over.
+//! - `send_event`: raising an event on another instance.
+//! - `rewind`: the answer to a rewind request (history minus its failures).
+//! - `logger`: logging that stays quiet during replay.
+//! - `tasks`: the futures for activities, sub-orchestrations, timers and events.
 //! - `combinators`: [`when_all`] and [`when_any`].
 //! - `engine`: walks the history and polls the orchestrator (spec §3).
 //! - `determinism`: checks replayed actions against history.
 //! - `state`: the state shared by the above for one step.
 //! - `payload`, `time`: wire conventions for JSON payloads and timestamps.
+//! - `casefold`: the case folding of event names.
 
+mod calls;
+mod cancel;
+mod casefold;
 mod combinators;
 mod context;
+mod continue_as_new;
 mod determinism;
 pub(crate) mod engine;
+mod logger;
+mod options;
 pub(crate) mod payload;
+mod retry;
+mod rewind;
+mod send_event;
 mod state;
 mod tasks;
 mod time;
+mod timers;
 
+pub use cancel::CancelHandle;
 pub use combinators::{WhenAll, WhenAny, when_all, when_any};
 pub use context::OrchestrationContext;
-pub use tasks::{ActivityTask, EventTask, TimerTask};
+pub use logger::ReplaySafeLogger;
+pub use options::{ActivityOptions, SubOrchestrationOptions};
+pub use retry::{InvalidRetryPolicy, RetryPolicy};
+pub use tasks::{ActivityTask, EventTask, SubOrchestrationTask, TimerTask};
+pub use timers::MAXIMUM_TIMER_INTERVAL_PROPERTY;

@@ -5,10 +5,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::task::Waker;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use durabletask_proto as proto;
 
+use super::retry::RetryPolicy;
 use crate::error::{FailureDetails, TaskFailedError};
 
 /// How a durable task ended.
@@ -18,6 +19,8 @@ pub(crate) enum Outcome {
     Value(Option<String>),
     /// Failed.
     Failed(TaskFailedError),
+    /// Cancelled by user code before it completed (timers and event waits only).
+    Cancelled,
 }
 
 /// The completion slot of one durable task, shared by the engine (which completes it) and
@@ -80,6 +83,11 @@ impl TaskCell {
         None
     }
 
+    /// Whether the task has an outcome (a borrowed cell counts as incomplete).
+    pub(crate) fn is_complete(cell: &TaskRef) -> bool {
+        cell.try_borrow().is_ok_and(|this| this.outcome.is_some())
+    }
+
     /// The future went away: nobody awaits this task any more.
     pub(crate) fn forget_waker(cell: &TaskRef) {
         if let Ok(mut this) = cell.try_borrow_mut() {
@@ -96,16 +104,53 @@ impl TaskCell {
     }
 }
 
-/// What kind of durable task an action id stands for, to route completion events.
+/// What a durable call (activity or sub-orchestration) is, to route its completion
+/// events and word its failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TaskKind {
+pub(crate) enum CallKind {
     Activity,
-    Timer,
+    SubOrchestration,
 }
 
-pub(crate) struct PendingTask {
-    pub(crate) kind: TaskKind,
+/// A retried call's memory (spec §4.8): what to send again, and how far along it is.
+pub(crate) struct Retry {
+    pub(crate) policy: RetryPolicy,
+    /// The orchestration clock when user code made the call: the timeout counts from here.
+    pub(crate) first_call: SystemTime,
+    /// Attempts made so far, the current one included.
+    pub(crate) attempts: u32,
+    /// The original action, sent again unchanged (same id, input, version, tags).
+    pub(crate) action: proto::orchestrator_action::OrchestratorActionType,
+}
+
+/// An activity or sub-orchestration waiting for its result.
+pub(crate) struct PendingCall {
+    pub(crate) kind: CallKind,
     pub(crate) cell: TaskRef,
+    pub(crate) retry: Option<Box<Retry>>,
+}
+
+/// What a timer does when it finally fires.
+pub(crate) enum TimerThen {
+    /// A user timer: complete its task.
+    Complete(TaskRef),
+    /// A retry timer: send call `id` again.
+    Retry { id: i32, call: Box<PendingCall> },
+}
+
+/// A timer waiting for `timerFired`.
+pub(crate) struct PendingTimer {
+    /// The fire time the user asked for, when the timer is split into chunks (spec §4.2).
+    pub(crate) final_fire_at: Option<SystemTime>,
+    /// The id of the chunk in flight, shared with the user's task so `cancel` finds it.
+    pub(crate) current_id: Rc<Cell<i32>>,
+    pub(crate) then: TimerThen,
+}
+
+/// An incomplete durable task, by the action id its completion event will name.
+pub(crate) enum PendingTask {
+    Call(PendingCall),
+    Timer(PendingTimer),
 }
 
 /// How the orchestration ended in this step.
@@ -127,10 +172,10 @@ pub(crate) struct State {
     /// Actions not yet confirmed by history, by id. A `BTreeMap` so they go out in id
     /// (= call) order.
     pub(crate) actions: BTreeMap<i32, proto::OrchestratorAction>,
-    /// Incomplete activities and timers, by action id.
+    /// Incomplete activities, sub-orchestrations and timers, by action id.
     pub(crate) tasks: BTreeMap<i32, PendingTask>,
     /// Raised events nobody waited for yet, by folded name, oldest first.
-    pub(crate) buffered_events: BTreeMap<String, VecDeque<Option<String>>>,
+    pub(crate) buffered_events: BufferedEvents,
     /// Event waiters, by folded name, oldest first.
     pub(crate) event_waiters: BTreeMap<String, VecDeque<TaskRef>>,
     pub(crate) custom_status: Option<String>,
@@ -140,6 +185,63 @@ pub(crate) struct State {
     pub(crate) deferred_failure: Option<FailureDetails>,
     pub(crate) awaited: Rc<Cell<usize>>,
     pub(crate) uuid_counter: u64,
+    /// Longer timers are split into chunks of at most this (spec §4.2); `None` = never.
+    pub(crate) max_timer_interval: Option<Duration>,
+    /// Set by `continue_as_new`: the orchestration is over, but its completion action is
+    /// only built (and given its id) when the response is (spec §3.6).
+    pub(crate) continued_as_new: Option<ContinueAsNew>,
+}
+
+/// A requested continue-as-new.
+pub(crate) struct ContinueAsNew {
+    /// The new execution's input, as JSON (`None` = null).
+    pub(crate) input: Option<String>,
+    /// Whether unconsumed events go over to the new execution.
+    pub(crate) save_events: bool,
+}
+
+/// Buffered external events (spec §4.4). Names keep the order they first appeared in
+/// (a name whose queue empties is forgotten), which is the order continue-as-new carries
+/// them over in (spec §4.6).
+#[derive(Default)]
+pub(crate) struct BufferedEvents {
+    queues: BTreeMap<String, (u64, VecDeque<Option<String>>)>,
+    next_stamp: u64,
+}
+
+impl BufferedEvents {
+    /// Keeps an event nobody waits for yet. `key` is the folded name.
+    pub(crate) fn push(&mut self, key: String, data: Option<String>) {
+        let stamp = self.next_stamp;
+        let (_, queue) = self
+            .queues
+            .entry(key)
+            .or_insert_with(|| (stamp, VecDeque::new()));
+        if queue.is_empty() {
+            self.next_stamp = self.next_stamp.saturating_add(1);
+        }
+        queue.push_back(data);
+    }
+
+    /// The oldest event under `key`, if any.
+    pub(crate) fn pop(&mut self, key: &str) -> Option<Option<String>> {
+        let (_, queue) = self.queues.get_mut(key)?;
+        let data = queue.pop_front();
+        if queue.is_empty() {
+            self.queues.remove(key);
+        }
+        data
+    }
+
+    /// Every event still buffered: names in first-appearance order, events oldest first.
+    pub(crate) fn drain_in_order(&mut self) -> Vec<(String, Option<String>)> {
+        let mut queues: Vec<_> = std::mem::take(&mut self.queues).into_iter().collect();
+        queues.sort_by_key(|(_, (stamp, _))| *stamp);
+        queues
+            .into_iter()
+            .flat_map(|(name, (_, queue))| queue.into_iter().map(move |data| (name.clone(), data)))
+            .collect()
+    }
 }
 
 impl State {
@@ -154,13 +256,15 @@ impl State {
             seq: 0,
             actions: BTreeMap::new(),
             tasks: BTreeMap::new(),
-            buffered_events: BTreeMap::new(),
+            buffered_events: BufferedEvents::default(),
             event_waiters: BTreeMap::new(),
             custom_status: None,
             completion: None,
             deferred_failure: None,
             awaited: Rc::new(Cell::new(0)),
             uuid_counter: 0,
+            max_timer_interval: None,
+            continued_as_new: None,
         }
     }
 
@@ -170,10 +274,16 @@ impl State {
         self.seq
     }
 
+    /// Whether the orchestration has ended (completed, failed, terminated or continued as
+    /// new) in this step.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.completion.is_some() || self.continued_as_new.is_some()
+    }
+
     /// Records the orchestration's end; only the first call counts (spec §3.6). Pending
     /// actions stay: they go out with the completion.
     pub(crate) fn complete(&mut self, completion: Completion) {
-        if self.completion.is_some() {
+        if self.is_complete() {
             return;
         }
         let id = self.next_id();
@@ -183,18 +293,26 @@ impl State {
             failure_details: completion.failure.as_ref().map(FailureDetails::to_proto),
             ..Default::default()
         };
+        self.insert_action(
+            id,
+            proto::orchestrator_action::OrchestratorActionType::CompleteOrchestration(action),
+        );
+        self.completion = Some(completion);
+    }
+
+    /// Records an action to send (unless history confirms it during this replay).
+    pub(crate) fn insert_action(
+        &mut self,
+        id: i32,
+        action: proto::orchestrator_action::OrchestratorActionType,
+    ) {
         self.actions.insert(
             id,
             proto::OrchestratorAction {
                 id,
-                orchestrator_action_type: Some(
-                    proto::orchestrator_action::OrchestratorActionType::CompleteOrchestration(
-                        action,
-                    ),
-                ),
+                orchestrator_action_type: Some(action),
             },
         );
-        self.completion = Some(completion);
     }
 
     pub(crate) fn fail(&mut self, details: FailureDetails) {
@@ -206,8 +324,33 @@ impl State {
     }
 }
 
-/// Event names are case-insensitive (spec §4.4). Python uses Unicode full case folding;
-/// lowercasing agrees with it for everything but a few special cases (e.g. `ß`).
+/// Event names are case-insensitive (spec §4.4), keyed the way the reference keys them:
+/// Unicode full case folding, so names folded here match names other workers folded (e.g.
+/// in carried-over events).
 pub(crate) fn fold_event_name(name: &str) -> String {
-    name.to_lowercase()
+    super::casefold::casefold(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffered_events_keep_first_appearance_order() {
+        let mut events = BufferedEvents::default();
+        events.push("b".into(), Some("1".into()));
+        events.push("a".into(), Some("2".into()));
+        events.push("b".into(), None);
+        assert_eq!(events.pop("a"), Some(Some("2".into())));
+        // "a" emptied and is forgotten: it comes back last.
+        events.push("a".into(), Some("3".into()));
+        assert_eq!(
+            events.drain_in_order(),
+            [
+                ("b".to_owned(), Some("1".to_owned())),
+                ("b".to_owned(), None),
+                ("a".to_owned(), Some("3".to_owned())),
+            ]
+        );
+    }
 }

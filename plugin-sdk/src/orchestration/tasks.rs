@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use serde::de::DeserializeOwned;
 
+use super::cancel::CancelHandle;
 use super::payload;
 use super::state::{Outcome, TaskCell, TaskRef};
 use crate::error::{FailureDetails, TaskFailedError, error_types};
@@ -99,6 +100,29 @@ pub(crate) fn activity_failure(
     }
 }
 
+/// The message an orchestrator sees for a failed sub-orchestration (spec §3.4,
+/// `subOrchestrationInstanceFailed`): no instance-id prefix, unlike activities.
+pub(crate) fn sub_orchestration_failure(task_id: i32, details: FailureDetails) -> TaskFailedError {
+    TaskFailedError {
+        task_id,
+        message: format!(
+            "Sub-orchestration task #{task_id} failed: {}",
+            details.message
+        ),
+        details,
+    }
+}
+
+/// The failure a cancelled task resolves to, where its output type can carry one.
+fn cancelled(task_id: i32, what: &str) -> TaskFailedError {
+    let message = format!("{what} was cancelled");
+    TaskFailedError {
+        task_id,
+        message: message.clone(),
+        details: FailureDetails::new(error_types::TASK_CANCELLED, message),
+    }
+}
+
 impl<O: DeserializeOwned> Future for ActivityTask<O> {
     type Output = Result<O, TaskFailedError>;
 
@@ -106,6 +130,7 @@ impl<O: DeserializeOwned> Future for ActivityTask<O> {
         let this = self.get_mut();
         this.handle.poll(cx).map(|outcome| match outcome {
             Outcome::Failed(failure) => Err(failure),
+            Outcome::Cancelled => Err(cancelled(this.task_id, "the activity call")),
             Outcome::Value(raw) => payload::decode::<O>(raw.as_deref()).map_err(|e| {
                 let details = FailureDetails::new(
                     error_types::INVALID_INPUT,
@@ -121,28 +146,139 @@ impl<O: DeserializeOwned> Future for ActivityTask<O> {
     }
 }
 
+/// A sub-orchestration call; resolves to the child's output or its failure.
+///
+/// Returned by
+/// [`OrchestrationContext::call_sub_orchestrator`](super::OrchestrationContext::call_sub_orchestrator).
+/// The child is started when the call is made, whether or not this is awaited. It resolves
+/// to `Ok(O)`, the child's output deserialized from JSON, or to a [`TaskFailedError`] whose
+/// message is `Sub-orchestration task #<id> failed: <child message>` and whose
+/// [`details`](TaskFailedError::details) are the child's own failure. It is [`Unpin`].
+#[must_use = "the sub-orchestration is started either way; await it to get its result"]
+pub struct SubOrchestrationTask<O> {
+    handle: Handle,
+    task_id: i32,
+    instance_id: String,
+    name: String,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O> SubOrchestrationTask<O> {
+    pub(crate) fn new(cell: TaskRef, task_id: i32, instance_id: String, name: String) -> Self {
+        Self {
+            handle: Handle { cell },
+            task_id,
+            instance_id,
+            name,
+            _output: PhantomData,
+        }
+    }
+
+    /// The call's action id (shared sequence with activities and timers).
+    pub fn task_id(&self) -> i32 {
+        self.task_id
+    }
+
+    /// The child's instance id: the one given in the options, or
+    /// `<parent instance id>:<action id as at least 4 lowercase hex digits>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn parent(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    ///     let child = ctx.call_sub_orchestrator::<_, ()>("child", ());
+    ///     // The first call of instance "order-7" starts "order-7:0001".
+    ///     let id = child.instance_id().to_owned();
+    ///     child.await?;
+    ///     Ok(id)
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("parent", parent);
+    /// ```
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+}
+
+impl<O: DeserializeOwned> Future for SubOrchestrationTask<O> {
+    type Output = Result<O, TaskFailedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.handle.poll(cx).map(|outcome| match outcome {
+            Outcome::Failed(failure) => Err(failure),
+            Outcome::Cancelled => Err(cancelled(this.task_id, "the sub-orchestration call")),
+            Outcome::Value(raw) => payload::decode::<O>(raw.as_deref()).map_err(|e| {
+                let details = FailureDetails::new(
+                    error_types::INVALID_INPUT,
+                    format!(
+                        "the output of sub-orchestration '{}' does not fit the type {}: {e}",
+                        this.name,
+                        std::any::type_name::<O>()
+                    ),
+                );
+                sub_orchestration_failure(this.task_id, details)
+            }),
+        })
+    }
+}
+
 /// A durable timer; resolves when it fires.
 ///
 /// Returned by [`OrchestrationContext::create_timer`](super::OrchestrationContext::create_timer)
 /// and [`create_timer_after`](super::OrchestrationContext::create_timer_after). Its output
-/// is `()`: a timer cannot fail.
+/// is `()`: a timer cannot fail. A cancelled timer ([`cancel`](Self::cancel)) resolves at
+/// once.
 #[must_use = "the timer is created either way; await it to wait for it"]
 pub struct TimerTask {
     handle: Handle,
     timer_id: i32,
+    cancel: CancelHandle,
 }
 
 impl TimerTask {
-    pub(crate) fn new(cell: TaskRef, timer_id: i32) -> Self {
+    pub(crate) fn new(cell: TaskRef, timer_id: i32, cancel: CancelHandle) -> Self {
         Self {
             handle: Handle { cell },
             timer_id,
+            cancel,
         }
     }
 
-    /// The timer's action id (timers and activity calls share one sequence of ids).
+    /// The timer's action id (timers and activity calls share one sequence of ids). For a
+    /// timer split into chunks, the id of the first chunk.
     pub fn timer_id(&self) -> i32 {
         self.timer_id
+    }
+
+    /// Cancels the timer (see [`CancelHandle::cancel`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn maybe_wait(ctx: OrchestrationContext, skip: bool) -> Result<(), Error> {
+    ///     let timer = ctx.create_timer_after(Duration::from_secs(60));
+    ///     if skip {
+    ///         // Not sent at all: the timer was cancelled in the step that created it.
+    ///         timer.cancel();
+    ///     }
+    ///     timer.await;
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("maybe_wait", maybe_wait);
+    /// ```
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// A handle that cancels this timer, usable after the task itself was moved (e.g.
+    /// into [`when_any`](super::when_any)).
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
     }
 }
 
@@ -161,20 +297,52 @@ impl Future for TimerTask {
 /// [`OrchestrationContext::wait_for_external_event`](super::OrchestrationContext::wait_for_external_event).
 /// It resolves to `Ok(T)`, or to a [`TaskFailedError`] (with `task_id` `-1`) if the data
 /// does not fit `T`.
+///
+/// A cancelled wait ([`cancel`](Self::cancel)) resolves to a [`TaskFailedError`] of type
+/// [`TaskCancelled`](error_types::TASK_CANCELLED).
 #[must_use = "futures do nothing unless awaited"]
 pub struct EventTask<T> {
     handle: Handle,
     name: String,
+    cancel: CancelHandle,
     _output: PhantomData<fn() -> T>,
 }
 
 impl<T> EventTask<T> {
-    pub(crate) fn new(cell: TaskRef, name: String) -> Self {
+    pub(crate) fn new(cell: TaskRef, name: String, cancel: CancelHandle) -> Self {
         Self {
             handle: Handle { cell },
             name,
+            cancel,
             _output: PhantomData,
         }
+    }
+
+    /// Stops waiting: the next event of this name goes to the next waiter, or is buffered
+    /// (see [`CancelHandle::cancel`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn first_only(ctx: OrchestrationContext, _input: ()) -> Result<u32, Error> {
+    ///     let first = ctx.wait_for_external_event::<u32>("reading");
+    ///     let second = ctx.wait_for_external_event::<u32>("reading");
+    ///     // One reading is enough: the second wait must not take the next one.
+    ///     second.cancel();
+    ///     Ok(first.await?)
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("first_only", first_only);
+    /// ```
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// A handle that cancels this wait, usable after the task itself was moved (e.g. into
+    /// [`when_any`](super::when_any)).
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
     }
 }
 
@@ -185,6 +353,10 @@ impl<T: DeserializeOwned> Future for EventTask<T> {
         let this = self.get_mut();
         this.handle.poll(cx).map(|outcome| match outcome {
             Outcome::Failed(failure) => Err(failure),
+            Outcome::Cancelled => Err(cancelled(
+                -1,
+                &format!("the wait for event '{}'", this.name),
+            )),
             Outcome::Value(raw) => payload::decode::<T>(raw.as_deref()).map_err(|e| {
                 let message = format!(
                     "the data of event '{}' does not fit the type {}: {e}",
