@@ -10,8 +10,10 @@
 //!   the messages that arrive meanwhile are handled in one wake-up and the completions
 //!   they produce leave in one write. The backend is woken less often too, and gets
 //!   faster. An idle host parks at once, so the first message after a quiet spell is not
-//!   delayed. Peer benchmark (bench_seq_fan N=1000 K=5 F=10): about 3.8 ms of host CPU
-//!   per orchestration without coalescing, about 1.6-2.4 ms with a 1 ms pause.
+//!   delayed. Peer benchmark (bench_seq_fan N=1000 K=5 F=10, `bench/compare-python`):
+//!   about 3.8 ms of host CPU per orchestration without coalescing; 2.5 ms with a 1 ms
+//!   pause, 2.4 ms with 2 ms, 2.2 ms with 3 ms on a quiet machine. 2 ms matches the
+//!   completion batch window.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +21,9 @@ use std::time::{Duration, Instant};
 
 /// How long the loop waits before parking while busy. Also the most latency it adds to
 /// a message that arrives while it waits.
-const COALESCE_PAUSE: Duration = Duration::from_millis(1);
+/// Also the size of the completion batch window (`worker::completion`), so the two kinds
+/// of batching line up.
+const COALESCE_PAUSE: Duration = Duration::from_millis(2);
 
 /// The loop counts as busy when it last woke up less than this after it parked: work is
 /// arriving back to back. After a longer quiet spell it parks without waiting.
