@@ -1,0 +1,14 @@
+//! Conformance scenarios of shared/spec/protocol.md §8 (test-only plugin).
+
+use durabletask_sdk::{Error, OrchestrationContext};
+
+async fn b_placeholder(_ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    Ok(())
+}
+
+durabletask_sdk::export_plugin! {
+    name: "conformance_b",
+    version: env!("CARGO_PKG_VERSION"),
+    orchestrators: [b_placeholder],
+    activities: [],
+}
