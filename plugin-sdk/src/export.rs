@@ -123,10 +123,7 @@ fn init_inner(host: HostCallbacks) -> Result<PluginDescription, String> {
 extern "C" fn run_orchestrator(request: RSlice<'_, u8>) -> RVec<u8> {
     let response = match catch_unwind(AssertUnwindSafe(|| orchestrate(request.as_slice()))) {
         Ok(response) => response,
-        Err(panic) => failed_orchestration(
-            None,
-            FailureDetails::new(error_types::PLUGIN_PANIC, panic_message(panic.as_ref())),
-        ),
+        Err(panic) => failed_orchestration(None, panic_failure(panic.as_ref())),
     };
     RVec::from(response.encode_to_vec())
 }
@@ -186,9 +183,8 @@ extern "C" fn start_activity(request: RSlice<'_, u8>, token: u64) {
     let bytes = request.as_slice().to_vec();
     let started = catch_unwind(AssertUnwindSafe(|| spawn_activity(bytes, token)));
     if let (Err(panic), Some(state)) = (started, STATE.get()) {
-        CompletionGuard::new(state.host, token, String::new(), 0).complete_with_failure(
-            FailureDetails::new(error_types::PLUGIN_PANIC, panic_message(panic.as_ref())),
-        );
+        CompletionGuard::new(state.host, token, String::new(), 0)
+            .complete_with_failure(panic_failure(panic.as_ref()));
     }
 }
 
@@ -219,10 +215,7 @@ fn spawn_activity(bytes: Vec<u8>, token: u64) {
         let mut guard = guard;
         match future.await {
             Ok(response) => guard.complete(response),
-            Err(panic) => guard.complete_with_failure(FailureDetails::new(
-                error_types::PLUGIN_PANIC,
-                panic_message(panic.as_ref()),
-            )),
+            Err(panic) => guard.complete_with_failure(panic_failure(panic.as_ref())),
         }
     };
     match runtime_handle() {
@@ -356,6 +349,13 @@ impl Drop for CompletionGuard {
             self.complete(response);
         }
     }
+}
+
+/// The failure details of a caught panic, with its backtrace when the hook recorded one.
+fn panic_failure(payload: &(dyn std::any::Any + Send)) -> FailureDetails {
+    let mut details = FailureDetails::new(error_types::PLUGIN_PANIC, panic_message(payload));
+    details.stack_trace = crate::panic_trace::take();
+    details
 }
 
 /// The text of a panic payload.

@@ -22,6 +22,7 @@ pub(crate) fn install(host: HostCallbacks) {
     let _ = tracing::subscriber::set_global_default(subscriber);
 
     std::panic::set_hook(Box::new(move |info| {
+        crate::panic_trace::record();
         let location = info
             .location()
             .map(|location| format!(" at {}:{}", location.file(), location.line()))

@@ -84,6 +84,7 @@ mod error;
 pub mod export;
 mod host_log;
 pub mod orchestration;
+mod panic_trace;
 mod registry;
 
 pub use activity::ActivityContext;

@@ -515,5 +515,7 @@ fn panic_details(panic: &(dyn Any + Send)) -> FailureDetails {
             format!("{NON_DURABLE_AWAIT_MESSAGE} (tokio refused to run here: {message})"),
         );
     }
-    FailureDetails::new(error_types::PLUGIN_PANIC, message)
+    let mut details = FailureDetails::new(error_types::PLUGIN_PANIC, message);
+    details.stack_trace = crate::panic_trace::take();
+    details
 }
