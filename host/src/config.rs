@@ -166,6 +166,15 @@ pub struct WorkerSettings {
     /// A stream silent for longer than this is considered dead. Zero disables the check.
     #[serde(deserialize_with = "duration")]
     pub stream_silence_timeout: Duration,
+    /// Timers longer than this are created as a chain of timers at most this long (spec
+    /// §4.2), for backends that cannot keep timers far in the future. `None` (absent or
+    /// zero) creates every timer whole.
+    #[serde(deserialize_with = "optional_duration")]
+    pub maximum_timer_interval: Option<Duration>,
+    /// Send work-item filters built from the loaded plugins' registrations (protocol.md
+    /// §1.4), so a backend shared with other workers only hands this host work it can
+    /// run. Off by default: the backend then sends everything.
+    pub work_item_filters: bool,
 }
 
 impl Default for WorkerSettings {
@@ -176,6 +185,8 @@ impl Default for WorkerSettings {
             max_concurrent_entities: 100,
             drain_timeout: Duration::from_secs(30),
             stream_silence_timeout: Duration::from_secs(120),
+            maximum_timer_interval: None,
+            work_item_filters: false,
         }
     }
 }
@@ -459,7 +470,7 @@ fn locate_key(text: &str, section: &str, key: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// Parses a duration such as `500ms`, `30s`, `5m`, `1h` or `1m30s`.
+/// Parses a duration such as `500ms`, `30s`, `5m`, `1h`, `3d` or `1m30s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let original = text;
     let mut rest = text.trim();
@@ -473,7 +484,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let (number, after) = rest.split_at(digits);
         let number: u64 = number.parse().map_err(|_| {
-            format!("invalid duration \"{original}\": expected a number followed by ms, s, m or h")
+            format!(
+                "invalid duration \"{original}\": expected a number followed by ms, s, m, h or d"
+            )
         })?;
         // "30 s" is as clear as "30s"; allow the space.
         let after = after.trim_start();
@@ -486,14 +499,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(number),
             "m" => Duration::from_secs(number.saturating_mul(60)),
             "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
             "" => {
                 return Err(format!(
-                    "invalid duration \"{original}\": missing unit (ms, s, m or h)"
+                    "invalid duration \"{original}\": missing unit (ms, s, m, h or d)"
                 ));
             }
             other => {
                 return Err(format!(
-                    "invalid duration \"{original}\": unknown unit '{other}' (use ms, s, m or h)"
+                    "invalid duration \"{original}\": unknown unit '{other}' (use ms, s, m, h or d)"
                 ));
             }
         };
@@ -506,6 +520,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// A duration where zero means "off": `"0s"` reads as `None`, like an absent key.
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let value = duration(deserializer)?;
+    Ok((!value.is_zero()).then_some(value))
 }
 
 fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
@@ -564,6 +586,8 @@ mod tests {
             config.worker.stream_silence_timeout,
             Duration::from_secs(120)
         );
+        assert_eq!(config.worker.maximum_timer_interval, None);
+        assert!(!config.worker.work_item_filters);
         assert_eq!(config.versioning, None);
         assert_eq!(config.plugins.dir, PathBuf::from("/etc/dt/plugins"));
         assert!(config.plugins.watch);
@@ -589,6 +613,8 @@ max_concurrent_activities = 8
 max_concurrent_entities = 9
 drain_timeout = "500ms"
 stream_silence_timeout = "0s"
+maximum_timer_interval = "3d"
+work_item_filters = true
 
 [versioning]
 version = "1.2.0"
@@ -624,6 +650,11 @@ rotation = "hourly"
         assert_eq!(config.worker.max_concurrent_entities, 9);
         assert_eq!(config.worker.drain_timeout, Duration::from_millis(500));
         assert_eq!(config.worker.stream_silence_timeout, Duration::ZERO);
+        assert_eq!(
+            config.worker.maximum_timer_interval,
+            Some(Duration::from_secs(3 * 86_400))
+        );
+        assert!(config.worker.work_item_filters);
         assert_eq!(
             config.versioning,
             Some(VersioningSettings {
@@ -672,6 +703,49 @@ rotation = "hourly"
         assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
         assert!(message.contains("'drain_timeout' in [worker]"), "{message}");
         assert!(message.contains("unknown unit 'seconds'"), "{message}");
+    }
+
+    #[test]
+    fn maximum_timer_interval_is_off_unless_set_to_a_positive_duration() {
+        let interval = |text: &str| parse(text).unwrap().worker.maximum_timer_interval;
+        assert_eq!(interval("[worker]\n"), None);
+        assert_eq!(
+            interval("[worker]\nmaximum_timer_interval = \"0s\"\n"),
+            None
+        );
+        assert_eq!(
+            interval("[worker]\nmaximum_timer_interval = \"2s\"\n"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            interval("[worker]\nmaximum_timer_interval = \"1d12h\"\n"),
+            Some(Duration::from_secs(36 * 3600))
+        );
+        let message = error_of("[worker]\nmaximum_timer_interval = \"3 days\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
+        assert!(
+            message.contains("'maximum_timer_interval' in [worker]"),
+            "{message}"
+        );
+        let message = error_of("[worker]\nmaximum_timer_interval = 3\n");
+        assert!(
+            message.contains("'maximum_timer_interval' in [worker]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn work_item_filters_is_an_opt_in_boolean() {
+        let filters = |text: &str| parse(text).unwrap().worker.work_item_filters;
+        assert!(!filters("[worker]\n"));
+        assert!(!filters("[worker]\nwork_item_filters = false\n"));
+        assert!(filters("[worker]\nwork_item_filters = true\n"));
+        let message = error_of("[worker]\nwork_item_filters = \"yes\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
+        assert!(
+            message.contains("'work_item_filters' in [worker]"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -759,6 +833,7 @@ rotation = "hourly"
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(259_200)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("").is_err());

@@ -2,7 +2,7 @@
 //! then either run the worker (`--config host.toml`, or `run --config host.toml`) or the
 //! command-line client (`client ...`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use durabletask_host::client::cli::{self as client_cli, ClientArgs};
 use durabletask_host::config::Config;
 use durabletask_host::plugins::PluginHost;
 use durabletask_host::{logging, worker};
+use durabletask_proto::WorkItemFilters;
 
 const DEFAULT_CONFIG: &str = "host.toml";
 /// Exit code for a configuration that cannot be used.
@@ -106,17 +107,45 @@ async fn serve(config: &Config) -> Result<(), String> {
     // Handlers go in before anything slow, so an early SIGTERM is not fatal.
     let shutdown =
         shutdown_on_signal().map_err(|error| format!("cannot install signal handlers: {error}"))?;
-    let plugins = start_plugins(&config.plugins.dir)?;
+    let plugins = start_plugins(config)?;
     let executor: Arc<dyn worker::WorkItemExecutor> = plugins.clone();
-    let result = worker::run(&config.worker, &config.backend, executor, shutdown).await;
+    // Computed once, from the plugins loaded at start. Issue 5 (hot swap) keeps the
+    // sender and sends new filters whenever the set of loaded plugins changes.
+    let (_filters_sender, filters) =
+        tokio::sync::watch::channel(work_item_filters(config, &plugins));
+    let result = worker::run(&config.worker, &config.backend, executor, filters, shutdown).await;
     plugins.shutdown();
     result.map_err(|error| error.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn start_plugins(dir: &Path) -> Result<Arc<PluginHost>, String> {
-    PluginHost::start(dir).map_err(|error| format!("cannot start the plugins: {error}"))
+fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
+    PluginHost::start(&config.plugins.dir, config.worker.maximum_timer_interval)
+        .map_err(|error| format!("cannot start the plugins: {error}"))
+}
+
+/// The work-item filters to send (`[worker] work_item_filters`), built from what the
+/// loaded plugins register; `None` when they are off.
+fn work_item_filters(config: &Config, plugins: &PluginHost) -> Option<WorkItemFilters> {
+    if !config.worker.work_item_filters {
+        return None;
+    }
+    let loaded = plugins.plugins();
+    let filters = worker::filters::generate(
+        loaded
+            .iter()
+            .flat_map(|plugin| plugin.orchestrators.iter().map(String::as_str)),
+        loaded
+            .iter()
+            .flat_map(|plugin| plugin.activities.iter().map(String::as_str)),
+        config.versioning.as_ref(),
+    );
+    tracing::info!(
+        "work-item filters on: the backend sends only work for {}",
+        worker::filters::describe(&filters)
+    );
+    Some(filters)
 }
 
 /// Resolves on the first SIGINT or SIGTERM. A second one exits at once, for an operator

@@ -18,7 +18,7 @@ use durabletask_proto::task_hub_sidecar_service_server::{
 };
 use durabletask_proto::*;
 use futures::future::BoxFuture;
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -287,6 +287,8 @@ fn settings() -> WorkerSettings {
         max_concurrent_entities: 5,
         drain_timeout: Duration::from_secs(5),
         stream_silence_timeout: Duration::from_secs(60),
+        maximum_timer_interval: None,
+        work_item_filters: false,
     }
 }
 
@@ -298,7 +300,8 @@ fn backend_settings(address: SocketAddr) -> BackendSettings {
     }
 }
 
-/// Runs the worker in the background; send on the returned channel to shut it down.
+/// Runs the worker in the background, without work-item filters; send on the returned
+/// channel to shut it down.
 fn spawn_worker(
     settings: WorkerSettings,
     backend: BackendSettings,
@@ -307,9 +310,22 @@ fn spawn_worker(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), worker::WorkerError>>,
 ) {
+    spawn_worker_with_filters(settings, backend, executor, watch::channel(None).1)
+}
+
+/// [`spawn_worker`] with the work-item filters `filters` holds.
+fn spawn_worker_with_filters(
+    settings: WorkerSettings,
+    backend: BackendSettings,
+    executor: TestExecutor,
+    filters: watch::Receiver<Option<WorkItemFilters>>,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), worker::WorkerError>>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
-        worker::run(&settings, &backend, Arc::new(executor), async {
+        worker::run(&settings, &backend, Arc::new(executor), filters, async {
             let _ = stopped.await;
         })
         .await
@@ -373,6 +389,8 @@ async fn completes_work_items_echoing_tokens_with_headers_and_limits() {
     assert_eq!(request.max_concurrent_orchestration_work_items, 3);
     assert_eq!(request.max_concurrent_activity_work_items, 4);
     assert_eq!(request.max_concurrent_entity_work_items, 5);
+    // Filters are opt-in: without them the field is absent (protocol.md §1.4).
+    assert_eq!(request.work_item_filters, None);
 
     let headers = &recorded.hello_headers[0];
     assert_eq!(headers.get("taskhub").unwrap(), "hub-a");
@@ -395,6 +413,63 @@ async fn completes_work_items_echoing_tokens_with_headers_and_limits() {
         3
     );
     assert!(headers.get("authorization").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_item_filters_are_sent_and_a_change_reopens_the_stream() {
+    let (backend, address) = start_backend(Vec::new()).await;
+    let first = worker::filters::generate(["orch_b", "orch_a"], ["act"], None);
+    let (filters_sender, filters) = watch::channel(Some(first));
+    let (stop, handle) = spawn_worker_with_filters(
+        settings(),
+        backend_settings(address),
+        TestExecutor::default(),
+        filters,
+    );
+    backend
+        .wait_for("the stream", |r| !r.work_item_requests.is_empty())
+        .await;
+
+    // New filters (as hot swap will send): the stream is reopened with them, on the same
+    // connection (no second Hello).
+    let second = worker::filters::generate(["orch_c"], [], None);
+    filters_sender.send_replace(Some(second));
+    backend
+        .wait_for("the second stream", |r| r.work_item_requests.len() == 2)
+        .await;
+    stop.send(()).unwrap();
+    finish(handle).await;
+
+    let recorded = backend.recorded.lock().unwrap();
+    let sent = |index: usize| {
+        let filters = recorded.work_item_requests[index]
+            .work_item_filters
+            .clone()
+            .expect("the request should carry work-item filters");
+        (
+            filters
+                .orchestrations
+                .into_iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>(),
+            filters
+                .activities
+                .into_iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>(),
+            filters.entities.len(),
+        )
+    };
+    assert_eq!(
+        sent(0),
+        (
+            vec!["orch_a".to_owned(), "orch_b".to_owned()],
+            vec!["act".to_owned()],
+            0
+        )
+    );
+    assert_eq!(sent(1), (vec!["orch_c".to_owned()], Vec::new(), 0));
+    assert_eq!(recorded.hellos, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

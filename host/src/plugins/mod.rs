@@ -9,15 +9,18 @@
 mod callbacks;
 mod ffi;
 mod loader;
+mod private_dir;
 mod routing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use abi_stable::std_types::RSlice;
 use durabletask_proto as proto;
 use durabletask_sdk::abi::PluginModuleRef;
 use durabletask_sdk::error_types;
+use durabletask_sdk::orchestration::MAXIMUM_TIMER_INTERVAL_PROPERTY;
 use futures::future::BoxFuture;
 use prost::Message;
 
@@ -107,26 +110,37 @@ impl std::fmt::Debug for LoadedPlugin {
 pub struct PluginHost {
     plugins: Vec<Arc<LoadedPlugin>>,
     routes: Routes,
+    /// Added to every orchestration request's `properties`: the worker settings the
+    /// plugins' replay engines read.
+    properties: Vec<(String, prost_types::Value)>,
+    /// Where the loaded copies live, until the host stops.
+    _private_dir: private_dir::PrivateDir,
 }
 
 impl PluginHost {
     /// Loads every plugin library in `dir`. A library that fails to load is logged (one
     /// line naming the file and the reason) and skipped; only an unreadable folder is an
     /// error.
-    pub fn start(dir: &Path) -> Result<Arc<PluginHost>, PluginError> {
+    ///
+    /// `maximum_timer_interval` (`[worker]`'s setting; `None` = off) is passed to the
+    /// plugins with every orchestration request, so that they split longer timers.
+    pub fn start(
+        dir: &Path,
+        maximum_timer_interval: Option<Duration>,
+    ) -> Result<Arc<PluginHost>, PluginError> {
         let libraries = loader::discover(dir).map_err(|source| PluginError::UnreadableDir {
             dir: dir.to_path_buf(),
             source,
         })?;
-        let private_dir = private_copies_dir();
-        std::fs::create_dir_all(&private_dir).map_err(|source| PluginError::PrivateDir {
-            dir: private_dir.clone(),
-            source,
-        })?;
+        let private_dir =
+            private_dir::PrivateDir::create().map_err(|source| PluginError::PrivateDir {
+                dir: std::env::temp_dir(),
+                source,
+            })?;
 
         let mut plugins = Vec::new();
         for library in libraries {
-            match loader::load(&library, &private_dir) {
+            match loader::load(&library, private_dir.path()) {
                 Ok(plugin) => {
                     tracing::info!(
                         plugin = %plugin.name,
@@ -143,14 +157,16 @@ impl PluginHost {
                 }
             }
         }
-        // The copies stay mapped; the names are no longer needed, and removing them now
-        // leaves nothing behind even if the host is killed.
-        let _ = std::fs::remove_dir_all(&private_dir);
         if plugins.is_empty() {
             tracing::warn!(dir = %dir.display(), "no plugin loaded: every work item will fail as not registered");
         }
         let routes = Routes::new(&plugins);
-        Ok(Arc::new(PluginHost { plugins, routes }))
+        Ok(Arc::new(PluginHost {
+            plugins,
+            routes,
+            properties: request_properties(maximum_timer_interval),
+            _private_dir: private_dir,
+        }))
     }
 
     /// The plugins that loaded.
@@ -170,19 +186,37 @@ impl PluginHost {
 /// A step slower than this is logged: it held up every other work item.
 const SLOW_STEP: std::time::Duration = std::time::Duration::from_millis(100);
 
-fn private_copies_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("durabletask-host-{}", std::process::id()))
+/// The `OrchestratorRequest.properties` entries that carry the worker's settings.
+fn request_properties(
+    maximum_timer_interval: Option<Duration>,
+) -> Vec<(String, prost_types::Value)> {
+    maximum_timer_interval
+        .filter(|interval| !interval.is_zero())
+        .map(|interval| {
+            (
+                MAXIMUM_TIMER_INTERVAL_PROPERTY.to_owned(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::NumberValue(
+                        interval.as_secs_f64(),
+                    )),
+                },
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 impl WorkItemExecutor for PluginHost {
     fn execute_orchestrator(
         &self,
-        request: proto::OrchestratorRequest,
+        mut request: proto::OrchestratorRequest,
     ) -> BoxFuture<'static, proto::OrchestratorResponse> {
         let plugin = match self.routes.orchestrator(&request) {
             Ok(plugin) => plugin,
             Err(response) => return Box::pin(std::future::ready(*response)),
         };
+        // The host's settings win over anything the backend put under the same keys.
+        request.properties.extend(self.properties.iter().cloned());
         let run = plugin.module.run_orchestrator();
         let instance_id = request.instance_id.clone();
         let bytes = request.encode_to_vec();
@@ -265,5 +299,21 @@ struct PendingActivity {
 impl Drop for PendingActivity {
     fn drop(&mut self) {
         callbacks::forget_activity(self.token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maximum_timer_interval_is_passed_in_seconds_and_only_when_set() {
+        assert!(request_properties(None).is_empty());
+        assert!(request_properties(Some(Duration::ZERO)).is_empty());
+        let properties = request_properties(Some(Duration::from_millis(2500)));
+        assert_eq!(properties.len(), 1);
+        let (key, value) = &properties[0];
+        assert_eq!(key, MAXIMUM_TIMER_INTERVAL_PROPERTY);
+        assert_eq!(value.kind, Some(prost_types::value::Kind::NumberValue(2.5)));
     }
 }

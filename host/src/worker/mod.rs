@@ -4,19 +4,22 @@
 //!
 //! Module map: [`session`] is one connection's life; [`dispatch`] turns work items into
 //! tasks; [`completion`] sends results back; [`in_flight`] tracks accepted work;
-//! [`drain`] finishes it on shutdown; [`backoff`] spaces out reconnects.
+//! [`drain`] finishes it on shutdown; [`backoff`] spaces out reconnects; [`filters`]
+//! builds the optional work-item filters.
 
 pub mod backoff;
 mod completion;
 mod dispatch;
 mod drain;
 pub mod executor;
+pub mod filters;
 mod in_flight;
 mod session;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
 pub use executor::WorkItemExecutor;
@@ -37,10 +40,18 @@ pub enum WorkerError {
 
 /// Runs the worker until `shutdown` resolves, then drains in-flight work (bounded by
 /// `settings.drain_timeout`) and returns.
+///
+/// `filters` holds the `GetWorkItemsRequest.workItemFilters` to send: `None` sends none
+/// (the backend hands out everything), `Some` is sent as is ([`filters::generate`] builds
+/// them from the plugins' registrations). Each stream is opened with the current value,
+/// and a new value reopens the stream at once on the same connection, so whoever owns the
+/// sender can renew them when the set of plugins changes. A dropped sender keeps the
+/// last value.
 pub async fn run(
     settings: &WorkerSettings,
     backend: &BackendSettings,
     executor: Arc<dyn WorkItemExecutor>,
+    filters: watch::Receiver<Option<WorkItemFilters>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let worker_id = connection::new_worker_id();
@@ -60,6 +71,7 @@ pub async fn run(
         worker_id: &worker_id,
         dispatcher: &dispatcher,
         current_client: &current_client,
+        filters: &filters,
     };
 
     tokio::pin!(shutdown);
@@ -78,6 +90,10 @@ pub async fn run(
                 // back at once, on a fresh connection.
                 tracing::info!("the backend closed the work-item stream; reconnecting");
                 client = None;
+                continue;
+            }
+            SessionEnd::FiltersChanged => {
+                tracing::info!("the work-item filters changed; reopening the work-item stream");
                 continue;
             }
             SessionEnd::StreamClosed { delivered: false } => {

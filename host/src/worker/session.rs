@@ -7,7 +7,7 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use durabletask_proto::GetWorkItemsRequest;
+use durabletask_proto::{GetWorkItemsRequest, WorkItemFilters};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Code;
@@ -30,6 +30,8 @@ pub enum SessionEnd {
     /// The backend refused the stream with an application-level status: keep the
     /// connection, back off and open the stream again.
     StreamFailed(String),
+    /// The work-item filters changed: open the stream again at once, with the new ones.
+    FiltersChanged,
 }
 
 pub struct Session<'a> {
@@ -39,6 +41,8 @@ pub struct Session<'a> {
     pub dispatcher: &'a Dispatcher,
     /// Where completions look for the connection to use.
     pub current_client: &'a watch::Sender<Option<SidecarClient>>,
+    /// The work-item filters each stream is opened with (`None`: none are sent).
+    pub filters: &'a watch::Receiver<Option<WorkItemFilters>>,
 }
 
 impl Session<'_> {
@@ -97,11 +101,24 @@ impl Session<'_> {
         let silent =
             || SessionEnd::ConnectionLost(format!("no message from the backend for {silence:?}"));
 
+        // This stream's filters are the current ones; a later change ends it, so that
+        // the next one is opened with the new filters.
+        let mut filters = self.filters.clone();
+        let request = self.work_items_request(filters.borrow_and_update().clone());
+        let filters_changed = async move {
+            if filters.changed().await.is_err() {
+                // The sender is gone: the filters can no longer change.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(filters_changed);
+
         // Some servers send the response headers only with the first item, so opening the
         // stream is covered by the silence timeout too.
         let opened = tokio::select! {
-            opened = client.get_work_items(self.work_items_request()) => opened,
+            opened = client.get_work_items(request) => opened,
             () = &mut deadline, if watch_silence => return silent(),
+            () = &mut filters_changed => return SessionEnd::FiltersChanged,
         };
         let mut stream = match opened {
             Ok(response) => response.into_inner(),
@@ -113,6 +130,7 @@ impl Session<'_> {
             let next = tokio::select! {
                 next = stream.message() => next,
                 () = &mut deadline, if watch_silence => return silent(),
+                () = &mut filters_changed => return SessionEnd::FiltersChanged,
             };
             match next {
                 Ok(Some(item)) => {
@@ -130,7 +148,7 @@ impl Session<'_> {
         }
     }
 
-    fn work_items_request(&self) -> GetWorkItemsRequest {
+    fn work_items_request(&self, filters: Option<WorkItemFilters>) -> GetWorkItemsRequest {
         let limit = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
         GetWorkItemsRequest {
             max_concurrent_orchestration_work_items: limit(
@@ -138,6 +156,8 @@ impl Session<'_> {
             ),
             max_concurrent_activity_work_items: limit(self.settings.max_concurrent_activities),
             max_concurrent_entity_work_items: limit(self.settings.max_concurrent_entities),
+            // Absent unless enabled: the backend then sends every work item (§1.4).
+            work_item_filters: filters,
             ..Default::default()
         }
     }
