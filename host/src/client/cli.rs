@@ -3,6 +3,7 @@
 //! Exactly one JSON object goes to stdout; on an error a one-line explanation also goes to
 //! stderr, and the exit code says what kind of error it was (see [`ClientError::exit_code`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -43,6 +44,10 @@ pub enum Verb {
         id: Option<String>,
         #[arg(long)]
         version: Option<String>,
+        /// A tag for the instance, KEY=VALUE (repeat for several); the backend copies the
+        /// tags into its executionStarted event.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
         /// Wait for the orchestration to finish and print its final state.
         #[arg(long)]
         wait: bool,
@@ -151,16 +156,21 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
             input,
             id,
             version,
+            tags,
             wait,
             timeout,
-        } => Verb::Start {
-            name,
-            input: json_flag("--input", input)?,
-            id,
-            version,
-            wait,
-            timeout,
-        },
+        } => {
+            parse_tags(&tags)?;
+            Verb::Start {
+                name,
+                input: json_flag("--input", input)?,
+                id,
+                version,
+                tags,
+                wait,
+                timeout,
+            }
+        }
         Verb::RaiseEvent { id, name, data } => Verb::RaiseEvent {
             id,
             name,
@@ -199,6 +209,7 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
             input,
             id,
             version,
+            tags,
             wait,
             timeout,
         } => {
@@ -211,6 +222,7 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
                 input,
                 instance_id: id,
                 version,
+                tags: parse_tags(&tags)?,
                 wait,
             };
             client.start(&name, options).await
@@ -258,6 +270,30 @@ fn list_options(
         page_size: positive("--page-size", page_size)?,
         continuation_token,
     })
+}
+
+/// `--tag KEY=VALUE` flags as a map: split at the first `=` (the value may hold more, or
+/// be empty); a flag without `=`, with an empty key, or repeating a key is a usage error.
+fn parse_tags(tags: &[String]) -> Result<HashMap<String, String>, ClientError> {
+    let mut parsed = HashMap::with_capacity(tags.len());
+    for tag in tags {
+        let Some((key, value)) = tag.split_once('=') else {
+            return Err(ClientError::Usage(format!(
+                "invalid --tag '{tag}': expected KEY=VALUE"
+            )));
+        };
+        if key.is_empty() {
+            return Err(ClientError::Usage(format!(
+                "invalid --tag '{tag}': the key before '=' is empty"
+            )));
+        }
+        if parsed.insert(key.to_owned(), value.to_owned()).is_some() {
+            return Err(ClientError::Usage(format!(
+                "invalid --tag '{tag}': the key '{key}' is given twice"
+            )));
+        }
+    }
+    Ok(parsed)
 }
 
 fn positive(flag: &str, value: usize) -> Result<usize, ClientError> {
@@ -391,6 +427,56 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(error, ClientError::Usage(_)), "{error}");
+    }
+
+    #[test]
+    fn tags_are_key_value_pairs_split_at_the_first_equals_sign() {
+        let Verb::Start { tags, .. } = parse(&[
+            "start", "orch", "--tag", "team=a", "--tag", "expr=x=1", "--tag", "empty=",
+        ]) else {
+            panic!("not a start");
+        };
+        assert_eq!(
+            parse_tags(&tags).unwrap(),
+            HashMap::from([
+                ("team".to_owned(), "a".to_owned()),
+                ("expr".to_owned(), "x=1".to_owned()),
+                ("empty".to_owned(), String::new()),
+            ])
+        );
+        assert!(parse_tags(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bad_tag_is_a_usage_error_naming_the_flag() {
+        for (tag, reason) in [
+            ("novalue", "expected KEY=VALUE"),
+            ("=x", "the key before '=' is empty"),
+        ] {
+            let error = parse_tags(&[tag.to_owned()]).unwrap_err();
+            assert!(matches!(error, ClientError::Usage(_)), "{error}");
+            assert_eq!(error.exit_code(), 2);
+            let message = error.to_string();
+            assert!(message.contains("--tag"), "{message}");
+            assert!(message.contains(reason), "{message}");
+        }
+        let error = parse_tags(&["k=1".to_owned(), "k=2".to_owned()]).unwrap_err();
+        assert!(error.to_string().contains("given twice"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn start_validates_tags_before_connecting() {
+        // Nothing listens on port 1: a usage error proves the network was never tried.
+        let error = execute(ClientArgs {
+            endpoint: "http://127.0.0.1:1".into(),
+            taskhub: "default".into(),
+            token_env: None,
+            verb: parse(&["start", "orch", "--tag", "Tagged"]),
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(error, ClientError::Usage(_)), "{error}");
+        assert!(error.to_string().contains("--tag"), "{error}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod cli;
 mod history;
 mod state;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use durabletask_proto::{
@@ -98,6 +99,8 @@ pub struct StartOptions {
     pub input: Option<String>,
     pub instance_id: Option<String>,
     pub version: Option<String>,
+    /// Copied by the backend into the orchestration's `executionStarted` event.
+    pub tags: HashMap<String, String>,
     /// Wait for completion, at most this long.
     pub wait: Option<Duration>,
 }
@@ -197,6 +200,7 @@ impl Client {
             name: name.to_owned(),
             version: options.version,
             input: options.input,
+            tags: options.tags,
             ..Default::default()
         };
         let created = self
