@@ -74,7 +74,8 @@ impl OrchestrationContext {
                 TaskCell::complete(&cell, Outcome::Failed(failure));
             }
         }
-        ActivityTask::new(cell, id, state.instance_id.clone(), name.to_owned())
+        let name = state.shared_name(name);
+        ActivityTask::new(cell, id, Rc::clone(&state.instance_id), name)
     }
 
     /// Schedules an activity that is retried by `policy` when it fails (spec §4.8). The
@@ -211,7 +212,8 @@ impl OrchestrationContext {
                 );
             }
         }
-        SubOrchestrationTask::new(cell, id, child_id, name.to_owned())
+        let name = state.shared_name(name);
+        SubOrchestrationTask::new(cell, id, child_id, name)
     }
 }
 

@@ -101,9 +101,9 @@ impl CancelHandle {
             match &self.target {
                 Target::Timer(id) => {
                     let id = id.get();
-                    state.actions.remove(&id);
-                    if matches!(state.tasks.get(&id), Some(PendingTask::Timer(_))) {
-                        state.tasks.remove(&id);
+                    state.actions.remove(id);
+                    if matches!(state.tasks.get(id), Some(PendingTask::Timer(_))) {
+                        state.tasks.remove(id);
                     }
                 }
                 Target::Event(key) => {

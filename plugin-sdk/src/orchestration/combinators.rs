@@ -1,6 +1,5 @@
 //! `when_all` / `when_any`: wait for several durable tasks at once, deterministically.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -39,8 +38,9 @@ use std::task::{Context, Poll, Wake, Waker};
 /// activities stays linear. They are polled in index order, which keeps any calls they
 /// make after their own awaits deterministic.
 pub fn when_all<T, E, F: Future<Output = Result<T, E>>>(futures: Vec<F>) -> WhenAll<F> {
+    let count = futures.len();
     let ready = Arc::new(ReadySet::default());
-    let wakers = (0..futures.len())
+    let wakers = (0..count)
         .map(|index| {
             Waker::from(Arc::new(ChildWaker {
                 index,
@@ -48,13 +48,13 @@ pub fn when_all<T, E, F: Future<Output = Result<T, E>>>(futures: Vec<F>) -> When
             }))
         })
         .collect();
-    let remaining = futures.len();
     WhenAll {
-        outputs: futures.iter().map(|_| None).collect(),
+        outputs: std::iter::repeat_with(|| None).take(count).collect(),
         children: futures.into_iter().map(|f| Some(Box::pin(f))).collect(),
         wakers,
         ready,
-        remaining,
+        to_poll: Vec::new(),
+        remaining: count,
         first_failure: None,
         polled_once: false,
     }
@@ -68,6 +68,8 @@ pub struct WhenAll<F: Future> {
     outputs: Vec<Option<F::Output>>,
     wakers: Vec<Waker>,
     ready: Arc<ReadySet>,
+    /// The children to poll this round (kept to reuse its allocation).
+    to_poll: Vec<usize>,
     remaining: usize,
     /// The child that failed first, in completion order.
     first_failure: Option<usize>,
@@ -82,18 +84,36 @@ impl<T, E, F: Future<Output = Result<T, E>>> Future for WhenAll<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let to_poll: Vec<usize> = {
+        let first_round = !this.polled_once;
+        {
             let mut ready = this.ready.lock();
-            ready.parent = Some(cx.waker().clone());
-            if this.polled_once {
-                std::mem::take(&mut ready.indices).into_iter().collect()
-            } else {
-                ready.indices.clear();
-                (0..this.children.len()).collect()
+            match &mut ready.parent {
+                Some(parent) => parent.clone_from(cx.waker()),
+                None => ready.parent = Some(cx.waker().clone()),
             }
-        };
+            this.to_poll.clear();
+            if first_round {
+                ready.indices.clear();
+            } else {
+                // Swapped, not copied: both vectors keep their capacity for later rounds.
+                std::mem::swap(&mut ready.indices, &mut this.to_poll);
+            }
+        }
         this.polled_once = true;
-        for index in to_poll {
+        // Index order, each child once, however often it was woken.
+        this.to_poll.sort_unstable();
+        this.to_poll.dedup();
+        let rounds = if first_round {
+            this.children.len()
+        } else {
+            this.to_poll.len()
+        };
+        for position in 0..rounds {
+            let index = if first_round {
+                position
+            } else {
+                this.to_poll.get(position).copied().unwrap_or(usize::MAX)
+            };
             let (Some(slot), Some(waker)) = (this.children.get_mut(index), this.wakers.get(index))
             else {
                 continue;
@@ -119,7 +139,15 @@ impl<T, E, F: Future<Output = Result<T, E>>> Future for WhenAll<F> {
             {
                 return Poll::Ready(Err(error));
             }
-            return Poll::Ready(outputs.into_iter().flatten().collect());
+            // Sized up front: collecting `Result`s could not know how many there are.
+            let mut values = Vec::with_capacity(outputs.len());
+            for output in outputs.into_iter().flatten() {
+                match output {
+                    Ok(value) => values.push(value),
+                    Err(error) => return Poll::Ready(Err(error)),
+                }
+            }
+            return Poll::Ready(Ok(values));
         }
         // A child that woke itself while being polled is polled again on the next round;
         // the engine bounds how often that may happen.
@@ -137,8 +165,8 @@ struct ReadySet {
 
 #[derive(Default)]
 struct ReadyInner {
-    /// Children woken since the last poll; ordered so they are polled in index order.
-    indices: BTreeSet<usize>,
+    /// Children woken since the last poll, in wake order (possibly repeated).
+    indices: Vec<usize>,
     parent: Option<Waker>,
 }
 
@@ -162,7 +190,7 @@ impl Wake for ChildWaker {
     fn wake_by_ref(self: &Arc<Self>) {
         let parent = {
             let mut ready = self.set.lock();
-            ready.indices.insert(self.index);
+            ready.indices.push(self.index);
             ready.parent.clone()
         };
         if let Some(parent) = parent {
@@ -251,5 +279,79 @@ impl<F: Future + Unpin> Future for WhenAny<F> {
             }
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// A child that logs each poll and completes when `done` says so.
+    struct Probe {
+        index: usize,
+        log: Rc<RefCell<Vec<usize>>>,
+        wakers: Rc<RefCell<Vec<Option<Waker>>>>,
+        done: Rc<RefCell<Vec<bool>>>,
+    }
+
+    impl Future for Probe {
+        type Output = Result<usize, ()>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            self.log.borrow_mut().push(self.index);
+            if self.done.borrow().get(self.index).copied().unwrap_or(false) {
+                return Poll::Ready(Ok(self.index * 10));
+            }
+            if let Some(slot) = self.wakers.borrow_mut().get_mut(self.index) {
+                *slot = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn woken_children_are_polled_once_each_in_index_order() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let wakers = Rc::new(RefCell::new(vec![None; 5]));
+        let done = Rc::new(RefCell::new(vec![false; 5]));
+        let probes = (0..5)
+            .map(|index| Probe {
+                index,
+                log: Rc::clone(&log),
+                wakers: Rc::clone(&wakers),
+                done: Rc::clone(&done),
+            })
+            .collect();
+        let mut all = when_all(probes);
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        assert!(Pin::new(&mut all).poll(&mut cx).is_pending());
+        assert_eq!(std::mem::take(&mut *log.borrow_mut()), [0, 1, 2, 3, 4]);
+
+        // Woken out of order, some twice: polled once each, in index order.
+        for index in [3, 1, 3, 4, 1] {
+            if let Some(slot) = done.borrow_mut().get_mut(index) {
+                *slot = true;
+            }
+            let waker = wakers.borrow().get(index).cloned().flatten();
+            waker.into_iter().for_each(Waker::wake);
+        }
+        assert!(Pin::new(&mut all).poll(&mut cx).is_pending());
+        assert_eq!(std::mem::take(&mut *log.borrow_mut()), [1, 3, 4]);
+
+        for index in [2, 0] {
+            if let Some(slot) = done.borrow_mut().get_mut(index) {
+                *slot = true;
+            }
+            let waker = wakers.borrow().get(index).cloned().flatten();
+            waker.into_iter().for_each(Waker::wake);
+        }
+        assert_eq!(
+            Pin::new(&mut all).poll(&mut cx),
+            Poll::Ready(Ok(vec![0, 10, 20, 30, 40]))
+        );
+        assert_eq!(*log.borrow(), [0, 2]);
     }
 }

@@ -2,6 +2,7 @@
 //! Every call records its action at call time (spec §3.2), so ids follow call order.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
@@ -91,7 +92,7 @@ impl OrchestrationContext {
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("invoice", invoice);
     /// ```
     pub fn instance_id(&self) -> String {
-        self.state.borrow().instance_id.clone()
+        self.state.borrow().instance_id.to_string()
     }
 
     /// The orchestrator's name, as registered (and as the client asked for it).
@@ -312,15 +313,18 @@ impl OrchestrationContext {
         let key = fold_event_name(name);
         let cell = TaskCell::new(&state.awaited);
         match state.buffered_events.pop(&key) {
-            Some(raw) => TaskCell::complete(&cell, Outcome::Value(raw)),
-            None => state
-                .event_waiters
-                .entry(key.clone())
-                .or_default()
-                .push_back(Rc::clone(&cell)),
+            Some(raw) => TaskCell::complete(&cell, Outcome::Value(raw.as_deref().map(Rc::from))),
+            None => match state.event_waiters.get_mut(&key) {
+                Some(waiters) => waiters.push_back(Rc::clone(&cell)),
+                None => {
+                    let waiters = VecDeque::from([Rc::clone(&cell)]);
+                    state.event_waiters.insert(key.clone(), waiters);
+                }
+            },
         }
+        let name = state.shared_name(name);
         let cancel = CancelHandle::event(&self.state, &cell, key);
-        EventTask::new(cell, name.to_owned(), cancel)
+        EventTask::new(cell, name, cancel)
     }
 
     /// Sets the custom status, sent with every response from now on (spec §4.10).

@@ -164,7 +164,7 @@ impl<'r> Replay<'r> {
     fn after_completion(&mut self, event: &'r proto::HistoryEvent) {
         let continued = self.state.borrow().continued_as_new.is_some();
         if let (true, Some(EventType::EventRaised(e))) = (continued, &event.event_type) {
-            self.raise_event(&e.name, non_empty(e.input.as_ref()).map(str::to_owned));
+            self.raise_event(&e.name, non_empty(e.input.as_ref()));
         }
     }
 
@@ -194,11 +194,11 @@ impl<'r> Replay<'r> {
             }
             EventType::ExecutionStarted(started) => self.start(started),
             EventType::TaskCompleted(e) => {
-                let result = non_empty(e.result.as_ref()).map(str::to_owned);
+                let result = non_empty(e.result.as_ref()).map(Rc::from);
                 self.complete_call(e.task_scheduled_id, CallKind::Activity, result);
             }
             EventType::SubOrchestrationInstanceCompleted(e) => {
-                let result = non_empty(e.result.as_ref()).map(str::to_owned);
+                let result = non_empty(e.result.as_ref()).map(Rc::from);
                 self.complete_call(e.task_scheduled_id, CallKind::SubOrchestration, result);
             }
             EventType::TaskFailed(e) => {
@@ -214,7 +214,7 @@ impl<'r> Replay<'r> {
                 self.timer_fired(e.timer_id, fired_at);
             }
             EventType::EventRaised(e) => {
-                self.raise_event(&e.name, non_empty(e.input.as_ref()).map(str::to_owned));
+                self.raise_event(&e.name, non_empty(e.input.as_ref()));
             }
             EventType::ExecutionSuspended(_) => self.suspended = true,
             // A stray resume (not suspended) falls through to the ignored kinds (spec §9).
@@ -285,8 +285,8 @@ impl<'r> Replay<'r> {
 
     /// A confirmation event: the action with the same id must be the same call.
     fn confirm(&mut self, recorded: &Recorded<'_>, id: i32) {
-        let action = self.state.borrow_mut().actions.remove(&id);
-        if let Some(message) = determinism::check(recorded, id, action.as_ref()) {
+        let action = self.state.borrow_mut().actions.remove(id);
+        if let Some(message) = determinism::check(recorded, id, action.as_deref()) {
             self.drop_future();
             self.fail(FailureDetails::new(error_types::NON_DETERMINISM, message));
         }
@@ -296,9 +296,9 @@ impl<'r> Replay<'r> {
     /// reference does (logged only live: replays would repeat the line on every step).
     fn take_call(&mut self, id: i32, kind: CallKind) -> Option<PendingCall> {
         let mut state = self.state.borrow_mut();
-        if let Some(PendingTask::Call(call)) = state.tasks.get(&id)
+        if let Some(PendingTask::Call(call)) = state.tasks.get(id)
             && call.kind == kind
-            && let Some(PendingTask::Call(call)) = state.tasks.remove(&id)
+            && let Some(PendingTask::Call(call)) = state.tasks.remove(id)
         {
             return Some(call);
         }
@@ -312,7 +312,7 @@ impl<'r> Replay<'r> {
         None
     }
 
-    fn complete_call(&mut self, id: i32, kind: CallKind, result: Option<String>) {
+    fn complete_call(&mut self, id: i32, kind: CallKind, result: Option<Rc<str>>) {
         if let Some(call) = self.take_call(id, kind) {
             TaskCell::complete(&call.cell, Outcome::Value(result));
             self.poll();
@@ -383,7 +383,7 @@ impl<'r> Replay<'r> {
         }
     }
 
-    fn raise_event(&mut self, name: &str, data: Option<String>) {
+    fn raise_event(&mut self, name: &str, data: Option<&str>) {
         let key = fold_event_name(name);
         let waiter = {
             let mut state = self.state.borrow_mut();
@@ -399,12 +399,12 @@ impl<'r> Replay<'r> {
                 }
             }
             if found.is_none() {
-                state.buffered_events.push(key, data.clone());
+                state.buffered_events.push(key, data.map(str::to_owned));
             }
             found
         };
         if let Some(cell) = waiter {
-            TaskCell::complete(&cell, Outcome::Value(data));
+            TaskCell::complete(&cell, Outcome::Value(data.map(Rc::from)));
             self.poll();
         }
     }
@@ -483,12 +483,18 @@ impl<'r> Replay<'r> {
 
     fn finish(mut self) -> proto::OrchestratorResponse {
         self.drop_future();
-        continue_as_new::finish(&mut self.state.borrow_mut());
-        let state = self.state.borrow();
+        let mut state = self.state.borrow_mut();
+        continue_as_new::finish(&mut state);
+        // The state ends with this step: its actions and status are moved, not copied.
         proto::OrchestratorResponse {
-            instance_id: state.instance_id.clone(),
-            actions: state.actions.values().cloned().collect(),
-            custom_status: state.custom_status.clone(),
+            instance_id: state.instance_id.to_string(),
+            actions: state
+                .actions
+                .drain_in_order()
+                .into_iter()
+                .map(|a| *a)
+                .collect(),
+            custom_status: state.custom_status.take(),
             ..Default::default()
         }
     }

@@ -122,7 +122,7 @@ impl ReplaySafeLogger {
             if state.is_replaying {
                 return;
             }
-            (state.instance_id.clone(), state.name.clone())
+            (state.instance_id.to_string(), state.name.clone())
         };
         // `tracing` levels are static per call site, hence one call per level.
         match level {

@@ -15,6 +15,7 @@
 //! - `engine`: walks the history and polls the orchestrator (spec §3).
 //! - `determinism`: checks replayed actions against history.
 //! - `state`: the state shared by the above for one step.
+//! - `id_map`: the by-id map `state` keeps pending actions and tasks in.
 //! - `payload`, `time`: wire conventions for JSON payloads and timestamps.
 //! - `casefold`: the case folding of event names.
 
@@ -26,6 +27,7 @@ mod context;
 mod continue_as_new;
 mod determinism;
 pub(crate) mod engine;
+mod id_map;
 mod logger;
 mod options;
 pub(crate) mod payload;

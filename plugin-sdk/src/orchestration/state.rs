@@ -9,14 +9,16 @@ use std::time::{Duration, SystemTime};
 
 use durabletask_proto as proto;
 
+use super::id_map::IdMap;
 use super::retry::RetryPolicy;
 use crate::error::{FailureDetails, TaskFailedError};
 
 /// How a durable task ended.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
-    /// Completed with this raw JSON payload (`None` = null).
-    Value(Option<String>),
+    /// Completed with this raw JSON payload (`None` = null). Shared, so that reading the
+    /// outcome (on every poll of a completed task) copies nothing.
+    Value(Option<Rc<str>>),
     /// Failed.
     Failed(TaskFailedError),
     /// Cancelled by user code before it completed (timers and event waits only).
@@ -162,18 +164,19 @@ pub(crate) struct Completion {
 
 /// Everything the context records; rebuilt from scratch on every step (spec §3.1).
 pub(crate) struct State {
-    pub(crate) instance_id: String,
+    /// Shared: every activity task keeps it for its failure message.
+    pub(crate) instance_id: Rc<str>,
     pub(crate) name: String,
     pub(crate) version: Option<String>,
     pub(crate) parent_instance_id: Option<String>,
     pub(crate) is_replaying: bool,
     pub(crate) clock: SystemTime,
     seq: i32,
-    /// Actions not yet confirmed by history, by id. A `BTreeMap` so they go out in id
-    /// (= call) order.
-    pub(crate) actions: BTreeMap<i32, proto::OrchestratorAction>,
+    /// Actions not yet confirmed by history, by id; they go out in id (= call) order.
+    /// Boxed: an action is ~300 bytes, and a fan-out keeps thousands of them at once.
+    pub(crate) actions: IdMap<Box<proto::OrchestratorAction>>,
     /// Incomplete activities, sub-orchestrations and timers, by action id.
-    pub(crate) tasks: BTreeMap<i32, PendingTask>,
+    pub(crate) tasks: IdMap<PendingTask>,
     /// Raised events nobody waited for yet, by folded name, oldest first.
     pub(crate) buffered_events: BufferedEvents,
     /// Event waiters, by folded name, oldest first.
@@ -190,6 +193,9 @@ pub(crate) struct State {
     /// Set by `continue_as_new`: the orchestration is over, but its completion action is
     /// only built (and given its id) when the response is (spec §3.6).
     pub(crate) continued_as_new: Option<ContinueAsNew>,
+    /// The name of the latest call or event wait, shared by the tasks that keep it for
+    /// their messages: a fan-out to one activity allocates it once.
+    last_name: Option<Rc<str>>,
 }
 
 /// A requested continue-as-new.
@@ -247,15 +253,15 @@ impl BufferedEvents {
 impl State {
     pub(crate) fn new(instance_id: String) -> Self {
         Self {
-            instance_id,
+            instance_id: Rc::from(instance_id),
             name: String::new(),
             version: None,
             parent_instance_id: None,
             is_replaying: true,
             clock: SystemTime::UNIX_EPOCH,
             seq: 0,
-            actions: BTreeMap::new(),
-            tasks: BTreeMap::new(),
+            actions: IdMap::default(),
+            tasks: IdMap::default(),
             buffered_events: BufferedEvents::default(),
             event_waiters: BTreeMap::new(),
             custom_status: None,
@@ -265,6 +271,15 @@ impl State {
             uuid_counter: 0,
             max_timer_interval: None,
             continued_as_new: None,
+            last_name: None,
+        }
+    }
+
+    /// `name` as a shared string, reusing the previous one when it is the same.
+    pub(crate) fn shared_name(&mut self, name: &str) -> Rc<str> {
+        match &self.last_name {
+            Some(last) if **last == *name => Rc::clone(last),
+            _ => Rc::clone(self.last_name.insert(Rc::from(name))),
         }
     }
 
@@ -308,10 +323,10 @@ impl State {
     ) {
         self.actions.insert(
             id,
-            proto::OrchestratorAction {
+            Box::new(proto::OrchestratorAction {
                 id,
                 orchestrator_action_type: Some(action),
-            },
+            }),
         );
     }
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use serde::de::DeserializeOwned;
@@ -47,13 +48,13 @@ impl Drop for Handle {
 pub struct ActivityTask<O> {
     handle: Handle,
     task_id: i32,
-    instance_id: String,
-    name: String,
+    instance_id: Rc<str>,
+    name: Rc<str>,
     _output: PhantomData<fn() -> O>,
 }
 
 impl<O> ActivityTask<O> {
-    pub(crate) fn new(cell: TaskRef, task_id: i32, instance_id: String, name: String) -> Self {
+    pub(crate) fn new(cell: TaskRef, task_id: i32, instance_id: Rc<str>, name: Rc<str>) -> Self {
         Self {
             handle: Handle { cell },
             task_id,
@@ -159,12 +160,12 @@ pub struct SubOrchestrationTask<O> {
     handle: Handle,
     task_id: i32,
     instance_id: String,
-    name: String,
+    name: Rc<str>,
     _output: PhantomData<fn() -> O>,
 }
 
 impl<O> SubOrchestrationTask<O> {
-    pub(crate) fn new(cell: TaskRef, task_id: i32, instance_id: String, name: String) -> Self {
+    pub(crate) fn new(cell: TaskRef, task_id: i32, instance_id: String, name: Rc<str>) -> Self {
         Self {
             handle: Handle { cell },
             task_id,
@@ -303,13 +304,13 @@ impl Future for TimerTask {
 #[must_use = "futures do nothing unless awaited"]
 pub struct EventTask<T> {
     handle: Handle,
-    name: String,
+    name: Rc<str>,
     cancel: CancelHandle,
     _output: PhantomData<fn() -> T>,
 }
 
 impl<T> EventTask<T> {
-    pub(crate) fn new(cell: TaskRef, name: String, cancel: CancelHandle) -> Self {
+    pub(crate) fn new(cell: TaskRef, name: Rc<str>, cancel: CancelHandle) -> Self {
         Self {
             handle: Handle { cell },
             name,

@@ -78,10 +78,10 @@ pub(crate) fn fired(
     timer_id: i32,
     fired_at: Option<SystemTime>,
 ) -> Option<TimerThen> {
-    if !matches!(state.tasks.get(&timer_id), Some(PendingTask::Timer(_))) {
+    if !matches!(state.tasks.get(timer_id), Some(PendingTask::Timer(_))) {
         return None;
     }
-    let Some(PendingTask::Timer(timer)) = state.tasks.remove(&timer_id) else {
+    let Some(PendingTask::Timer(timer)) = state.tasks.remove(timer_id) else {
         return None;
     };
     if let (Some(final_at), Some(fired_at)) = (timer.final_fire_at, fired_at)
