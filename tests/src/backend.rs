@@ -162,7 +162,7 @@ impl Drop for Backend {
 
 /// Reads the launcher's stdout until its READY line. A thread does the blocking reads
 /// (and keeps draining stdout afterwards); this side waits on a channel with a deadline.
-fn wait_for_ready(stdout: std::process::ChildStdout) -> Result<()> {
+pub(crate) fn wait_for_ready(stdout: std::process::ChildStdout) -> Result<()> {
     let (lines_tx, lines_rx) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {

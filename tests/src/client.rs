@@ -128,6 +128,42 @@ impl Client {
         self.run_bounded(&args, timeout + TIMEOUT_MARGIN)?.ok()
     }
 
+    /// Schedules orchestration `name` with instance tags (each sent as `--tag KEY=VALUE`),
+    /// under `instance_id` if given. With `wait`, waits up to that long for it to finish
+    /// (a timeout is an error). Returns the state `start` printed.
+    pub fn start_tagged(
+        &self,
+        name: &str,
+        instance_id: Option<&str>,
+        input: Option<&Value>,
+        tags: &[(&str, &str)],
+        wait: Option<Duration>,
+    ) -> Result<Value> {
+        let input = input.map(Value::to_string);
+        let tags: Vec<String> = tags
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        let seconds = wait.map(whole_seconds);
+        let mut args = vec!["start", name];
+        if let Some(instance_id) = instance_id {
+            args.extend(["--id", instance_id]);
+        }
+        if let Some(input) = &input {
+            args.extend(["--input", input]);
+        }
+        for tag in &tags {
+            args.extend(["--tag", tag]);
+        }
+        match (&seconds, wait) {
+            (Some(seconds), Some(wait)) => {
+                args.extend(["--wait", "--timeout", seconds]);
+                self.run_bounded(&args, wait + TIMEOUT_MARGIN)?.ok()
+            }
+            _ => self.run(&args)?.ok(),
+        }
+    }
+
     /// The instance's current state.
     pub fn status(&self, instance_id: &str) -> Result<Value> {
         self.run(&["status", instance_id])?.ok()

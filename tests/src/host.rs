@@ -81,6 +81,10 @@ pub struct HostConfig {
     pub drain_timeout: String,
     /// `worker.stream_silence_timeout`.
     pub stream_silence_timeout: String,
+    /// `worker.maximum_timer_interval`, if set (absent = timers are never split).
+    pub maximum_timer_interval: Option<String>,
+    /// `worker.work_item_filters`: send filters built from the plugins' registrations.
+    pub work_item_filters: bool,
     /// `logging.level`.
     pub log_level: String,
     /// `logging.format`: `text` or `json`.
@@ -102,6 +106,8 @@ impl HostConfig {
             max_concurrent_entities: 100,
             drain_timeout: "30s".to_owned(),
             stream_silence_timeout: "120s".to_owned(),
+            maximum_timer_interval: None,
+            work_item_filters: false,
             log_level: "info".to_owned(),
             log_format: "text".to_owned(),
             log_file: None,
@@ -130,6 +136,19 @@ impl HostConfig {
     /// Sets `worker.stream_silence_timeout` (a duration string like `"2s"`).
     pub fn stream_silence_timeout(mut self, timeout: &str) -> Self {
         timeout.clone_into(&mut self.stream_silence_timeout);
+        self
+    }
+
+    /// Sets `worker.maximum_timer_interval` (a duration string like `"2s"`).
+    pub fn maximum_timer_interval(mut self, interval: &str) -> Self {
+        self.maximum_timer_interval = Some(interval.to_owned());
+        self
+    }
+
+    /// Sets `worker.work_item_filters`: with `true`, the backend only hands the host work
+    /// its plugins register (for tests that share a backend with another worker).
+    pub fn work_item_filters(mut self, on: bool) -> Self {
+        self.work_item_filters = on;
         self
     }
 
@@ -166,7 +185,8 @@ max_concurrent_activities = {activities}
 max_concurrent_entities = {entities}
 drain_timeout = {drain}
 stream_silence_timeout = {silence}
-
+work_item_filters = {filters}
+{timer_interval}
 [plugins]
 dir = "plugins"
 watch = false
@@ -182,6 +202,12 @@ format = {format}
             entities = self.max_concurrent_entities,
             drain = toml_string(&self.drain_timeout),
             silence = toml_string(&self.stream_silence_timeout),
+            filters = self.work_item_filters,
+            timer_interval = self
+                .maximum_timer_interval
+                .as_deref()
+                .map(|interval| format!("maximum_timer_interval = {}\n", toml_string(interval)))
+                .unwrap_or_default(),
             level = toml_string(&self.log_level),
             format = toml_string(&self.log_format),
             file = self

@@ -26,12 +26,14 @@ mod host;
 pub mod paths;
 mod process;
 pub mod python;
+mod python_worker;
 
 pub use backend::Backend;
 pub use client::{Client, ClientRun, exit_codes, instance_id};
 pub use error::{Context, Error, Result};
 pub use host::{Host, HostConfig, PluginFile};
 pub use process::poll_until;
+pub use python_worker::PythonWorker;
 
 use std::time::Duration;
 

@@ -96,6 +96,13 @@ fn an_orchestrator_panic_fails_it_and_the_host_keeps_serving() -> Result<()> {
         error_message(&state).contains("orchestrator exploded"),
         "{state:#}"
     );
+    // The panic's backtrace comes with it, so the user can find the line.
+    assert!(
+        state["failure_details"]["stack_trace"]
+            .as_str()
+            .is_some_and(|trace| trace.contains("faulty")),
+        "a PluginPanic should carry the panic's backtrace: {state:#}"
+    );
 
     assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());
     let state = fixture.run("hello_cities", None)?;
@@ -119,6 +126,12 @@ fn an_activity_panic_fails_the_task_with_plugin_panic() -> Result<()> {
             .unwrap_or_default()
             .contains("activity exploded"),
         "{state:#}"
+    );
+    assert!(
+        inner["stack_trace"]
+            .as_str()
+            .is_some_and(|trace| trace.contains("faulty")),
+        "the activity's PluginPanic should carry the panic's backtrace: {state:#}"
     );
 
     assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());

@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use durabletask_sdk::orchestration::when_all;
+use durabletask_sdk::orchestration::{
+    ActivityOptions, RetryPolicy, SubOrchestrationOptions, when_all,
+};
 use durabletask_sdk::{ActivityContext, Error, OrchestrationContext};
 use serde::Deserialize;
 
@@ -132,6 +134,60 @@ pub async fn await_tokio_sleep(_ctx: OrchestrationContext, _input: ()) -> Result
     Ok(())
 }
 
+/// Orchestrator: waits on one durable timer of `seconds` seconds, then returns `seconds`.
+/// With the host's `maximum_timer_interval` set shorter, the timer is created in chunks.
+pub async fn wait_timer(ctx: OrchestrationContext, seconds: u64) -> Result<u64, Error> {
+    ctx.create_timer_after(Duration::from_secs(seconds)).await;
+    Ok(seconds)
+}
+
+// Interop with Microsoft's Python SDK worker (tests/python_worker.py): the `rust_` names
+// are served here, the `py_` names by the Python worker.
+
+/// Activity: `n * n`, called by the Python orchestrator `py_parent`.
+pub async fn rust_square(_ctx: ActivityContext, n: i64) -> Result<i64, Error> {
+    Ok(n * n)
+}
+
+/// Orchestrator: `x + 1`, run as a sub-orchestration of the Python orchestrator `py_parent`.
+pub async fn rust_child(_ctx: OrchestrationContext, x: i64) -> Result<i64, Error> {
+    Ok(x + 1)
+}
+
+/// Orchestrator: calls the Python activity `py_greet` with `name` and the Python
+/// sub-orchestrator `py_child` with 21; returns `[greeting, 42]` (a tuple is a JSON array).
+pub async fn calls_python(ctx: OrchestrationContext, name: String) -> Result<(String, i64), Error> {
+    let greeting = ctx.call_activity::<_, String>("py_greet", &name).await?;
+    let doubled = ctx.call_sub_orchestrator::<_, i64>("py_child", 21).await?;
+    Ok((greeting, doubled))
+}
+
+/// Orchestrator: [`calls_python`] with a retry policy on both calls, for a backend where
+/// this host, which sends no work-item filters, may be handed the Python worker's items
+/// too: it fails those as not registered, and the retry gives the Python worker another
+/// chance to take them.
+pub async fn calls_python_retrying(
+    ctx: OrchestrationContext,
+    name: String,
+) -> Result<(String, i64), Error> {
+    let policy = RetryPolicy::new(Duration::from_millis(100), 20)?;
+    let greeting = ctx
+        .call_activity_with::<_, String>(
+            "py_greet",
+            &name,
+            ActivityOptions::new().retry_policy(policy.clone()),
+        )
+        .await?;
+    let doubled = ctx
+        .call_sub_orchestrator_with::<_, i64>(
+            "py_child",
+            21,
+            SubOrchestrationOptions::new().retry_policy(policy),
+        )
+        .await?;
+    Ok((greeting, doubled))
+}
+
 durabletask_sdk::export_plugin! {
     name: "faulty",
     version: env!("CARGO_PKG_VERSION"),
@@ -145,6 +201,10 @@ durabletask_sdk::export_plugin! {
         typed_input,
         await_tokio_sleep,
         fan_out_sleep,
+        wait_timer,
+        rust_child,
+        calls_python,
+        calls_python_retrying,
     ],
-    activities: [fail_always, panic_activity, sleep_ms],
+    activities: [fail_always, panic_activity, sleep_ms, rust_square],
 }
