@@ -161,9 +161,13 @@ fn empty_orchestration(use_wait_verb: bool) -> Result<()> {
             .client
             .start_with_id("empty_orchestrator", id, None)?;
     } else {
-        let state = verb(
-            &fixture,
-            &["start", "empty_orchestrator", "--id", id, "--wait"],
+        // Scenario 1 also sends orchestration tags, as the reference client does.
+        let state = fixture.client.start_tagged(
+            "empty_orchestrator",
+            Some(id),
+            None,
+            &[("Tagged", "true")],
+            Some(WAIT),
         )?;
         assert_completed(&fixture, &state);
     }
@@ -175,6 +179,17 @@ fn empty_orchestration(use_wait_verb: bool) -> Result<()> {
     assert_eq!(state["input"], Value::Null, "{state:#}");
     assert_eq!(state["output"], Value::Null, "{state:#}");
     assert_eq!(state["custom_status"], Value::Null, "{state:#}");
+    if !use_wait_verb {
+        // The backend copied the tags into executionStarted.
+        let history = fixture.client.history(id)?;
+        let started = of_kind(&history, "executionStarted");
+        assert_eq!(started.len(), 1, "{history:#?}");
+        assert_eq!(
+            started[0]["tags"],
+            json!({"Tagged": "true"}),
+            "{history:#?}"
+        );
+    }
     // The function was invoked (once: it awaits nothing).
     assert_executions(&fixture, "empty_orchestrator", id, 1)
 }
@@ -320,9 +335,8 @@ fn restart_with_same_instance_id(use_wait_verb: bool) -> Result<()> {
 // test_orchestration_e2e.py
 // ---------------------------------------------------------------------------------------
 
-/// Scenario 1, empty_orchestration. The reference client also sends orchestration tags
-/// `{Tagged: true}`; our client's `start` has no way to send tags, so that part is not
-/// covered here.
+/// Scenario 1, empty_orchestration, started with the orchestration tags `{Tagged: true}`
+/// as the reference client does; they show in the history's executionStarted event.
 #[test]
 fn scenario_01_empty_orchestration() -> Result<()> {
     empty_orchestration(false)
