@@ -406,6 +406,10 @@ impl Error {
 /// Converts any error, keeping its Rust type name as the error type, its message, and its
 /// `source()` chain as inner failures. A [`TaskFailedError`] becomes an error of type
 /// [`error_types::TASK_FAILED`] with the task's own failure as the inner failure.
+///
+/// Stack traces: a `TaskFailedError` records the backtrace of the conversion (where the
+/// orchestrator gave up); other errors record one when `RUST_BACKTRACE` or
+/// `RUST_LIB_BACKTRACE` asks for it, as `std::backtrace::Backtrace::capture` does.
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
     fn from(error: E) -> Self {
         // A failed task propagated with `?` keeps the task's own failure as the cause, so
@@ -415,7 +419,9 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
                 details: FailureDetails {
                     error_type: error_types::TASK_FAILED.to_owned(),
                     message: task.message.clone(),
-                    stack_trace: None,
+                    // Where the orchestrator gave up on the task: the stack of the `?`.
+                    // Only a failing orchestration pays for it, once.
+                    stack_trace: Some(std::backtrace::Backtrace::force_capture().to_string()),
                     inner: Some(Box::new(task.details.clone())),
                     is_non_retriable: false,
                 },
@@ -425,12 +431,20 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
             details: FailureDetails {
                 error_type: std::any::type_name::<E>().to_owned(),
                 message: error.to_string(),
-                stack_trace: None,
+                // Errors can be frequent and expected (an activity that retries), so their
+                // backtraces follow Rust's own switch: RUST_BACKTRACE / RUST_LIB_BACKTRACE.
+                stack_trace: captured_backtrace(),
                 inner: source_chain(error.source(), 0),
                 is_non_retriable: false,
             },
         }
     }
+}
+
+/// The backtrace here, when `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` turns capture on.
+fn captured_backtrace() -> Option<String> {
+    let backtrace = std::backtrace::Backtrace::capture();
+    (backtrace.status() == std::backtrace::BacktraceStatus::Captured).then(|| backtrace.to_string())
 }
 
 /// The `source()` chain as nested details. Sources are `dyn Error`, whose concrete type

@@ -142,8 +142,9 @@ fn s15_retry_policies_retry_the_child_and_its_activity() -> Result<()> {
         message.ends_with(&format!("Activity task #1 failed: {BOOM}")),
         "{state:#}"
     );
-    // The reference also finds a stack trace here; our SDK reports none (Rust errors carry
-    // no stack trace), so `stack_trace` is not checked.
+    // As with the reference, the failure carries a stack trace: where the orchestrator
+    // propagated the failed task.
+    assert!(has_stack_trace(&state), "{state:#}");
     // The inner failure is the child's, as the backend reports it (it keeps the message).
     let inner = &state["failure_details"]["inner_failure"];
     assert!(
@@ -192,6 +193,7 @@ fn s16_retry_timeout_stops_when_the_next_delay_passes_the_budget() -> Result<()>
         error_message(&state).ends_with(&format!("Activity task #1 failed: {BOOM}")),
         "{state:#}"
     );
+    assert!(has_stack_trace(&state), "{state:#}");
     let inner = &state["failure_details"]["inner_failure"];
     assert_eq!(inner["error_type"], "KahBoom", "{state:#}");
     assert_eq!(inner["message"], BOOM, "{state:#}");
@@ -617,4 +619,11 @@ fn s79_rewind_twice() -> Result<()> {
     let calls = count_lines(&fixture, &["cb-flaky-call flaky_say_hello", id], 3)?;
     assert_eq!(calls, 3, "{}", fixture.host.log_tail());
     Ok(())
+}
+
+/// Whether the failure carries a non-empty stack trace.
+fn has_stack_trace(state: &Value) -> bool {
+    state["failure_details"]["stack_trace"]
+        .as_str()
+        .is_some_and(|trace| !trace.trim().is_empty())
 }
