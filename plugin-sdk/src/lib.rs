@@ -79,6 +79,7 @@
 
 pub mod abi;
 mod activity;
+pub mod entity;
 mod error;
 #[doc(hidden)]
 pub mod export;
@@ -88,6 +89,7 @@ mod panic_trace;
 mod registry;
 
 pub use activity::ActivityContext;
+pub use entity::{DurableEntity, EntityContext, EntityInstanceId, EntityWorkItem};
 pub use error::{Error, FailureDetails, TaskFailedError, error_types};
 pub use orchestration::OrchestrationContext;
 pub use registry::Registry;

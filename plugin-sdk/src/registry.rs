@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::activity::ActivityContext;
+use crate::entity::{self, DurableEntity, EntityContext, EntityWorkItem};
 use crate::error::{Error, FailureDetails, error_types};
 use crate::orchestration::OrchestrationContext;
 use crate::orchestration::engine::{self, OrchestratorFuture, Orchestrators};
@@ -53,6 +54,7 @@ type ActivityStart = dyn Fn(ActivityContext, Option<&str>) -> ActivityFuture + S
 pub struct Registry {
     orchestrators: Orchestrators,
     activities: BTreeMap<String, Box<ActivityStart>>,
+    entities: entity::Entities,
 }
 
 impl Default for Registry {
@@ -66,6 +68,7 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("orchestrators", &self.orchestrator_names())
             .field("activities", &self.activity_names())
+            .field("entities", &self.entity_names())
             .finish()
     }
 }
@@ -83,6 +86,7 @@ impl Registry {
         Self {
             orchestrators: BTreeMap::new(),
             activities: BTreeMap::new(),
+            entities: BTreeMap::new(),
         }
     }
 
@@ -390,6 +394,173 @@ impl Registry {
         };
         let running = start(ctx, request.input.as_deref());
         Box::pin(async move { respond(running.await) })
+    }
+}
+
+/// Entities (spec §6): registration and batches.
+impl Registry {
+    /// Registers a function entity: a synchronous function of the [`EntityContext`] and the
+    /// operation's input (any JSON-deserializable type; a missing input reads as `null`).
+    /// It receives every operation of the entity and tells them apart by
+    /// [`EntityContext::operation`]; there is no implicit `delete`. Its output is sent as
+    /// JSON. Returns `self` for chaining.
+    ///
+    /// The name is lowercased: entity names are case-insensitive.
+    ///
+    /// # Panics
+    ///
+    /// If the name is empty or contains `@`, or an entity of the same name (ignoring
+    /// case) is already registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{EntityContext, Error, Registry};
+    ///
+    /// fn counter(ctx: &mut EntityContext, amount: Option<i64>) -> Result<i64, Error> {
+    ///     let mut value: i64 = ctx.get_state()?.unwrap_or(0);
+    ///     match ctx.operation() {
+    ///         "add" => value += amount.unwrap_or(1),
+    ///         "get" => {}
+    ///         "reset" => value = 0,
+    ///         other => return Err(Error::new("UnknownOperation", other.to_owned())),
+    ///     }
+    ///     ctx.set_state(value)?;
+    ///     Ok(value)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.entity("Counter", counter);
+    /// assert_eq!(registry.entity_names(), ["counter"]);
+    /// ```
+    pub fn entity<F, I, O>(&mut self, name: impl AsRef<str>, f: F) -> &mut Self
+    where
+        F: Fn(&mut EntityContext, I) -> Result<O, Error> + Send + Sync + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+    {
+        self.add_entity(name.as_ref(), entity::function_entity(f))
+    }
+
+    /// Registers a class entity: a type implementing [`DurableEntity`] (usually with
+    /// [`entity_operations!`](crate::entity_operations!)), whose value is the entity's
+    /// state and whose methods are its operations. Returns `self` for chaining.
+    ///
+    /// The name is lowercased: entity names are case-insensitive.
+    ///
+    /// # Panics
+    ///
+    /// As [`entity`](Self::entity).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, Registry};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Tally {
+    ///     count: u64,
+    /// }
+    ///
+    /// impl Tally {
+    ///     fn bump(&mut self) -> Result<u64, Error> {
+    ///         self.count += 1;
+    ///         Ok(self.count)
+    ///     }
+    /// }
+    ///
+    /// durabletask_sdk::entity_operations!(Tally { bump });
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.entity_class::<Tally>("Tally");
+    /// assert_eq!(registry.entity_names(), ["tally"]);
+    /// ```
+    pub fn entity_class<T: DurableEntity + 'static>(&mut self, name: impl AsRef<str>) -> &mut Self {
+        self.add_entity(name.as_ref(), entity::class_entity::<T>())
+    }
+
+    fn add_entity(&mut self, name: &str, start: Box<entity::EntityStart>) -> &mut Self {
+        if name.is_empty() || name.contains('@') {
+            panic!("invalid entity name '{name}': it must be non-empty and must not contain '@'");
+        }
+        let name = name.to_lowercase();
+        if self.entities.contains_key(&name) {
+            panic!("an entity named '{name}' is already registered (entity names ignore case)");
+        }
+        self.entities.insert(name, start);
+        self
+    }
+
+    /// The registered entity names (lowercase), sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{EntityContext, Error, Registry};
+    ///
+    /// fn noop(_ctx: &mut EntityContext, _input: ()) -> Result<(), Error> {
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.entity("B", noop).entity("a", noop);
+    /// assert_eq!(registry.entity_names(), ["a", "b"]);
+    /// ```
+    pub fn entity_names(&self) -> Vec<String> {
+        self.entities.keys().cloned().collect()
+    }
+
+    /// Runs one entity batch (spec §6.4), in either work-item shape. Never panics: a
+    /// panicking operation fails with [`error_types::PLUGIN_PANIC`] and is rolled back.
+    /// `completion_token` is left empty for the caller to fill.
+    ///
+    /// Operations run in order, each on the state the previous successful ones left. A
+    /// successful operation commits its state change and its actions (signals, starts);
+    /// a failed one leaves neither, and the batch goes on. The result has one
+    /// `OperationResult` per operation, in order (a successful one always carries a
+    /// `result`, `""` for `null`); the committed actions, in order; the final state
+    /// (absent if the entity has none); and, for [`EntityWorkItem::V2`], one
+    /// `OperationInfo` per result. An entity name that is not registered fails every
+    /// operation with [`error_types::ENTITY_NOT_REGISTERED`], an instance id that is not
+    /// `@name@key` with [`error_types::INVALID_INPUT`]; the state is then returned as it
+    /// came.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::proto::{self, operation_result::ResultType};
+    /// use durabletask_sdk::{EntityContext, EntityWorkItem, Error, Registry};
+    ///
+    /// fn greeter(ctx: &mut EntityContext, name: String) -> Result<String, Error> {
+    ///     if name.is_empty() {
+    ///         return Err(Error::new("NoName", "nobody to greet"));
+    ///     }
+    ///     let greeting = format!("Hello {name}!");
+    ///     ctx.set_state(&greeting)?;
+    ///     Ok(greeting)
+    /// }
+    /// let mut registry = Registry::new();
+    /// registry.entity("greeter", greeter);
+    ///
+    /// let greet = |name: &str| proto::OperationRequest {
+    ///     operation: "greet".into(),
+    ///     input: Some(format!("{name:?}")),
+    ///     ..Default::default()
+    /// };
+    /// let result = registry.run_entity_batch(EntityWorkItem::V1(proto::EntityBatchRequest {
+    ///     instance_id: "@greeter@1".into(),
+    ///     operations: vec![greet("Tokyo"), greet("")],
+    ///     ..Default::default()
+    /// }));
+    /// let Some(ResultType::Success(ok)) = &result.results[0].result_type else { panic!() };
+    /// assert_eq!(ok.result.as_deref(), Some(r#""Hello Tokyo!""#));
+    /// let Some(ResultType::Failure(failed)) = &result.results[1].result_type else { panic!() };
+    /// assert_eq!(failed.failure_details.as_ref().unwrap().error_type, "NoName");
+    /// assert_eq!(result.entity_state.as_deref(), Some(r#""Hello Tokyo!""#));
+    /// ```
+    pub fn run_entity_batch(&self, request: EntityWorkItem) -> proto::EntityBatchResult {
+        entity::run(&self.entities, request)
     }
 }
 
