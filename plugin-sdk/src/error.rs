@@ -22,6 +22,7 @@ use durabletask_proto as proto;
 /// | [`NON_DURABLE_AWAIT`](error_types::NON_DURABLE_AWAIT) `NonDurableAwait` | an orchestrator awaited something other than a durable task (a tokio timer, a channel, I/O) |
 /// | [`OUTPUT_NOT_SERIALIZABLE`](error_types::OUTPUT_NOT_SERIALIZABLE) `OutputNotSerializable` | a value the SDK must send (orchestration output, custom status) failed to serialize to JSON |
 /// | [`TASK_CANCELLED`](error_types::TASK_CANCELLED) `TaskCancelled` | an orchestrator awaited an event wait it had cancelled (in [`TaskFailedError::details`]) |
+/// | [`CRITICAL_SECTION_VIOLATION`](error_types::CRITICAL_SECTION_VIOLATION) `CriticalSectionViolation` | an orchestrator broke a rule of its critical section (`lock_entities`): a nested lock, a call before the grant, to an entity not locked or already being called, a signal to a locked entity |
 /// | [`CONTINUED_AS_NEW`](error_types::CONTINUED_AS_NEW) `ContinuedAsNew` | the `Err` that `OrchestrationContext::continue_as_new` returns for the orchestrator to return; the engine knows it is not a failure, so it is never reported |
 ///
 /// Errors a plugin creates itself carry whatever type name it gives them ([`Error::new`]),
@@ -69,6 +70,8 @@ pub mod error_types {
     pub const OUTPUT_NOT_SERIALIZABLE: &str = "OutputNotSerializable";
     /// An awaited timer or event wait was cancelled.
     pub const TASK_CANCELLED: &str = "TaskCancelled";
+    /// A rule of an orchestration's critical section was broken.
+    pub const CRITICAL_SECTION_VIOLATION: &str = "CriticalSectionViolation";
     /// The marker error `continue_as_new` returns; never reported as a failure.
     pub const CONTINUED_AS_NEW: &str = "ContinuedAsNew";
 }

@@ -14,7 +14,7 @@ use super::options::ActivityOptions;
 use super::payload;
 use super::state::{Outcome, State, TaskCell, TimerThen, fold_event_name};
 use super::tasks::{ActivityTask, EventTask, TimerTask};
-use super::{time, timers};
+use super::timers;
 use crate::error::{FailureDetails, error_types};
 
 /// The orchestrator's handle on its instance: durable calls, the replay-safe clock,
@@ -26,7 +26,9 @@ use crate::error::{FailureDetails, error_types};
 ///
 /// Every call that starts durable work ([`call_activity`](Self::call_activity),
 /// [`call_sub_orchestrator`](Self::call_sub_orchestrator),
-/// [`create_timer`](Self::create_timer), [`send_event`](Self::send_event)) is recorded
+/// [`create_timer`](Self::create_timer), [`send_event`](Self::send_event),
+/// [`call_entity`](Self::call_entity), [`signal_entity`](Self::signal_entity),
+/// [`lock_entities`](Self::lock_entities)) is recorded
 /// when it is made and gets the next action id (1, 2, 3…), whether or not its task is ever
 /// awaited. [`wait_for_external_event`](Self::wait_for_external_event) takes no id. On replay the engine
 /// checks these calls against the history and fails the orchestration with
@@ -416,18 +418,6 @@ impl OrchestrationContext {
     /// assert_eq!(first, input_of(registry.run_orchestrator(&request)));
     /// ```
     pub fn new_uuid(&self) -> String {
-        let mut state = self.state.borrow_mut();
-        let name = format!(
-            "{}_{}_{}",
-            state.instance_id,
-            time::format_utc_micros(state.clock),
-            state.uuid_counter
-        );
-        state.uuid_counter = state.uuid_counter.saturating_add(1);
-        let namespace = uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_OID,
-            b"9e952958-5e33-4daf-827f-2fa12937b875",
-        );
-        uuid::Uuid::new_v5(&namespace, name.as_bytes()).to_string()
+        self.state.borrow_mut().new_uuid()
     }
 }

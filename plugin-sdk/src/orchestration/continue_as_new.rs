@@ -12,6 +12,7 @@ use proto::orchestrator_action::OrchestratorActionType;
 use serde::Serialize;
 
 use super::context::OrchestrationContext;
+use super::critical_section;
 use super::payload;
 use super::state::{ContinueAsNew, State};
 use crate::error::{Error, FailureDetails, error_types};
@@ -82,6 +83,8 @@ impl OrchestrationContext {
         match input {
             // Ignored once the orchestration is over, as every completion is.
             Ok(input) if !state.is_complete() => {
+                // Leaving an open critical section takes ids now (spec §3.6).
+                critical_section::exit(&mut state);
                 state.continued_as_new = Some(ContinueAsNew { input, save_events });
             }
             Ok(_) => {}

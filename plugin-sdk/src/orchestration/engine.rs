@@ -25,7 +25,7 @@ use super::state::{
     fold_event_name,
 };
 use super::tasks::{activity_failure, sub_orchestration_failure};
-use super::{continue_as_new, rewind, time, timers};
+use super::{continue_as_new, critical_section, entities, rewind, time, timers};
 use crate::error::{Error, FailureDetails, error_types};
 
 /// A running orchestrator: resolves to its JSON output (`None` = null) or its failure.
@@ -216,6 +216,25 @@ impl<'r> Replay<'r> {
             EventType::EventRaised(e) => {
                 self.raise_event(&e.name, non_empty(e.input.as_ref()));
             }
+            EventType::EntityOperationCompleted(e) => {
+                let output = non_empty(e.output.as_ref());
+                self.entity_call_returned(&e.request_id, Ok(output));
+            }
+            EventType::EntityOperationFailed(e) => {
+                let details = failure_of(e.failure_details.as_ref());
+                self.entity_call_returned(&e.request_id, Err(details));
+            }
+            EventType::EntityLockGranted(e) => {
+                let cell =
+                    entities::lock_granted(&mut self.state.borrow_mut(), &e.critical_section_id);
+                if let Some(cell) = cell {
+                    TaskCell::complete(&cell, Outcome::Value(None));
+                    self.poll();
+                }
+            }
+            EventType::EntityUnlockSent(e) => {
+                critical_section::unlock_sent(&mut self.state.borrow_mut(), &e.critical_section_id);
+            }
             EventType::ExecutionSuspended(_) => self.suspended = true,
             // A stray resume (not suspended) falls through to the ignored kinds (spec §9).
             EventType::ExecutionResumed(_) if self.suspended => {
@@ -238,9 +257,8 @@ impl<'r> Replay<'r> {
                     failure: None,
                 });
             }
-            // Completion markers, and kinds this SDK does not produce yet (entity results,
-            // history state, continue-as-new): nothing is waiting for them, so they are
-            // ignored.
+            // Completion markers, and kinds this SDK does not produce (history state,
+            // continue-as-new): nothing is waiting for them, so they are ignored.
             _ => {}
         }
     }
@@ -379,6 +397,26 @@ impl<'r> Replay<'r> {
                     state.insert_action(id, action);
                 }
                 state.tasks.insert(id, PendingTask::Call(*call));
+            }
+        }
+    }
+
+    /// An entity call's response: completes its task, or fails the orchestration when no
+    /// call of this orchestration made the request (spec §3.4).
+    fn entity_call_returned(
+        &mut self,
+        request_id: &str,
+        result: Result<Option<&str>, FailureDetails>,
+    ) {
+        let returned = entities::call_returned(&mut self.state.borrow_mut(), request_id, result);
+        match returned {
+            Ok((cell, outcome)) => {
+                TaskCell::complete(&cell, outcome);
+                self.poll();
+            }
+            Err(details) => {
+                self.drop_future();
+                self.fail(details);
             }
         }
     }

@@ -8,6 +8,10 @@
 //! - `cancel`: cancelling timers and event waits.
 //! - `continue_as_new`: restarting with a new input, carrying events over.
 //! - `send_event`: raising an event on another instance.
+//! - `entities`: signalling and calling entities, lock requests, and their responses.
+//! - `critical_section`: the rules inside a critical section, and leaving it.
+//! - `entity_tasks`: the futures of entity calls and lock requests.
+//! - `entity_id`: `@name@key` entity ids (until `entity::EntityInstanceId` replaces it).
 //! - `rewind`: the answer to a rewind request (history minus its failures).
 //! - `logger`: logging that stays quiet during replay.
 //! - `tasks`: the futures for activities, sub-orchestrations, timers and events.
@@ -25,8 +29,12 @@ mod casefold;
 mod combinators;
 mod context;
 mod continue_as_new;
+mod critical_section;
 mod determinism;
 pub(crate) mod engine;
+mod entities;
+mod entity_id;
+mod entity_tasks;
 mod id_map;
 mod logger;
 mod options;
@@ -42,6 +50,8 @@ mod timers;
 pub use cancel::CancelHandle;
 pub use combinators::{WhenAll, WhenAny, when_all, when_any};
 pub use context::OrchestrationContext;
+pub use critical_section::CriticalSection;
+pub use entity_tasks::{EntityCallTask, LockTask};
 pub use logger::ReplaySafeLogger;
 pub use options::{ActivityOptions, SubOrchestrationOptions};
 pub use retry::{InvalidRetryPolicy, RetryPolicy};

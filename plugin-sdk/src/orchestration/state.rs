@@ -9,8 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use durabletask_proto as proto;
 
+use super::critical_section;
+use super::entities::EntityState;
 use super::id_map::IdMap;
 use super::retry::RetryPolicy;
+use super::time;
 use crate::error::{FailureDetails, TaskFailedError};
 
 /// How a durable task ended.
@@ -196,6 +199,8 @@ pub(crate) struct State {
     /// The name of the latest call or event wait, shared by the tasks that keep it for
     /// their messages: a fan-out to one activity allocates it once.
     last_name: Option<Rc<str>>,
+    /// Entity calls, lock requests and the critical section (spec §6.5–§6.7).
+    pub(crate) entities: EntityState,
 }
 
 /// A requested continue-as-new.
@@ -272,6 +277,7 @@ impl State {
             max_timer_interval: None,
             continued_as_new: None,
             last_name: None,
+            entities: EntityState::default(),
         }
     }
 
@@ -289,6 +295,23 @@ impl State {
         self.seq
     }
 
+    /// A deterministic UUID (spec §4.11): `new_uuid`, also the request ids of entity
+    /// messages, which share its counter.
+    pub(crate) fn new_uuid(&mut self) -> String {
+        let name = format!(
+            "{}_{}_{}",
+            self.instance_id,
+            time::format_utc_micros(self.clock),
+            self.uuid_counter
+        );
+        self.uuid_counter = self.uuid_counter.saturating_add(1);
+        let namespace = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            b"9e952958-5e33-4daf-827f-2fa12937b875",
+        );
+        uuid::Uuid::new_v5(&namespace, name.as_bytes()).to_string()
+    }
+
     /// Whether the orchestration has ended (completed, failed, terminated or continued as
     /// new) in this step.
     pub(crate) fn is_complete(&self) -> bool {
@@ -301,6 +324,9 @@ impl State {
         if self.is_complete() {
             return;
         }
+        // An open critical section is left first: its unlocks take the ids before the
+        // completion's (spec §3.6).
+        critical_section::exit(self);
         let id = self.next_id();
         let action = proto::CompleteOrchestrationAction {
             orchestration_status: completion.status as i32,

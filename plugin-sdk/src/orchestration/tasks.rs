@@ -16,12 +16,16 @@ use crate::error::{FailureDetails, TaskFailedError, error_types};
 
 /// A registration on a task cell that un-registers itself when the future is dropped, so
 /// an abandoned task (e.g. the loser of a `when_any`) no longer counts as awaited.
-struct Handle {
+pub(super) struct Handle {
     cell: TaskRef,
 }
 
 impl Handle {
-    fn poll(&self, cx: &Context<'_>) -> Poll<Outcome> {
+    pub(super) fn new(cell: TaskRef) -> Self {
+        Self { cell }
+    }
+
+    pub(super) fn poll(&self, cx: &Context<'_>) -> Poll<Outcome> {
         match TaskCell::poll(&self.cell, cx.waker()) {
             Some(outcome) => Poll::Ready(outcome),
             None => Poll::Pending,

@@ -1,0 +1,270 @@
+//! Critical sections (spec §6.7): the lock state, the rules calls and signals must follow
+//! inside one, and leaving it (one `entityUnlockSent` per locked entity).
+//!
+//! Unlike the reference, the lock set and the entities free to call are two separate
+//! sets (spec §9 #6): every entity of the lock set is unlocked, in lock-set order, and a
+//! second call to an entity whose call is still outstanding gets its own message.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use durabletask_proto as proto;
+use proto::orchestrator_action::OrchestratorActionType;
+use proto::send_entity_message_action::EntityMessageType;
+
+use super::state::State;
+
+/// The critical section the orchestration is in, from the lock request on.
+pub(crate) struct Section {
+    /// The lock request's `criticalSectionId`.
+    pub(crate) id: Rc<str>,
+    /// The sorted, deduplicated entity ids.
+    pub(crate) lock_set: Rc<[String]>,
+    /// Locked entities with no call outstanding; empty until the grant.
+    available: Vec<String>,
+    /// Whether `entityLockGranted` arrived.
+    granted: bool,
+}
+
+impl Section {
+    pub(crate) fn new(id: Rc<str>, lock_set: Rc<[String]>) -> Self {
+        Self {
+            id,
+            lock_set,
+            available: Vec::new(),
+            granted: false,
+        }
+    }
+
+    /// The locks are held: every locked entity may be called.
+    pub(crate) fn grant(&mut self) {
+        self.granted = true;
+        self.available = self.lock_set.to_vec();
+    }
+
+    fn is_locked(&self, entity: &str) -> bool {
+        self.lock_set.iter().any(|e| e == entity)
+    }
+
+    /// A call to `entity` returned: it may be called again.
+    pub(crate) fn call_returned(&mut self, entity: &str) {
+        if self.granted && self.is_locked(entity) && !self.available.iter().any(|e| e == entity) {
+            self.available.push(entity.to_owned());
+        }
+    }
+}
+
+/// Why `lock_entities` may not enter a second section.
+pub(crate) const NESTED_LOCK: &str =
+    "Must not enter another critical section from within a critical section.";
+/// Why `lock_entities` needs at least one entity.
+pub(crate) const EMPTY_LOCK_SET: &str =
+    "Failed to create entity lock request: lock_entities needs at least one entity.";
+
+/// Checks a call to `entity` against the rules of the current section, if any, and marks
+/// the entity as in use. `Err` is the rule broken.
+pub(crate) fn check_call(state: &mut State, entity: &str) -> Result<(), &'static str> {
+    let Some(section) = state.entities.section.as_mut() else {
+        return Ok(());
+    };
+    if !section.granted {
+        return Err("Must await the completion of the lock request prior to calling any entity.");
+    }
+    if let Some(at) = section.available.iter().position(|e| e == entity) {
+        section.available.remove(at);
+        return Ok(());
+    }
+    if section.is_locked(entity) {
+        return Err(
+            "Must not call an entity from a critical section while a prior call to the same \
+             entity is still pending.",
+        );
+    }
+    Err("Must not call an entity from a critical section if it is not one of the locked entities.")
+}
+
+/// Checks a signal to `entity` against the rules of the current section, if any.
+pub(crate) fn check_signal(state: &State, entity: &str) -> Result<(), &'static str> {
+    match &state.entities.section {
+        Some(section) if section.is_locked(entity) => {
+            Err("Must not signal a locked entity from a critical section.")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Leaves the current section, if any: one unlock per locked entity, in lock-set order,
+/// each with its own action id.
+pub(crate) fn exit(state: &mut State) {
+    let Some(section) = state.entities.section.take() else {
+        return;
+    };
+    let parent = Some(state.instance_id.to_string());
+    let mut ids = Vec::with_capacity(section.lock_set.len());
+    for entity in section.lock_set.iter() {
+        let id = state.next_id();
+        state.insert_action(
+            id,
+            OrchestratorActionType::SendEntityMessage(proto::SendEntityMessageAction {
+                entity_message_type: Some(EntityMessageType::EntityUnlockSent(
+                    proto::EntityUnlockSentEvent {
+                        critical_section_id: section.id.to_string(),
+                        parent_instance_id: parent.clone(),
+                        target_instance_id: Some(entity.clone()),
+                    },
+                )),
+            }),
+        );
+        ids.push(id);
+    }
+    state
+        .entities
+        .unlocks
+        .entry(section.id.to_string())
+        .or_default()
+        .extend(ids);
+}
+
+/// `entityUnlockSent`: history confirms the unlocks of a section, all of them at once.
+pub(crate) fn unlock_sent(state: &mut State, section_id: &str) {
+    for id in state
+        .entities
+        .unlocks
+        .remove(section_id)
+        .unwrap_or_default()
+    {
+        state.actions.remove(id);
+    }
+}
+
+/// The locks of a granted [`lock_entities`](super::OrchestrationContext::lock_entities)
+/// request: while it is held, the orchestration may call the locked entities (one call
+/// per entity at a time) and no other entity; no other orchestration or client operation
+/// reaches them.
+///
+/// Leave the section with [`release`](Self::release). A section not released is left
+/// automatically when the orchestration completes, fails or continues as new, so the
+/// entities are never left locked. Dropping the guard does **not** release the locks: a
+/// drop can happen when the replay engine discards the orchestrator mid-step, which must
+/// change nothing.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::{Error, OrchestrationContext};
+///
+/// async fn transfer(ctx: OrchestrationContext, amount: i64) -> Result<(), Error> {
+///     let section = ctx.lock_entities(&["@account@alice", "@account@bob"]).await?;
+///     let balance: i64 = ctx.call_entity("@account@alice", "balance", ()).await?;
+///     if balance >= amount {
+///         ctx.call_entity::<_, ()>("@account@alice", "withdraw", amount).await?;
+///         ctx.call_entity::<_, ()>("@account@bob", "deposit", amount).await?;
+///     }
+///     section.release();
+///     Ok(())
+/// }
+/// # let _ = durabletask_sdk::Registry::new().orchestrator("transfer", transfer);
+/// ```
+#[must_use = "the locks are held until `release` is called or the orchestration ends"]
+pub struct CriticalSection {
+    state: Weak<RefCell<State>>,
+    id: Rc<str>,
+    lock_set: Rc<[String]>,
+}
+
+impl CriticalSection {
+    pub(crate) fn new(state: Weak<RefCell<State>>, id: Rc<str>, lock_set: Rc<[String]>) -> Self {
+        Self {
+            state,
+            id,
+            lock_set,
+        }
+    }
+
+    /// The lock request's `criticalSectionId` (from
+    /// [`new_uuid`](super::OrchestrationContext::new_uuid)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn traced(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ///     let section = ctx.lock_entities(&["@counter@a"]).await?;
+    ///     tracing::debug!(section = section.id(), "locked");
+    ///     section.release();
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("traced", traced);
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The locked entities, sorted and without duplicates, as `@name@key` (names
+    /// lowercased).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn locked(ctx: OrchestrationContext, _input: ()) -> Result<Vec<String>, Error> {
+    ///     let section = ctx.lock_entities(&["@Counter@b", "@counter@a", "@counter@b"]).await?;
+    ///     // ["@counter@a", "@counter@b"]
+    ///     let entities = section.locked_entities().to_vec();
+    ///     section.release();
+    ///     Ok(entities)
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("locked", locked);
+    /// ```
+    pub fn locked_entities(&self) -> &[String] {
+        &self.lock_set
+    }
+
+    /// Leaves the section: one unlock message per locked entity, in the order of
+    /// [`locked_entities`](Self::locked_entities), each taking the next action id. Does
+    /// nothing if the section was already left (the orchestration ended).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn reset_both(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ///     let section = ctx.lock_entities(&["@counter@a", "@counter@b"]).await?;
+    ///     ctx.call_entity::<_, ()>("@counter@a", "reset", ()).await?;
+    ///     ctx.call_entity::<_, ()>("@counter@b", "reset", ()).await?;
+    ///     section.release();
+    ///     // Outside the section again: signals to either entity are allowed.
+    ///     ctx.signal_entity("@counter@a", "add", 1)?;
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("reset_both", reset_both);
+    /// ```
+    pub fn release(self) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let Ok(mut state) = state.try_borrow_mut() else {
+            return;
+        };
+        if state
+            .entities
+            .section
+            .as_ref()
+            .is_some_and(|s| s.id == self.id)
+        {
+            exit(&mut state);
+        }
+    }
+}
+
+impl std::fmt::Debug for CriticalSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CriticalSection")
+            .field("id", &self.id)
+            .field("locked_entities", &self.lock_set)
+            .finish()
+    }
+}

@@ -1,0 +1,188 @@
+//! The futures of entity calls and lock requests (spec §6.5–§6.7).
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
+
+use serde::de::DeserializeOwned;
+
+use super::critical_section::CriticalSection;
+use super::payload;
+use super::state::{Outcome, State, TaskRef};
+use super::tasks::Handle;
+use crate::error::{FailureDetails, TaskFailedError, error_types};
+
+/// The message an orchestrator sees for a failed entity operation (spec §6.6).
+pub(crate) fn entity_failure(
+    task_id: i32,
+    entity: &str,
+    operation: &str,
+    details: FailureDetails,
+) -> TaskFailedError {
+    TaskFailedError {
+        task_id,
+        message: format!(
+            "Operation '{operation}' on entity '{entity}' failed with error: {}",
+            details.message
+        ),
+        details,
+    }
+}
+
+/// An entity call; resolves to the operation's result or its failure.
+///
+/// Returned by [`OrchestrationContext::call_entity`](super::OrchestrationContext::call_entity).
+/// It resolves to `Ok(O)`, the operation's result deserialized from JSON, or to a
+/// [`TaskFailedError`] if the operation failed (or its result does not fit `O`, or the
+/// call was refused). It is [`Unpin`].
+#[must_use = "the operation is sent either way; await it to get its result"]
+pub struct EntityCallTask<O> {
+    handle: Handle,
+    task_id: i32,
+    entity: Rc<str>,
+    operation: Rc<str>,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O> EntityCallTask<O> {
+    pub(crate) fn new(cell: TaskRef, task_id: i32, entity: Rc<str>, operation: Rc<str>) -> Self {
+        Self {
+            handle: Handle::new(cell),
+            task_id,
+            entity,
+            operation,
+            _output: PhantomData,
+        }
+    }
+
+    /// The call's action id (`-1` if the entity id was malformed, so nothing was sent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn traced(ctx: OrchestrationContext, _input: ()) -> Result<i64, Error> {
+    ///     let call = ctx.call_entity::<_, i64>("@counter@a", "get", ());
+    ///     tracing::debug!(task_id = call.task_id(), "waiting for the counter");
+    ///     Ok(call.await?)
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("traced", traced);
+    /// ```
+    pub fn task_id(&self) -> i32 {
+        self.task_id
+    }
+
+    /// The called entity, as `@name@key` (name lowercased).
+    pub fn entity_id(&self) -> &str {
+        &self.entity
+    }
+}
+
+impl<O: DeserializeOwned> Future for EntityCallTask<O> {
+    type Output = Result<O, TaskFailedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.handle.poll(cx).map(|outcome| match outcome {
+            Outcome::Failed(failure) => Err(failure),
+            // Entity calls cannot be cancelled; kept total all the same.
+            Outcome::Cancelled => Err(TaskFailedError {
+                task_id: this.task_id,
+                message: "the entity call was cancelled".to_owned(),
+                details: FailureDetails::new(
+                    error_types::TASK_CANCELLED,
+                    "the entity call was cancelled",
+                ),
+            }),
+            Outcome::Value(raw) => payload::decode::<O>(raw.as_deref()).map_err(|e| {
+                let details = FailureDetails::new(
+                    error_types::INVALID_INPUT,
+                    format!(
+                        "the result does not fit the type {}: {e}",
+                        std::any::type_name::<O>()
+                    ),
+                );
+                entity_failure(this.task_id, &this.entity, &this.operation, details)
+            }),
+        })
+    }
+}
+
+/// A lock request; resolves to the [`CriticalSection`] once every entity is locked.
+///
+/// Returned by
+/// [`OrchestrationContext::lock_entities`](super::OrchestrationContext::lock_entities). It
+/// resolves to a [`TaskFailedError`] at once when the request was refused (a section is
+/// already open, the list is empty or malformed). It is [`Unpin`].
+#[must_use = "the lock request is sent either way; await it before calling the entities"]
+pub struct LockTask {
+    handle: Handle,
+    task_id: i32,
+    state: Weak<RefCell<State>>,
+    section_id: Rc<str>,
+    lock_set: Rc<[String]>,
+}
+
+impl LockTask {
+    pub(crate) fn new(
+        cell: TaskRef,
+        task_id: i32,
+        state: Weak<RefCell<State>>,
+        section_id: Rc<str>,
+        lock_set: Rc<[String]>,
+    ) -> Self {
+        Self {
+            handle: Handle::new(cell),
+            task_id,
+            state,
+            section_id,
+            lock_set,
+        }
+    }
+
+    /// The lock request's action id (`-1` if an entity id was malformed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn traced(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ///     let lock = ctx.lock_entities(&["@counter@a"]);
+    ///     tracing::debug!(task_id = lock.task_id(), "waiting for the lock");
+    ///     lock.await?.release();
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("traced", traced);
+    /// ```
+    pub fn task_id(&self) -> i32 {
+        self.task_id
+    }
+}
+
+impl Future for LockTask {
+    type Output = Result<CriticalSection, TaskFailedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.handle.poll(cx).map(|outcome| match outcome {
+            Outcome::Failed(failure) => Err(failure),
+            Outcome::Cancelled => Err(TaskFailedError {
+                task_id: this.task_id,
+                message: "the lock request was cancelled".to_owned(),
+                details: FailureDetails::new(
+                    error_types::TASK_CANCELLED,
+                    "the lock request was cancelled",
+                ),
+            }),
+            Outcome::Value(_) => Ok(CriticalSection::new(
+                Weak::clone(&this.state),
+                Rc::clone(&this.section_id),
+                Rc::clone(&this.lock_set),
+            )),
+        })
+    }
+}
