@@ -9,6 +9,7 @@
 //! | host → plugin | [`PluginModule::init`]                     | hand over the host callbacks, get the plugin's description |
 //! | host → plugin | [`PluginModule::run_orchestrator`]         | one orchestration step, synchronous             |
 //! | host → plugin | [`PluginModule::start_activity`]           | start an activity; it completes through a callback |
+//! | host → plugin | [`PluginModule::run_entity_batch`]         | one entity batch, synchronous                   |
 //! | host → plugin | [`PluginModule::shutdown`]                 | stop the plugin's runtime                       |
 //! | plugin → host | [`HostCallbacks::log`]                     | a log event from plugin code                    |
 //! | plugin → host | [`HostCallbacks::activity_completed`]      | an activity's encoded `ActivityResponse`        |
@@ -36,7 +37,7 @@ use abi_stable::{
 ///
 /// Bump it on any change to the function table or to [`PluginDeclaration`] that an older
 /// host or plugin could misread.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The first bytes of every [`PluginDeclaration`]: tells a durabletask plugin apart from
 /// any other library that happens to export a symbol of the same name.
@@ -130,6 +131,11 @@ const fn padded_version(version: &str) -> [u8; 24] {
     out
 }
 
+/// [`PluginModule::run_entity_batch`]'s `shape` for a v1 `EntityBatchRequest`.
+pub const ENTITY_BATCH_V1: u8 = 1;
+/// [`PluginModule::run_entity_batch`]'s `shape` for a v2 `EntityRequest`.
+pub const ENTITY_BATCH_V2: u8 = 2;
+
 /// The severity of a forwarded log event.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -188,6 +194,8 @@ pub struct PluginDescription {
     pub orchestrators: RVec<RString>,
     /// Registered activity names.
     pub activities: RVec<RString>,
+    /// Registered entity names (lowercase).
+    pub entities: RVec<RString>,
 }
 
 /// The function table a plugin exports (an abi_stable prefix type, so later ABI
@@ -208,6 +216,10 @@ pub struct PluginModule {
     /// and returns at once; the response arrives through
     /// [`HostCallbacks::activity_completed`] with the same `token`, exactly once.
     pub start_activity: extern "C" fn(request: RSlice<'_, u8>, token: u64),
+    /// Runs one entity batch: `shape` says what `request` encodes
+    /// ([`ENTITY_BATCH_V1`]: an `EntityBatchRequest`, [`ENTITY_BATCH_V2`]: an
+    /// `EntityRequest`); the answer is an encoded `EntityBatchResult`. Never unwinds.
+    pub run_entity_batch: extern "C" fn(shape: u8, request: RSlice<'_, u8>) -> RVec<u8>,
     /// Stops the plugin's runtime. Activities still running complete with a failure.
     #[sabi(last_prefix_field)]
     pub shutdown: extern "C" fn(),

@@ -65,6 +65,7 @@ fn module() -> PluginModuleRef {
         init,
         run_orchestrator,
         start_activity,
+        run_entity_batch,
         shutdown,
     }
     .leak_into_prefix()
@@ -110,6 +111,11 @@ fn init_inner(host: HostCallbacks) -> Result<PluginDescription, String> {
             .collect(),
         activities: registry
             .activity_names()
+            .into_iter()
+            .map(RString::from)
+            .collect(),
+        entities: registry
+            .entity_names()
             .into_iter()
             .map(RString::from)
             .collect(),
@@ -173,6 +179,49 @@ fn failed_orchestration(
                 },
             )),
         }],
+        ..Default::default()
+    }
+}
+
+extern "C" fn run_entity_batch(shape: u8, request: RSlice<'_, u8>) -> RVec<u8> {
+    let result = catch_unwind(AssertUnwindSafe(|| entity_batch(shape, request.as_slice())))
+        .unwrap_or_else(|panic| failed_entity_batch(panic_failure(panic.as_ref())));
+    RVec::from(result.encode_to_vec())
+}
+
+fn entity_batch(shape: u8, bytes: &[u8]) -> proto::EntityBatchResult {
+    let work = match shape {
+        crate::abi::ENTITY_BATCH_V1 => {
+            proto::EntityBatchRequest::decode(bytes).map(crate::entity::EntityWorkItem::V1)
+        }
+        crate::abi::ENTITY_BATCH_V2 => {
+            proto::EntityRequest::decode(bytes).map(crate::entity::EntityWorkItem::V2)
+        }
+        other => {
+            return failed_entity_batch(FailureDetails::new(
+                error_types::INVALID_INPUT,
+                format!("the host sent an entity batch of unknown shape {other}"),
+            ));
+        }
+    };
+    match (work, STATE.get()) {
+        (Ok(work), Some(state)) => state.registry.run_entity_batch(work),
+        (Err(error), _) => failed_entity_batch(FailureDetails::new(
+            error_types::INVALID_INPUT,
+            format!("the host sent an entity request that does not decode: {error}"),
+        )),
+        (Ok(_), None) => failed_entity_batch(FailureDetails::new(
+            error_types::PLUGIN_PANIC,
+            "the plugin was called before it was initialised",
+        )),
+    }
+}
+
+/// A batch the SDK could not run at all (the batch runner fails operations one by one
+/// on its own otherwise).
+fn failed_entity_batch(details: FailureDetails) -> proto::EntityBatchResult {
+    proto::EntityBatchResult {
+        failure_details: Some(details.to_proto()),
         ..Default::default()
     }
 }
@@ -465,7 +514,8 @@ macro_rules! export_plugin {
         name: $name:expr,
         version: $version:expr,
         orchestrators: [$($orchestrator:ident),* $(,)?],
-        activities: [$($activity:ident),* $(,)?] $(,)?
+        activities: [$($activity:ident),* $(,)?]
+        $(, entities: [$($entity:ident),* $(,)?])? $(,)?
     ) => {
         $crate::export_plugin! {
             name: $name,
@@ -473,6 +523,7 @@ macro_rules! export_plugin {
             register: |registry: &mut $crate::Registry| {
                 $( registry.orchestrator(stringify!($orchestrator), $orchestrator); )*
                 $( registry.activity(stringify!($activity), $activity); )*
+                $($( registry.entity(stringify!($entity), $entity); )*)?
             },
         }
     };
