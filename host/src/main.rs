@@ -139,6 +139,9 @@ fn work_item_filters(config: &Config, plugins: &PluginHost) -> Option<WorkItemFi
         loaded
             .iter()
             .flat_map(|plugin| plugin.activities.iter().map(String::as_str)),
+        loaded
+            .iter()
+            .flat_map(|plugin| plugin.entities.iter().map(String::as_str)),
         config.versioning.as_ref(),
     );
     tracing::info!(

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durabletask_host::config::{BackendSettings, Endpoint, WorkerSettings};
-use durabletask_host::worker::{self, WorkItemExecutor};
+use durabletask_host::worker::{self, EntityWork, WorkItemExecutor};
 use durabletask_proto::task_hub_sidecar_service_server::{
     TaskHubSidecarService, TaskHubSidecarServiceServer,
 };
@@ -40,6 +40,7 @@ struct Recorded {
     orchestrations_abandoned: Vec<String>,
     activities_abandoned: Vec<String>,
     entities_abandoned: Vec<String>,
+    entities_completed: Vec<EntityBatchResult>,
 }
 
 #[derive(Clone, Default)]
@@ -141,6 +142,14 @@ sidecar_service! {
             Ok(Response::new(CompleteTaskResponse {}))
         }
 
+        async fn complete_entity_task(
+            &self,
+            request: Request<EntityBatchResult>,
+        ) -> Result<Response<CompleteTaskResponse>, Status> {
+            self.record(|r| r.entities_completed.push(request.into_inner()));
+            Ok(Response::new(CompleteTaskResponse {}))
+        }
+
         async fn abandon_task_orchestrator_work_item(
             &self,
             request: Request<AbandonOrchestrationTaskRequest>,
@@ -179,7 +188,6 @@ sidecar_service! {
         query_instances(QueryInstancesRequest) -> QueryInstancesResponse;
         list_instance_ids(ListInstanceIdsRequest) -> ListInstanceIdsResponse;
         purge_instances(PurgeInstancesRequest) -> PurgeInstancesResponse;
-        complete_entity_task(EntityBatchResult) -> CompleteTaskResponse;
         stream_instance_history(StreamInstanceHistoryRequest) -> Self::StreamInstanceHistoryStream;
         create_task_hub(CreateTaskHubRequest) -> CreateTaskHubResponse;
         delete_task_hub(DeleteTaskHubRequest) -> DeleteTaskHubResponse;
@@ -230,6 +238,18 @@ impl WorkItemExecutor for TestExecutor {
                 ..Default::default()
             }
         })
+    }
+
+    fn execute_entity(&self, work: EntityWork) -> BoxFuture<'static, EntityBatchResult> {
+        // One successful result per operation of a v1 batch; enough to see the plumbing.
+        let operations = match work {
+            EntityWork::V1(request) => request.operations.len(),
+            EntityWork::V2(request) => request.operation_requests.len(),
+        };
+        Box::pin(std::future::ready(EntityBatchResult {
+            results: vec![OperationResult::default(); operations],
+            ..Default::default()
+        }))
     }
 
     fn execute_activity(&self, request: ActivityRequest) -> BoxFuture<'static, ActivityResponse> {
@@ -418,7 +438,7 @@ async fn completes_work_items_echoing_tokens_with_headers_and_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_item_filters_are_sent_and_a_change_reopens_the_stream() {
     let (backend, address) = start_backend(Vec::new()).await;
-    let first = worker::filters::generate(["orch_b", "orch_a"], ["act"], None);
+    let first = worker::filters::generate(["orch_b", "orch_a"], ["act"], [], None);
     let (filters_sender, filters) = watch::channel(Some(first));
     let (stop, handle) = spawn_worker_with_filters(
         settings(),
@@ -432,7 +452,7 @@ async fn work_item_filters_are_sent_and_a_change_reopens_the_stream() {
 
     // New filters (as hot swap will send): the stream is reopened with them, on the same
     // connection (no second Hello).
-    let second = worker::filters::generate(["orch_c"], [], None);
+    let second = worker::filters::generate(["orch_c"], [], [], None);
     filters_sender.send_replace(Some(second));
     backend
         .wait_for("the second stream", |r| r.work_item_requests.len() == 2)
@@ -606,11 +626,12 @@ async fn drain_timeout_abandons_orchestrations_but_never_activities() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entity_work_items_are_abandoned_not_dropped() {
+async fn entity_work_items_are_run_and_completed_with_their_token() {
     let (backend, address) = start_backend(vec![StreamPlan {
         items: vec![WorkItem {
             request: Some(work_item::Request::EntityRequestV2(EntityRequest {
                 instance_id: "@counter@x".into(),
+                operation_requests: vec![Default::default(), Default::default()],
                 ..Default::default()
             })),
             completion_token: "e1".into(),
@@ -624,11 +645,16 @@ async fn entity_work_items_are_abandoned_not_dropped() {
         TestExecutor::default(),
     );
     backend
-        .wait_for("the entity abandon", |r| !r.entities_abandoned.is_empty())
+        .wait_for("the entity completion", |r| {
+            !r.entities_completed.is_empty()
+        })
         .await;
     stop.send(()).unwrap();
     finish(handle).await;
-    assert_eq!(backend.recorded.lock().unwrap().entities_abandoned, ["e1"]);
+    let recorded = backend.recorded.lock().unwrap();
+    assert!(recorded.entities_abandoned.is_empty());
+    assert_eq!(recorded.entities_completed[0].completion_token, "e1");
+    assert_eq!(recorded.entities_completed[0].results.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

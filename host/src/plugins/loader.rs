@@ -114,6 +114,11 @@ fn initialise(
             .into_iter()
             .map(|name| name.into_string())
             .collect(),
+        entities: description
+            .entities
+            .into_iter()
+            .map(|name| name.into_string())
+            .collect(),
         source: source.to_path_buf(),
         content_hash: hash,
         module: library.module,

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use abi_stable::std_types::RSlice;
 use durabletask_proto as proto;
-use durabletask_sdk::abi::PluginModuleRef;
+use durabletask_sdk::abi::{ENTITY_BATCH_V1, ENTITY_BATCH_V2, PluginModuleRef};
 use durabletask_sdk::error_types;
 use durabletask_sdk::orchestration::MAXIMUM_TIMER_INTERVAL_PROPERTY;
 use futures::future::BoxFuture;
 use prost::Message;
 
-use crate::worker::WorkItemExecutor;
+use crate::worker::{EntityWork, WorkItemExecutor};
 use routing::Routes;
 
 /// Why a library in the plugins folder was not loaded. Each is logged as one line
@@ -88,6 +88,8 @@ pub struct LoadedPlugin {
     pub orchestrators: Vec<String>,
     /// Registered activity names.
     pub activities: Vec<String>,
+    /// Registered entity names (lowercase).
+    pub entities: Vec<String>,
     /// The file in the plugins folder it was loaded from.
     pub source: PathBuf,
     /// The first 16 hex digits of the SHA-256 of its contents.
@@ -148,6 +150,7 @@ impl PluginHost {
                         file = %library.display(),
                         orchestrators = ?plugin.orchestrators,
                         activities = ?plugin.activities,
+                        entities = ?plugin.entities,
                         "loaded plugin"
                     );
                     plugins.push(Arc::new(plugin));
@@ -207,6 +210,14 @@ fn request_properties(
 }
 
 impl WorkItemExecutor for PluginHost {
+    fn execute_entity(&self, work: EntityWork) -> BoxFuture<'static, proto::EntityBatchResult> {
+        let result = match self.routes.entity(&work) {
+            Ok(plugin) => run_entity_batch(&plugin, work),
+            Err(result) => *result,
+        };
+        Box::pin(std::future::ready(result))
+    }
+
     fn execute_orchestrator(
         &self,
         mut request: proto::OrchestratorRequest,
@@ -289,6 +300,23 @@ impl WorkItemExecutor for PluginHost {
             }
         })
     }
+}
+
+/// Runs an entity batch in a plugin: synchronous, like an orchestration step.
+fn run_entity_batch(plugin: &LoadedPlugin, work: EntityWork) -> proto::EntityBatchResult {
+    let (shape, bytes) = match &work {
+        EntityWork::V1(request) => (ENTITY_BATCH_V1, request.encode_to_vec()),
+        EntityWork::V2(request) => (ENTITY_BATCH_V2, request.encode_to_vec()),
+    };
+    let run = plugin.module.run_entity_batch();
+    let result = run(shape, RSlice::from_slice(&bytes));
+    proto::EntityBatchResult::decode(result.as_slice()).unwrap_or_else(|error| {
+        routing::failed_entity_batch(
+            &work,
+            error_types::PLUGIN_PANIC,
+            &format!("the plugin returned an EntityBatchResult that does not decode: {error}"),
+        )
+    })
 }
 
 /// Forgets the activity's token if its work item is dropped before the plugin answers.

@@ -9,6 +9,7 @@ use durabletask_sdk::error_types;
 use proto::history_event::EventType;
 
 use super::LoadedPlugin;
+use crate::worker::EntityWork;
 
 /// Name → plugin tables. When two plugins register the same name, the first loaded
 /// (plugins load in file-name order) keeps it and the clash is logged.
@@ -16,6 +17,8 @@ use super::LoadedPlugin;
 pub(crate) struct Routes {
     orchestrators: HashMap<String, Arc<LoadedPlugin>>,
     activities: HashMap<String, Arc<LoadedPlugin>>,
+    /// By lowercase entity name.
+    entities: HashMap<String, Arc<LoadedPlugin>>,
 }
 
 impl Routes {
@@ -27,6 +30,9 @@ impl Routes {
             }
             for name in &plugin.activities {
                 claim(&mut routes.activities, "activity", name, plugin);
+            }
+            for name in &plugin.entities {
+                claim(&mut routes.entities, "entity", &name.to_lowercase(), plugin);
             }
         }
         routes
@@ -74,6 +80,59 @@ impl Routes {
             ))
         })
     }
+}
+
+impl Routes {
+    /// The plugin for an entity batch, by the name in `@name@key` (case-insensitive), or
+    /// the result that fails every operation of the batch.
+    pub(crate) fn entity(
+        &self,
+        work: &EntityWork,
+    ) -> Result<Arc<LoadedPlugin>, Box<proto::EntityBatchResult>> {
+        let plugin = entity_name(work.instance_id())
+            .and_then(|name| self.entities.get(&name.to_lowercase()));
+        match plugin {
+            Some(plugin) => Ok(Arc::clone(plugin)),
+            // The host's own copy of the SDK answers: with no entity registered it fails
+            // each operation (`EntityNotRegistered`, or `InvalidInput` for an id that is
+            // not `@name@key`), keeping `operationInfos` aligned exactly as plugins do.
+            None => Err(Box::new(
+                durabletask_sdk::Registry::new().run_entity_batch(to_sdk(work.clone())),
+            )),
+        }
+    }
+}
+
+/// The name in `@name@key`, if the id has that shape.
+fn entity_name(instance_id: &str) -> Option<&str> {
+    let rest = instance_id.strip_prefix('@')?;
+    let (name, key) = rest.split_once('@')?;
+    (!name.is_empty() && !key.is_empty()).then_some(name)
+}
+
+fn to_sdk(work: EntityWork) -> durabletask_sdk::EntityWorkItem {
+    match work {
+        EntityWork::V1(request) => durabletask_sdk::EntityWorkItem::V1(request),
+        EntityWork::V2(request) => durabletask_sdk::EntityWorkItem::V2(request),
+    }
+}
+
+/// A batch result that fails every operation, for a plugin that answered nonsense.
+pub(crate) fn failed_entity_batch(
+    work: &EntityWork,
+    error_type: &str,
+    message: &str,
+) -> proto::EntityBatchResult {
+    let mut result = durabletask_sdk::Registry::new().run_entity_batch(to_sdk(work.clone()));
+    for operation in &mut result.results {
+        operation.result_type = Some(proto::operation_result::ResultType::Failure(
+            proto::OperationResultFailure {
+                failure_details: Some(failure(error_type, message.to_owned())),
+                ..Default::default()
+            },
+        ));
+    }
+    result
 }
 
 fn claim(

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use durabletask_proto::{
-    AbandonEntityTaskRequest, AbandonOrchestrationTaskRequest, ActivityResponse,
+    AbandonEntityTaskRequest, AbandonOrchestrationTaskRequest, ActivityResponse, EntityBatchResult,
     OrchestratorResponse,
 };
 use tokio::sync::watch;
@@ -72,6 +72,17 @@ pub async fn complete_activity(client: &CurrentClient, response: ActivityRespons
             async move { client.complete_activity_task(response).await.map(drop) }
         },
     )
+    .await;
+}
+
+pub async fn complete_entity(client: &CurrentClient, result: EntityBatchResult) {
+    batch_boundary().await;
+    // The entity's instance id is not in the result; the token identifies the batch.
+    let token = result.completion_token.clone();
+    deliver(client, "CompleteEntityTask", &token, move |mut client| {
+        let result = result.clone();
+        async move { client.complete_entity_task(result).await.map(drop) }
+    })
     .await;
 }
 

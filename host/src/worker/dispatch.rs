@@ -6,20 +6,15 @@
 //! of tasks waiting for a permit stays bounded on backends that honour them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use durabletask_proto::work_item::Request;
 use durabletask_proto::{ActivityRequest, OrchestratorRequest, WorkItem};
 use tokio::sync::Semaphore;
 
 use super::completion::{self, CurrentClient};
-use super::executor::WorkItemExecutor;
+use super::executor::{EntityWork, WorkItemExecutor};
 use super::in_flight::{InFlight, Unfinished, WorkKind};
 use crate::config::WorkerSettings;
-
-/// Entities are not supported yet, so their work items are abandoned. The wait stops a
-/// backend that redelivers at once (the reference one does) from spinning with us.
-const ENTITY_ABANDON_DELAY: Duration = Duration::from_secs(1);
 
 pub struct Dispatcher {
     shared: Arc<Shared>,
@@ -30,6 +25,7 @@ struct Shared {
     executor: Arc<dyn WorkItemExecutor>,
     orchestration_permits: Semaphore,
     activity_permits: Semaphore,
+    entity_permits: Semaphore,
     client: CurrentClient,
 }
 
@@ -46,6 +42,7 @@ impl Dispatcher {
                 executor,
                 orchestration_permits: permits(settings.max_concurrent_orchestrations),
                 activity_permits: permits(settings.max_concurrent_activities),
+                entity_permits: permits(settings.max_concurrent_entities),
                 client,
             }),
             in_flight,
@@ -60,7 +57,8 @@ impl Dispatcher {
         let permits = match kind {
             Some(WorkKind::Orchestration) => &self.shared.orchestration_permits,
             Some(WorkKind::Activity) => &self.shared.activity_permits,
-            _ => return,
+            Some(WorkKind::Entity) => &self.shared.entity_permits,
+            None => return,
         };
         // The semaphore is fair: this waits behind every task already queued for a
         // permit, and gives the permit straight back.
@@ -82,11 +80,11 @@ impl Dispatcher {
                 Some(WorkKind::Activity)
             }
             Some(Request::EntityRequest(request)) => {
-                self.unsupported_entity(request.instance_id, token);
+                self.entity(EntityWork::V1(request), token);
                 Some(WorkKind::Entity)
             }
             Some(Request::EntityRequestV2(request)) => {
-                self.unsupported_entity(request.instance_id, token);
+                self.entity(EntityWork::V2(request), token);
                 Some(WorkKind::Entity)
             }
             Some(Request::HealthPing(_)) => None,
@@ -153,16 +151,18 @@ impl Dispatcher {
         });
     }
 
-    fn unsupported_entity(&self, instance_id: String, token: String) {
-        tracing::warn!(
-            instance_id,
-            "entities are not supported by this host yet; abandoning the entity work item"
-        );
-        let item = Unfinished::new(WorkKind::Entity, instance_id.clone(), None, token.clone());
+    fn entity(&self, work: EntityWork, token: String) {
+        let instance_id = work.instance_id().to_owned();
+        tracing::debug!(instance_id, "entity work item received");
+        let item = Unfinished::new(WorkKind::Entity, instance_id, None, token.clone());
         let shared = Arc::clone(&self.shared);
         self.in_flight.spawn(item, async move {
-            tokio::time::sleep(ENTITY_ABANDON_DELAY).await;
-            completion::abandon_entity(&shared.client, &instance_id, &token).await;
+            let Ok(_permit) = shared.entity_permits.acquire().await else {
+                return;
+            };
+            let mut result = shared.executor.execute_entity(work).await;
+            result.completion_token = token;
+            completion::complete_entity(&shared.client, result).await;
         });
     }
 }

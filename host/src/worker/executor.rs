@@ -5,7 +5,8 @@
 //! plugins, replay and user errors lives behind this trait.
 
 use durabletask_proto::{
-    ActivityRequest, ActivityResponse, OrchestratorRequest, OrchestratorResponse,
+    ActivityRequest, ActivityResponse, EntityBatchRequest, EntityBatchResult, EntityRequest,
+    OrchestratorRequest, OrchestratorResponse,
 };
 use futures::future::BoxFuture;
 
@@ -17,4 +18,26 @@ pub trait WorkItemExecutor: Send + Sync + 'static {
     ) -> BoxFuture<'static, OrchestratorResponse>;
     /// Runs one activity. Never fails: failures are encoded in the response (instance_id, task_id set; completion_token left empty).
     fn execute_activity(&self, request: ActivityRequest) -> BoxFuture<'static, ActivityResponse>;
+    /// Runs one entity batch. Never fails: each operation's failure is in its result
+    /// (completion_token left empty).
+    fn execute_entity(&self, request: EntityWork) -> BoxFuture<'static, EntityBatchResult>;
+}
+
+/// An entity work item in either of the protocol's shapes.
+#[derive(Debug, Clone)]
+pub enum EntityWork {
+    /// `entityRequest`: answered without `operationInfos`.
+    V1(EntityBatchRequest),
+    /// `entityRequestV2`: answered with `operationInfos` aligned with the results.
+    V2(EntityRequest),
+}
+
+impl EntityWork {
+    /// The entity's instance id, `@name@key`.
+    pub fn instance_id(&self) -> &str {
+        match self {
+            EntityWork::V1(request) => &request.instance_id,
+            EntityWork::V2(request) => &request.instance_id,
+        }
+    }
 }

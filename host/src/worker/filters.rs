@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use durabletask_proto::{ActivityFilter, OrchestrationFilter, WorkItemFilters};
+use durabletask_proto::{ActivityFilter, EntityFilter, OrchestrationFilter, WorkItemFilters};
 
 use crate::config::{MatchStrategy, VersioningSettings};
 
@@ -21,12 +21,13 @@ use crate::config::{MatchStrategy, VersioningSettings};
 /// pins activities too, although the SDK schedules activities without a version: on the
 /// reference backend, `strict` with filters then dispatches none of them (§1.4's caveat).
 ///
-/// No entity filters: the host cannot run entities yet (issue 4). A present but empty
-/// entity list means the backend sends no entity work at all (§1.4), which is what a
-/// host without entities wants; issue 4 adds one filter per registered entity name.
+/// One entity filter per registered entity name, lowercase (entities are matched by the
+/// lowercased name of `@name@key`). With none registered the list is empty, which the
+/// backend reads as "no entity work" (§1.4).
 pub fn generate<'a>(
     orchestrators: impl IntoIterator<Item = &'a str>,
     activities: impl IntoIterator<Item = &'a str>,
+    entities: impl IntoIterator<Item = &'a str>,
     versioning: Option<&VersioningSettings>,
 ) -> WorkItemFilters {
     let versions: Vec<String> = versioning
@@ -54,7 +55,13 @@ pub fn generate<'a>(
                 versions: versions.clone(),
             })
             .collect(),
-        entities: Vec::new(),
+        entities: entities
+            .into_iter()
+            .map(str::to_lowercase)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|name| EntityFilter { name })
+            .collect(),
     }
 }
 
@@ -74,7 +81,7 @@ pub fn describe(filters: &WorkItemFilters) -> String {
         .or_else(|| filters.activities.first().map(|f| f.versions.as_slice()))
         .unwrap_or_default();
     format!(
-        "orchestrators: {}; activities: {}; entities: none; versions: {}",
+        "orchestrators: {}; activities: {}; entities: {}; versions: {}",
         names(
             filters
                 .orchestrations
@@ -83,6 +90,7 @@ pub fn describe(filters: &WorkItemFilters) -> String {
                 .collect()
         ),
         names(filters.activities.iter().map(|f| f.name.as_str()).collect()),
+        names(filters.entities.iter().map(|f| f.name.as_str()).collect()),
         if versions.is_empty() {
             "any".to_owned()
         } else {
@@ -128,8 +136,11 @@ mod tests {
         let filters = generate(
             ["zeta", "alpha", "mid", "alpha"],
             ["say_hello", "square", "say_hello"],
+            ["Counter", "account", "counter"],
             None,
         );
+        let entities: Vec<&str> = filters.entities.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(entities, ["account", "counter"]);
         let (orchestrations, activities) = names_and_versions(&filters);
         let none: &[String] = &[];
         assert_eq!(
@@ -137,13 +148,12 @@ mod tests {
             [("alpha", none), ("mid", none), ("zeta", none)]
         );
         assert_eq!(activities, [("say_hello", none), ("square", none)]);
-        assert!(filters.entities.is_empty());
     }
 
     #[test]
     fn strict_with_a_version_pins_every_orchestration_and_activity_filter() {
         let strict = versioning(MatchStrategy::Strict, Some("2.0"));
-        let filters = generate(["b", "a"], ["act"], Some(&strict));
+        let filters = generate(["b", "a"], ["act"], [], Some(&strict));
         let (orchestrations, activities) = names_and_versions(&filters);
         let pinned: &[String] = &["2.0".to_owned()];
         assert_eq!(orchestrations, [("a", pinned), ("b", pinned)]);
@@ -159,7 +169,7 @@ mod tests {
             versioning(MatchStrategy::Strict, None),
             versioning(MatchStrategy::Strict, Some("")),
         ] {
-            let filters = generate(["o"], ["a"], Some(&settings));
+            let filters = generate(["o"], ["a"], [], Some(&settings));
             assert!(
                 filters.orchestrations[0].versions.is_empty(),
                 "{settings:?}"
@@ -170,7 +180,7 @@ mod tests {
 
     #[test]
     fn no_registrations_give_present_but_empty_filters() {
-        let filters = generate([], [], None);
+        let filters = generate([], [], [], None);
         assert_eq!(filters, WorkItemFilters::default());
         assert_eq!(
             describe(&filters),
@@ -181,7 +191,7 @@ mod tests {
     #[test]
     fn describe_lists_names_and_versions() {
         let strict = versioning(MatchStrategy::Strict, Some("1.0"));
-        let filters = generate(["o2", "o1"], ["a"], Some(&strict));
+        let filters = generate(["o2", "o1"], ["a"], [], Some(&strict));
         assert_eq!(
             describe(&filters),
             "orchestrators: o1, o2; activities: a; entities: none; versions: 1.0"

@@ -188,6 +188,50 @@ pub async fn calls_python_retrying(
     Ok((greeting, doubled))
 }
 
+/// A function entity: `add` (default 1) returns the new value, `get` the current one,
+/// `fail` fails (and so changes nothing), anything else is an error.
+fn counter(ctx: &mut durabletask_sdk::EntityContext, input: Option<i64>) -> Result<i64, Error> {
+    let current = ctx.get_state::<i64>()?.unwrap_or(0);
+    match ctx.operation() {
+        "add" => {
+            let next = current + input.unwrap_or(1);
+            ctx.set_state(next)?;
+            Ok(next)
+        }
+        "get" => Ok(current),
+        "fail" => {
+            ctx.set_state(current + 1_000)?;
+            Err(Error::new("CounterRefused", "the counter refuses"))
+        }
+        other => Err(Error::new(
+            "UnknownOperation",
+            format!("counter has no operation '{other}'"),
+        )),
+    }
+}
+
+/// Calls `@counter@<key>`: add 5, add 3, a failing operation (caught), then get. Returns
+/// `[after the adds, the failure's message, the final value]`.
+async fn count_with_entity(
+    ctx: OrchestrationContext,
+    key: String,
+) -> Result<(i64, String, i64), Error> {
+    let id = format!("@counter@{key}");
+    ctx.call_entity::<_, i64>(&id, "add", 5).await?;
+    let added = ctx.call_entity::<_, i64>(&id, "add", 3).await?;
+    let refused = match ctx.call_entity::<_, i64>(&id, "fail", ()).await {
+        Ok(value) => format!("unexpected success: {value}"),
+        Err(failure) => failure.details.message,
+    };
+    let last = ctx.call_entity::<_, i64>(&id, "get", ()).await?;
+    Ok((added, refused, last))
+}
+
+/// Calls an entity no plugin registers.
+async fn call_unknown_entity(ctx: OrchestrationContext, _input: ()) -> Result<i64, Error> {
+    Ok(ctx.call_entity::<_, i64>("@nobody@k", "get", ()).await?)
+}
+
 durabletask_sdk::export_plugin! {
     name: "faulty",
     version: env!("CARGO_PKG_VERSION"),
@@ -205,6 +249,9 @@ durabletask_sdk::export_plugin! {
         rust_child,
         calls_python,
         calls_python_retrying,
+        count_with_entity,
+        call_unknown_entity,
     ],
     activities: [fail_always, panic_activity, sleep_ms, rust_square],
+    entities: [counter],
 }
