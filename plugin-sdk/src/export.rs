@@ -458,6 +458,32 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// # fn main() {}
 /// ```
 ///
+/// Function entities join with an optional `entities` list (class entities, and any
+/// custom names, go through the `register` form):
+///
+/// ```rust,standalone_crate
+/// use durabletask_sdk::{EntityContext, Error, OrchestrationContext};
+///
+/// fn counter(ctx: &mut EntityContext, amount: Option<i64>) -> Result<i64, Error> {
+///     let value = ctx.get_state::<i64>()?.unwrap_or(0) + amount.unwrap_or(1);
+///     ctx.set_state(value)?;
+///     Ok(value)
+/// }
+///
+/// async fn count(ctx: OrchestrationContext, key: String) -> Result<i64, Error> {
+///     Ok(ctx.call_entity::<_, i64>(&format!("@counter@{key}"), "add", 1).await?)
+/// }
+///
+/// durabletask_sdk::export_plugin! {
+///     name: "counting",
+///     version: "1.0.0",
+///     orchestrators: [count],
+///     activities: [],
+///     entities: [counter],
+/// }
+/// # fn main() {}
+/// ```
+///
 /// The `register` form takes a function (or a non-capturing closure) that receives the
 /// [`Registry`](crate::Registry), for names of your choosing:
 ///
