@@ -462,7 +462,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// custom names, go through the `register` form):
 ///
 /// ```rust,standalone_crate
-/// use durabletask_sdk::{EntityContext, Error, OrchestrationContext};
+/// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, OrchestrationContext};
 ///
 /// fn counter(ctx: &mut EntityContext, amount: Option<i64>) -> Result<i64, Error> {
 ///     let value = ctx.get_state::<i64>()?.unwrap_or(0) + amount.unwrap_or(1);
@@ -471,7 +471,8 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// }
 ///
 /// async fn count(ctx: OrchestrationContext, key: String) -> Result<i64, Error> {
-///     Ok(ctx.call_entity::<_, i64>(&format!("@counter@{key}"), "add", 1).await?)
+///     let counter = EntityInstanceId::new("counter", key)?;
+///     Ok(ctx.call_entity::<_, i64>(&counter, "add", 1).await?)
 /// }
 ///
 /// durabletask_sdk::export_plugin! {

@@ -13,21 +13,22 @@ use proto::orchestrator_action::OrchestratorActionType;
 use proto::send_entity_message_action::EntityMessageType;
 
 use super::state::State;
+use crate::entity::EntityInstanceId;
 
 /// The critical section the orchestration is in, from the lock request on.
 pub(crate) struct Section {
     /// The lock request's `criticalSectionId`.
     pub(crate) id: Rc<str>,
     /// The sorted, deduplicated entity ids.
-    pub(crate) lock_set: Rc<[String]>,
+    pub(crate) lock_set: Rc<[EntityInstanceId]>,
     /// Locked entities with no call outstanding; empty until the grant.
-    available: Vec<String>,
+    available: Vec<EntityInstanceId>,
     /// Whether `entityLockGranted` arrived.
     granted: bool,
 }
 
 impl Section {
-    pub(crate) fn new(id: Rc<str>, lock_set: Rc<[String]>) -> Self {
+    pub(crate) fn new(id: Rc<str>, lock_set: Rc<[EntityInstanceId]>) -> Self {
         Self {
             id,
             lock_set,
@@ -42,14 +43,14 @@ impl Section {
         self.available = self.lock_set.to_vec();
     }
 
-    fn is_locked(&self, entity: &str) -> bool {
+    fn is_locked(&self, entity: &EntityInstanceId) -> bool {
         self.lock_set.iter().any(|e| e == entity)
     }
 
     /// A call to `entity` returned: it may be called again.
-    pub(crate) fn call_returned(&mut self, entity: &str) {
-        if self.granted && self.is_locked(entity) && !self.available.iter().any(|e| e == entity) {
-            self.available.push(entity.to_owned());
+    pub(crate) fn call_returned(&mut self, entity: &EntityInstanceId) {
+        if self.granted && self.is_locked(entity) && !self.available.contains(entity) {
+            self.available.push(entity.clone());
         }
     }
 }
@@ -63,7 +64,7 @@ pub(crate) const EMPTY_LOCK_SET: &str =
 
 /// Checks a call to `entity` against the rules of the current section, if any, and marks
 /// the entity as in use. `Err` is the rule broken.
-pub(crate) fn check_call(state: &mut State, entity: &str) -> Result<(), &'static str> {
+pub(crate) fn check_call(state: &mut State, entity: &EntityInstanceId) -> Result<(), &'static str> {
     let Some(section) = state.entities.section.as_mut() else {
         return Ok(());
     };
@@ -84,7 +85,7 @@ pub(crate) fn check_call(state: &mut State, entity: &str) -> Result<(), &'static
 }
 
 /// Checks a signal to `entity` against the rules of the current section, if any.
-pub(crate) fn check_signal(state: &State, entity: &str) -> Result<(), &'static str> {
+pub(crate) fn check_signal(state: &State, entity: &EntityInstanceId) -> Result<(), &'static str> {
     match &state.entities.section {
         Some(section) if section.is_locked(entity) => {
             Err("Must not signal a locked entity from a critical section.")
@@ -110,7 +111,7 @@ pub(crate) fn exit(state: &mut State) {
                     proto::EntityUnlockSentEvent {
                         critical_section_id: section.id.to_string(),
                         parent_instance_id: parent.clone(),
-                        target_instance_id: Some(entity.clone()),
+                        target_instance_id: Some(entity.to_string()),
                     },
                 )),
             }),
@@ -151,14 +152,16 @@ pub(crate) fn unlock_sent(state: &mut State, section_id: &str) {
 /// # Examples
 ///
 /// ```
-/// use durabletask_sdk::{Error, OrchestrationContext};
+/// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
 ///
 /// async fn transfer(ctx: OrchestrationContext, amount: i64) -> Result<(), Error> {
-///     let section = ctx.lock_entities(&["@account@alice", "@account@bob"]).await?;
-///     let balance: i64 = ctx.call_entity("@account@alice", "balance", ()).await?;
+///     let alice = EntityInstanceId::new("account", "alice")?;
+///     let bob = EntityInstanceId::new("account", "bob")?;
+///     let section = ctx.lock_entities(&[alice.clone(), bob.clone()]).await?;
+///     let balance: i64 = ctx.call_entity(&alice, "balance", ()).await?;
 ///     if balance >= amount {
-///         ctx.call_entity::<_, ()>("@account@alice", "withdraw", amount).await?;
-///         ctx.call_entity::<_, ()>("@account@bob", "deposit", amount).await?;
+///         ctx.call_entity::<_, ()>(&alice, "withdraw", amount).await?;
+///         ctx.call_entity::<_, ()>(&bob, "deposit", amount).await?;
 ///     }
 ///     section.release();
 ///     Ok(())
@@ -169,11 +172,15 @@ pub(crate) fn unlock_sent(state: &mut State, section_id: &str) {
 pub struct CriticalSection {
     state: Weak<RefCell<State>>,
     id: Rc<str>,
-    lock_set: Rc<[String]>,
+    lock_set: Rc<[EntityInstanceId]>,
 }
 
 impl CriticalSection {
-    pub(crate) fn new(state: Weak<RefCell<State>>, id: Rc<str>, lock_set: Rc<[String]>) -> Self {
+    pub(crate) fn new(
+        state: Weak<RefCell<State>>,
+        id: Rc<str>,
+        lock_set: Rc<[EntityInstanceId]>,
+    ) -> Self {
         Self {
             state,
             id,
@@ -187,10 +194,10 @@ impl CriticalSection {
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn traced(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
-    ///     let section = ctx.lock_entities(&["@counter@a"]).await?;
+    ///     let section = ctx.lock_entities(&[EntityInstanceId::new("counter", "a")?]).await?;
     ///     tracing::debug!(section = section.id(), "locked");
     ///     section.release();
     ///     Ok(())
@@ -201,24 +208,25 @@ impl CriticalSection {
         &self.id
     }
 
-    /// The locked entities, sorted and without duplicates, as `@name@key` (names
-    /// lowercased).
+    /// The locked entities, sorted (by their `@name@key` form) and without duplicates.
     ///
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn locked(ctx: OrchestrationContext, _input: ()) -> Result<Vec<String>, Error> {
-    ///     let section = ctx.lock_entities(&["@Counter@b", "@counter@a", "@counter@b"]).await?;
+    ///     let ids = ["@Counter@b", "@counter@a", "@counter@b"].map(EntityInstanceId::parse);
+    ///     let ids = ids.into_iter().collect::<Result<Vec<_>, _>>()?;
+    ///     let section = ctx.lock_entities(&ids).await?;
     ///     // ["@counter@a", "@counter@b"]
-    ///     let entities = section.locked_entities().to_vec();
+    ///     let entities = section.locked_entities().iter().map(|id| id.to_string()).collect();
     ///     section.release();
     ///     Ok(entities)
     /// }
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("locked", locked);
     /// ```
-    pub fn locked_entities(&self) -> &[String] {
+    pub fn locked_entities(&self) -> &[EntityInstanceId] {
         &self.lock_set
     }
 
@@ -229,15 +237,17 @@ impl CriticalSection {
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn reset_both(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
-    ///     let section = ctx.lock_entities(&["@counter@a", "@counter@b"]).await?;
-    ///     ctx.call_entity::<_, ()>("@counter@a", "reset", ()).await?;
-    ///     ctx.call_entity::<_, ()>("@counter@b", "reset", ()).await?;
+    ///     let a = EntityInstanceId::new("counter", "a")?;
+    ///     let b = EntityInstanceId::new("counter", "b")?;
+    ///     let section = ctx.lock_entities(&[a.clone(), b.clone()]).await?;
+    ///     ctx.call_entity::<_, ()>(&a, "reset", ()).await?;
+    ///     ctx.call_entity::<_, ()>(&b, "reset", ()).await?;
     ///     section.release();
     ///     // Outside the section again: signals to either entity are allowed.
-    ///     ctx.signal_entity("@counter@a", "add", 1)?;
+    ///     ctx.signal_entity(&a, "add", 1)?;
     ///     Ok(())
     /// }
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("reset_both", reset_both);

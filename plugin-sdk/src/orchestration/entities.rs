@@ -3,8 +3,7 @@
 //!
 //! Like the reference, a call, signal or lock request takes its action id first, then is
 //! checked against the critical-section rules, and only then takes its request id from
-//! `new_uuid` (spec §3.3). An id that is not an entity id is refused before anything is
-//! taken.
+//! `new_uuid` (spec §3.3).
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -18,11 +17,11 @@ use serde::de::DeserializeOwned;
 
 use super::context::OrchestrationContext;
 use super::critical_section::{self, EMPTY_LOCK_SET, NESTED_LOCK, Section};
-use super::entity_id;
 use super::entity_tasks::{EntityCallTask, LockTask, entity_failure};
 use super::payload;
 use super::state::{Outcome, State, TaskCell, TaskRef};
 use super::time;
+use crate::entity::EntityInstanceId;
 use crate::error::{Error, FailureDetails, TaskFailedError, error_types};
 
 /// The entity side of the replay state.
@@ -42,12 +41,12 @@ pub(crate) struct EntityState {
 pub(crate) struct PendingEntityCall {
     pub(crate) cell: TaskRef,
     pub(crate) task_id: i32,
-    pub(crate) entity: Rc<str>,
+    pub(crate) entity: EntityInstanceId,
     pub(crate) operation: Rc<str>,
 }
 
-/// The failure of a refused call or lock request (a critical-section rule or a malformed
-/// entity id), for its task.
+/// The failure of a refused call or lock request (a critical-section rule or an empty lock
+/// set), for its task.
 fn refused(task_id: i32, error_type: &str, message: impl Into<String>) -> TaskFailedError {
     let message = message.into();
     TaskFailedError {
@@ -64,33 +63,31 @@ fn entity_message(message: EntityMessageType) -> OrchestratorActionType {
 }
 
 impl OrchestrationContext {
-    /// Sends the operation `operation` with `input` (as JSON) to the entity `entity_id`
-    /// (`@name@key`; the name is case-insensitive), without waiting for it to run: fire
-    /// and forget. Takes the next action id.
+    /// Sends the operation `operation` with `input` (as JSON) to the entity `entity`,
+    /// without waiting for it to run: fire and forget. Takes the next action id.
     ///
     /// Fails with [`CriticalSectionViolation`](crate::error_types::CRITICAL_SECTION_VIOLATION)
     /// when the entity is locked by this orchestration's critical section (call it
-    /// instead), and with `InvalidInput` when `entity_id` is not an entity id (no id is
-    /// taken then) or `input` cannot be serialized.
+    /// instead), and with `InvalidInput` when `input` cannot be serialized.
     ///
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn count_visit(ctx: OrchestrationContext, page: String) -> Result<(), Error> {
-    ///     ctx.signal_entity(&format!("@counter@{page}"), "add", 1)?;
+    ///     ctx.signal_entity(&EntityInstanceId::new("counter", page)?, "add", 1)?;
     ///     Ok(())
     /// }
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("count_visit", count_visit);
     /// ```
     pub fn signal_entity<I: Serialize>(
         &self,
-        entity_id: &str,
+        entity: &EntityInstanceId,
         operation: &str,
         input: I,
     ) -> Result<(), Error> {
-        self.signal(entity_id, operation, &input, None)
+        self.signal(entity, operation, &input, None)
     }
 
     /// [`signal_entity`](Self::signal_entity), delivered at `at` (UTC): the backend holds
@@ -100,39 +97,38 @@ impl OrchestrationContext {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn remind_later(ctx: OrchestrationContext, user: String) -> Result<(), Error> {
     ///     let in_an_hour = ctx.current_utc_datetime() + Duration::from_secs(3600);
-    ///     ctx.signal_entity_at(&format!("@reminders@{user}"), "ring", (), in_an_hour)?;
+    ///     let reminders = EntityInstanceId::new("reminders", user)?;
+    ///     ctx.signal_entity_at(&reminders, "ring", (), in_an_hour)?;
     ///     Ok(())
     /// }
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("remind_later", remind_later);
     /// ```
     pub fn signal_entity_at<I: Serialize>(
         &self,
-        entity_id: &str,
+        entity: &EntityInstanceId,
         operation: &str,
         input: I,
         at: SystemTime,
     ) -> Result<(), Error> {
-        self.signal(entity_id, operation, &input, Some(at))
+        self.signal(entity, operation, &input, Some(at))
     }
 
     fn signal<I: Serialize>(
         &self,
-        entity_id: &str,
+        entity: &EntityInstanceId,
         operation: &str,
         input: &I,
         at: Option<SystemTime>,
     ) -> Result<(), Error> {
-        let entity = entity_id::canonical(entity_id)
-            .map_err(|e| Error::new(error_types::INVALID_INPUT, format!("signal_entity: {e}")))?;
         // Serialized before borrowing the state: `Serialize` impls are user code.
         let input = payload::encode(input);
         let mut state = self.state.borrow_mut();
         let id = state.next_id();
-        critical_section::check_signal(&state, &entity)
+        critical_section::check_signal(&state, entity)
             .map_err(|rule| Error::new(error_types::CRITICAL_SECTION_VIOLATION, rule))?;
         let input = input.map_err(|e| {
             Error::new(
@@ -152,15 +148,15 @@ impl OrchestrationContext {
                     operation: operation.to_owned(),
                     scheduled_time: at.map(time::to_timestamp),
                     input,
-                    target_instance_id: Some(entity),
+                    target_instance_id: Some(entity.to_string()),
                 },
             )),
         );
         Ok(())
     }
 
-    /// Calls the operation `operation` of the entity `entity_id` (`@name@key`; the name
-    /// is case-insensitive) with `input` (as JSON), and returns a task for its result.
+    /// Calls the operation `operation` of the entity `entity` with `input` (as JSON), and
+    /// returns a task for its result.
     /// The call is recorded now, even if the task is never awaited; it takes the next
     /// action id.
     ///
@@ -171,23 +167,24 @@ impl OrchestrationContext {
     /// [`TaskFailed`](crate::error_types::TASK_FAILED). The task fails at once, with
     /// [`CriticalSectionViolation`](crate::error_types::CRITICAL_SECTION_VIOLATION), when
     /// the call breaks a rule of the current critical section (see
-    /// [`lock_entities`](Self::lock_entities)), and with `InvalidInput` when `entity_id` is
-    /// not an entity id (no id is taken then) or `input` cannot be serialized.
+    /// [`lock_entities`](Self::lock_entities)), and with `InvalidInput` when `input` cannot
+    /// be serialized.
     ///
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn read_counter(ctx: OrchestrationContext, key: String) -> Result<i64, Error> {
-    ///     let value: i64 = ctx.call_entity(&format!("@counter@{key}"), "get", ()).await?;
+    ///     let counter = EntityInstanceId::new("counter", key)?;
+    ///     let value: i64 = ctx.call_entity(&counter, "get", ()).await?;
     ///     Ok(value)
     /// }
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("read_counter", read_counter);
     /// ```
     pub fn call_entity<I: Serialize, O: DeserializeOwned>(
         &self,
-        entity_id: &str,
+        entity_id: &EntityInstanceId,
         operation: &str,
         input: I,
     ) -> EntityCallTask<O> {
@@ -195,23 +192,15 @@ impl OrchestrationContext {
         let mut state = self.state.borrow_mut();
         let cell = TaskCell::new(&state.awaited);
         let operation: Rc<str> = Rc::from(operation);
-        let entity = match entity_id::canonical(entity_id) {
-            Ok(entity) => entity,
-            Err(e) => {
-                let failure = refused(-1, error_types::INVALID_INPUT, format!("call_entity: {e}"));
-                TaskCell::complete(&cell, Outcome::Failed(failure));
-                return EntityCallTask::new(cell, -1, Rc::from(entity_id), operation);
-            }
-        };
         let id = state.next_id();
-        let entity: Rc<str> = Rc::from(entity);
+
         let task = EntityCallTask::new(
             Rc::clone(&cell),
             id,
-            Rc::clone(&entity),
+            entity_id.clone(),
             Rc::clone(&operation),
         );
-        if let Err(rule) = critical_section::check_call(&mut state, &entity) {
+        if let Err(rule) = critical_section::check_call(&mut state, entity_id) {
             let failure = refused(id, error_types::CRITICAL_SECTION_VIOLATION, rule);
             TaskCell::complete(&cell, Outcome::Failed(failure));
             return task;
@@ -221,13 +210,13 @@ impl OrchestrationContext {
             Err(e) => {
                 // The entity was marked in use by the check: free it again.
                 if let Some(section) = state.entities.section.as_mut() {
-                    section.call_returned(&entity);
+                    section.call_returned(entity_id);
                 }
                 let details = FailureDetails::new(
                     error_types::INVALID_INPUT,
                     format!("the input of operation '{operation}' could not be serialized: {e}"),
                 );
-                let failure = entity_failure(id, &entity, &operation, details);
+                let failure = entity_failure(id, entity_id, &operation, details);
                 TaskCell::complete(&cell, Outcome::Failed(failure));
                 return task;
             }
@@ -242,7 +231,7 @@ impl OrchestrationContext {
                     operation: operation.to_string(),
                     input,
                     parent_instance_id: parent,
-                    target_instance_id: Some(entity.to_string()),
+                    target_instance_id: Some(entity_id.to_string()),
                     ..Default::default()
                 },
             )),
@@ -252,16 +241,16 @@ impl OrchestrationContext {
             PendingEntityCall {
                 cell,
                 task_id: id,
-                entity,
+                entity: entity_id.clone(),
                 operation,
             },
         );
         task
     }
 
-    /// Enters a critical section: asks for exclusive locks on `entity_ids` (`@name@key`
-    /// each; sorted and deduplicated, so every orchestration locks in the same order and
-    /// none deadlock), and returns a task that resolves to a [`CriticalSection`] guard once
+    /// Enters a critical section: asks for exclusive locks on `entities` (sorted by their
+    /// `@name@key` form and deduplicated, so every orchestration locks in the same order
+    /// and none deadlock), and returns a task that resolves to a [`CriticalSection`] guard once
     /// all are held. Takes the next action id.
     ///
     /// From this call on, and until the section is released (or the orchestration
@@ -273,21 +262,22 @@ impl OrchestrationContext {
     /// - locked entities may not be signalled;
     /// - no second critical section may be entered: this task fails.
     ///
-    /// The task also fails, with `InvalidInput`, when the list is empty or holds something
-    /// that is not an entity id.
+    /// The task also fails, with `InvalidInput`, when the list is empty.
     ///
     /// [`CriticalSection`]: super::CriticalSection
     ///
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn move_stock(ctx: OrchestrationContext, qty: u32) -> Result<(), Error> {
-    ///     let section = ctx.lock_entities(&["@stock@paris", "@stock@lyon"]).await?;
+    ///     let paris = EntityInstanceId::new("stock", "paris")?;
+    ///     let lyon = EntityInstanceId::new("stock", "lyon")?;
+    ///     let section = ctx.lock_entities(&[paris.clone(), lyon.clone()]).await?;
     ///     // Both calls in flight at once: they target different locked entities.
-    ///     let take = ctx.call_entity::<_, ()>("@stock@paris", "take", qty);
-    ///     let put = ctx.call_entity::<_, ()>("@stock@lyon", "put", qty);
+    ///     let take = ctx.call_entity::<_, ()>(&paris, "take", qty);
+    ///     let put = ctx.call_entity::<_, ()>(&lyon, "put", qty);
     ///     take.await?;
     ///     put.await?;
     ///     section.release();
@@ -295,26 +285,11 @@ impl OrchestrationContext {
     /// }
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("move_stock", move_stock);
     /// ```
-    pub fn lock_entities<S: AsRef<str>>(&self, entity_ids: &[S]) -> LockTask {
+    pub fn lock_entities(&self, entities: &[EntityInstanceId]) -> LockTask {
         let mut state = self.state.borrow_mut();
         let cell = TaskCell::new(&state.awaited);
         let weak = Rc::downgrade(&self.state);
-        let lock_set: Result<Vec<String>, String> = entity_ids
-            .iter()
-            .map(|id| entity_id::canonical(id.as_ref()))
-            .collect();
-        let mut lock_set = match lock_set {
-            Ok(lock_set) => lock_set,
-            Err(e) => {
-                let failure = refused(
-                    -1,
-                    error_types::INVALID_INPUT,
-                    format!("lock_entities: {e}"),
-                );
-                TaskCell::complete(&cell, Outcome::Failed(failure));
-                return LockTask::new(cell, -1, weak, Rc::from(""), Rc::from([]));
-            }
-        };
+        let mut lock_set = entities.to_vec();
         let id = state.next_id();
         if state.entities.section.is_some() {
             let failure = refused(id, error_types::CRITICAL_SECTION_VIOLATION, NESTED_LOCK);
@@ -324,7 +299,7 @@ impl OrchestrationContext {
         let section_id: Rc<str> = Rc::from(state.new_uuid());
         lock_set.sort();
         lock_set.dedup();
-        let lock_set: Rc<[String]> = Rc::from(lock_set);
+        let lock_set: Rc<[EntityInstanceId]> = Rc::from(lock_set);
         if lock_set.is_empty() {
             let failure = refused(id, error_types::INVALID_INPUT, EMPTY_LOCK_SET);
             TaskCell::complete(&cell, Outcome::Failed(failure));
@@ -336,7 +311,7 @@ impl OrchestrationContext {
             entity_message(EntityMessageType::EntityLockRequested(
                 proto::EntityLockRequestedEvent {
                     critical_section_id: section_id.to_string(),
-                    lock_set: lock_set.to_vec(),
+                    lock_set: lock_set.iter().map(ToString::to_string).collect(),
                     position: 0,
                     parent_instance_id: parent,
                 },

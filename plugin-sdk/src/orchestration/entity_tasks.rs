@@ -12,12 +12,13 @@ use super::critical_section::CriticalSection;
 use super::payload;
 use super::state::{Outcome, State, TaskRef};
 use super::tasks::Handle;
+use crate::entity::EntityInstanceId;
 use crate::error::{FailureDetails, TaskFailedError, error_types};
 
 /// The message an orchestrator sees for a failed entity operation (spec §6.6).
 pub(crate) fn entity_failure(
     task_id: i32,
-    entity: &str,
+    entity: &EntityInstanceId,
     operation: &str,
     details: FailureDetails,
 ) -> TaskFailedError {
@@ -41,13 +42,18 @@ pub(crate) fn entity_failure(
 pub struct EntityCallTask<O> {
     handle: Handle,
     task_id: i32,
-    entity: Rc<str>,
+    entity: EntityInstanceId,
     operation: Rc<str>,
     _output: PhantomData<fn() -> O>,
 }
 
 impl<O> EntityCallTask<O> {
-    pub(crate) fn new(cell: TaskRef, task_id: i32, entity: Rc<str>, operation: Rc<str>) -> Self {
+    pub(crate) fn new(
+        cell: TaskRef,
+        task_id: i32,
+        entity: EntityInstanceId,
+        operation: Rc<str>,
+    ) -> Self {
         Self {
             handle: Handle::new(cell),
             task_id,
@@ -57,15 +63,16 @@ impl<O> EntityCallTask<O> {
         }
     }
 
-    /// The call's action id (`-1` if the entity id was malformed, so nothing was sent).
+    /// The call's action id.
     ///
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn traced(ctx: OrchestrationContext, _input: ()) -> Result<i64, Error> {
-    ///     let call = ctx.call_entity::<_, i64>("@counter@a", "get", ());
+    ///     let counter = EntityInstanceId::new("counter", "a")?;
+    ///     let call = ctx.call_entity::<_, i64>(&counter, "get", ());
     ///     tracing::debug!(task_id = call.task_id(), "waiting for the counter");
     ///     Ok(call.await?)
     /// }
@@ -75,8 +82,8 @@ impl<O> EntityCallTask<O> {
         self.task_id
     }
 
-    /// The called entity, as `@name@key` (name lowercased).
-    pub fn entity_id(&self) -> &str {
+    /// The called entity.
+    pub fn entity_id(&self) -> &EntityInstanceId {
         &self.entity
     }
 }
@@ -116,14 +123,14 @@ impl<O: DeserializeOwned> Future for EntityCallTask<O> {
 /// Returned by
 /// [`OrchestrationContext::lock_entities`](super::OrchestrationContext::lock_entities). It
 /// resolves to a [`TaskFailedError`] at once when the request was refused (a section is
-/// already open, the list is empty or malformed). It is [`Unpin`].
+/// already open or the list is empty). It is [`Unpin`].
 #[must_use = "the lock request is sent either way; await it before calling the entities"]
 pub struct LockTask {
     handle: Handle,
     task_id: i32,
     state: Weak<RefCell<State>>,
     section_id: Rc<str>,
-    lock_set: Rc<[String]>,
+    lock_set: Rc<[EntityInstanceId]>,
 }
 
 impl LockTask {
@@ -132,7 +139,7 @@ impl LockTask {
         task_id: i32,
         state: Weak<RefCell<State>>,
         section_id: Rc<str>,
-        lock_set: Rc<[String]>,
+        lock_set: Rc<[EntityInstanceId]>,
     ) -> Self {
         Self {
             handle: Handle::new(cell),
@@ -143,15 +150,15 @@ impl LockTask {
         }
     }
 
-    /// The lock request's action id (`-1` if an entity id was malformed).
+    /// The lock request's action id.
     ///
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::{Error, OrchestrationContext};
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
     ///
     /// async fn traced(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
-    ///     let lock = ctx.lock_entities(&["@counter@a"]);
+    ///     let lock = ctx.lock_entities(&[EntityInstanceId::new("counter", "a")?]);
     ///     tracing::debug!(task_id = lock.task_id(), "waiting for the lock");
     ///     lock.await?.release();
     ///     Ok(())

@@ -11,7 +11,6 @@
 //! - `entities`: signalling and calling entities, lock requests, and their responses.
 //! - `critical_section`: the rules inside a critical section, and leaving it.
 //! - `entity_tasks`: the futures of entity calls and lock requests.
-//! - `entity_id`: `@name@key` entity ids (until `entity::EntityInstanceId` replaces it).
 //! - `rewind`: the answer to a rewind request (history minus its failures).
 //! - `logger`: logging that stays quiet during replay.
 //! - `tasks`: the futures for activities, sub-orchestrations, timers and events.
@@ -33,7 +32,6 @@ mod critical_section;
 mod determinism;
 pub(crate) mod engine;
 mod entities;
-mod entity_id;
 mod entity_tasks;
 mod id_map;
 mod logger;

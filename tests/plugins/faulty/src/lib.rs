@@ -13,7 +13,7 @@ use std::time::Duration;
 use durabletask_sdk::orchestration::{
     ActivityOptions, RetryPolicy, SubOrchestrationOptions, when_all,
 };
-use durabletask_sdk::{ActivityContext, Error, OrchestrationContext};
+use durabletask_sdk::{ActivityContext, EntityInstanceId, Error, OrchestrationContext};
 use serde::Deserialize;
 
 /// Activity: always fails with errorType `CityNotFound`.
@@ -216,7 +216,7 @@ async fn count_with_entity(
     ctx: OrchestrationContext,
     key: String,
 ) -> Result<(i64, String, i64), Error> {
-    let id = format!("@counter@{key}");
+    let id = EntityInstanceId::new("counter", key)?;
     ctx.call_entity::<_, i64>(&id, "add", 5).await?;
     let added = ctx.call_entity::<_, i64>(&id, "add", 3).await?;
     let refused = match ctx.call_entity::<_, i64>(&id, "fail", ()).await {
@@ -229,7 +229,9 @@ async fn count_with_entity(
 
 /// Calls an entity no plugin registers.
 async fn call_unknown_entity(ctx: OrchestrationContext, _input: ()) -> Result<i64, Error> {
-    Ok(ctx.call_entity::<_, i64>("@nobody@k", "get", ()).await?)
+    Ok(ctx
+        .call_entity::<_, i64>(&EntityInstanceId::new("nobody", "k")?, "get", ())
+        .await?)
 }
 
 durabletask_sdk::export_plugin! {
