@@ -47,7 +47,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Start, inspect and control orchestrations on a backend.
+    /// Start, inspect and control orchestrations, and signal and read entities, on a backend.
     Client(ClientArgs),
 }
 

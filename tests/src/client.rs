@@ -26,7 +26,7 @@ pub mod exit_codes {
     pub const ERROR: i32 = 2;
     /// `wait` (or `start --wait`) timed out.
     pub const TIMEOUT: i32 = 3;
-    /// No such instance.
+    /// No such instance (or entity).
     pub const NOT_FOUND: i32 = 4;
 }
 
@@ -281,6 +281,65 @@ impl Client {
             .as_array()
             .cloned()
             .ok_or_else(|| Error::new(format!("no instances in the client's output: {value:#}")))
+    }
+
+    /// Signals operation `operation` to entity `entity_id` (`@name@key`), with an optional
+    /// JSON input and `--at` time; returns what `signal-entity` printed.
+    pub fn signal_entity(
+        &self,
+        entity_id: &str,
+        operation: &str,
+        input: Option<&Value>,
+        at: Option<&str>,
+    ) -> Result<Value> {
+        let input = input.map(Value::to_string);
+        let mut args = vec!["signal-entity", entity_id, operation];
+        if let Some(input) = &input {
+            args.extend(["--input", input]);
+        }
+        if let Some(at) = at {
+            args.extend(["--at", at]);
+        }
+        self.run(&args)?.ok()
+    }
+
+    /// Runs `get-entity`; an entity that does not exist exits with
+    /// [`exit_codes::NOT_FOUND`], so the run is returned whatever its exit code.
+    pub fn get_entity(&self, entity_id: &str) -> Result<ClientRun> {
+        self.run(&["get-entity", entity_id])
+    }
+
+    /// Polls `get-entity` until `done` holds for what it printed (bounded by `timeout`);
+    /// returns that output.
+    pub fn wait_for_entity(
+        &self,
+        entity_id: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&Value) -> bool,
+    ) -> Result<Value> {
+        let mut last = Value::Null;
+        let found = crate::process::poll_until(timeout, || {
+            last = self.get_entity(entity_id)?.json;
+            Ok(done(&last).then(|| last.clone()))
+        })?;
+        found.ok_or_else(|| {
+            Error::new(format!(
+                "entity {entity_id} did not reach the expected state within {timeout:?}; \
+                 last output: {last:#}"
+            ))
+        })
+    }
+
+    /// `list-entities` with an id prefix and any further flags (`--page-size 1`,
+    /// `--continuation-token T`, ...); returns the whole output (`entities` and
+    /// `continuation_token`).
+    pub fn list_entities(&self, prefix: Option<&str>, flags: &[&str]) -> Result<Value> {
+        let mut args = vec!["list-entities"];
+        if let Some(prefix) = prefix {
+            args.extend(["--prefix", prefix]);
+        }
+        args.extend(flags);
+        self.run(&args)?.ok()
     }
 }
 

@@ -4,14 +4,15 @@
 //! stderr, and the exit code says what kind of error it was (see [`ClientError::exit_code`]).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::{
-    Client, ClientError, ClientOptions, DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, ListOptions,
-    StartOptions, parse_status, validate_json,
+    Client, ClientError, ClientOptions, DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, EntityListOptions,
+    ListOptions, Paging, SignalOptions, StartOptions, entity_id, parse_status, signal_time,
+    validate_json,
 };
 use crate::connection::BearerToken;
 
@@ -28,6 +29,31 @@ pub struct ClientArgs {
     pub token_env: Option<String>,
     #[command(subcommand)]
     pub verb: Verb,
+}
+
+/// The paging flags `list` and `list-entities` share.
+#[derive(Debug, Clone, Args)]
+pub struct PagingArgs {
+    /// At most this many results in all.
+    #[arg(long, default_value_t = DEFAULT_LIST_LIMIT)]
+    pub limit: usize,
+    /// At most this many results per request to the backend.
+    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
+    pub page_size: usize,
+    /// Go on where a previous call of the same verb stopped (its continuation_token).
+    #[arg(long)]
+    pub continuation_token: Option<String>,
+}
+
+impl PagingArgs {
+    /// The paging, once the counts are known to be positive.
+    fn checked(&self) -> Result<Paging, ClientError> {
+        Ok(Paging {
+            limit: positive("--limit", self.limit)?,
+            page_size: positive("--page-size", self.page_size)?,
+            continuation_token: self.continuation_token.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,15 +139,54 @@ pub enum Verb {
         /// Only instances whose id starts with this.
         #[arg(long)]
         prefix: Option<String>,
-        /// At most this many instances.
-        #[arg(long, default_value_t = DEFAULT_LIST_LIMIT)]
-        limit: usize,
-        /// At most this many instances per request to the backend.
-        #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
-        page_size: usize,
-        /// Go on where a previous `list` stopped (its continuation_token).
+        #[command(flatten)]
+        paging: PagingArgs,
+    },
+    /// Send an operation to an entity without waiting for it to run.
+    ///
+    /// A one-way signal: the entity (created by its first signal) runs the operation when
+    /// the host next picks it up; read the result with get-entity.
+    SignalEntity {
+        /// The entity, as @name@key (e.g. @counter@k1); the name is case-insensitive and
+        /// printed lowercase, the key is kept as given.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The operation to run, e.g. add.
+        #[arg(value_name = "OP")]
+        operation: String,
+        /// The operation's input, as JSON.
+        #[arg(long, value_name = "JSON")]
+        input: Option<String>,
+        /// Deliver the signal later (default: now): an RFC 3339 timestamp with its offset
+        /// (2026-11-28T12:00:00Z) or '+' and a delay from now (+30s, +2m, +1h30m; units
+        /// ms, s, m, h, d). A time already past delivers at once.
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        at: Option<String>,
+    },
+    /// Print an entity's state and metadata (exit 4 if it does not exist).
+    GetEntity {
+        /// The entity, as @name@key (the name is case-insensitive).
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Leave out the state (printed as null): only whether it exists and its metadata.
         #[arg(long)]
-        continuation_token: Option<String>,
+        no_state: bool,
+    },
+    /// List entities and their states.
+    ///
+    /// In id order on the reference backend. Entities with operations still queued are
+    /// left out until those have run. Prints {"entities": [...], "continuation_token"}.
+    ListEntities {
+        /// Only entities whose whole id starts with this. Ids are @name@key with the name
+        /// lowercase: --prefix @counter@ lists every counter entity, @counter@eu- those
+        /// whose key starts with eu-.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Leave out the states (printed as null).
+        #[arg(long)]
+        no_state: bool,
+        #[command(flatten)]
+        paging: PagingArgs,
     },
 }
 
@@ -183,17 +248,44 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
         Verb::List {
             statuses,
             prefix,
-            limit,
-            page_size,
-            continuation_token,
+            paging,
         } => {
-            list_options(&statuses, prefix.clone(), limit, page_size, None)?;
+            list_options(&statuses, prefix.clone(), &paging)?;
             Verb::List {
                 statuses,
                 prefix,
-                limit,
-                page_size,
-                continuation_token,
+                paging,
+            }
+        }
+        Verb::SignalEntity {
+            id,
+            operation,
+            input,
+            at,
+        } => Verb::SignalEntity {
+            id: entity_id(&id)?,
+            operation: non_empty("OP", operation)?,
+            input: json_flag("--input", input)?,
+            // Resolved here to an absolute time, so a delay counts from when the command
+            // was given and the second parse below reads that same time.
+            at: at
+                .map(|text| signal_time("--at", &text, SystemTime::now()).map(|at| at.to_string()))
+                .transpose()?,
+        },
+        Verb::GetEntity { id, no_state } => Verb::GetEntity {
+            id: entity_id(&id)?,
+            no_state,
+        },
+        Verb::ListEntities {
+            prefix,
+            no_state,
+            paging,
+        } => {
+            paging.checked()?;
+            Verb::ListEntities {
+                prefix,
+                no_state,
+                paging,
             }
         }
         other => other,
@@ -240,12 +332,32 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
         Verb::List {
             statuses,
             prefix,
-            limit,
-            page_size,
-            continuation_token,
+            paging,
+        } => client.list(list_options(&statuses, prefix, &paging)?).await,
+        Verb::SignalEntity {
+            id,
+            operation,
+            input,
+            at,
         } => {
-            let options = list_options(&statuses, prefix, limit, page_size, continuation_token)?;
-            client.list(options).await
+            let at = at
+                .map(|text| signal_time("--at", &text, SystemTime::now()))
+                .transpose()?;
+            let options = SignalOptions { input, at };
+            client.signal_entity(&id, &operation, options).await
+        }
+        Verb::GetEntity { id, no_state } => client.get_entity(&id, !no_state).await,
+        Verb::ListEntities {
+            prefix,
+            no_state,
+            paging,
+        } => {
+            let options = EntityListOptions {
+                prefix,
+                include_state: !no_state,
+                paging: paging.checked()?,
+            };
+            client.list_entities(options).await
         }
     }
 }
@@ -254,9 +366,7 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
 fn list_options(
     statuses: &[String],
     prefix: Option<String>,
-    limit: usize,
-    page_size: usize,
-    continuation_token: Option<String>,
+    paging: &PagingArgs,
 ) -> Result<ListOptions, ClientError> {
     let statuses = statuses
         .iter()
@@ -266,10 +376,17 @@ fn list_options(
     Ok(ListOptions {
         statuses,
         prefix,
-        limit: positive("--limit", limit)?,
-        page_size: positive("--page-size", page_size)?,
-        continuation_token,
+        paging: paging.checked()?,
     })
+}
+
+/// A required argument that must not be empty (an empty operation name reaches no code).
+fn non_empty(name: &str, value: String) -> Result<String, ClientError> {
+    if value.is_empty() {
+        Err(ClientError::Usage(format!("{name} must not be empty")))
+    } else {
+        Ok(value)
+    }
 }
 
 /// `--tag KEY=VALUE` flags as a map: split at the first `=` (the value may hold more, or
@@ -339,6 +456,14 @@ mod tests {
             .verb
     }
 
+    fn pages(limit: usize, page_size: usize, continuation_token: Option<&str>) -> PagingArgs {
+        PagingArgs {
+            limit,
+            page_size,
+            continuation_token: continuation_token.map(str::to_owned),
+        }
+    }
+
     fn strings(names: &[&str]) -> Vec<String> {
         names.iter().map(|name| (*name).to_owned()).collect()
     }
@@ -348,9 +473,7 @@ mod tests {
         let Verb::List {
             statuses,
             prefix,
-            limit,
-            page_size,
-            continuation_token,
+            paging,
         } = parse(&[
             "list",
             "--status",
@@ -363,9 +486,8 @@ mod tests {
         else {
             panic!("not a list");
         };
-        assert_eq!(limit, 100);
-        let options =
-            list_options(&statuses, prefix, limit, page_size, continuation_token).unwrap();
+        assert_eq!(paging.limit, 100);
+        let options = list_options(&statuses, prefix, &paging).unwrap();
         assert_eq!(
             options.statuses,
             vec![
@@ -375,13 +497,14 @@ mod tests {
             ]
         );
         assert_eq!(options.prefix.as_deref(), Some("batch-"));
-        assert_eq!(options.limit, 100);
-        assert_eq!(options.page_size, 100);
+        assert_eq!(options.paging.limit, 100);
+        assert_eq!(options.paging.page_size, 100);
     }
 
     #[test]
     fn a_bad_status_names_the_flag_and_the_accepted_names() {
-        let error = list_options(&strings(&["COMPLETED", "DONE"]), None, 10, 10, None).unwrap_err();
+        let error =
+            list_options(&strings(&["COMPLETED", "DONE"]), None, &pages(10, 10, None)).unwrap_err();
         assert_eq!(error.exit_code(), 2);
         let message = error.to_json()["error"].as_str().unwrap().to_owned();
         assert!(message.contains("--status"), "{message}");
@@ -402,16 +525,16 @@ mod tests {
 
     #[test]
     fn no_status_means_any_status() {
-        let options = list_options(&[], None, 5, 2, Some("10".into())).unwrap();
+        let options = list_options(&[], None, &pages(5, 2, Some("10"))).unwrap();
         assert!(options.statuses.is_empty());
-        assert_eq!(options.continuation_token.as_deref(), Some("10"));
+        assert_eq!(options.paging.continuation_token.as_deref(), Some("10"));
     }
 
     #[test]
     fn zero_limits_are_refused() {
-        let error = list_options(&[], None, 0, 10, None).unwrap_err();
+        let error = list_options(&[], None, &pages(0, 10, None)).unwrap_err();
         assert!(error.to_string().contains("--limit"), "{error}");
-        let error = list_options(&[], None, 10, 0, None).unwrap_err();
+        let error = list_options(&[], None, &pages(10, 0, None)).unwrap_err();
         assert!(error.to_string().contains("--page-size"), "{error}");
     }
 
@@ -477,6 +600,109 @@ mod tests {
         .unwrap_err();
         assert!(matches!(error, ClientError::Usage(_)), "{error}");
         assert!(error.to_string().contains("--tag"), "{error}");
+    }
+
+    /// Runs `args` against port 1, where nothing listens: a usage error proves the network
+    /// was never tried.
+    async fn offline(args: &[&str]) -> ClientError {
+        execute(ClientArgs {
+            endpoint: "http://127.0.0.1:1".into(),
+            taskhub: "default".into(),
+            token_env: None,
+            verb: parse(args),
+        })
+        .await
+        .unwrap_err()
+    }
+
+    #[test]
+    fn the_entity_verbs_parse() {
+        let Verb::SignalEntity {
+            id,
+            operation,
+            input,
+            at,
+        } = parse(&[
+            "signal-entity",
+            "@Counter@K",
+            "add",
+            "--input",
+            "5",
+            "--at",
+            "+2s",
+        ])
+        else {
+            panic!("not a signal-entity");
+        };
+        assert_eq!((id.as_str(), operation.as_str()), ("@Counter@K", "add"));
+        assert_eq!((input.as_deref(), at.as_deref()), (Some("5"), Some("+2s")));
+        assert!(matches!(
+            parse(&["get-entity", "@counter@k"]),
+            Verb::GetEntity {
+                no_state: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&["get-entity", "@counter@k", "--no-state"]),
+            Verb::GetEntity { no_state: true, .. }
+        ));
+        let Verb::ListEntities {
+            prefix,
+            no_state,
+            paging,
+        } = parse(&[
+            "list-entities",
+            "--prefix",
+            "@counter@",
+            "--page-size",
+            "1",
+            "--continuation-token",
+            "3",
+        ])
+        else {
+            panic!("not a list-entities");
+        };
+        assert_eq!(prefix.as_deref(), Some("@counter@"));
+        assert_eq!((paging.limit, paging.page_size, no_state), (100, 1, false));
+        assert_eq!(paging.continuation_token.as_deref(), Some("3"));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_entity_id_is_refused_before_connecting() {
+        for args in [
+            &["signal-entity", "counter@k1", "add"][..],
+            &["get-entity", "counter@k1"][..],
+        ] {
+            let error = offline(args).await;
+            assert!(matches!(error, ClientError::Usage(_)), "{error}");
+            let message = error.to_string();
+            assert!(message.contains("'counter@k1'"), "{message}");
+            assert!(message.contains("@name@key"), "{message}");
+        }
+        let error = offline(&["signal-entity", "@counter@k", ""]).await;
+        assert!(matches!(error, ClientError::Usage(_)), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_at_is_refused_before_connecting() {
+        for at in ["soon", "+2", "-2s", "2026-11-28T12:00:00"] {
+            let error = offline(&["signal-entity", "@counter@k", "add", "--at", at]).await;
+            assert!(matches!(error, ClientError::Usage(_)), "{at}: {error}");
+            let message = error.to_string();
+            assert!(message.contains("--at"), "{message}");
+            assert!(message.contains(&format!("'{at}'")), "{message}");
+            assert!(message.contains("RFC 3339"), "{message}");
+        }
+        let error = offline(&["signal-entity", "@counter@k", "add", "--input", "{"]).await;
+        assert!(error.to_string().contains("--input"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn list_entities_validates_before_connecting() {
+        let error = offline(&["list-entities", "--page-size", "0"]).await;
+        assert!(matches!(error, ClientError::Usage(_)), "{error}");
+        assert!(error.to_string().contains("--page-size"), "{error}");
     }
 
     #[test]

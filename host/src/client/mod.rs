@@ -1,26 +1,32 @@
-//! A command-line client for the backend: start, inspect and control orchestrations.
+//! A command-line client for the backend: start, inspect and control orchestrations; signal
+//! and read entities.
 //!
 //! Every operation returns the one JSON object the CLI prints, so tests can drive the
 //! backend through the same code path as a user. [`cli`] is the thin clap layer.
 
 pub mod cli;
 mod history;
+mod schedule;
 mod state;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use durabletask_proto::{
-    CreateInstanceRequest, GetInstanceRequest, GetInstanceResponse, InstanceQuery,
-    OrchestrationStatus, PurgeInstancesRequest, QueryInstancesRequest, RaiseEventRequest,
-    RestartInstanceRequest, ResumeRequest, RewindInstanceRequest, StreamInstanceHistoryRequest,
-    SuspendRequest, TerminateRequest, purge_instances_request,
+    CreateInstanceRequest, EntityQuery, GetEntityRequest, GetInstanceRequest, GetInstanceResponse,
+    InstanceQuery, OrchestrationStatus, PurgeInstancesRequest, QueryEntitiesRequest,
+    QueryInstancesRequest, RaiseEventRequest, RestartInstanceRequest, ResumeRequest,
+    RewindInstanceRequest, SignalEntityRequest, StreamInstanceHistoryRequest, SuspendRequest,
+    TerminateRequest, purge_instances_request,
 };
+use durabletask_sdk::EntityInstanceId;
+use prost_types::Timestamp;
 use serde_json::{Value, json};
 use tonic::Code;
 
 pub use history::{event_to_json, kind_name};
-pub use state::{failure_to_json, payload, state_to_json, status_name};
+pub use schedule::signal_time;
+pub use state::{entity_to_json, failure_to_json, payload, state_to_json, status_name};
 
 use crate::config::Endpoint;
 use crate::connection::{self, BearerToken, CallMetadata, SidecarClient};
@@ -51,6 +57,9 @@ pub enum ClientError {
     /// No such instance. Exit 4.
     #[error("instance '{instance_id}' does not exist")]
     NotFound { instance_id: String },
+    /// No such entity (never signalled, or purged). Exit 4, like an unknown instance.
+    #[error("entity '{entity_id}' does not exist")]
+    EntityNotFound { entity_id: String },
     /// The instance exists but is in the wrong state for the operation (rewinding one that
     /// did not fail, restarting one still running). Exit 2.
     #[error("{message}")]
@@ -65,7 +74,7 @@ impl ClientError {
         match self {
             ClientError::Usage(_) | ClientError::Rpc { .. } | ClientError::WrongState { .. } => 2,
             ClientError::Timeout { .. } => 3,
-            ClientError::NotFound { .. } => 4,
+            ClientError::NotFound { .. } | ClientError::EntityNotFound { .. } => 4,
         }
     }
 
@@ -74,6 +83,9 @@ impl ClientError {
         match self {
             ClientError::NotFound { instance_id } => {
                 json!({ "instance_id": instance_id, "exists": false })
+            }
+            ClientError::EntityNotFound { entity_id } => {
+                json!({ "entity_id": entity_id, "exists": false })
             }
             ClientError::Timeout { instance_id, .. }
             | ClientError::WrongState { instance_id, .. } => {
@@ -105,26 +117,20 @@ pub struct StartOptions {
     pub wait: Option<Duration>,
 }
 
-/// What `list` asks for.
+/// How much of a listing to fetch; `list` and `list-entities` page alike.
 #[derive(Debug, Clone)]
-pub struct ListOptions {
-    /// Only instances in one of these statuses (none: any status).
-    pub statuses: Vec<OrchestrationStatus>,
-    /// Only instances whose id starts with this.
-    pub prefix: Option<String>,
-    /// At most this many instances in all (at least 1).
+pub struct Paging {
+    /// At most this many results in all (at least 1).
     pub limit: usize,
-    /// At most this many instances per QueryInstances call (at least 1).
+    /// At most this many results per backend call (at least 1).
     pub page_size: usize,
-    /// Where a previous `list` stopped (its `continuation_token`).
+    /// Where a previous listing stopped (its `continuation_token`).
     pub continuation_token: Option<String>,
 }
 
-impl Default for ListOptions {
+impl Default for Paging {
     fn default() -> Self {
-        ListOptions {
-            statuses: Vec::new(),
-            prefix: None,
+        Paging {
             limit: DEFAULT_LIST_LIMIT,
             page_size: DEFAULT_PAGE_SIZE,
             continuation_token: None,
@@ -132,9 +138,38 @@ impl Default for ListOptions {
     }
 }
 
-/// How many instances `list` returns unless told otherwise.
+/// What `list` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Only instances in one of these statuses (none: any status).
+    pub statuses: Vec<OrchestrationStatus>,
+    /// Only instances whose id starts with this.
+    pub prefix: Option<String>,
+    pub paging: Paging,
+}
+
+/// What `list-entities` asks for.
+#[derive(Debug, Clone)]
+pub struct EntityListOptions {
+    /// Only entities whose whole id (`@name@key`, name lowercase) starts with this.
+    pub prefix: Option<String>,
+    /// Fetch each entity's state (else `state` is null).
+    pub include_state: bool,
+    pub paging: Paging,
+}
+
+/// What `signal-entity` sends beyond the entity and the operation.
+#[derive(Debug, Clone, Default)]
+pub struct SignalOptions {
+    /// JSON text, already validated with [`validate_json`].
+    pub input: Option<String>,
+    /// Deliver the signal at this time rather than now.
+    pub at: Option<Timestamp>,
+}
+
+/// How many results a listing returns unless told otherwise.
 pub const DEFAULT_LIST_LIMIT: usize = 100;
-/// How many instances `list` asks for per call unless told otherwise.
+/// How many results a listing asks for per call unless told otherwise.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// The statuses `list --status` accepts, in protocol order.
@@ -171,6 +206,14 @@ pub fn validate_json(flag: &str, text: &str) -> Result<String, ClientError> {
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map(|_| text.to_owned())
         .map_err(|error| ClientError::Usage(format!("invalid JSON in {flag}: {error}")))
+}
+
+/// The canonical form of an entity id (`@Counter@K` is `@counter@K`); the error names the
+/// id and the expected form.
+pub fn entity_id(text: &str) -> Result<String, ClientError> {
+    EntityInstanceId::parse(text)
+        .map(|id| id.to_string())
+        .map_err(|error| ClientError::Usage(format!("invalid entity id: {error}")))
 }
 
 pub struct Client {
@@ -458,25 +501,22 @@ impl Client {
         Ok(json!({ "instance_id": response.instance_id }))
     }
 
-    /// Instances matching `options`, following continuation tokens up to `options.limit`:
+    /// Instances matching `options`, following continuation tokens up to the paging limit:
     /// `{"instances": [<state as status prints it>...], "continuation_token": <where to
     /// go on, or null when there is nothing more>}`.
     pub async fn list(&self, options: ListOptions) -> Result<Value, ClientError> {
-        let limit = options.limit.max(1);
-        let page_size = options.page_size.max(1);
-        let mut instances = Vec::new();
-        let mut token = options.continuation_token.filter(|token| !token.is_empty());
-        loop {
-            let remaining = limit - instances.len();
+        let runtime_status: Vec<i32> = options
+            .statuses
+            .iter()
+            .map(|status| *status as i32)
+            .collect();
+        let prefix = options.prefix.filter(|prefix| !prefix.is_empty());
+        let (instances, token) = follow_pages(options.paging, async |count, token| {
             let query = InstanceQuery {
-                runtime_status: options
-                    .statuses
-                    .iter()
-                    .map(|status| *status as i32)
-                    .collect(),
-                max_instance_count: i32::try_from(remaining.min(page_size)).unwrap_or(i32::MAX),
-                continuation_token: token.take(),
-                instance_id_prefix: options.prefix.clone().filter(|prefix| !prefix.is_empty()),
+                runtime_status: runtime_status.clone(),
+                max_instance_count: count,
+                continuation_token: token,
+                instance_id_prefix: prefix.clone(),
                 fetch_inputs_and_outputs: true,
                 ..Default::default()
             };
@@ -488,23 +528,111 @@ impl Client {
                     QueryInstancesRequest { query: Some(query) },
                 )
                 .await?;
-            let page_was_empty = response.orchestration_state.is_empty();
-            instances.extend(
-                response
+            Ok(Page {
+                items: response
                     .orchestration_state
                     .iter()
-                    .take(remaining)
-                    .map(state_to_json),
-            );
-            token = response
-                .continuation_token
-                .filter(|token| !token.is_empty());
-            // An empty page with a token would loop forever: stop and hand the token back.
-            if token.is_none() || instances.len() >= limit || page_was_empty {
-                break;
-            }
-        }
+                    .map(state_to_json)
+                    .collect(),
+                continuation_token: response.continuation_token,
+            })
+        })
+        .await?;
         Ok(json!({ "instances": instances, "continuation_token": token }))
+    }
+
+    /// Queues operation `operation` for an entity (by its canonical id, see [`entity_id`])
+    /// without waiting for it to run: `{"entity_id", "operation", "signalled": true,
+    /// "scheduled_time": <RFC 3339, or null for now>}`.
+    pub async fn signal_entity(
+        &self,
+        entity_id: &str,
+        operation: &str,
+        options: SignalOptions,
+    ) -> Result<Value, ClientError> {
+        let scheduled_time = state::timestamp(options.at.as_ref());
+        let request = SignalEntityRequest {
+            instance_id: entity_id.to_owned(),
+            name: operation.to_owned(),
+            input: options.input,
+            // The backend uses the request id to tell signals apart; each call is a new one.
+            request_id: uuid::Uuid::new_v4().to_string(),
+            scheduled_time: options.at,
+            request_time: Some(Timestamp::from(SystemTime::now())),
+            parent_trace_context: None,
+        };
+        self.call(
+            "SignalEntity",
+            CALL_TIMEOUT,
+            |mut client, request| async move { client.signal_entity(request).await },
+            request,
+        )
+        .await?;
+        Ok(json!({
+            "entity_id": entity_id,
+            "operation": operation,
+            "signalled": true,
+            "scheduled_time": scheduled_time,
+        }))
+    }
+
+    /// An entity's metadata and (with `include_state`) its state, as [`entity_to_json`]
+    /// renders it; [`ClientError::EntityNotFound`] if it does not exist.
+    pub async fn get_entity(
+        &self,
+        entity_id: &str,
+        include_state: bool,
+    ) -> Result<Value, ClientError> {
+        let request = GetEntityRequest {
+            instance_id: entity_id.to_owned(),
+            include_state,
+        };
+        let response = self
+            .call(
+                "GetEntity",
+                CALL_TIMEOUT,
+                |mut client, request| async move { client.get_entity(request).await },
+                request,
+            )
+            .await?;
+        match response.entity {
+            Some(entity) if response.exists => Ok(entity_to_json(&entity)),
+            _ => Err(ClientError::EntityNotFound {
+                entity_id: entity_id.to_owned(),
+            }),
+        }
+    }
+
+    /// Entities matching `options`, paged like [`Client::list`]: `{"entities": [<as
+    /// get-entity prints it>...], "continuation_token": <where to go on, or null>}`.
+    /// Entities with operations still queued are left out (`includeTransient: false`).
+    pub async fn list_entities(&self, options: EntityListOptions) -> Result<Value, ClientError> {
+        let prefix = options.prefix.filter(|prefix| !prefix.is_empty());
+        let include_state = options.include_state;
+        let (entities, token) = follow_pages(options.paging, async |count, token| {
+            let query = EntityQuery {
+                instance_id_starts_with: prefix.clone(),
+                include_state,
+                include_transient: false,
+                page_size: Some(count),
+                continuation_token: token,
+                ..Default::default()
+            };
+            let response = self
+                .call(
+                    "QueryEntities",
+                    CALL_TIMEOUT,
+                    |mut client, request| async move { client.query_entities(request).await },
+                    QueryEntitiesRequest { query: Some(query) },
+                )
+                .await?;
+            Ok(Page {
+                items: response.entities.iter().map(entity_to_json).collect(),
+                continuation_token: response.continuation_token,
+            })
+        })
+        .await?;
+        Ok(json!({ "entities": entities, "continuation_token": token }))
     }
 
     /// Runs a call whose answer is empty: `{"instance_id", "ok": true}`.
@@ -569,6 +697,38 @@ impl Client {
             message: connection::describe_status(status),
         }
     }
+}
+
+/// One answer of a paged query, already rendered.
+struct Page {
+    items: Vec<Value>,
+    continuation_token: Option<String>,
+}
+
+/// Calls `fetch(count, token)` for page after page, following continuation tokens until
+/// there are no more or `paging.limit` items are in. Returns the items and the token to
+/// go on from (None when there is nothing more).
+async fn follow_pages(
+    paging: Paging,
+    mut fetch: impl AsyncFnMut(i32, Option<String>) -> Result<Page, ClientError>,
+) -> Result<(Vec<Value>, Option<String>), ClientError> {
+    let limit = paging.limit.max(1);
+    let page_size = paging.page_size.max(1);
+    let mut items = Vec::new();
+    let mut token = paging.continuation_token.filter(|token| !token.is_empty());
+    loop {
+        let remaining = limit - items.len();
+        let count = i32::try_from(remaining.min(page_size)).unwrap_or(i32::MAX);
+        let page = fetch(count, token.take()).await?;
+        let page_was_empty = page.items.is_empty();
+        items.extend(page.items.into_iter().take(remaining));
+        token = page.continuation_token.filter(|token| !token.is_empty());
+        // An empty page with a token would loop forever: stop and hand the token back.
+        if token.is_none() || items.len() >= limit || page_was_empty {
+            break;
+        }
+    }
+    Ok((items, token))
 }
 
 fn instance_state(instance_id: &str, response: GetInstanceResponse) -> Result<Value, ClientError> {
@@ -644,6 +804,25 @@ mod tests {
         };
         assert_eq!(timeout.exit_code(), 3);
         assert_eq!(timeout.to_json()["instance_id"], "x");
+        let no_entity = ClientError::EntityNotFound {
+            entity_id: "@counter@k".into(),
+        };
+        assert_eq!(
+            no_entity.to_json(),
+            json!({"entity_id": "@counter@k", "exists": false})
+        );
+        assert_eq!(no_entity.exit_code(), 4);
+        assert_eq!(no_entity.to_string(), "entity '@counter@k' does not exist");
+    }
+
+    #[test]
+    fn entity_ids_are_canonical_or_refused() {
+        assert_eq!(entity_id("@Counter@K").unwrap(), "@counter@K");
+        let error = entity_id("@counter@a@b").unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        let message = error.to_string();
+        assert!(message.contains("'@counter@a@b'"), "{message}");
+        assert!(message.contains("@name@key"), "{message}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Payloads travel as JSON text inside the protocol; here they are parsed back into JSON
 //! values so that scripts can read `output` directly instead of decoding a string twice.
 
-use durabletask_proto::{OrchestrationState, OrchestrationStatus, TaskFailureDetails};
+use durabletask_proto::{
+    EntityMetadata, OrchestrationState, OrchestrationStatus, TaskFailureDetails,
+};
 use serde_json::{Value, json};
 
 /// `{"instance_id","name","status","input","output","custom_status","failure_details",
@@ -20,6 +22,20 @@ pub fn state_to_json(state: &OrchestrationState) -> Value {
         "created_at": timestamp(state.created_timestamp.as_ref()),
         "last_updated_at": timestamp(state.last_updated_timestamp.as_ref()),
         "version": state.version.as_deref().filter(|version| !version.is_empty()),
+    })
+}
+
+/// `{"entity_id","exists": true,"last_modified_time","backlog_queue_size","locked_by",
+/// "state"}`: `state` is the entity's state as a JSON value (null when absent or not
+/// fetched, the raw text if it is not JSON).
+pub fn entity_to_json(entity: &EntityMetadata) -> Value {
+    json!({
+        "entity_id": entity.instance_id,
+        "exists": true,
+        "last_modified_time": timestamp(entity.last_modified_time.as_ref()),
+        "backlog_queue_size": entity.backlog_queue_size,
+        "locked_by": entity.locked_by.as_deref().filter(|owner| !owner.is_empty()),
+        "state": payload(entity.serialized_state.as_deref()),
     })
 }
 
@@ -111,6 +127,38 @@ mod tests {
             Value::Null
         );
         assert_eq!(value["failure_details"]["stack_trace"], Value::Null);
+    }
+
+    #[test]
+    fn entity_state_is_parsed_or_kept_raw() {
+        let mut entity = EntityMetadata {
+            instance_id: "@counter@k".into(),
+            last_modified_time: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: 0,
+            }),
+            backlog_queue_size: 2,
+            locked_by: None,
+            serialized_state: Some("7".into()),
+        };
+        assert_eq!(
+            entity_to_json(&entity),
+            json!({
+                "entity_id": "@counter@k",
+                "exists": true,
+                "last_modified_time": "1970-01-01T00:00:00Z",
+                "backlog_queue_size": 2,
+                "locked_by": null,
+                "state": 7,
+            })
+        );
+        entity.serialized_state = Some("not json".into());
+        entity.locked_by = Some("orchestration-1".into());
+        let value = entity_to_json(&entity);
+        assert_eq!(value["state"], "not json");
+        assert_eq!(value["locked_by"], "orchestration-1");
+        entity.serialized_state = None;
+        assert_eq!(entity_to_json(&entity)["state"], Value::Null);
     }
 
     #[test]
