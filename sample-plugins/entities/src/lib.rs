@@ -1,0 +1,79 @@
+//! # The `entities` sample plugin
+//!
+//! Durable entities, to copy from. An entity is a small piece of durable state with a
+//! name and a key (`@account@alice`), changed only by the operations sent to it, one at a
+//! time. Nothing else can touch its state, so an entity needs no locks of its own; and a
+//! failed operation changes nothing.
+//!
+//! The plugin shows:
+//!
+//! - the two ways to write an entity: [`counter`](counter::counter), a **function entity**
+//!   that reads the operation's name and dispatches on it, and
+//!   [`Account`](account::Account), a **class entity** whose methods are its operations;
+//! - the two ways an orchestration talks to one: **signals**, one-way messages with
+//!   nothing to await ([`count_to`](counter::count_to)), and **calls**, which wait for the
+//!   operation's result or its failure ([`call_counter`](counter::call_counter),
+//!   [`withdraw`](bank::withdraw));
+//! - handling an entity's typed failure: [`withdraw`](bank::withdraw) turns an
+//!   `InsufficientFunds` refusal into a result and lets any other failure fail the
+//!   orchestration;
+//! - **critical sections**: [`transfer`](bank::transfer) locks two accounts, checks the
+//!   balance and moves the money while no other critical section can reach either
+//!   account, and [`total_balance`](bank::total_balance) locks every account it sums, so
+//!   its total is a consistent snapshot even while transfers run.
+//!
+//! Build it with `cargo build -p entities-plugin`, copy `target/debug/libentities.so` into
+//! the host's plugins directory (`scripts/run-sample` does both), and try:
+//!
+//! ```text
+//! durabletask-host client start open_accounts --input '[{"key":"alice","amount":100}]' --wait
+//! durabletask-host client start transfer --input '{"from":"alice","to":"bob","amount":10}' --wait
+//! durabletask-host client start total_balance --input '["alice","bob"]' --wait
+//! ```
+//!
+//! Clients start orchestrations; they do not call entities. Every way in to these entities
+//! is therefore an orchestration, and each one refuses a bad request before it changes
+//! anything.
+
+#![warn(missing_docs)]
+
+pub mod account;
+pub mod bank;
+pub mod counter;
+
+use durabletask_sdk::{EntityInstanceId, Error, Registry, error_types};
+
+/// The failure of an orchestration started with an input it cannot work with.
+fn invalid_input(message: impl Into<String>) -> Error {
+    Error::new(error_types::INVALID_INPUT, message)
+}
+
+/// The id of the entity `name` with the key `key`, or an `InvalidInput` failure naming
+/// the key (a key must be non-empty and must not contain `@`).
+fn entity_id(name: &str, key: &str) -> Result<EntityInstanceId, Error> {
+    EntityInstanceId::new(name, key)
+        .map_err(|e| invalid_input(format!("'{key}' is not a valid {name} key: {e}")))
+}
+
+/// Registers the plugin's entities and orchestrations. The list form of
+/// [`durabletask_sdk::export_plugin!`] takes function entities only; a class entity needs
+/// this form, [`Registry::entity_class`].
+fn register(registry: &mut Registry) {
+    registry
+        .entity(counter::COUNTER, counter::counter)
+        .entity_class::<account::Account>(account::ACCOUNT)
+        .orchestrator("call_counter", counter::call_counter)
+        .orchestrator("count_to", counter::count_to)
+        .orchestrator("open_accounts", bank::open_accounts)
+        .orchestrator("withdraw", bank::withdraw)
+        .orchestrator("transfer", bank::transfer)
+        .orchestrator("total_balance", bank::total_balance);
+}
+
+// The host discovers the plugin's entities and orchestrations through this one export;
+// clients start the orchestrations by the names registered above.
+durabletask_sdk::export_plugin! {
+    name: "entities",
+    version: env!("CARGO_PKG_VERSION"),
+    register: register,
+}
