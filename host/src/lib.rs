@@ -9,4 +9,5 @@ pub mod connection;
 pub mod logging;
 pub mod plugins;
 pub mod runtime;
+pub mod versioning;
 pub mod worker;
