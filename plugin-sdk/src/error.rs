@@ -74,6 +74,11 @@ pub mod error_types {
     pub const CRITICAL_SECTION_VIOLATION: &str = "CriticalSectionViolation";
     /// The marker error `continue_as_new` returns; never reported as a failure.
     pub const CONTINUED_AS_NEW: &str = "ContinuedAsNew";
+    /// The orchestration's version is not one the worker serves (the worker's versioning
+    /// settings); never retried. The name is shared by every Durable Task SDK.
+    pub const VERSION_MISMATCH: &str = "VersionMismatch";
+    /// An operation a class entity does not have.
+    pub const UNKNOWN_ENTITY_OPERATION: &str = crate::entity::UNKNOWN_ENTITY_OPERATION;
 }
 
 /// How deep an inner-failure chain may go, both from `source()` and from the wire: deep
