@@ -203,6 +203,40 @@ pub struct VersioningSettings {
     pub failure_strategy: FailureStrategy,
 }
 
+impl VersioningSettings {
+    /// The first setting that contradicts the others, as (key, why): empty versions, and
+    /// a `default_version` that this same worker would refuse, so that every
+    /// sub-orchestration started without a version would fail or bounce.
+    fn contradiction(&self) -> Option<(&'static str, String)> {
+        for (key, value) in [
+            ("version", &self.version),
+            ("default_version", &self.default_version),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Some((
+                    key,
+                    format!(
+                        "invalid value for '{key}' in [versioning]: must not be empty (leave the key out for no version)"
+                    ),
+                ));
+            }
+        }
+        let (Some(version), Some(default_version)) = (&self.version, &self.default_version) else {
+            return None;
+        };
+        crate::versioning::check(self.match_strategy, Some(default_version), Some(version))
+            .err()
+            .map(|reason| {
+                (
+                    "default_version",
+                    format!(
+                        "'default_version' in [versioning] contradicts 'version' and 'match_strategy': sub-orchestrations started without a version would get '{default_version}', which this worker refuses ({reason})"
+                    ),
+                )
+            })
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchStrategy {
@@ -360,15 +394,12 @@ impl Config {
                 "invalid value for 'taskhub' in [backend]: must not be empty".to_owned(),
             ));
         }
-        if let Some(versioning) = &self.versioning
-            && versioning.match_strategy != MatchStrategy::None
-            && versioning.version.as_deref().is_none_or(str::is_empty)
-        {
-            return Err(invalid(
-                "versioning",
-                "match_strategy",
-                "'match_strategy' in [versioning] needs 'version' to be set".to_owned(),
-            ));
+        if let Some(versioning) = &self.versioning {
+            versioning
+                .contradiction()
+                .map_or(Ok(()), |(key, message)| {
+                    Err(invalid("versioning", key, message))
+                })?;
         }
         Ok(())
     }
@@ -799,9 +830,48 @@ rotation = "hourly"
     }
 
     #[test]
-    fn match_strategy_needs_a_version() {
-        let message = error_of("[versioning]\nmatch_strategy = \"strict\"\n");
+    fn a_match_strategy_without_a_version_is_accepted() {
+        // Each plugin generation is then a worker of its own version.
+        let config = parse("[versioning]\nmatch_strategy = \"strict\"\n").unwrap();
+        let versioning = config.versioning.unwrap();
+        assert_eq!(versioning.match_strategy, MatchStrategy::Strict);
+        assert_eq!(versioning.version, None);
+    }
+
+    #[test]
+    fn empty_versions_are_refused() {
+        let message = error_of("[versioning]\nversion = \" \"\n");
         assert!(message.starts_with("/etc/dt/host.toml:2:1:"), "{message}");
+        assert!(
+            message.contains("'version' in [versioning]: must not be empty"),
+            "{message}"
+        );
+        let message = error_of("[versioning]\ndefault_version = \"\"\n");
+        assert!(message.contains("'default_version'"), "{message}");
+    }
+
+    #[test]
+    fn a_default_version_the_worker_would_refuse_is_a_contradiction() {
+        let message = error_of(
+            "[versioning]\nversion = \"2.0\"\ndefault_version = \"1.0\"\nmatch_strategy = \"strict\"\n",
+        );
+        assert!(message.starts_with("/etc/dt/host.toml:3:1:"), "{message}");
+        assert!(message.contains("contradicts"), "{message}");
+        let message = error_of(
+            "[versioning]\nversion = \"2.0\"\ndefault_version = \"2.1\"\nmatch_strategy = \"current_or_older\"\n",
+        );
+        assert!(message.contains("is greater than"), "{message}");
+        // Older defaults are fine under current_or_older, and anything goes under none.
+        for (default, strategy) in [
+            ("1.0", "current_or_older"),
+            ("3.0", "none"),
+            ("2.0.0", "strict"),
+        ] {
+            let text = format!(
+                "[versioning]\nversion = \"2.0\"\ndefault_version = \"{default}\"\nmatch_strategy = \"{strategy}\"\n"
+            );
+            assert!(parse(&text).is_ok(), "{text}");
+        }
     }
 
     #[test]
