@@ -93,6 +93,10 @@ pub struct HostConfig {
     pub log_file: Option<String>,
     /// The libraries copied into `plugins.dir`.
     pub plugins: Vec<PluginFile>,
+    /// `plugins.watch`: put libraries dropped into the folder in service (hot swap).
+    pub watch_plugins: bool,
+    /// The `[versioning]` section's keys as TOML lines, if the file has that section.
+    pub versioning: Option<String>,
 }
 
 impl HostConfig {
@@ -112,7 +116,22 @@ impl HostConfig {
             log_format: "text".to_owned(),
             log_file: None,
             plugins: Vec::new(),
+            watch_plugins: false,
+            versioning: None,
         }
+    }
+
+    /// Watches the plugins folder (`plugins.watch = true`).
+    pub fn watch_plugins(mut self) -> Self {
+        self.watch_plugins = true;
+        self
+    }
+
+    /// Adds a `[versioning]` section with these TOML lines (e.g.
+    /// `match_strategy = "strict"`).
+    pub fn versioning(mut self, lines: &str) -> Self {
+        self.versioning = Some(lines.to_owned());
+        self
     }
 
     /// Adds a library to the plugins directory.
@@ -189,8 +208,8 @@ work_item_filters = {filters}
 {timer_interval}
 [plugins]
 dir = "plugins"
-watch = false
-
+watch = {watch}
+{versioning}
 [logging]
 level = {level}
 format = {format}
@@ -203,6 +222,12 @@ format = {format}
             drain = toml_string(&self.drain_timeout),
             silence = toml_string(&self.stream_silence_timeout),
             filters = self.work_item_filters,
+            watch = self.watch_plugins,
+            versioning = self
+                .versioning
+                .as_deref()
+                .map(|lines| format!("\n[versioning]\n{lines}\n"))
+                .unwrap_or_default(),
             timer_interval = self
                 .maximum_timer_interval
                 .as_deref()
@@ -309,6 +334,50 @@ impl Host {
     /// config (plugins, log file) are resolved.
     pub fn config_dir(&self) -> &Path {
         self.config_path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// Its plugins folder.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.config_dir().join("plugins")
+    }
+
+    /// Drops `plugin` into the plugins folder the way deployments should: written under
+    /// a temporary name the host ignores, then renamed into place in one step.
+    pub fn deploy(&self, plugin: &PluginFile) -> Result<()> {
+        let destination = self.plugins_dir().join(&plugin.file_name);
+        let temporary = self
+            .plugins_dir()
+            .join(format!(".{}.partial", plugin.file_name));
+        std::fs::copy(&plugin.source, &temporary)
+            .and_then(|_| std::fs::rename(&temporary, &destination))
+            .map_err(|error| {
+                Error::new(format!(
+                    "cannot deploy {} as {}: {error}",
+                    plugin.source.display(),
+                    destination.display()
+                ))
+            })
+    }
+
+    /// Overwrites the library `file_name` in the plugins folder in place with `plugin`'s
+    /// contents (`cp new.so old.so`): what careless deployments do.
+    pub fn overwrite_plugin(&self, file_name: &str, plugin: &PluginFile) -> Result<()> {
+        let destination = self.plugins_dir().join(file_name);
+        std::fs::copy(&plugin.source, &destination)
+            .map(drop)
+            .map_err(|error| {
+                Error::new(format!(
+                    "cannot overwrite {}: {error}",
+                    destination.display()
+                ))
+            })
+    }
+
+    /// Removes the library `file_name` from the plugins folder.
+    pub fn remove_plugin(&self, file_name: &str) -> Result<()> {
+        let path = self.plugins_dir().join(file_name);
+        std::fs::remove_file(&path)
+            .map_err(|error| Error::new(format!("cannot remove {}: {error}", path.display())))
     }
 
     /// Its process id, while it runs.
