@@ -12,9 +12,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use durabletask_host::client::cli::{self as client_cli, ClientArgs};
 use durabletask_host::config::Config;
-use durabletask_host::plugins::PluginHost;
+use durabletask_host::plugins::catalog::Catalog;
+use durabletask_host::plugins::{PluginHost, PluginHostSettings};
 use durabletask_host::{logging, worker};
 use durabletask_proto::WorkItemFilters;
+use tokio::sync::watch;
 
 const DEFAULT_CONFIG: &str = "host.toml";
 /// Exit code for a configuration that cannot be used.
@@ -49,6 +51,17 @@ enum Command {
     },
     /// Start, inspect and control orchestrations, and signal and read entities, on a backend.
     Client(ClientArgs),
+    /// List what the host would load from its plugins folder: each plugin's name,
+    /// version, file and registrations, and the libraries it would ignore or refuse.
+    /// Exits 1 if a library would be refused.
+    Plugins {
+        /// The configuration file (default: host.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,21 +83,56 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE))
         }
         Some(Command::Run { config }) => run_host(&runtime, config.or(cli.config)),
+        Some(Command::Plugins { config, json }) => list_plugins(config.or(cli.config), json),
         None => run_host(&runtime, cli.config),
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     code
 }
 
-/// The worker: load the config, start logging and the plugins, serve until a signal.
-fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> ExitCode {
+/// The configuration (default: `host.toml`) and its path; an unusable one is reported on
+/// stderr and becomes the exit code.
+fn load_config(config_path: Option<PathBuf>) -> Result<(Config, PathBuf), ExitCode> {
     let config_path = config_path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let config = match Config::load(&config_path) {
-        Ok(config) => config,
+    match Config::load(&config_path) {
+        Ok(config) => Ok((config, config_path)),
         Err(error) => {
             eprintln!("error: {error}");
-            return ExitCode::from(EXIT_CONFIG);
+            Err(ExitCode::from(EXIT_CONFIG))
         }
+    }
+}
+
+/// `plugins`: loads the plugins folder the way the worker would and reports on it.
+fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
+    let config = match load_config(config_path) {
+        Ok((config, _)) => config,
+        Err(code) => return code,
+    };
+    let inventory = match durabletask_host::plugins::inventory(&config.plugins.dir) {
+        Ok(inventory) => inventory,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    if json {
+        println!("{}", inventory.to_json());
+    } else {
+        print!("{}", inventory.to_text());
+    }
+    if inventory.all_loaded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// The worker: load the config, start logging and the plugins, serve until a signal.
+fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> ExitCode {
+    let (config, config_path) = match load_config(config_path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     // Kept until the end of this function so the log file is flushed on exit.
     let _logging = match logging::init(&config.logging) {
@@ -109,10 +157,7 @@ async fn serve(config: &Config) -> Result<(), String> {
         shutdown_on_signal().map_err(|error| format!("cannot install signal handlers: {error}"))?;
     let plugins = start_plugins(config)?;
     let executor: Arc<dyn worker::WorkItemExecutor> = plugins.clone();
-    // Computed once, from the plugins loaded at start. Issue 5 (hot swap) keeps the
-    // sender and sends new filters whenever the set of loaded plugins changes.
-    let (_filters_sender, filters) =
-        tokio::sync::watch::channel(work_item_filters(config, &plugins));
+    let filters = follow_work_item_filters(config, &plugins);
     let result = worker::run(&config.worker, &config.backend, executor, filters, shutdown).await;
     plugins.shutdown();
     result.map_err(|error| error.to_string())?;
@@ -121,27 +166,56 @@ async fn serve(config: &Config) -> Result<(), String> {
 }
 
 fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
-    PluginHost::start(&config.plugins.dir, config.worker.maximum_timer_interval)
-        .map_err(|error| format!("cannot start the plugins: {error}"))
+    let settings = PluginHostSettings {
+        dir: config.plugins.dir.clone(),
+        maximum_timer_interval: config.worker.maximum_timer_interval,
+        versioning: config.versioning.clone(),
+    };
+    let plugins = PluginHost::start(&settings)
+        .map_err(|error| format!("cannot start the plugins: {error}"))?;
+    if config.plugins.watch {
+        plugins
+            .watch()
+            .map_err(|error| format!("cannot start the plugins: {error}"))?;
+        tracing::info!(dir = %config.plugins.dir.display(), "watching the plugins folder: new versions are put in service without a restart");
+    }
+    Ok(plugins)
 }
 
-/// The work-item filters to send (`[worker] work_item_filters`), built from what the
-/// loaded plugins register; `None` when they are off.
-fn work_item_filters(config: &Config, plugins: &PluginHost) -> Option<WorkItemFilters> {
+/// The work-item filters to send (`[worker] work_item_filters`; `None` when off), built
+/// from what the generations in service register and renewed whenever they change.
+fn follow_work_item_filters(
+    config: &Config,
+    plugins: &PluginHost,
+) -> watch::Receiver<Option<WorkItemFilters>> {
+    let (sender, receiver) = watch::channel(work_item_filters(config, &plugins.catalog()));
+    if config.worker.work_item_filters {
+        let mut catalogs = plugins.subscribe();
+        let config = config.clone();
+        tokio::spawn(async move {
+            while catalogs.changed().await.is_ok() {
+                let catalog = Arc::clone(&catalogs.borrow_and_update());
+                let filters = work_item_filters(&config, &catalog);
+                sender.send_if_modified(|current| {
+                    let changed = *current != filters;
+                    *current = filters;
+                    changed
+                });
+            }
+        });
+    }
+    receiver
+}
+
+fn work_item_filters(config: &Config, catalog: &Catalog) -> Option<WorkItemFilters> {
     if !config.worker.work_item_filters {
         return None;
     }
-    let loaded = plugins.plugins();
+    let served = catalog.registrations();
     let filters = worker::filters::generate(
-        loaded
-            .iter()
-            .flat_map(|plugin| plugin.orchestrators.iter().map(String::as_str)),
-        loaded
-            .iter()
-            .flat_map(|plugin| plugin.activities.iter().map(String::as_str)),
-        loaded
-            .iter()
-            .flat_map(|plugin| plugin.entities.iter().map(String::as_str)),
+        served.orchestrators,
+        served.activities,
+        served.entities,
         config.versioning.as_ref(),
     );
     tracing::info!(

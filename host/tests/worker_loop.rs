@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durabletask_host::config::{BackendSettings, Endpoint, WorkerSettings};
-use durabletask_host::worker::{self, EntityWork, WorkItemExecutor};
+use durabletask_host::worker::{self, EntityWork, OrchestratorOutcome, WorkItemExecutor};
 use durabletask_proto::task_hub_sidecar_service_server::{
     TaskHubSidecarService, TaskHubSidecarServiceServer,
 };
@@ -227,16 +227,16 @@ impl WorkItemExecutor for TestExecutor {
     fn execute_orchestrator(
         &self,
         request: OrchestratorRequest,
-    ) -> BoxFuture<'static, OrchestratorResponse> {
+    ) -> BoxFuture<'static, OrchestratorOutcome> {
         let hang = self.hang_orchestrations;
         Box::pin(async move {
             if hang {
                 std::future::pending::<()>().await;
             }
-            OrchestratorResponse {
+            OrchestratorOutcome::Completed(OrchestratorResponse {
                 instance_id: request.instance_id,
                 ..Default::default()
-            }
+            })
         })
     }
 
@@ -438,7 +438,12 @@ async fn completes_work_items_echoing_tokens_with_headers_and_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_item_filters_are_sent_and_a_change_reopens_the_stream() {
     let (backend, address) = start_backend(Vec::new()).await;
-    let first = worker::filters::generate(["orch_b", "orch_a"], ["act"], [], None);
+    let first = worker::filters::generate(
+        [("orch_b", vec!["1.0"]), ("orch_a", vec!["1.0"])],
+        ["act"],
+        [],
+        None,
+    );
     let (filters_sender, filters) = watch::channel(Some(first));
     let (stop, handle) = spawn_worker_with_filters(
         settings(),
@@ -450,9 +455,9 @@ async fn work_item_filters_are_sent_and_a_change_reopens_the_stream() {
         .wait_for("the stream", |r| !r.work_item_requests.is_empty())
         .await;
 
-    // New filters (as hot swap will send): the stream is reopened with them, on the same
+    // New filters (as hot swap sends): the stream is reopened with them, on the same
     // connection (no second Hello).
-    let second = worker::filters::generate(["orch_c"], [], [], None);
+    let second = worker::filters::generate([("orch_c", vec!["2.0"])], [], [], None);
     filters_sender.send_replace(Some(second));
     backend
         .wait_for("the second stream", |r| r.work_item_requests.len() == 2)

@@ -38,17 +38,26 @@ pub(crate) fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(libraries)
 }
 
-/// Copies `source` into `private_dir` and loads the copy, running every check.
-pub(crate) fn load(source: &Path, private_dir: &Path) -> Result<LoadedPlugin, LoadError> {
-    let (copy, hash) = private_copy(source, private_dir)?;
-    let library = ffi::open_checked(&copy)?;
-    initialise(source, library, hash)
+/// A library copied into the host's private folder, not loaded yet.
+#[derive(Debug)]
+pub(crate) struct PrivateCopy {
+    /// The copy.
+    pub(crate) path: PathBuf,
+    /// The first 16 hex digits of the SHA-256 of its contents: its identity.
+    pub(crate) hash: String,
+}
+
+/// Loads a private copy of `source`, running every check before any plugin code, then
+/// the plugin's `init`.
+pub(crate) fn load(source: &Path, copy: &PrivateCopy) -> Result<LoadedPlugin, LoadError> {
+    let library = ffi::open_checked(&copy.path)?;
+    initialise(source, library, copy.hash.clone())
 }
 
 /// Streams `source` into a temporary file in `private_dir` while hashing it, then names
 /// the copy after the hash. Streaming keeps memory flat: debug builds of plugins run to
 /// tens of megabytes, and reading one whole would set the host's peak memory.
-fn private_copy(source: &Path, private_dir: &Path) -> Result<(PathBuf, String), LoadError> {
+pub(crate) fn private_copy(source: &Path, private_dir: &Path) -> Result<PrivateCopy, LoadError> {
     let unreadable = |error: std::io::Error| LoadError::Unreadable(error.to_string());
     let mut input = std::fs::File::open(source).map_err(unreadable)?;
     let partial = private_dir.join(format!(".partial-{}", std::process::id()));
@@ -81,7 +90,7 @@ fn private_copy(source: &Path, private_dir: &Path) -> Result<(PathBuf, String), 
         .unwrap_or("plugin");
     let copy = private_dir.join(format!("{stem}-{hash}.so"));
     std::fs::rename(&partial, &copy).map_err(copy_failed)?;
-    Ok((copy, hash))
+    Ok(PrivateCopy { path: copy, hash })
 }
 
 fn initialise(

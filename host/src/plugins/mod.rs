@@ -1,19 +1,30 @@
-//! Plugins: loading cdylib plugins and running work items in them.
+//! Plugins: loading cdylib plugins, keeping their generations in service, and running
+//! work items in them.
 //!
 //! - [`loader`] finds libraries and loads each from a private copy;
 //! - [`ffi`] holds every `unsafe` call and the checks made before plugin code runs;
 //! - [`callbacks`] are the functions the host lends plugins (logs, activity completion);
-//! - [`routing`] picks the plugin for a work item by orchestrator or activity name;
+//! - [`manager`] turns the plugins folder into the [`generation`]s in service, and
+//!   [`watcher`] rescans it when it changes (hot swap);
+//! - [`inventory`] lists a folder for `durabletask-host plugins`;
+//! - [`catalog`] maps names to generations; [`routing`] picks the generation for a work
+//!   item (orchestrations by name and version);
 //! - this module ties them into [`PluginHost`], the worker's [`WorkItemExecutor`].
 
 mod callbacks;
+pub mod catalog;
 mod ffi;
+pub mod generation;
+mod inventory;
 mod loader;
+mod manager;
 mod private_dir;
 mod routing;
+mod sticky;
+mod watcher;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use abi_stable::std_types::RSlice;
@@ -24,8 +35,15 @@ use durabletask_sdk::orchestration::MAXIMUM_TIMER_INTERVAL_PROPERTY;
 use futures::future::BoxFuture;
 use prost::Message;
 
-use crate::worker::{EntityWork, WorkItemExecutor};
-use routing::Routes;
+use tokio::sync::watch;
+
+use crate::config::VersioningSettings;
+use crate::worker::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
+use catalog::Catalog;
+pub use inventory::{Inventory, inventory};
+use manager::Manager;
+use routing::Refusal;
+use sticky::StickyRoutes;
 
 /// Why a library in the plugins folder was not loaded. Each is logged as one line
 /// naming the file; the host keeps serving the plugins that did load.
@@ -61,6 +79,14 @@ pub enum PluginError {
     /// The folder cannot be listed.
     #[error("cannot read the plugins folder {dir}: {source}")]
     UnreadableDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The plugins folder cannot be watched.
+    #[error("cannot watch the plugins folder {dir}: {source}")]
+    Watch {
         /// The folder.
         dir: PathBuf,
         /// Why.
@@ -107,82 +133,161 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
-/// The loaded plugins, and the executor the worker hands its work items to.
-#[derive(Debug)]
+/// What the plugin host needs to know from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct PluginHostSettings {
+    /// The plugins folder.
+    pub dir: PathBuf,
+    /// `[worker] maximum_timer_interval` (`None` = off), passed to the plugins with every
+    /// orchestration request so that they split longer timers.
+    pub maximum_timer_interval: Option<Duration>,
+    /// `[versioning]`, if the file has that section: which generation runs which
+    /// orchestration version.
+    pub versioning: Option<VersioningSettings>,
+}
+
+/// The plugin generations in service, and the executor the worker hands its work items
+/// to.
 pub struct PluginHost {
-    plugins: Vec<Arc<LoadedPlugin>>,
-    routes: Routes,
+    manager: Mutex<Manager>,
+    /// The current catalog; work items read it, the work-item filters follow it.
+    catalog: watch::Sender<Arc<Catalog>>,
+    versioning: Option<VersioningSettings>,
+    /// The generation each orchestration without a generation of its own version runs
+    /// on, so that a new version dropped in mid-run does not take it over.
+    sticky: Arc<StickyRoutes>,
     /// Added to every orchestration request's `properties`: the worker settings the
     /// plugins' replay engines read.
     properties: Vec<(String, prost_types::Value)>,
-    /// Where the loaded copies live, until the host stops.
-    _private_dir: private_dir::PrivateDir,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("generations", &self.catalog().generations())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PluginHost {
-    /// Loads every plugin library in `dir`. A library that fails to load is logged (one
-    /// line naming the file and the reason) and skipped; only an unreadable folder is an
-    /// error.
-    ///
-    /// `maximum_timer_interval` (`[worker]`'s setting; `None` = off) is passed to the
-    /// plugins with every orchestration request, so that they split longer timers.
-    pub fn start(
-        dir: &Path,
-        maximum_timer_interval: Option<Duration>,
-    ) -> Result<Arc<PluginHost>, PluginError> {
-        let libraries = loader::discover(dir).map_err(|source| PluginError::UnreadableDir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+    /// Loads every plugin library in the folder. A library that fails to load is logged
+    /// (one line naming the file and the reason) and skipped; only an unreadable folder
+    /// is an error.
+    pub fn start(settings: &PluginHostSettings) -> Result<Arc<PluginHost>, PluginError> {
         let private_dir =
             private_dir::PrivateDir::create().map_err(|source| PluginError::PrivateDir {
                 dir: std::env::temp_dir(),
                 source,
             })?;
-
-        let mut plugins = Vec::new();
-        for library in libraries {
-            match loader::load(&library, private_dir.path()) {
-                Ok(plugin) => {
-                    tracing::info!(
-                        plugin = %plugin.name,
-                        plugin_version = %plugin.version,
-                        file = %library.display(),
-                        orchestrators = ?plugin.orchestrators,
-                        activities = ?plugin.activities,
-                        entities = ?plugin.entities,
-                        "loaded plugin"
-                    );
-                    plugins.push(Arc::new(plugin));
-                }
-                Err(error) => {
-                    tracing::error!("refused plugin {}: {error}", library.display());
-                }
-            }
+        let mut manager = Manager::new(settings.dir.clone(), private_dir);
+        let change = manager
+            .scan()
+            .map_err(|source| PluginError::UnreadableDir {
+                dir: settings.dir.clone(),
+                source,
+            })?;
+        log_change(&change);
+        if manager.active().is_empty() {
+            tracing::warn!(dir = %settings.dir.display(), "no plugin loaded: every work item will fail as not registered");
         }
-        if plugins.is_empty() {
-            tracing::warn!(dir = %dir.display(), "no plugin loaded: every work item will fail as not registered");
-        }
-        let routes = Routes::new(&plugins);
+        let (catalog, _) = watch::channel(Arc::new(Catalog::new(manager.active().to_vec())));
         Ok(Arc::new(PluginHost {
-            plugins,
-            routes,
-            properties: request_properties(maximum_timer_interval),
-            _private_dir: private_dir,
+            manager: Mutex::new(manager),
+            catalog,
+            versioning: settings.versioning.clone(),
+            sticky: Arc::default(),
+            properties: request_properties(settings.maximum_timer_interval),
         }))
     }
 
-    /// The plugins that loaded.
-    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
-        &self.plugins
+    /// Rescans the plugins folder when it changes (`[plugins] watch`), on a thread of its
+    /// own, for as long as the host lives.
+    pub fn watch(self: &Arc<Self>) -> Result<(), PluginError> {
+        let dir = self.lock_manager().dir().to_path_buf();
+        watcher::spawn(Arc::downgrade(self), &dir)
+            .map_err(|source| PluginError::Watch { dir, source })
     }
 
-    /// Stops every plugin's runtime. Activities still running complete with a failure.
+    /// Reads the plugins folder again and puts its changes in service; returns whether
+    /// the generations in service changed. Errors are logged: a folder that cannot be
+    /// read changes nothing.
+    pub fn rescan(&self) -> bool {
+        let mut manager = self.lock_manager();
+        let change = match manager.scan() {
+            Ok(change) => change,
+            Err(error) => {
+                tracing::error!(dir = %manager.dir().display(), "cannot read the plugins folder: {error}");
+                return false;
+            }
+        };
+        log_change(&change);
+        if !change.changes_service() {
+            return false;
+        }
+        self.catalog
+            .send_replace(Arc::new(Catalog::new(manager.active().to_vec())));
+        true
+    }
+
+    /// The generations in service and who serves which name, now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.catalog.borrow())
+    }
+
+    /// A receiver that sees every new catalog.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Catalog>> {
+        self.catalog.subscribe()
+    }
+
+    /// Stops every generation's runtime. Activities still running complete with a failure.
     pub fn shutdown(&self) {
-        for plugin in &self.plugins {
-            let shutdown = plugin.module.shutdown();
+        for generation in self.catalog().generations() {
+            let shutdown = generation.plugin().module.shutdown();
             shutdown();
         }
+    }
+
+    fn lock_manager(&self) -> std::sync::MutexGuard<'_, Manager> {
+        // A panic while scanning leaves nothing half-done that matters: the next scan
+        // compares the folder afresh.
+        self.manager
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One line per generation put in or taken out of service, and per library refused or
+/// ignored.
+fn log_change(change: &manager::Change) {
+    for (file, error) in &change.refused {
+        tracing::error!("refused plugin {}: {error}", file.display());
+    }
+    for (file, reason) in &change.ignored {
+        tracing::warn!("ignored plugin {}: {reason}", file.display());
+    }
+    for generation in &change.added {
+        let plugin = generation.plugin();
+        tracing::info!(
+            plugin = %plugin.name,
+            plugin_version = %plugin.version,
+            file = %plugin.source.display(),
+            build = %plugin.content_hash,
+            orchestrators = ?plugin.orchestrators,
+            activities = ?plugin.activities,
+            entities = ?plugin.entities,
+            "loaded plugin {}: in service",
+            generation.label()
+        );
+    }
+    for generation in &change.retired {
+        let plugin = generation.plugin();
+        tracing::info!(
+            plugin = %plugin.name,
+            plugin_version = %plugin.version,
+            file = %plugin.source.display(),
+            "retired plugin {}: its file is gone; it takes no new work and finishes what it started",
+            generation.label()
+        );
     }
 }
 
@@ -211,8 +316,8 @@ fn request_properties(
 
 impl WorkItemExecutor for PluginHost {
     fn execute_entity(&self, work: EntityWork) -> BoxFuture<'static, proto::EntityBatchResult> {
-        let result = match self.routes.entity(&work) {
-            Ok(plugin) => run_entity_batch(&plugin, work),
+        let result = match routing::entity(&self.catalog(), &work) {
+            Ok(generation) => run_entity_batch(generation.plugin(), work),
             Err(result) => *result,
         };
         Box::pin(std::future::ready(result))
@@ -221,17 +326,43 @@ impl WorkItemExecutor for PluginHost {
     fn execute_orchestrator(
         &self,
         mut request: proto::OrchestratorRequest,
-    ) -> BoxFuture<'static, proto::OrchestratorResponse> {
-        let plugin = match self.routes.orchestrator(&request) {
-            Ok(plugin) => plugin,
-            Err(response) => return Box::pin(std::future::ready(*response)),
+    ) -> BoxFuture<'static, OrchestratorOutcome> {
+        let sticky = self.sticky.get(&request.instance_id);
+        let catalog = self.catalog();
+        let route = routing::orchestrator(
+            &catalog,
+            self.versioning.as_ref(),
+            &request,
+            sticky.as_deref(),
+        );
+        let generation = match route {
+            Ok(route) => {
+                if !route.exact {
+                    self.sticky.remember(
+                        &request.instance_id,
+                        &route.generation.plugin().content_hash,
+                    );
+                }
+                route.generation
+            }
+            Err(Refusal::Fail(response)) => {
+                return Box::pin(std::future::ready(OrchestratorOutcome::Completed(
+                    *response,
+                )));
+            }
+            Err(Refusal::Reject(reason)) => {
+                return Box::pin(std::future::ready(OrchestratorOutcome::Rejected { reason }));
+            }
         };
         // The host's settings win over anything the backend put under the same keys.
         request.properties.extend(self.properties.iter().cloned());
-        let run = plugin.module.run_orchestrator();
+        let run = generation.plugin().module.run_orchestrator();
         let instance_id = request.instance_id.clone();
         let bytes = request.encode_to_vec();
+        let sticky_routes = Arc::clone(&self.sticky);
         Box::pin(async move {
+            // Held until the step is done: a generation retired meanwhile finishes it.
+            let _generation = generation;
             // Orchestration steps run right here, on the event loop. A step is replay of
             // pure, deterministic code (no I/O, by the rules of orchestrations) and takes
             // microseconds; handing it to another thread cost more than the step itself.
@@ -246,15 +377,20 @@ impl WorkItemExecutor for PluginHost {
                     "an orchestration step took long and held up the worker loop; orchestrator code must not block (no I/O, no sleeps, no heavy computation: use activities)"
                 );
             }
-            proto::OrchestratorResponse::decode(response.as_slice()).unwrap_or_else(|error| {
-                routing::failed_orchestration(
-                    instance_id,
-                    error_types::PLUGIN_PANIC,
-                    format!(
-                        "the plugin returned an OrchestratorResponse that does not decode: {error}"
-                    ),
-                )
-            })
+            let response = proto::OrchestratorResponse::decode(response.as_slice())
+                .unwrap_or_else(|error| {
+                    routing::failed_orchestration(
+                        instance_id,
+                        error_types::PLUGIN_PANIC,
+                        format!(
+                            "the plugin returned an OrchestratorResponse that does not decode: {error}"
+                        ),
+                    )
+                });
+            if completes(&response) {
+                sticky_routes.forget(&response.instance_id);
+            }
+            OrchestratorOutcome::Completed(response)
         })
     }
 
@@ -262,11 +398,11 @@ impl WorkItemExecutor for PluginHost {
         &self,
         request: proto::ActivityRequest,
     ) -> BoxFuture<'static, proto::ActivityResponse> {
-        let plugin = match self.routes.activity(&request) {
-            Ok(plugin) => plugin,
+        let generation = match routing::activity(&self.catalog(), &request) {
+            Ok(generation) => generation,
             Err(response) => return Box::pin(std::future::ready(*response)),
         };
-        let start = plugin.module.start_activity();
+        let start = generation.plugin().module.start_activity();
         let instance_id = request
             .orchestration_instance
             .as_ref()
@@ -275,6 +411,8 @@ impl WorkItemExecutor for PluginHost {
         let task_id = request.task_id;
         let bytes = request.encode_to_vec();
         Box::pin(async move {
+            // Held until the activity is done: a generation retired meanwhile finishes it.
+            let _generation = generation;
             let (token, completion) = callbacks::expect_activity_completion();
             let pending = PendingActivity { token };
             // Returns at once: the activity runs on the plugin's runtime and reports
@@ -300,6 +438,18 @@ impl WorkItemExecutor for PluginHost {
             }
         })
     }
+}
+
+/// Whether the response ends this execution of the orchestration (completed, failed,
+/// terminated or continued as new).
+fn completes(response: &proto::OrchestratorResponse) -> bool {
+    use proto::orchestrator_action::OrchestratorActionType;
+    response.actions.iter().any(|action| {
+        matches!(
+            action.orchestrator_action_type,
+            Some(OrchestratorActionType::CompleteOrchestration(_))
+        )
+    })
 }
 
 /// Runs an entity batch in a plugin: synchronous, like an orchestration step.

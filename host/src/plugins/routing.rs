@@ -1,105 +1,191 @@
-//! Picks the plugin that serves a work item, by orchestrator or activity name, and
-//! answers on the plugins' behalf when none does.
+//! Picks the generation that serves a work item, and answers on the plugins' behalf when
+//! none does.
+//!
+//! Orchestrations go by name and version (protocol.md §5): each generation acts as a
+//! worker of its own plugin version (unless `[versioning] version` pins one version for
+//! all), so an orchestration replays on the generation of exactly its version when one is
+//! in service, and otherwise on the newest generation the match strategy accepts. When
+//! none does, the failure strategy decides: fail the orchestration (`VersionMismatch`) or
+//! reject the work item for another worker. Activities and entities go to the newest
+//! generation that registers them.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use durabletask_proto as proto;
 use durabletask_sdk::error_types;
 use proto::history_event::EventType;
 
-use super::LoadedPlugin;
+use super::catalog::Catalog;
+use super::generation::Generation;
+use crate::config::{FailureStrategy, MatchStrategy, VersioningSettings};
+use crate::versioning;
 use crate::worker::EntityWork;
 
-/// Name → plugin tables. When two plugins register the same name, the first loaded
-/// (plugins load in file-name order) keeps it and the clash is logged.
-#[derive(Debug, Default)]
-pub(crate) struct Routes {
-    orchestrators: HashMap<String, Arc<LoadedPlugin>>,
-    activities: HashMap<String, Arc<LoadedPlugin>>,
-    /// By lowercase entity name.
-    entities: HashMap<String, Arc<LoadedPlugin>>,
+/// Why no generation runs an orchestration work item.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// Complete the orchestration with this (failed) response.
+    Fail(Box<proto::OrchestratorResponse>),
+    /// Abandon the work item for another worker (`failure_strategy = "reject"`).
+    Reject(String),
 }
 
-impl Routes {
-    pub(crate) fn new(plugins: &[Arc<LoadedPlugin>]) -> Self {
-        let mut routes = Routes::default();
-        for plugin in plugins {
-            for name in &plugin.orchestrators {
-                claim(&mut routes.orchestrators, "orchestrator", name, plugin);
-            }
-            for name in &plugin.activities {
-                claim(&mut routes.activities, "activity", name, plugin);
-            }
-            for name in &plugin.entities {
-                claim(&mut routes.entities, "entity", &name.to_lowercase(), plugin);
-            }
-        }
-        routes
-    }
+/// The generation chosen for an orchestration work item.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) generation: Arc<Generation>,
+    /// Chosen because its version is the orchestration's own: no need to remember it.
+    pub(crate) exact: bool,
+}
 
-    /// The plugin for an orchestration, or the response that fails it.
-    pub(crate) fn orchestrator(
-        &self,
-        request: &proto::OrchestratorRequest,
-    ) -> Result<Arc<LoadedPlugin>, Box<proto::OrchestratorResponse>> {
-        let Some(name) = orchestration_name(request) else {
-            return Err(Box::new(failed_orchestration(
-                request.instance_id.clone(),
-                error_types::ORCHESTRATION_STATE_ERROR,
-                "the work item's history has no executionStarted event, so the orchestrator to run is unknown".to_owned(),
-            )));
-        };
-        self.orchestrators.get(name).cloned().ok_or_else(|| {
-            Box::new(failed_orchestration(
-                request.instance_id.clone(),
-                error_types::ORCHESTRATOR_NOT_REGISTERED,
-                format!("no loaded plugin registers an orchestrator named '{name}'"),
-            ))
-        })
+/// The generation that runs an orchestration work item, or why none does. `sticky` is
+/// the build (content hash) of the generation that ran the orchestration before, if the
+/// host remembers one: an orchestration no generation of its own version serves keeps
+/// replaying on the code it started on while that code is in service and acceptable.
+pub(crate) fn orchestrator(
+    catalog: &Catalog,
+    versioning: Option<&VersioningSettings>,
+    request: &proto::OrchestratorRequest,
+    sticky: Option<&str>,
+) -> Result<Route, Refusal> {
+    let fail = |error_type: &str, message: String| {
+        Refusal::Fail(Box::new(failed_orchestration(
+            request.instance_id.clone(),
+            error_type,
+            message,
+        )))
+    };
+    let Some(started) = execution_started(request) else {
+        return Err(fail(
+            error_types::ORCHESTRATION_STATE_ERROR,
+            "the work item's history has no executionStarted event, so the orchestrator to run is unknown".to_owned(),
+        ));
+    };
+    let name = started.name.as_str();
+    let candidates = catalog.orchestrator(name);
+    if candidates.is_empty() {
+        return Err(fail(
+            error_types::ORCHESTRATOR_NOT_REGISTERED,
+            format!("no loaded plugin registers an orchestrator named '{name}'"),
+        ));
     }
-
-    /// The plugin for an activity, or the response that fails it.
-    pub(crate) fn activity(
-        &self,
-        request: &proto::ActivityRequest,
-    ) -> Result<Arc<LoadedPlugin>, Box<proto::ActivityResponse>> {
-        self.activities.get(&request.name).cloned().ok_or_else(|| {
-            Box::new(failed_activity(
-                request
-                    .orchestration_instance
-                    .as_ref()
-                    .map(|instance| instance.instance_id.clone())
-                    .unwrap_or_default(),
-                request.task_id,
-                error_types::ACTIVITY_NOT_REGISTERED,
-                format!(
-                    "no loaded plugin registers an activity named '{}'",
-                    request.name
-                ),
-            ))
-        })
+    let version = started.version.as_deref();
+    let versions: Vec<&str> = candidates
+        .iter()
+        .map(|g| g.plugin().version.as_str())
+        .collect();
+    let preferred = sticky.and_then(|build| {
+        candidates
+            .iter()
+            .position(|g| g.plugin().content_hash == build)
+    });
+    match pick(&versions, version, versioning, preferred) {
+        Ok((index, exact)) => Ok(Route {
+            generation: Arc::clone(&candidates[index]),
+            exact,
+        }),
+        Err(message) => Err(match versioning.map(|v| v.failure_strategy) {
+            Some(FailureStrategy::Reject) => Refusal::Reject(message),
+            _ => Refusal::Fail(Box::new(version_mismatch(
+                request.instance_id.clone(),
+                message,
+            ))),
+        }),
     }
 }
 
-impl Routes {
-    /// The plugin for an entity batch, by the name in `@name@key` (case-insensitive), or
-    /// the result that fails every operation of the batch.
-    pub(crate) fn entity(
-        &self,
-        work: &EntityWork,
-    ) -> Result<Arc<LoadedPlugin>, Box<proto::EntityBatchResult>> {
-        let plugin = entity_name(work.instance_id())
-            .and_then(|name| self.entities.get(&name.to_lowercase()));
-        match plugin {
-            Some(plugin) => Ok(Arc::clone(plugin)),
-            // The host's own copy of the SDK answers: with no entity registered it fails
-            // each operation (`EntityNotRegistered`, or `InvalidInput` for an id that is
-            // not `@name@key`), keeping `operationInfos` aligned exactly as plugins do.
-            None => Err(Box::new(
-                durabletask_sdk::Registry::new().run_entity_batch(to_sdk(work.clone())),
-            )),
+/// Picks among the versions of the generations that register the orchestrator (oldest
+/// first, never empty) the one to run an orchestration at `version`: its index and
+/// whether its version is the orchestration's own, or the version mismatch message.
+/// `preferred` (the generation that ran it before) wins over the newest when allowed.
+fn pick(
+    versions: &[&str],
+    version: Option<&str>,
+    versioning: Option<&VersioningSettings>,
+    preferred: Option<usize>,
+) -> Result<(usize, bool), String> {
+    let newest = versions.len().saturating_sub(1);
+    let compare_to = |index: &usize| versioning::compare(version, Some(versions[*index]));
+    if let Some(exact) = (0..versions.len())
+        .rev()
+        .find(|index| compare_to(index) == Ordering::Equal)
+    {
+        let strategy = versioning.map_or(MatchStrategy::None, |v| v.match_strategy);
+        if let Some(pin) = pinned(versioning) {
+            versioning::check(strategy, version, Some(pin))?;
         }
+        return Ok((exact, true));
+    }
+    let strategy = versioning.map_or(MatchStrategy::None, |v| v.match_strategy);
+    let mismatch = || {
+        versioning::check(strategy, version, Some(versions[newest]))
+            .err()
+            .unwrap_or_default()
+    };
+    let chosen = if let Some(pin) = pinned(versioning) {
+        // One worker version for every generation: the check is the same for all.
+        versioning::check(strategy, version, Some(pin))?;
+        preferred.unwrap_or(newest)
+    } else {
+        match strategy {
+            MatchStrategy::None => preferred.unwrap_or(newest),
+            MatchStrategy::Strict => return Err(mismatch()),
+            MatchStrategy::CurrentOrOlder => preferred
+                .into_iter()
+                .chain((0..versions.len()).rev())
+                .find(|index| compare_to(index) != Ordering::Greater)
+                .ok_or_else(mismatch)?,
+        }
+    };
+    Ok((chosen, false))
+}
+
+/// `[versioning] version`, when it pins one worker version for every generation.
+fn pinned(versioning: Option<&VersioningSettings>) -> Option<&str> {
+    versioning
+        .and_then(|v| v.version.as_deref())
+        .filter(|pin| !pin.is_empty())
+}
+
+/// The generation for an activity, or the response that fails it.
+pub(crate) fn activity(
+    catalog: &Catalog,
+    request: &proto::ActivityRequest,
+) -> Result<Arc<Generation>, Box<proto::ActivityResponse>> {
+    catalog.activity(&request.name).cloned().ok_or_else(|| {
+        Box::new(failed_activity(
+            request
+                .orchestration_instance
+                .as_ref()
+                .map(|instance| instance.instance_id.clone())
+                .unwrap_or_default(),
+            request.task_id,
+            error_types::ACTIVITY_NOT_REGISTERED,
+            format!(
+                "no loaded plugin registers an activity named '{}'",
+                request.name
+            ),
+        ))
+    })
+}
+
+/// The generation for an entity batch, by the name in `@name@key` (case-insensitive),
+/// or the result that fails every operation of the batch.
+pub(crate) fn entity(
+    catalog: &Catalog,
+    work: &EntityWork,
+) -> Result<Arc<Generation>, Box<proto::EntityBatchResult>> {
+    let generation =
+        entity_name(work.instance_id()).and_then(|name| catalog.entity(&name.to_lowercase()));
+    match generation {
+        Some(generation) => Ok(Arc::clone(generation)),
+        // The host's own copy of the SDK answers: with no entity registered it fails
+        // each operation (`EntityNotRegistered`, or `InvalidInput` for an id that is
+        // not `@name@key`), keeping `operationInfos` aligned exactly as plugins do.
+        None => Err(Box::new(
+            durabletask_sdk::Registry::new().run_entity_batch(to_sdk(work.clone())),
+        )),
     }
 }
 
@@ -135,35 +221,33 @@ pub(crate) fn failed_entity_batch(
     result
 }
 
-fn claim(
-    table: &mut HashMap<String, Arc<LoadedPlugin>>,
-    kind: &str,
-    name: &str,
-    plugin: &Arc<LoadedPlugin>,
-) {
-    if let Some(owner) = table.get(name) {
-        tracing::warn!(
-            "{kind} '{name}' is registered by both {} {} and {} {}; {} keeps it",
-            owner.name,
-            owner.version,
-            plugin.name,
-            plugin.version,
-            owner.name
-        );
-        return;
-    }
-    table.insert(name.to_owned(), Arc::clone(plugin));
-}
-
-fn orchestration_name(request: &proto::OrchestratorRequest) -> Option<&str> {
+fn execution_started(
+    request: &proto::OrchestratorRequest,
+) -> Option<&proto::ExecutionStartedEvent> {
     request
         .past_events
         .iter()
         .chain(&request.new_events)
         .find_map(|event| match &event.event_type {
-            Some(EventType::ExecutionStarted(started)) => Some(started.name.as_str()),
+            Some(EventType::ExecutionStarted(started)) => Some(started),
             _ => None,
         })
+}
+
+/// The response that fails an orchestration whose version no generation serves: the
+/// details every SDK gives a version mismatch (`VersionMismatch`, not retriable).
+fn version_mismatch(instance_id: String, message: String) -> proto::OrchestratorResponse {
+    let mut response = failed_orchestration(instance_id, error_types::VERSION_MISMATCH, message);
+    for action in &mut response.actions {
+        if let Some(proto::orchestrator_action::OrchestratorActionType::CompleteOrchestration(
+            complete,
+        )) = &mut action.orchestrator_action_type
+            && let Some(details) = &mut complete.failure_details
+        {
+            details.is_non_retriable = true;
+        }
+    }
+    response
 }
 
 /// A response that fails the orchestration before any plugin ran. Action id 1: this
@@ -210,5 +294,106 @@ fn failure(error_type: &str, message: String) -> proto::TaskFailureDetails {
         error_type: error_type.to_owned(),
         error_message: message,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn settings(
+        strategy: MatchStrategy,
+        pinned: Option<&str>,
+        failure: FailureStrategy,
+    ) -> VersioningSettings {
+        VersioningSettings {
+            version: pinned.map(str::to_owned),
+            default_version: None,
+            match_strategy: strategy,
+            failure_strategy: failure,
+        }
+    }
+
+    const IN_SERVICE: &[&str] = &["1.0.0", "1.5.0", "2.0.0"];
+
+    fn picked(
+        version: Option<&str>,
+        versioning: Option<&VersioningSettings>,
+    ) -> Result<&'static str, String> {
+        pick(IN_SERVICE, version, versioning, None).map(|(index, _)| IN_SERVICE[index])
+    }
+
+    #[test]
+    fn the_generation_an_orchestration_ran_on_before_keeps_it_unless_its_version_is_served() {
+        let preferred = |version, versioning| {
+            pick(IN_SERVICE, version, versioning, Some(0))
+                .map(|(index, exact)| (IN_SERVICE[index], exact))
+        };
+        // No version, or one no generation has: stays where it was.
+        assert_eq!(preferred(None, None), Ok(("1.0.0", false)));
+        assert_eq!(preferred(Some("0.5"), None), Ok(("1.0.0", false)));
+        // Its own version is in service: that one, whatever ran it before.
+        assert_eq!(preferred(Some("2.0"), None), Ok(("2.0.0", true)));
+        // current_or_older: stays unless that generation is too old for it.
+        let current = settings(MatchStrategy::CurrentOrOlder, None, FailureStrategy::Fail);
+        assert_eq!(preferred(Some("0.9"), Some(&current)), Ok(("1.0.0", false)));
+        assert_eq!(preferred(Some("1.2"), Some(&current)), Ok(("2.0.0", false)));
+    }
+
+    #[test]
+    fn without_versioning_an_orchestration_runs_on_its_own_version_else_the_newest() {
+        assert_eq!(picked(Some("1.0.0"), None), Ok("1.0.0"));
+        assert_eq!(picked(Some("1.5"), None), Ok("1.5.0"));
+        assert_eq!(picked(Some("3.0"), None), Ok("2.0.0"));
+        assert_eq!(picked(None, None), Ok("2.0.0"));
+        let none = settings(MatchStrategy::None, None, FailureStrategy::Fail);
+        assert_eq!(picked(Some("1.0.0"), Some(&none)), Ok("1.0.0"));
+        assert_eq!(picked(Some("0.1"), Some(&none)), Ok("2.0.0"));
+    }
+
+    #[test]
+    fn strict_runs_only_on_a_generation_of_exactly_that_version() {
+        let strict = settings(MatchStrategy::Strict, None, FailureStrategy::Fail);
+        assert_eq!(picked(Some("1.5.0"), Some(&strict)), Ok("1.5.0"));
+        let refused = picked(Some("1.2.0"), Some(&strict)).unwrap_err();
+        assert!(
+            refused.contains("'1.2.0' does not match the worker version '2.0.0'"),
+            "{refused}"
+        );
+        assert!(picked(None, Some(&strict)).is_err());
+    }
+
+    #[test]
+    fn current_or_older_runs_on_its_version_or_the_newest_generation_not_older_than_it() {
+        let current = settings(MatchStrategy::CurrentOrOlder, None, FailureStrategy::Fail);
+        assert_eq!(picked(Some("1.0.0"), Some(&current)), Ok("1.0.0"));
+        assert_eq!(picked(Some("1.2.0"), Some(&current)), Ok("2.0.0"));
+        assert_eq!(picked(None, Some(&current)), Ok("2.0.0"));
+        let refused = picked(Some("2.1"), Some(&current)).unwrap_err();
+        assert!(
+            refused.contains("'2.1' is greater than the worker version '2.0.0'"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_pinned_worker_version_checks_every_orchestration_against_it() {
+        let pinned = settings(MatchStrategy::Strict, Some("1.5"), FailureStrategy::Fail);
+        assert_eq!(picked(Some("1.5.0"), Some(&pinned)), Ok("1.5.0"));
+        assert!(
+            picked(Some("2.0.0"), Some(&pinned))
+                .unwrap_err()
+                .contains("'1.5'")
+        );
+        let older = settings(
+            MatchStrategy::CurrentOrOlder,
+            Some("1.5"),
+            FailureStrategy::Fail,
+        );
+        // Passes the check; no generation of its exact version, so the newest runs it.
+        assert_eq!(picked(Some("1.2"), Some(&older)), Ok("2.0.0"));
+        assert_eq!(picked(Some("1.0.0"), Some(&older)), Ok("1.0.0"));
+        assert!(picked(Some("1.6"), Some(&older)).is_err());
     }
 }

@@ -12,9 +12,12 @@ use durabletask_proto::{ActivityRequest, OrchestratorRequest, WorkItem};
 use tokio::sync::Semaphore;
 
 use super::completion::{self, CurrentClient};
-use super::executor::{EntityWork, WorkItemExecutor};
+use super::executor::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
 use super::in_flight::{InFlight, Unfinished, WorkKind};
 use crate::config::WorkerSettings;
+
+/// How long a rejected orchestration work item is held before it is abandoned.
+const REJECT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct Dispatcher {
     shared: Arc<Shared>,
@@ -110,15 +113,32 @@ impl Dispatcher {
         let shared = Arc::clone(&self.shared);
         self.in_flight.spawn(item, async move {
             // The semaphore is never closed; a failure here would only mean shutdown.
-            let Ok(_permit) = shared.orchestration_permits.acquire().await else {
+            let Ok(permit) = shared.orchestration_permits.acquire().await else {
                 return;
             };
-            let mut response = shared.executor.execute_orchestrator(request).await;
-            response.completion_token = token;
-            if response.instance_id.is_empty() {
-                response.instance_id = instance_id;
+            let outcome = shared.executor.execute_orchestrator(request).await;
+            match outcome {
+                OrchestratorOutcome::Completed(mut response) => {
+                    response.completion_token = token;
+                    if response.instance_id.is_empty() {
+                        response.instance_id = instance_id;
+                    }
+                    completion::complete_orchestration(&shared.client, response).await;
+                    drop(permit);
+                }
+                OrchestratorOutcome::Rejected { reason } => {
+                    drop(permit);
+                    tracing::debug!(
+                        instance_id,
+                        reason,
+                        "rejected: abandoning the work item for another worker"
+                    );
+                    // Some backends (the reference one) hand an abandoned item straight
+                    // back: a pause keeps a rejecting worker from spinning on it.
+                    tokio::time::sleep(REJECT_PAUSE).await;
+                    completion::abandon_orchestration(&shared.client, &instance_id, &token).await;
+                }
             }
-            completion::complete_orchestration(&shared.client, response).await;
         });
     }
 

@@ -11,16 +11,30 @@ use durabletask_proto::{
 use futures::future::BoxFuture;
 
 pub trait WorkItemExecutor: Send + Sync + 'static {
-    /// Runs one orchestration step. Never fails: failures are encoded in the response (instance_id set; completion_token left empty).
+    /// Runs one orchestration step, or declines it. Never fails: failures are encoded in
+    /// the response (instance_id set; completion_token left empty).
     fn execute_orchestrator(
         &self,
         request: OrchestratorRequest,
-    ) -> BoxFuture<'static, OrchestratorResponse>;
+    ) -> BoxFuture<'static, OrchestratorOutcome>;
     /// Runs one activity. Never fails: failures are encoded in the response (instance_id, task_id set; completion_token left empty).
     fn execute_activity(&self, request: ActivityRequest) -> BoxFuture<'static, ActivityResponse>;
     /// Runs one entity batch. Never fails: each operation's failure is in its result
     /// (completion_token left empty).
     fn execute_entity(&self, request: EntityWork) -> BoxFuture<'static, EntityBatchResult>;
+}
+
+/// What became of an orchestration work item.
+#[derive(Debug, Clone)]
+pub enum OrchestratorOutcome {
+    /// It ran (or failed): send this response.
+    Completed(OrchestratorResponse),
+    /// This worker must not run it (a version it does not serve, under the `reject`
+    /// failure strategy): abandon it so the backend hands it to another worker.
+    Rejected {
+        /// Why, for the log.
+        reason: String,
+    },
 }
 
 /// An entity work item in either of the protocol's shapes.

@@ -1,49 +1,57 @@
 //! Work-item filters (`GetWorkItemsRequest.workItemFilters`, protocol.md §1.4): generated
-//! from the names the loaded plugins register, so that a backend shared with other workers
-//! only hands this host work it can run.
+//! from what the plugin generations in service register, so that a backend shared with
+//! other workers only hands this host work it can run.
 //!
 //! Off unless `[worker] work_item_filters = true`: without the field the backend sends
 //! everything. With it, the backend filters every category, and an empty list matches
-//! nothing.
+//! nothing. The host renews them whenever the set of generations changes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use durabletask_proto::{ActivityFilter, EntityFilter, OrchestrationFilter, WorkItemFilters};
 
 use crate::config::{MatchStrategy, VersioningSettings};
 
-/// The filters for a worker that registers `orchestrators` and `activities`: one
-/// orchestration filter per orchestrator name and one activity filter per activity name,
-/// sorted and without duplicates (plugins may register the same name twice).
+/// The filters for a worker that serves `orchestrators` (each name with the plugin
+/// versions of the generations that register it), `activities` and `entities`: one filter
+/// per name, sorted and without duplicates.
 ///
-/// `versions` is `[version]` on every filter when `versioning` is `strict` with a version
-/// (as the reference SDK does, §5), else empty (any version). Like the reference, this
-/// pins activities too, although the SDK schedules activities without a version: on the
-/// reference backend, `strict` with filters then dispatches none of them (§1.4's caveat).
+/// Orchestration filters list versions only under `strict` (as the reference SDK does,
+/// §5): the pinned `[versioning] version` if set, else the versions of the generations in
+/// service (each generation is a worker of its own version). Other strategies accept
+/// versions no list could name, so they send none (any version).
+///
+/// Activity filters never list versions, unlike the reference: activities are scheduled
+/// without a version (ours and Python's SDK alike), so a versioned activity filter would
+/// match none of them and strict workers would never get their activities (§1.4).
 ///
 /// One entity filter per registered entity name, lowercase (entities are matched by the
 /// lowercased name of `@name@key`). With none registered the list is empty, which the
 /// backend reads as "no entity work" (§1.4).
 pub fn generate<'a>(
-    orchestrators: impl IntoIterator<Item = &'a str>,
+    orchestrators: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
     activities: impl IntoIterator<Item = &'a str>,
     entities: impl IntoIterator<Item = &'a str>,
     versioning: Option<&VersioningSettings>,
 ) -> WorkItemFilters {
-    let versions: Vec<String> = versioning
-        .filter(|versioning| versioning.match_strategy == MatchStrategy::Strict)
-        .and_then(|versioning| versioning.version.clone())
-        .filter(|version| !version.is_empty())
-        .into_iter()
-        .collect();
+    let strict = versioning.filter(|v| v.match_strategy == MatchStrategy::Strict);
+    let pinned = strict
+        .and_then(|v| v.version.as_deref())
+        .filter(|version| !version.is_empty());
+    let mut by_name: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (name, versions) in orchestrators {
+        by_name.entry(name).or_default().extend(versions);
+    }
     WorkItemFilters {
-        orchestrations: orchestrators
+        orchestrations: by_name
             .into_iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .map(|name| OrchestrationFilter {
+            .map(|(name, versions)| OrchestrationFilter {
                 name: name.to_owned(),
-                versions: versions.clone(),
+                versions: match (strict, pinned) {
+                    (None, _) => Vec::new(),
+                    (Some(_), Some(pin)) => vec![pin.to_owned()],
+                    (Some(_), None) => versions.into_iter().map(str::to_owned).collect(),
+                },
             })
             .collect(),
         activities: activities
@@ -52,7 +60,7 @@ pub fn generate<'a>(
             .into_iter()
             .map(|name| ActivityFilter {
                 name: name.to_owned(),
-                versions: versions.clone(),
+                versions: Vec::new(),
             })
             .collect(),
         entities: entities
@@ -65,37 +73,31 @@ pub fn generate<'a>(
     }
 }
 
-/// One line for the log: the names and versions the filters let through.
+/// One line for the log: the names (and versions) the filters let through.
 pub fn describe(filters: &WorkItemFilters) -> String {
-    let names = |names: Vec<&str>| {
-        if names.is_empty() {
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
             "none".to_owned()
         } else {
-            names.join(", ")
+            items.join(", ")
         }
     };
-    let versions = filters
+    let orchestrations = filters
         .orchestrations
-        .first()
-        .map(|filter| filter.versions.as_slice())
-        .or_else(|| filters.activities.first().map(|f| f.versions.as_slice()))
-        .unwrap_or_default();
+        .iter()
+        .map(|f| {
+            if f.versions.is_empty() {
+                f.name.clone()
+            } else {
+                format!("{} ({})", f.name, f.versions.join(", "))
+            }
+        })
+        .collect();
     format!(
-        "orchestrators: {}; activities: {}; entities: {}; versions: {}",
-        names(
-            filters
-                .orchestrations
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect()
-        ),
-        names(filters.activities.iter().map(|f| f.name.as_str()).collect()),
-        names(filters.entities.iter().map(|f| f.name.as_str()).collect()),
-        if versions.is_empty() {
-            "any".to_owned()
-        } else {
-            versions.join(", ")
-        }
+        "orchestrators: {}; activities: {}; entities: {}",
+        list(orchestrations),
+        list(filters.activities.iter().map(|f| f.name.clone()).collect()),
+        list(filters.entities.iter().map(|f| f.name.clone()).collect()),
     )
 }
 
@@ -113,68 +115,92 @@ mod tests {
         }
     }
 
-    /// Each filter as (name, versions).
-    type Listed<'a> = Vec<(&'a str, &'a [String])>;
+    /// Each orchestration filter as (name, versions).
+    fn orchestrations(filters: &WorkItemFilters) -> Vec<(&str, Vec<&str>)> {
+        filters
+            .orchestrations
+            .iter()
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    f.versions.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect()
+    }
 
-    fn names_and_versions(filters: &WorkItemFilters) -> (Listed<'_>, Listed<'_>) {
-        (
-            filters
-                .orchestrations
-                .iter()
-                .map(|f| (f.name.as_str(), f.versions.as_slice()))
-                .collect(),
-            filters
-                .activities
-                .iter()
-                .map(|f| (f.name.as_str(), f.versions.as_slice()))
-                .collect(),
-        )
+    fn served<'a>(names: &[(&'a str, &[&'a str])]) -> Vec<(&'a str, Vec<&'a str>)> {
+        names.iter().map(|(n, v)| (*n, v.to_vec())).collect()
     }
 
     #[test]
     fn one_filter_per_name_sorted_and_deduplicated_without_versions() {
         let filters = generate(
-            ["zeta", "alpha", "mid", "alpha"],
+            served(&[
+                ("zeta", &["1"]),
+                ("alpha", &["1"]),
+                ("mid", &[]),
+                ("alpha", &["2"]),
+            ]),
             ["say_hello", "square", "say_hello"],
             ["Counter", "account", "counter"],
             None,
         );
         let entities: Vec<&str> = filters.entities.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(entities, ["account", "counter"]);
-        let (orchestrations, activities) = names_and_versions(&filters);
-        let none: &[String] = &[];
         assert_eq!(
-            orchestrations,
-            [("alpha", none), ("mid", none), ("zeta", none)]
+            orchestrations(&filters),
+            [("alpha", vec![]), ("mid", vec![]), ("zeta", vec![])]
         );
-        assert_eq!(activities, [("say_hello", none), ("square", none)]);
+        let activities: Vec<&str> = filters.activities.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(activities, ["say_hello", "square"]);
+        assert!(filters.activities.iter().all(|f| f.versions.is_empty()));
     }
 
     #[test]
-    fn strict_with_a_version_pins_every_orchestration_and_activity_filter() {
+    fn strict_with_a_pinned_version_pins_orchestrations_but_not_activities() {
         let strict = versioning(MatchStrategy::Strict, Some("2.0"));
-        let filters = generate(["b", "a"], ["act"], [], Some(&strict));
-        let (orchestrations, activities) = names_and_versions(&filters);
-        let pinned: &[String] = &["2.0".to_owned()];
-        assert_eq!(orchestrations, [("a", pinned), ("b", pinned)]);
-        assert_eq!(activities, [("act", pinned)]);
+        let filters = generate(
+            served(&[("b", &["1.0"]), ("a", &["1.0"])]),
+            ["act"],
+            [],
+            Some(&strict),
+        );
+        assert_eq!(
+            orchestrations(&filters),
+            [("a", vec!["2.0"]), ("b", vec!["2.0"])]
+        );
+        assert!(filters.activities[0].versions.is_empty());
         assert!(filters.entities.is_empty());
     }
 
     #[test]
-    fn other_strategies_or_no_version_leave_versions_empty() {
+    fn strict_without_a_pin_lists_the_versions_in_service() {
+        let strict = versioning(MatchStrategy::Strict, None);
+        let filters = generate(
+            served(&[("orders", &["1.0.0", "2.0.0"]), ("orders", &["1.0.0"])]),
+            ["act"],
+            [],
+            Some(&strict),
+        );
+        assert_eq!(
+            orchestrations(&filters),
+            [("orders", vec!["1.0.0", "2.0.0"])]
+        );
+    }
+
+    #[test]
+    fn other_strategies_leave_versions_empty() {
         for settings in [
             versioning(MatchStrategy::None, Some("2.0")),
             versioning(MatchStrategy::CurrentOrOlder, Some("2.0")),
-            versioning(MatchStrategy::Strict, None),
-            versioning(MatchStrategy::Strict, Some("")),
+            versioning(MatchStrategy::CurrentOrOlder, None),
         ] {
-            let filters = generate(["o"], ["a"], [], Some(&settings));
+            let filters = generate(served(&[("o", &["1.0"])]), ["a"], [], Some(&settings));
             assert!(
                 filters.orchestrations[0].versions.is_empty(),
                 "{settings:?}"
             );
-            assert!(filters.activities[0].versions.is_empty(), "{settings:?}");
         }
     }
 
@@ -184,17 +210,22 @@ mod tests {
         assert_eq!(filters, WorkItemFilters::default());
         assert_eq!(
             describe(&filters),
-            "orchestrators: none; activities: none; entities: none; versions: any"
+            "orchestrators: none; activities: none; entities: none"
         );
     }
 
     #[test]
     fn describe_lists_names_and_versions() {
-        let strict = versioning(MatchStrategy::Strict, Some("1.0"));
-        let filters = generate(["o2", "o1"], ["a"], [], Some(&strict));
+        let strict = versioning(MatchStrategy::Strict, None);
+        let filters = generate(
+            served(&[("o2", &["1.0"]), ("o1", &["1.0", "2.0"])]),
+            ["a"],
+            ["e"],
+            Some(&strict),
+        );
         assert_eq!(
             describe(&filters),
-            "orchestrators: o1, o2; activities: a; entities: none; versions: 1.0"
+            "orchestrators: o1 (1.0, 2.0), o2 (1.0); activities: a; entities: e"
         );
     }
 }

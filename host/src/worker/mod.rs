@@ -22,7 +22,7 @@ use std::sync::Arc;
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
-pub use executor::{EntityWork, WorkItemExecutor};
+pub use executor::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
 use crate::config::{BackendSettings, WorkerSettings};
 use crate::connection::{self, BearerToken, CallMetadata, ConnectionError};

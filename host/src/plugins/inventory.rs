@@ -1,0 +1,122 @@
+//! `durabletask-host plugins`: what a plugins folder holds, loaded the way the host
+//! would load it, shown as text for people or JSON for scripts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::generation::Generation;
+use super::manager::Manager;
+use super::{PluginError, private_dir};
+
+/// The outcome of loading a plugins folder.
+#[derive(Debug)]
+pub struct Inventory {
+    /// The folder.
+    pub dir: PathBuf,
+    /// What would be put in service, in loading order.
+    pub generations: Vec<Arc<Generation>>,
+    /// Libraries that would be ignored (a version already in service), and why.
+    pub ignored: Vec<(PathBuf, String)>,
+    /// Libraries that would be refused, and why.
+    pub refused: Vec<(PathBuf, String)>,
+}
+
+/// Loads every library in `dir` from private copies, as the host does at start.
+pub fn inventory(dir: &Path) -> Result<Inventory, PluginError> {
+    let private_dir =
+        private_dir::PrivateDir::create().map_err(|source| PluginError::PrivateDir {
+            dir: std::env::temp_dir(),
+            source,
+        })?;
+    let mut manager = Manager::new(dir.to_path_buf(), private_dir);
+    let change = manager
+        .scan()
+        .map_err(|source| PluginError::UnreadableDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    Ok(Inventory {
+        dir: dir.to_path_buf(),
+        generations: change.added,
+        ignored: change.ignored,
+        refused: change
+            .refused
+            .into_iter()
+            .map(|(file, error)| (file, error.to_string()))
+            .collect(),
+    })
+}
+
+impl Inventory {
+    /// Whether every library in the folder would load.
+    pub fn all_loaded(&self) -> bool {
+        self.refused.is_empty()
+    }
+
+    /// One JSON object: `{"dir", "plugins": [...], "ignored": [...], "refused": [...]}`.
+    pub fn to_json(&self) -> Value {
+        let skipped = |list: &[(PathBuf, String)]| -> Vec<Value> {
+            list.iter()
+                .map(|(file, reason)| json!({ "file": file.display().to_string(), "reason": reason }))
+                .collect()
+        };
+        json!({
+            "dir": self.dir.display().to_string(),
+            "plugins": self.generations.iter().map(|generation| {
+                let plugin = generation.plugin();
+                json!({
+                    "name": plugin.name,
+                    "version": plugin.version,
+                    "file": plugin.source.display().to_string(),
+                    "build": plugin.content_hash,
+                    "sdk_version": plugin.sdk_version,
+                    "orchestrators": plugin.orchestrators,
+                    "activities": plugin.activities,
+                    "entities": plugin.entities,
+                })
+            }).collect::<Vec<_>>(),
+            "ignored": skipped(&self.ignored),
+            "refused": skipped(&self.refused),
+        })
+    }
+
+    /// A report for people: each plugin with its registrations, then what was skipped.
+    pub fn to_text(&self) -> String {
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                "-".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
+        let mut text = format!("plugins folder: {}\n", self.dir.display());
+        if self.generations.is_empty() {
+            text.push_str("no plugin would be loaded\n");
+        }
+        for generation in &self.generations {
+            let plugin = generation.plugin();
+            text.push_str(&format!(
+                "\n{} {}\n  file:          {} (build {}, sdk {})\n  orchestrators: {}\n  activities:    {}\n  entities:      {}\n",
+                plugin.name,
+                plugin.version,
+                plugin.source.display(),
+                plugin.content_hash,
+                plugin.sdk_version,
+                list(&plugin.orchestrators),
+                list(&plugin.activities),
+                list(&plugin.entities),
+            ));
+        }
+        for (heading, skipped) in [("ignored", &self.ignored), ("refused", &self.refused)] {
+            if !skipped.is_empty() {
+                text.push_str(&format!("\n{heading}:\n"));
+                for (file, reason) in skipped {
+                    text.push_str(&format!("  {}: {reason}\n", file.display()));
+                }
+            }
+        }
+        text
+    }
+}
