@@ -50,7 +50,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Start, inspect and control orchestrations, and signal and read entities, on a backend.
-    Client(ClientArgs),
+    Client(Box<ClientArgs>),
     /// List what the host would load from its plugins folder: each plugin's name,
     /// version, file and registrations, and the libraries it would ignore or refuse.
     /// Exits 1 if a library would be refused.
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Some(Command::Client(args)) => {
-            let code = runtime.block_on(client_cli::run(args));
+            let code = runtime.block_on(client_cli::run(*args));
             ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE))
         }
         Some(Command::Run { config }) => run_host(&runtime, config.or(cli.config)),

@@ -4,6 +4,7 @@
 //! stderr, and the exit code says what kind of error it was (see [`ClientError::exit_code`]).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -14,17 +15,32 @@ use super::{
     ListOptions, Paging, SignalOptions, StartOptions, entity_id, parse_status, signal_time,
     validate_json,
 };
+use crate::config::Config;
 use crate::connection::BearerToken;
+
+/// Where the client connects when neither a flag nor a config file says.
+const DEFAULT_ENDPOINT: &str = "http://localhost:4001";
+const DEFAULT_TASKHUB: &str = "default";
+/// The config file read when `--config` is not given, if it exists (as the host does).
+const DEFAULT_CONFIG: &str = "host.toml";
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// The backend's address (http:// plaintext, https:// TLS).
-    #[arg(long, global = true, default_value = "http://localhost:4001")]
-    pub endpoint: String,
-    /// The task hub, sent as the `taskhub` header.
-    #[arg(long, global = true, default_value = "default")]
-    pub taskhub: String,
-    /// An environment variable holding a bearer token.
+    /// The host's configuration file: the client uses its backend endpoint, task hub and
+    /// token, and its [versioning] default_version for `start`. Default: host.toml in the
+    /// current directory, if there is one. Flags win over the file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The backend's address (http:// plaintext, https:// TLS). Default: the config
+    /// file's, else http://localhost:4001.
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+    /// The task hub, sent as the `taskhub` header. Default: the config file's, else
+    /// "default".
+    #[arg(long, global = true)]
+    pub taskhub: Option<String>,
+    /// An environment variable holding a bearer token (default: the config file's token
+    /// settings, if any).
     #[arg(long, global = true)]
     pub token_env: Option<String>,
     #[command(subcommand)]
@@ -190,6 +206,53 @@ pub enum Verb {
     },
 }
 
+/// Where to connect, and the version `start` gives orchestrations started without
+/// `--version`: from the flags, else the config file (`--config`, or `host.toml` here
+/// if it exists), else the defaults.
+fn connection_settings(args: &ClientArgs) -> Result<(ClientOptions, Option<String>), ClientError> {
+    let config = match &args.config {
+        Some(path) => Some(load_config(path)?),
+        None if Path::new(DEFAULT_CONFIG).is_file() => {
+            Some(load_config(Path::new(DEFAULT_CONFIG))?)
+        }
+        None => None,
+    };
+    let token = match (&args.token_env, &config) {
+        (Some(name), _) => Some(BearerToken::from_env(name).map_err(usage)?),
+        (None, Some(config)) => BearerToken::from_settings(&config.backend).map_err(usage)?,
+        (None, None) => None,
+    };
+    let endpoint = args
+        .endpoint
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.backend.endpoint.to_string()))
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    let taskhub = args
+        .taskhub
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.backend.taskhub.clone()))
+        .unwrap_or_else(|| DEFAULT_TASKHUB.to_owned());
+    let default_version = config
+        .and_then(|c| c.versioning)
+        .and_then(|versioning| versioning.default_version);
+    Ok((
+        ClientOptions {
+            endpoint,
+            taskhub,
+            token,
+        },
+        default_version,
+    ))
+}
+
+fn load_config(path: &Path) -> Result<Config, ClientError> {
+    Config::load(path).map_err(|error| ClientError::Usage(error.to_string()))
+}
+
+fn usage(error: impl std::fmt::Display) -> ClientError {
+    ClientError::Usage(error.to_string())
+}
+
 /// Runs the client command, prints its result, and returns the process exit code.
 pub async fn run(args: ClientArgs) -> i32 {
     let (value, code) = match execute(args).await {
@@ -205,12 +268,7 @@ pub async fn run(args: ClientArgs) -> i32 {
 
 /// Parses the arguments further (JSON, durations) and performs the call.
 pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
-    let token = match &args.token_env {
-        Some(name) => Some(
-            BearerToken::from_env(name).map_err(|error| ClientError::Usage(error.to_string()))?,
-        ),
-        None => None,
-    };
+    let (connection, default_version) = connection_settings(&args)?;
     let json_flag = |flag: &str, value: Option<String>| {
         value.map(|text| validate_json(flag, &text)).transpose()
     };
@@ -290,11 +348,7 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
         }
         other => other,
     };
-    let client = Client::connect(&ClientOptions {
-        endpoint: args.endpoint,
-        taskhub: args.taskhub,
-        token,
-    })?;
+    let client = Client::connect(&connection)?;
     match verb {
         Verb::Start {
             name,
@@ -313,7 +367,7 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
             let options = StartOptions {
                 input,
                 instance_id: id,
-                version,
+                version: version.or(default_version),
                 tags: parse_tags(&tags)?,
                 wait,
             };
@@ -540,15 +594,7 @@ mod tests {
 
     #[tokio::test]
     async fn list_validates_before_connecting() {
-        // Nothing listens on port 1: a usage error proves the network was never tried.
-        let error = execute(ClientArgs {
-            endpoint: "http://127.0.0.1:1".into(),
-            taskhub: "default".into(),
-            token_env: None,
-            verb: parse(&["list", "--status", "finished"]),
-        })
-        .await
-        .unwrap_err();
+        let error = offline(&["list", "--status", "finished"]).await;
         assert!(matches!(error, ClientError::Usage(_)), "{error}");
     }
 
@@ -589,15 +635,7 @@ mod tests {
 
     #[tokio::test]
     async fn start_validates_tags_before_connecting() {
-        // Nothing listens on port 1: a usage error proves the network was never tried.
-        let error = execute(ClientArgs {
-            endpoint: "http://127.0.0.1:1".into(),
-            taskhub: "default".into(),
-            token_env: None,
-            verb: parse(&["start", "orch", "--tag", "Tagged"]),
-        })
-        .await
-        .unwrap_err();
+        let error = offline(&["start", "orch", "--tag", "Tagged"]).await;
         assert!(matches!(error, ClientError::Usage(_)), "{error}");
         assert!(error.to_string().contains("--tag"), "{error}");
     }
@@ -606,13 +644,68 @@ mod tests {
     /// was never tried.
     async fn offline(args: &[&str]) -> ClientError {
         execute(ClientArgs {
-            endpoint: "http://127.0.0.1:1".into(),
-            taskhub: "default".into(),
+            config: None,
+            endpoint: Some("http://127.0.0.1:1".into()),
+            taskhub: None,
             token_env: None,
             verb: parse(args),
         })
         .await
         .unwrap_err()
+    }
+
+    fn args_with(config: Option<PathBuf>, flags: &[(&str, &str)]) -> ClientArgs {
+        let flag = |name: &str| {
+            flags
+                .iter()
+                .find(|(flag, _)| *flag == name)
+                .map(|(_, value)| (*value).to_owned())
+        };
+        ClientArgs {
+            config,
+            endpoint: flag("endpoint"),
+            taskhub: flag("taskhub"),
+            token_env: None,
+            verb: parse(&["status", "x"]),
+        }
+    }
+
+    #[test]
+    fn a_config_file_gives_endpoint_taskhub_and_default_version_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(
+            &path,
+            "[backend]\nendpoint = \"http://backend.example:4100\"\ntaskhub = \"orders\"\n\n[versioning]\ndefault_version = \"1.2.3\"\n",
+        )
+        .unwrap();
+        let (options, default_version) =
+            connection_settings(&args_with(Some(path.clone()), &[])).unwrap();
+        assert_eq!(options.endpoint, "http://backend.example:4100");
+        assert_eq!(options.taskhub, "orders");
+        assert_eq!(default_version.as_deref(), Some("1.2.3"));
+
+        let flags = [("endpoint", "http://other:1"), ("taskhub", "hub2")];
+        let (options, _) = connection_settings(&args_with(Some(path), &flags)).unwrap();
+        assert_eq!(
+            (options.endpoint.as_str(), options.taskhub.as_str()),
+            ("http://other:1", "hub2")
+        );
+    }
+
+    #[test]
+    fn without_a_config_file_the_defaults_apply_and_a_bad_file_is_a_usage_error() {
+        let (options, default_version) = connection_settings(&args_with(None, &[])).unwrap();
+        assert_eq!(options.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(options.taskhub, DEFAULT_TASKHUB);
+        assert_eq!(default_version, None);
+        let error = connection_settings(&args_with(Some("/nonexistent/host.toml".into()), &[]))
+            .unwrap_err();
+        assert!(matches!(error, ClientError::Usage(_)), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/host.toml"),
+            "{error}"
+        );
     }
 
     #[test]
