@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use common::*;
 use durabletask_sdk::orchestration::{
-    ActivityOptions, RetryPolicy, SubOrchestrationOptions, when_all, when_any,
+    ActivityOptions, DEFAULT_VERSION_PROPERTY, RetryPolicy, SubOrchestrationOptions, when_all,
+    when_any,
 };
 use durabletask_sdk::proto::{
     self, history_event::EventType, orchestrator_action::OrchestratorActionType,
+    prost_types::value::Kind,
 };
 use durabletask_sdk::{Error, OrchestrationContext, Registry};
 use serde_json::{Value, json};
@@ -30,6 +32,11 @@ async fn parent_with_options(ctx: OrchestrationContext, _: ()) -> Result<Value, 
         .instance_id("kid-1")
         .version("9.9");
     Ok(ctx.call_sub_orchestrator_with("child", 5, options).await?)
+}
+
+async fn parent_with_empty_version(ctx: OrchestrationContext, _: ()) -> Result<Value, Error> {
+    let options = SubOrchestrationOptions::new().version("");
+    Ok(ctx.call_sub_orchestrator_with("child", (), options).await?)
 }
 
 async fn catch_child(ctx: OrchestrationContext, _: ()) -> Result<Value, Error> {
@@ -217,6 +224,7 @@ fn registry() -> Registry {
     let mut r = Registry::new();
     r.orchestrator("parent", parent)
         .orchestrator("parent_with_options", parent_with_options)
+        .orchestrator("parent_with_empty_version", parent_with_empty_version)
         .orchestrator("catch_child", catch_child)
         .orchestrator("many_children", many_children)
         .orchestrator("retry_activity", retry_activity)
@@ -276,6 +284,89 @@ fn sub_orchestration_options_set_id_and_version() {
         (child.instance_id.as_str(), child.version.as_deref()),
         ("kid-1", Some("9.9"))
     );
+}
+
+/// Runs the first step of `name` (started with `input` at version `own_version`) with the
+/// default version property set to `default` (absent when `None`).
+fn first_step_with_default_version(
+    name: &str,
+    input: Option<&str>,
+    own_version: Option<&str>,
+    default: Option<Kind>,
+) -> proto::OrchestratorResponse {
+    let mut started = execution_started(name, input);
+    if let Some(EventType::ExecutionStarted(e)) = &mut started.event_type {
+        e.version = own_version.map(Into::into);
+    }
+    let mut request = request(vec![], vec![orchestrator_started(1000), started]);
+    if let Some(kind) = default {
+        request.properties.insert(
+            DEFAULT_VERSION_PROPERTY.to_owned(),
+            proto::prost_types::Value { kind: Some(kind) },
+        );
+    }
+    registry().run_orchestrator(&request)
+}
+
+fn string(s: &str) -> Option<Kind> {
+    Some(Kind::StringValue(s.to_owned()))
+}
+
+/// The version of the one child the first step of `name` starts.
+fn child_version(name: &str, own_version: Option<&str>, default: Option<Kind>) -> Option<String> {
+    let response = first_step_with_default_version(name, None, own_version, default);
+    only(children(&response), 1).version
+}
+
+#[test]
+fn children_without_a_version_get_the_default_version() {
+    // As checked against the reference: parent at 0.9, worker default 1.0 -> child 1.0.
+    assert_eq!(
+        child_version("parent", Some("0.9"), string("1.0")).as_deref(),
+        Some("1.0")
+    );
+    assert_eq!(
+        child_version("parent", None, string("1.0")).as_deref(),
+        Some("1.0")
+    );
+    // An explicit empty version counts as none.
+    assert_eq!(
+        child_version("parent_with_empty_version", None, string("1.0")).as_deref(),
+        Some("1.0")
+    );
+}
+
+#[test]
+fn an_explicit_child_version_beats_the_default_version() {
+    assert_eq!(
+        child_version("parent_with_options", None, string("1.0")).as_deref(),
+        Some("9.9")
+    );
+}
+
+#[test]
+fn without_a_usable_default_version_children_get_none() {
+    for default in [
+        None,
+        string(""),
+        Some(Kind::NumberValue(1.0)),
+        Some(Kind::NullValue(0)),
+    ] {
+        assert_eq!(child_version("parent", Some("0.9"), default.clone()), None);
+        assert_eq!(
+            child_version("parent_with_empty_version", None, default),
+            None
+        );
+    }
+}
+
+#[test]
+fn the_default_version_does_not_change_continue_as_new() {
+    // The new execution keeps the orchestration's own version: no `newVersion` is sent.
+    let response =
+        first_step_with_default_version("can_plain", Some("1"), Some("0.9"), string("1.0"));
+    let (_, c) = continued(&response);
+    assert_eq!(c.new_version, None);
 }
 
 #[test]

@@ -18,6 +18,42 @@ use super::tasks::{
 };
 use crate::error::{FailureDetails, error_types};
 
+/// The request property under which the host passes the worker's default version, as a
+/// `google.protobuf.Value` string (`OrchestratorRequest.properties`, protocol.md §5).
+///
+/// A sub-orchestration started without a version (or with an empty one) is started with
+/// this version instead (spec §4.3); an explicit version always wins. The orchestration's
+/// own version, and that of the execution it continues as, are never affected. Absent,
+/// empty or not a string: children without a version get none (the default).
+///
+/// # Examples
+///
+/// How a host passes its default version, `"2.0.0"`:
+///
+/// ```
+/// use durabletask_sdk::orchestration::DEFAULT_VERSION_PROPERTY;
+/// use durabletask_sdk::proto::{self, prost_types};
+///
+/// let mut request = proto::OrchestratorRequest::default();
+/// request.properties.insert(
+///     DEFAULT_VERSION_PROPERTY.to_owned(),
+///     prost_types::Value {
+///         kind: Some(prost_types::value::Kind::StringValue("2.0.0".to_owned())),
+///     },
+/// );
+/// ```
+pub const DEFAULT_VERSION_PROPERTY: &str = "durabletask.default_version";
+
+/// Reads [`DEFAULT_VERSION_PROPERTY`] from a request; `None` = children keep no version.
+pub(crate) fn default_version(request: &proto::OrchestratorRequest) -> Option<String> {
+    match &request.properties.get(DEFAULT_VERSION_PROPERTY)?.kind {
+        Some(proto::prost_types::value::Kind::StringValue(version)) if !version.is_empty() => {
+            Some(version.clone())
+        }
+        _ => None,
+    }
+}
+
 impl OrchestrationContext {
     /// Schedules an activity with options: a retry policy, tags. See
     /// [`call_activity`](Self::call_activity) for the rest.
@@ -112,7 +148,10 @@ impl OrchestrationContext {
 
     /// Starts another orchestration as a child of this one and returns a task for its
     /// output. The child's instance id is `<this instance id>:<action id as at least 4
-    /// lowercase hex digits>` (e.g. `order-7:0001`); it has no version. Use
+    /// lowercase hex digits>` (e.g. `order-7:0001`). Its version is the worker's default
+    /// version when the host has one configured
+    /// ([`DEFAULT_VERSION_PROPERTY`](super::DEFAULT_VERSION_PROPERTY)), else none; it is
+    /// never this orchestration's version. Use
     /// [`call_sub_orchestrator_with`](Self::call_sub_orchestrator_with) to choose them or
     /// to retry.
     ///
@@ -149,8 +188,9 @@ impl OrchestrationContext {
     /// Starts a child orchestration with options: instance id, version, retry policy.
     /// See [`call_sub_orchestrator`](Self::call_sub_orchestrator).
     ///
-    /// A retried child is started again under the same instance id, with the same input
-    /// and version.
+    /// Without [`SubOrchestrationOptions::version`] (or with an empty one), the child gets
+    /// the worker's default version, as with `call_sub_orchestrator`. A retried child is
+    /// started again under the same instance id, with the same input and version.
     ///
     /// # Examples
     ///
@@ -181,13 +221,14 @@ impl OrchestrationContext {
         let child_id = options
             .instance_id
             .unwrap_or_else(|| format!("{}:{id:04x}", state.instance_id));
+        let version = options.version.or_else(|| state.default_version.clone());
         match input {
             Ok(input) => {
                 let action = OrchestratorActionType::CreateSubOrchestration(
                     proto::CreateSubOrchestrationAction {
                         instance_id: child_id.clone(),
                         name: name.to_owned(),
-                        version: options.version,
+                        version,
                         input,
                         ..Default::default()
                     },

@@ -25,7 +25,7 @@ use super::state::{
     fold_event_name,
 };
 use super::tasks::{activity_failure, sub_orchestration_failure};
-use super::{continue_as_new, critical_section, entities, rewind, time, timers};
+use super::{calls, continue_as_new, critical_section, entities, rewind, time, timers};
 use crate::error::{Error, FailureDetails, error_types};
 
 /// A running orchestrator: resolves to its JSON output (`None` = null) or its failure.
@@ -72,7 +72,11 @@ pub(crate) fn run(
     }
 
     let mut replay = Replay::new(orchestrators, request.instance_id.clone());
-    replay.state.borrow_mut().max_timer_interval = timers::maximum_interval(request);
+    {
+        let mut state = replay.state.borrow_mut();
+        state.max_timer_interval = timers::maximum_interval(request);
+        state.default_version = calls::default_version(request);
+    }
     for (events, replaying) in [(&request.past_events, true), (&request.new_events, false)] {
         replay.state.borrow_mut().is_replaying = replaying;
         for event in events {

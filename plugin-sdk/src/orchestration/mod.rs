@@ -45,6 +45,7 @@ mod tasks;
 mod time;
 mod timers;
 
+pub use calls::DEFAULT_VERSION_PROPERTY;
 pub use cancel::CancelHandle;
 pub use combinators::{WhenAll, WhenAny, when_all, when_any};
 pub use context::OrchestrationContext;

@@ -74,7 +74,7 @@ pub struct SubOrchestrationOptions {
 }
 
 impl SubOrchestrationOptions {
-    /// Default id, no version, no retries: the same as
+    /// Default id, the worker's default version, no retries: the same as
     /// [`call_sub_orchestrator`](super::OrchestrationContext::call_sub_orchestrator).
     pub fn new() -> Self {
         Self::default()
@@ -87,8 +87,11 @@ impl SubOrchestrationOptions {
         self
     }
 
-    /// The version to start the child with. It is not inherited from the parent; an empty
-    /// version counts as none.
+    /// The version to start the child with, instead of the worker's default version
+    /// ([`DEFAULT_VERSION_PROPERTY`](super::DEFAULT_VERSION_PROPERTY)). It is not
+    /// inherited from the parent. An empty version counts as none, so the child gets the
+    /// default version, as the reference SDK does: there is no way to start a child
+    /// without a version when the worker has a default one.
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = Some(version.into()).filter(|v| !v.is_empty());
         self

@@ -193,6 +193,8 @@ pub(crate) struct State {
     pub(crate) uuid_counter: u64,
     /// Longer timers are split into chunks of at most this (spec §4.2); `None` = never.
     pub(crate) max_timer_interval: Option<Duration>,
+    /// The version of sub-orchestrations started without one (spec §4.3); `None` = none.
+    pub(crate) default_version: Option<String>,
     /// Set by `continue_as_new`: the orchestration is over, but its completion action is
     /// only built (and given its id) when the response is (spec §3.6).
     pub(crate) continued_as_new: Option<ContinueAsNew>,
@@ -275,6 +277,7 @@ impl State {
             awaited: Rc::new(Cell::new(0)),
             uuid_counter: 0,
             max_timer_interval: None,
+            default_version: None,
             continued_as_new: None,
             last_name: None,
             entities: EntityState::default(),
