@@ -31,7 +31,7 @@ use abi_stable::std_types::RSlice;
 use durabletask_proto as proto;
 use durabletask_sdk::abi::{ENTITY_BATCH_V1, ENTITY_BATCH_V2, PluginModuleRef};
 use durabletask_sdk::error_types;
-use durabletask_sdk::orchestration::MAXIMUM_TIMER_INTERVAL_PROPERTY;
+use durabletask_sdk::orchestration::{DEFAULT_VERSION_PROPERTY, MAXIMUM_TIMER_INTERVAL_PROPERTY};
 use futures::future::BoxFuture;
 use prost::Message;
 
@@ -196,7 +196,7 @@ impl PluginHost {
             catalog,
             versioning: settings.versioning.clone(),
             sticky: Arc::default(),
-            properties: request_properties(settings.maximum_timer_interval),
+            properties: request_properties(settings),
         }))
     }
 
@@ -294,23 +294,29 @@ fn log_change(change: &manager::Change) {
 /// A step slower than this is logged: it held up every other work item.
 const SLOW_STEP: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The `OrchestratorRequest.properties` entries that carry the worker's settings.
-fn request_properties(
-    maximum_timer_interval: Option<Duration>,
-) -> Vec<(String, prost_types::Value)> {
-    maximum_timer_interval
+/// The `OrchestratorRequest.properties` entries that carry the worker's settings: the
+/// timer chunking interval (absent or zero = off) and the version sub-orchestrations
+/// started without one get (`[versioning] default_version`).
+fn request_properties(settings: &PluginHostSettings) -> Vec<(String, prost_types::Value)> {
+    use prost_types::value::Kind;
+    let interval = settings
+        .maximum_timer_interval
         .filter(|interval| !interval.is_zero())
         .map(|interval| {
             (
-                MAXIMUM_TIMER_INTERVAL_PROPERTY.to_owned(),
-                prost_types::Value {
-                    kind: Some(prost_types::value::Kind::NumberValue(
-                        interval.as_secs_f64(),
-                    )),
-                },
+                MAXIMUM_TIMER_INTERVAL_PROPERTY,
+                Kind::NumberValue(interval.as_secs_f64()),
             )
-        })
+        });
+    let default_version = settings
+        .versioning
+        .as_ref()
+        .and_then(|versioning| versioning.default_version.clone())
+        .map(|version| (DEFAULT_VERSION_PROPERTY, Kind::StringValue(version)));
+    interval
         .into_iter()
+        .chain(default_version)
+        .map(|(key, kind)| (key.to_owned(), prost_types::Value { kind: Some(kind) }))
         .collect()
 }
 
@@ -486,12 +492,35 @@ mod tests {
 
     #[test]
     fn maximum_timer_interval_is_passed_in_seconds_and_only_when_set() {
-        assert!(request_properties(None).is_empty());
-        assert!(request_properties(Some(Duration::ZERO)).is_empty());
-        let properties = request_properties(Some(Duration::from_millis(2500)));
+        let with_interval = |interval| PluginHostSettings {
+            maximum_timer_interval: interval,
+            ..Default::default()
+        };
+        assert!(request_properties(&with_interval(None)).is_empty());
+        assert!(request_properties(&with_interval(Some(Duration::ZERO))).is_empty());
+        let properties = request_properties(&with_interval(Some(Duration::from_millis(2500))));
         assert_eq!(properties.len(), 1);
         let (key, value) = &properties[0];
         assert_eq!(key, MAXIMUM_TIMER_INTERVAL_PROPERTY);
         assert_eq!(value.kind, Some(prost_types::value::Kind::NumberValue(2.5)));
+    }
+
+    #[test]
+    fn the_default_version_is_passed_when_configured() {
+        let settings = PluginHostSettings {
+            versioning: Some(VersioningSettings {
+                default_version: Some("1.2.0".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let properties = request_properties(&settings);
+        assert_eq!(properties.len(), 1);
+        let (key, value) = &properties[0];
+        assert_eq!(key, DEFAULT_VERSION_PROPERTY);
+        assert_eq!(
+            value.kind,
+            Some(prost_types::value::Kind::StringValue("1.2.0".to_owned()))
+        );
     }
 }
