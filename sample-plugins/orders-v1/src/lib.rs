@@ -1,0 +1,123 @@
+//! # The `orders` sample plugin, version 1.0.0
+//!
+//! The first release of an order-processing plugin. Together with its next release,
+//! `orders-v2` (plugin version 2.0.0), it walks through **orchestration versioning**:
+//! changing an orchestrator while instances started by the old code are still running.
+//!
+//! Version 1.0.0's [`process_order`] reserves stock, waits, then charges the payment.
+//! Version 2.0.0 adds a third step, sending a confirmation. An orchestrator is replayed
+//! from its history, so an order that 1.0.0 started, and that is waiting between its steps
+//! when 2.0.0 is deployed, must finish with 1.0.0's steps: replaying it with 2.0.0's code
+//! unchanged would make calls its history does not have. Both plugins have the same
+//! plugin name, `orders`, and register the same orchestrator and activity names; only
+//! the plugin version (`export_plugin!`'s `version`, taken from `Cargo.toml`) differs.
+//!
+//! ## Walkthrough
+//!
+//! 1. Build both: `cargo build -p orders-v1-plugin -p orders-v2-plugin`, which gives
+//!    `target/debug/liborders_v1.so` and `target/debug/liborders_v2.so`.
+//! 2. Configure the host's `[versioning]` with `version = "1.0.0"`, put
+//!    `liborders_v1.so` in its plugins directory, and start an order that pauses for a
+//!    minute between its steps:
+//!
+//!    ```text
+//!    durabletask-host client --endpoint http://localhost:4001 start process_order \
+//!        --version 1.0.0 --input '{"id": "o-1", "pause_ms": 60000}'
+//!    ```
+//!
+//! 3. While it waits, deploy 2.0.0 (`version = "2.0.0"`, `liborders_v2.so` beside
+//!    `liborders_v1.so`) and start `o-2` with `--version 2.0.0`.
+//! 4. `o-1` completes with `"code": "1.0.0"` and two steps: the host runs it with the code
+//!    of the plugin whose version matches its own. `o-2` completes with `"code": "2.0.0"`
+//!    and three steps.
+//!
+//! When 1.0.0 is unloaded instead, only 2.0.0's code is left to run `o-1`. That is safe
+//! with `match_strategy = "current_or_older"` because 2.0.0's `process_order` is
+//! *version-aware*: it runs 1.0.0's steps for orchestrations started at an older version.
+//! See the `orders-v2` crate.
+//!
+//! The output of [`process_order`] says which code ran it (`code`) and what it did
+//! (`steps`), so a test can tell the two apart.
+
+use std::time::Duration;
+
+use durabletask_sdk::{ActivityContext, Error, OrchestrationContext};
+use serde::{Deserialize, Serialize};
+
+/// The version of this plugin's code: the plugin version the host sees, and the `code`
+/// of every [`OrderOutcome`].
+pub const CODE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The input of [`process_order`], e.g. `{"id": "o-1", "pause_ms": 500}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    /// The order's id, passed to every activity.
+    pub id: String,
+    /// How long to wait between steps, in milliseconds, on a durable timer. It keeps the
+    /// orchestration in flight, e.g. across a redeploy. 0 (the default) waits not at all.
+    #[serde(default)]
+    pub pause_ms: u64,
+}
+
+/// The output of [`process_order`], e.g. `{"order": "o-1", "version": "1.0.0", "steps":
+/// ["reserve_stock", "charge_payment"], "code": "1.0.0"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderOutcome {
+    /// The order's id.
+    pub order: String,
+    /// The version the orchestration was started with (`null` when none).
+    pub version: Option<String>,
+    /// The activities that ran, in order.
+    pub steps: Vec<&'static str>,
+    /// The version of the plugin code that ran the orchestration: [`CODE_VERSION`].
+    pub code: &'static str,
+}
+
+/// Activity: reserves the order's items. Returns a receipt.
+///
+/// Activities may run more than once (if a worker dies mid-way), so a real one would be
+/// idempotent, e.g. keyed by the order id.
+pub async fn reserve_stock(_ctx: ActivityContext, order_id: String) -> Result<String, Error> {
+    Ok(format!("stock reserved for {order_id}"))
+}
+
+/// Activity: charges the order's payment. Returns a receipt.
+pub async fn charge_payment(_ctx: ActivityContext, order_id: String) -> Result<String, Error> {
+    Ok(format!("payment charged for {order_id}"))
+}
+
+/// Orchestrator: reserves stock, pauses for `pause_ms`, then charges the payment.
+pub async fn process_order(ctx: OrchestrationContext, order: Order) -> Result<OrderOutcome, Error> {
+    // Replay-safe: each line is logged once, not on every replay.
+    let log = ctx.logger();
+
+    let reservation: String = ctx.call_activity("reserve_stock", &order.id).await?;
+    log.info(&reservation);
+    pause_between_steps(&ctx, &order).await;
+    let payment: String = ctx.call_activity("charge_payment", &order.id).await?;
+    log.info(&payment);
+
+    Ok(OrderOutcome {
+        order: order.id,
+        version: ctx.version(),
+        steps: vec!["reserve_stock", "charge_payment"],
+        code: CODE_VERSION,
+    })
+}
+
+/// Waits `order.pause_ms` on a durable timer, which survives restarts and redeploys (a
+/// `sleep` would not, and would break replay). No timer at all for 0: whether there is
+/// one depends only on the input, so replays stay deterministic.
+async fn pause_between_steps(ctx: &OrchestrationContext, order: &Order) {
+    if order.pause_ms > 0 {
+        ctx.create_timer_after(Duration::from_millis(order.pause_ms))
+            .await;
+    }
+}
+
+durabletask_sdk::export_plugin! {
+    name: "orders",
+    version: CODE_VERSION,
+    orchestrators: [process_order],
+    activities: [reserve_stock, charge_payment],
+}
