@@ -12,24 +12,25 @@
 //! plugin name, `orders`, and register the same orchestrator and activity names; only
 //! the plugin version (`export_plugin!`'s `version`, taken from `Cargo.toml`) differs.
 //!
-//! ## Walkthrough
+//! ## Walkthrough: a redeploy without a restart
 //!
-//! 1. Build both: `cargo build -p orders-v1-plugin -p orders-v2-plugin`, which gives
-//!    `target/debug/liborders_v1.so` and `target/debug/liborders_v2.so`.
-//! 2. Configure the host's `[versioning]` with `version = "1.0.0"`, put
-//!    `liborders_v1.so` in its plugins directory, and start an order that pauses for a
-//!    minute between its steps:
+//! 1. Build both: `cargo build --workspace`, which gives `target/debug/liborders_v1.so`
+//!    and `target/debug/liborders_v2.so`.
+//! 2. Put `liborders_v1.so` in the host's plugins folder (with `[plugins] watch = true`,
+//!    the default) and start an order that pauses for a minute between its steps:
 //!
 //!    ```text
-//!    durabletask-host client --endpoint http://localhost:4001 start process_order \
-//!        --version 1.0.0 --input '{"id": "o-1", "pause_ms": 60000}'
+//!    durabletask-host client start process_order --input '{"id": "o-1", "pause_ms": 60000}'
 //!    ```
 //!
-//! 3. While it waits, deploy 2.0.0 (`version = "2.0.0"`, `liborders_v2.so` beside
-//!    `liborders_v1.so`) and start `o-2` with `--version 2.0.0`.
-//! 4. `o-1` completes with `"code": "1.0.0"` and two steps: the host runs it with the code
-//!    of the plugin whose version matches its own. `o-2` completes with `"code": "2.0.0"`
-//!    and three steps.
+//! 3. While it waits, deploy 2.0.0 beside it, under a temporary name first so the host
+//!    never reads a half-written file: `cp liborders_v2.so plugins/.orders-v2.tmp && mv
+//!    plugins/.orders-v2.tmp plugins/liborders_v2.so`. The host logs `loaded plugin
+//!    orders 2.0.0: in service` within a second. Start `o-2` the same way.
+//! 4. `o-1` completes with `"code": "1.0.0"` and two steps: the host keeps an
+//!    orchestration on the code it started on (by its version when it was started with
+//!    one, `--version 1.0.0`, else by remembering it). `o-2` completes with `"code":
+//!    "2.0.0"` and three steps. `durabletask-host plugins` lists both generations.
 //!
 //! When 1.0.0 is unloaded instead, only 2.0.0's code is left to run `o-1`. That is safe
 //! with `match_strategy = "current_or_older"` because 2.0.0's `process_order` is
@@ -60,7 +61,7 @@ pub struct Order {
 }
 
 /// The output of [`process_order`], e.g. `{"order": "o-1", "version": "1.0.0", "steps":
-/// ["reserve_stock", "charge_payment"], "code": "1.0.0"}`.
+/// ["reserve_stock", "charge_payment"], "code": "1.0.0", "started_on": "1.0.0"}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderOutcome {
     /// The order's id.
@@ -71,14 +72,32 @@ pub struct OrderOutcome {
     pub steps: Vec<&'static str>,
     /// The version of the plugin code that ran the orchestration: [`CODE_VERSION`].
     pub code: &'static str,
+    /// The version of the plugin code that ran its first step, as recorded in its
+    /// history by `reserve_stock`. It equals `code` unless an orchestration changed code
+    /// mid-flight, which the host's routing by version prevents.
+    pub started_on: String,
 }
 
-/// Activity: reserves the order's items. Returns a receipt.
+/// The input and the result of `reserve_stock`: which order, and the version of the
+/// orchestrator code that asked. Its result is kept in the orchestration's history, so
+/// the orchestration can always tell which code started it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The order's id.
+    pub order: String,
+    /// The orchestrator code version that made the reservation.
+    pub code: String,
+}
+
+/// Activity: reserves the order's items and returns the reservation made.
 ///
 /// Activities may run more than once (if a worker dies mid-way), so a real one would be
 /// idempotent, e.g. keyed by the order id.
-pub async fn reserve_stock(_ctx: ActivityContext, order_id: String) -> Result<String, Error> {
-    Ok(format!("stock reserved for {order_id}"))
+pub async fn reserve_stock(
+    _ctx: ActivityContext,
+    reservation: Reservation,
+) -> Result<Reservation, Error> {
+    Ok(reservation)
 }
 
 /// Activity: charges the order's payment. Returns a receipt.
@@ -91,8 +110,12 @@ pub async fn process_order(ctx: OrchestrationContext, order: Order) -> Result<Or
     // Replay-safe: each line is logged once, not on every replay.
     let log = ctx.logger();
 
-    let reservation: String = ctx.call_activity("reserve_stock", &order.id).await?;
-    log.info(&reservation);
+    let asked = Reservation {
+        order: order.id.clone(),
+        code: CODE_VERSION.to_owned(),
+    };
+    let reservation: Reservation = ctx.call_activity("reserve_stock", asked).await?;
+    log.info(format!("stock reserved for {}", reservation.order));
     pause_between_steps(&ctx, &order).await;
     let payment: String = ctx.call_activity("charge_payment", &order.id).await?;
     log.info(&payment);
@@ -102,6 +125,7 @@ pub async fn process_order(ctx: OrchestrationContext, order: Order) -> Result<Or
         version: ctx.version(),
         steps: vec!["reserve_stock", "charge_payment"],
         code: CODE_VERSION,
+        started_on: reservation.code,
     })
 }
 

@@ -47,7 +47,8 @@ pub struct Order {
 }
 
 /// The output of [`process_order`], e.g. `{"order": "o-2", "version": "2.0.0", "steps":
-/// ["reserve_stock", "charge_payment", "send_confirmation"], "code": "2.0.0"}`.
+/// ["reserve_stock", "charge_payment", "send_confirmation"], "code": "2.0.0",
+/// "started_on": "2.0.0"}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderOutcome {
     /// The order's id.
@@ -58,14 +59,32 @@ pub struct OrderOutcome {
     pub steps: Vec<&'static str>,
     /// The version of the plugin code that ran the orchestration: [`CODE_VERSION`].
     pub code: &'static str,
+    /// The version of the plugin code that ran its first step, as recorded in its
+    /// history by `reserve_stock`. It equals `code` unless an orchestration changed code
+    /// mid-flight, which the host's routing by version prevents.
+    pub started_on: String,
 }
 
-/// Activity: reserves the order's items. Returns a receipt.
+/// The input and the result of `reserve_stock`: which order, and the version of the
+/// orchestrator code that asked. Its result is kept in the orchestration's history, so
+/// the orchestration can always tell which code started it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The order's id.
+    pub order: String,
+    /// The orchestrator code version that made the reservation.
+    pub code: String,
+}
+
+/// Activity: reserves the order's items and returns the reservation made.
 ///
 /// Activities may run more than once (if a worker dies mid-way), so a real one would be
 /// idempotent, e.g. keyed by the order id.
-pub async fn reserve_stock(_ctx: ActivityContext, order_id: String) -> Result<String, Error> {
-    Ok(format!("stock reserved for {order_id}"))
+pub async fn reserve_stock(
+    _ctx: ActivityContext,
+    reservation: Reservation,
+) -> Result<Reservation, Error> {
+    Ok(reservation)
 }
 
 /// Activity: charges the order's payment. Returns a receipt.
@@ -87,8 +106,12 @@ pub async fn process_order(ctx: OrchestrationContext, order: Order) -> Result<Or
     let started_by_v1 = version.as_deref().is_some_and(is_before_v2);
 
     // The steps 1.0.0 made, unchanged: same calls, same order, same pause.
-    let reservation: String = ctx.call_activity("reserve_stock", &order.id).await?;
-    log.info(&reservation);
+    let asked = Reservation {
+        order: order.id.clone(),
+        code: CODE_VERSION.to_owned(),
+    };
+    let reservation: Reservation = ctx.call_activity("reserve_stock", asked).await?;
+    log.info(format!("stock reserved for {}", reservation.order));
     pause_between_steps(&ctx, &order).await;
     let payment: String = ctx.call_activity("charge_payment", &order.id).await?;
     log.info(&payment);
@@ -106,6 +129,7 @@ pub async fn process_order(ctx: OrchestrationContext, order: Order) -> Result<Or
         version,
         steps,
         code: CODE_VERSION,
+        started_on: reservation.code,
     })
 }
 
@@ -220,7 +244,9 @@ mod tests {
                         }),
                         EventType::TaskCompleted(proto::TaskCompletedEvent {
                             task_scheduled_id: id,
-                            result: Some(r#""done""#.into()),
+                            // Every activity of this plugin returns a value of the
+                            // type of its input: echoing it is a valid result.
+                            result: task.input.clone(),
                         }),
                     );
                 }
@@ -262,6 +288,7 @@ mod tests {
                 "version": "1.0.0",
                 "steps": ["reserve_stock", "charge_payment"],
                 "code": "2.0.0",
+                "started_on": "2.0.0",
             })
         );
     }
@@ -287,6 +314,7 @@ mod tests {
                     "version": version,
                     "steps": ["reserve_stock", "charge_payment", "send_confirmation"],
                     "code": "2.0.0",
+                    "started_on": "2.0.0",
                 })
             );
         }
