@@ -72,8 +72,9 @@ pub async fn open_accounts(
             return Err(invalid_input(format!("account '{key}' is listed twice")));
         }
     }
-    // Each deposit is a single operation on a single account, atomic on its own: no lock
-    // is needed. All the calls are sent before any is awaited, so they run in parallel.
+    // Each deposit is a single operation on a single account, atomic on its own, and
+    // adding money cannot break a transfer's balance check: no lock is needed. All the
+    // calls are sent before any is awaited, so they run in parallel.
     let calls = deposits
         .values()
         .map(|(account, amount)| ctx.call_entity::<_, i64>(account, "deposit", amount))
@@ -109,8 +110,13 @@ pub struct WithdrawResult {
 /// outcome, reported in the result; any other failure (an amount of zero or less) fails
 /// the orchestration.
 ///
-/// A single operation on a single entity needs no lock: the entity runs its operations
-/// one at a time, and its own balance check and the withdrawal are one operation.
+/// A single operation on a single entity needs no lock for itself: the entity runs its
+/// operations one at a time, and its own balance check and the withdrawal are one
+/// operation. It does not lock, though, so on a backend that lets plain calls reach a
+/// locked entity (Microsoft's in-memory backend does) it can take money between a
+/// [`transfer`]'s balance check and its withdrawal; that transfer then fails and moves
+/// nothing. Lock the account here too if transfers must never fail that way: locks
+/// exclude only other critical sections.
 pub async fn withdraw(
     ctx: OrchestrationContext,
     withdrawal: Withdrawal,
@@ -188,10 +194,10 @@ impl TransferResult {
 /// another transfer cannot spend the balance just read, and an audit cannot see the money
 /// gone from one account and not yet in the other.
 ///
-/// Locks exclude other critical sections. Whether a plain call or signal from outside
-/// waits for the lock depends on the backend (Durable Functions holds it back; Microsoft's
-/// in-memory test backend lets it through), so an operation that must not interleave with
-/// transfers locks too, as [`total_balance`] does.
+/// Locks exclude other critical sections only. Whether a plain call or signal from an
+/// orchestration that did not lock, or from a client, waits for the lock depends on the
+/// backend (Microsoft's in-memory backend lets it through), so every orchestration that
+/// must not interleave with transfers locks too, as [`total_balance`] does.
 pub async fn transfer(
     ctx: OrchestrationContext,
     transfer: Transfer,

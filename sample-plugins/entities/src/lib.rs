@@ -31,9 +31,14 @@
 //! durabletask-host client start total_balance --input '["alice","bob"]' --wait
 //! ```
 //!
-//! Clients start orchestrations; they do not call entities. Every way in to these entities
-//! is therefore an orchestration, and each one refuses a bad request before it changes
-//! anything.
+//! Each orchestration refuses a bad request before it changes anything. A client can also
+//! reach an entity without one: `client signal-entity @counter@visits add --input 1`
+//! sends a one-way operation, and `client get-entity @account@alice` reads the state. Such
+//! a signal takes no lock, and whether it waits for a critical section holding the entity
+//! depends on the backend (Microsoft's in-memory backend lets it through). Locks exclude
+//! only other critical sections, so a change that must not land in the middle of a
+//! transfer goes through an orchestration that locks, as [`transfer`](bank::transfer)
+//! does.
 
 #![warn(missing_docs)]
 
