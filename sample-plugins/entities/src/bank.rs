@@ -8,7 +8,7 @@ use durabletask_sdk::{EntityInstanceId, Error, FailureDetails, OrchestrationCont
 use serde::{Deserialize, Serialize};
 
 use crate::account::{ACCOUNT, INSUFFICIENT_FUNDS, insufficient_funds};
-use crate::{entity_id, invalid_input};
+use crate::invalid_input;
 
 /// The most accounts one [`open_accounts`] or [`total_balance`] takes. Each account adds
 /// a few events to the orchestration's history (a call and its result, a lock and an
@@ -67,7 +67,7 @@ pub async fn open_accounts(
                 "account '{key}': the opening amount must be positive, got {amount}"
             )));
         }
-        let account = entity_id(ACCOUNT, &key)?;
+        let account = EntityInstanceId::new(ACCOUNT, &key)?;
         if deposits.insert(key.clone(), (account, amount)).is_some() {
             return Err(invalid_input(format!("account '{key}' is listed twice")));
         }
@@ -121,7 +121,7 @@ pub async fn withdraw(
     ctx: OrchestrationContext,
     withdrawal: Withdrawal,
 ) -> Result<WithdrawResult, Error> {
-    let account = entity_id(ACCOUNT, &withdrawal.account)?;
+    let account = EntityInstanceId::new(ACCOUNT, withdrawal.account)?;
     match ctx
         .call_entity::<_, i64>(&account, "withdraw", withdrawal.amount)
         .await
@@ -213,8 +213,8 @@ pub async fn transfer(
             "cannot transfer from account '{from}' to itself"
         )));
     }
-    let from = entity_id(ACCOUNT, &from)?;
-    let to = entity_id(ACCOUNT, &to)?;
+    let from = EntityInstanceId::new(ACCOUNT, from)?;
+    let to = EntityInstanceId::new(ACCOUNT, to)?;
 
     // `lock_entities` sorts the ids, so all orchestrations take locks in one order and
     // two opposite transfers cannot deadlock.
@@ -279,8 +279,8 @@ pub async fn total_balance(ctx: OrchestrationContext, keys: Vec<String>) -> Resu
     // account is read once.
     let accounts = keys
         .iter()
-        .map(|key| entity_id(ACCOUNT, key))
-        .collect::<Result<BTreeSet<EntityInstanceId>, Error>>()?;
+        .map(|key| EntityInstanceId::new(ACCOUNT, key))
+        .collect::<Result<BTreeSet<_>, _>>()?;
     if accounts.is_empty() {
         // Nothing to lock (and `lock_entities` refuses an empty list).
         return Ok(0);

@@ -46,18 +46,13 @@ pub mod account;
 pub mod bank;
 pub mod counter;
 
-use durabletask_sdk::{EntityInstanceId, Error, Registry, error_types};
+use durabletask_sdk::{Error, Registry, error_types};
 
-/// The failure of an orchestration started with an input it cannot work with.
+/// The failure of an orchestration started with an input it cannot work with. (A bad
+/// entity key needs no help: `?` on `EntityInstanceId::new` already fails with
+/// `InvalidInput` and a message naming the key.)
 fn invalid_input(message: impl Into<String>) -> Error {
     Error::new(error_types::INVALID_INPUT, message)
-}
-
-/// The id of the entity `name` with the key `key`, or an `InvalidInput` failure naming
-/// the key (a key must be non-empty and must not contain `@`).
-fn entity_id(name: &str, key: &str) -> Result<EntityInstanceId, Error> {
-    EntityInstanceId::new(name, key)
-        .map_err(|e| invalid_input(format!("'{key}' is not a valid {name} key: {e}")))
 }
 
 /// Registers the plugin's entities and orchestrations. The list form of
