@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use crate::invalid_input;
 
-/// The name [`counter`] is registered under: its ids are `@counter@<key>`.
+/// The name [`counter`] is registered under (`export_plugin!` registers a function
+/// entity under the function's name): its ids are `@counter@<key>`.
 pub const COUNTER: &str = "counter";
 
 /// The most signals [`count_to`] sends in one run. Each signal is an event in the
