@@ -6,6 +6,8 @@ use std::fmt;
 
 use durabletask_proto as proto;
 
+use crate::entity::InvalidEntityId;
+
 /// The `errorType` names the SDK itself produces. They are stable: backends, dashboards and
 /// tests may match on them.
 ///
@@ -17,7 +19,7 @@ use durabletask_proto as proto;
 /// | [`ACTIVITY_NOT_REGISTERED`](error_types::ACTIVITY_NOT_REGISTERED) `ActivityNotRegistered` | the plugin has no activity of the requested name |
 /// | [`ENTITY_NOT_REGISTERED`](error_types::ENTITY_NOT_REGISTERED) `EntityNotRegistered` | the plugin has no entity of the requested name |
 /// | [`PLUGIN_PANIC`](error_types::PLUGIN_PANIC) `PluginPanic` | user code panicked; the message is the panic message |
-/// | [`INVALID_INPUT`](error_types::INVALID_INPUT) `InvalidInput` | a payload (input, result, event data) is not valid JSON for the Rust type that reads it, or a request could not be decoded |
+/// | [`INVALID_INPUT`](error_types::INVALID_INPUT) `InvalidInput` | a payload (input, result, event data) is not valid JSON for the Rust type that reads it, a request could not be decoded, or an entity name, key or id is invalid ([`InvalidEntityId`](crate::entity::InvalidEntityId) converted with `?`) |
 /// | [`ORCHESTRATION_STATE_ERROR`](error_types::ORCHESTRATION_STATE_ERROR) `OrchestrationStateError` | the request itself is unusable (e.g. no new events) |
 /// | [`NON_DURABLE_AWAIT`](error_types::NON_DURABLE_AWAIT) `NonDurableAwait` | an orchestrator awaited something other than a durable task (a tokio timer, a channel, I/O) |
 /// | [`OUTPUT_NOT_SERIALIZABLE`](error_types::OUTPUT_NOT_SERIALIZABLE) `OutputNotSerializable` | a value the SDK must send (orchestration output, custom status) failed to serialize to JSON |
@@ -26,7 +28,8 @@ use durabletask_proto as proto;
 /// | [`CONTINUED_AS_NEW`](error_types::CONTINUED_AS_NEW) `ContinuedAsNew` | the `Err` that `OrchestrationContext::continue_as_new` returns for the orchestrator to return; the engine knows it is not a failure, so it is never reported |
 ///
 /// Errors a plugin creates itself carry whatever type name it gives them ([`Error::new`]),
-/// or the Rust type name of the error converted with `?`.
+/// or the Rust type name of the error converted with `?` (except the SDK's own errors:
+/// see [`Error`]'s `From` impl).
 ///
 /// # Examples
 ///
@@ -412,8 +415,26 @@ impl Error {
 }
 
 /// Converts any error, keeping its Rust type name as the error type, its message, and its
-/// `source()` chain as inner failures. A [`TaskFailedError`] becomes an error of type
-/// [`error_types::TASK_FAILED`] with the task's own failure as the inner failure.
+/// `source()` chain as inner failures. Two SDK errors get stable names instead:
+/// - a [`TaskFailedError`] becomes an error of type [`error_types::TASK_FAILED`] with the
+///   task's own failure as the inner failure;
+/// - an [`InvalidEntityId`] (a bad entity name, key or
+///   `@name@key` string) becomes an error of type [`error_types::INVALID_INPUT`] with its
+///   message.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::{EntityInstanceId, Error, error_types};
+///
+/// fn account(key: &str) -> Result<EntityInstanceId, Error> {
+///     Ok(EntityInstanceId::new("account", key)?)
+/// }
+///
+/// let error = account("al@ice").unwrap_err();
+/// assert_eq!(error.details().error_type, error_types::INVALID_INPUT);
+/// assert!(error.details().message.contains("'al@ice'"));
+/// ```
 ///
 /// Stack traces: a `TaskFailedError` records the backtrace of the conversion (where the
 /// orchestrator gave up); other errors record one when `RUST_BACKTRACE` or
@@ -431,6 +452,19 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
                     // Only a failing orchestration pays for it, once.
                     stack_trace: Some(std::backtrace::Backtrace::force_capture().to_string()),
                     inner: Some(Box::new(task.details.clone())),
+                    is_non_retriable: false,
+                },
+            };
+        }
+        // An invalid entity id is bad input (usually a key taken from the orchestration's
+        // input); its Rust path would name a private module of the SDK.
+        if let Some(invalid) = (&error as &dyn Any).downcast_ref::<InvalidEntityId>() {
+            return Self {
+                details: FailureDetails {
+                    error_type: error_types::INVALID_INPUT.to_owned(),
+                    message: invalid.to_string(),
+                    stack_trace: captured_backtrace(),
+                    inner: None,
                     is_non_retriable: false,
                 },
             };
@@ -492,6 +526,7 @@ impl fmt::Debug for Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -526,6 +561,28 @@ mod tests {
         assert_eq!(details.error_type, "TaskFailed");
         assert_eq!(details.message, "i: Activity task #1 failed: boom");
         assert_eq!(details.inner.map(|i| i.message), Some("boom".to_owned()));
+    }
+
+    #[test]
+    fn invalid_entity_id_becomes_invalid_input_with_its_message() {
+        for invalid in [
+            crate::EntityInstanceId::new("account", "al@ice").unwrap_err(),
+            crate::EntityInstanceId::new("", "alice").unwrap_err(),
+            crate::EntityInstanceId::parse("account@alice").unwrap_err(),
+        ] {
+            let message = invalid.to_string();
+            let details = Error::from(invalid).into_details();
+            assert_eq!(details.error_type, error_types::INVALID_INPUT);
+            assert_eq!(details.message, message);
+            assert!(details.inner.is_none());
+        }
+        // As `?` does it.
+        fn key(key: &str) -> Result<crate::EntityInstanceId, Error> {
+            Ok(crate::EntityInstanceId::new("account", key)?)
+        }
+        let details = key("").unwrap_err().into_details();
+        assert_eq!(details.error_type, "InvalidInput");
+        assert_eq!(details.message, "an entity key must not be empty");
     }
 
     #[test]

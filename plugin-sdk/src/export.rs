@@ -458,29 +458,56 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// # fn main() {}
 /// ```
 ///
-/// Function entities join with an optional `entities` list (class entities, and any
-/// custom names, go through the `register` form):
+/// Entities join with two optional lists, in this order: `entities` for function
+/// entities, registered under the function's name, and `entity_classes` for class
+/// entities (types with [`entity_operations!`](crate::entity_operations!)), registered
+/// under the type's name lowercased, as the reference SDK registers a class: `Account`
+/// answers to `@account@<key>`. Entity names are case-insensitive, so ids may spell the
+/// name in any case. For any other name, use the `register` form.
 ///
 /// ```rust,standalone_crate
 /// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, OrchestrationContext};
+/// use serde::{Deserialize, Serialize};
 ///
+/// /// A function entity: "counter".
 /// fn counter(ctx: &mut EntityContext, amount: Option<i64>) -> Result<i64, Error> {
 ///     let value = ctx.get_state::<i64>()?.unwrap_or(0) + amount.unwrap_or(1);
 ///     ctx.set_state(value)?;
 ///     Ok(value)
 /// }
 ///
+/// /// A class entity: "account".
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Account {
+///     balance: i64,
+/// }
+///
+/// impl Account {
+///     fn deposit(&mut self, amount: i64) -> Result<i64, Error> {
+///         self.balance += amount;
+///         Ok(self.balance)
+///     }
+/// }
+///
+/// durabletask_sdk::entity_operations!(Account { deposit });
+///
 /// async fn count(ctx: OrchestrationContext, key: String) -> Result<i64, Error> {
 ///     let counter = EntityInstanceId::new("counter", key)?;
 ///     Ok(ctx.call_entity::<_, i64>(&counter, "add", 1).await?)
 /// }
 ///
+/// async fn pay_in(ctx: OrchestrationContext, key: String) -> Result<i64, Error> {
+///     let account = EntityInstanceId::new("account", key)?;
+///     Ok(ctx.call_entity::<_, i64>(&account, "deposit", 10).await?)
+/// }
+///
 /// durabletask_sdk::export_plugin! {
 ///     name: "counting",
 ///     version: "1.0.0",
-///     orchestrators: [count],
+///     orchestrators: [count, pay_in],
 ///     activities: [],
 ///     entities: [counter],
+///     entity_classes: [Account],
 /// }
 /// # fn main() {}
 /// ```
@@ -542,7 +569,8 @@ macro_rules! export_plugin {
         version: $version:expr,
         orchestrators: [$($orchestrator:ident),* $(,)?],
         activities: [$($activity:ident),* $(,)?]
-        $(, entities: [$($entity:ident),* $(,)?])? $(,)?
+        $(, entities: [$($entity:ident),* $(,)?])?
+        $(, entity_classes: [$($entity_class:ident),* $(,)?])? $(,)?
     ) => {
         $crate::export_plugin! {
             name: $name,
@@ -551,7 +579,80 @@ macro_rules! export_plugin {
                 $( registry.orchestrator(stringify!($orchestrator), $orchestrator); )*
                 $( registry.activity(stringify!($activity), $activity); )*
                 $($( registry.entity(stringify!($entity), $entity); )*)?
+                // `entity_class` lowercases the name: `Account` registers as "account".
+                $($( registry.entity_class::<$entity_class>(stringify!($entity_class)); )*)?
             },
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    //! The list form of `export_plugin!`, expanded here once (it defines the plugin's
+    //! exported statics, so a test binary can hold only one).
+
+    use serde::{Deserialize, Serialize};
+
+    use crate::{ActivityContext, EntityContext, Error, OrchestrationContext, Registry};
+
+    async fn greet_all(_ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn say_hello(_ctx: ActivityContext, _input: ()) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn visit_counter(_ctx: &mut EntityContext, _input: ()) -> Result<(), Error> {
+        Ok(())
+    }
+
+    #[derive(Default, Serialize, Deserialize)]
+    struct BankAccount {
+        balance: i64,
+    }
+
+    impl BankAccount {
+        fn balance(&self) -> Result<i64, Error> {
+            Ok(self.balance)
+        }
+    }
+
+    crate::entity_operations!(BankAccount { balance });
+
+    #[derive(Default, Serialize, Deserialize)]
+    struct Tally {
+        count: u64,
+    }
+
+    impl Tally {
+        fn bump(&mut self) -> Result<u64, Error> {
+            self.count += 1;
+            Ok(self.count)
+        }
+    }
+
+    crate::entity_operations!(Tally { bump });
+
+    crate::export_plugin! {
+        name: "lists",
+        version: "1.0.0",
+        orchestrators: [greet_all],
+        activities: [say_hello],
+        entities: [visit_counter],
+        entity_classes: [BankAccount, Tally],
+    }
+
+    #[test]
+    fn the_list_form_registers_functions_by_name_and_classes_by_lowercased_type_name() {
+        let mut registry = Registry::new();
+        (__DURABLETASK_PLUGIN_DEFINITION.register)(&mut registry);
+        assert_eq!(registry.orchestrator_names(), ["greet_all"]);
+        assert_eq!(registry.activity_names(), ["say_hello"]);
+        assert_eq!(
+            registry.entity_names(),
+            ["bankaccount", "tally", "visit_counter"]
+        );
+        assert_eq!(__DURABLETASK_PLUGIN_DEFINITION.name, "lists");
+    }
 }

@@ -26,8 +26,9 @@ type ActivityStart = dyn Fn(ActivityContext, Option<&str>) -> ActivityFuture + S
 /// function.
 ///
 /// Most plugins never build one themselves: [`export_plugin!`](crate::export_plugin!)
-/// registers the listed functions under their own names, and its `register:` form hands a
-/// registry to a function of yours for other names. Tests build one directly and run
+/// registers the listed functions under their own names (and listed class entities under
+/// their type names, lowercased), and its `register:` form hands a registry to a function
+/// of yours for other names. Tests build one directly and run
 /// orchestration steps ([`run_orchestrator`](Self::run_orchestrator)) and activities
 /// ([`run_activity`](Self::run_activity)) without the host.
 ///

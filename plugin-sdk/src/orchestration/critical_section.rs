@@ -140,8 +140,16 @@ pub(crate) fn unlock_sent(state: &mut State, section_id: &str) {
 
 /// The locks of a granted [`lock_entities`](super::OrchestrationContext::lock_entities)
 /// request: while it is held, the orchestration may call the locked entities (one call
-/// per entity at a time) and no other entity; no other orchestration or client operation
-/// reaches them.
+/// per entity at a time) and no other entity.
+///
+/// What the locks guarantee is mutual exclusion among critical sections: no other
+/// orchestration's lock request on any of these entities is granted until this section
+/// is left. Whether plain calls and signals to a locked entity, from orchestrations that
+/// did not lock it or from clients, wait for the section too depends on the backend:
+/// Microsoft's in-memory backend holds back only other lock requests and lets them
+/// through. So make every orchestration that changes these entities while others may
+/// lock them take the lock as well; then no change reaches them mid-section on any
+/// backend.
 ///
 /// Leave the section with [`release`](Self::release). A section not released is left
 /// automatically when the orchestration completes, fails or continues as new, so the

@@ -248,10 +248,18 @@ impl OrchestrationContext {
         task
     }
 
-    /// Enters a critical section: asks for exclusive locks on `entities` (sorted by their
+    /// Enters a critical section: asks for locks on `entities` (sorted by their
     /// `@name@key` form and deduplicated, so every orchestration locks in the same order
     /// and none deadlock), and returns a task that resolves to a [`CriticalSection`] guard once
     /// all are held. Takes the next action id.
+    ///
+    /// The locks exclude other critical sections: while this one holds an entity, no
+    /// other orchestration's `lock_entities` on it is granted. They do not necessarily
+    /// exclude plain calls and signals, from orchestrations that did not lock the entity or
+    /// from clients: whether those wait depends on the backend, and Microsoft's in-memory
+    /// backend lets them through (it holds back only lock requests). To keep a
+    /// read-check-write sequence safe on every backend, make every orchestration that
+    /// changes these entities concurrently lock them too.
     ///
     /// From this call on, and until the section is released (or the orchestration
     /// completes, fails or continues as new, which release it automatically), these rules

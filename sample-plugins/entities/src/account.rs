@@ -3,7 +3,8 @@
 use durabletask_sdk::{EntityContext, EntityInstanceId, Error};
 use serde::{Deserialize, Serialize};
 
-/// The name [`Account`] is registered under: its ids are `@account@<key>`.
+/// The name [`Account`] is registered under (`export_plugin!` registers a class entity
+/// under its type name, lowercased): its ids are `@account@<key>`.
 pub const ACCOUNT: &str = "account";
 
 /// The errorType of a withdrawal larger than the balance.

@@ -8,7 +8,7 @@ use durabletask_sdk::{EntityInstanceId, Error, FailureDetails, OrchestrationCont
 use serde::{Deserialize, Serialize};
 
 use crate::account::{ACCOUNT, INSUFFICIENT_FUNDS, insufficient_funds};
-use crate::{entity_id, invalid_input};
+use crate::invalid_input;
 
 /// The most accounts one [`open_accounts`] or [`total_balance`] takes. Each account adds
 /// a few events to the orchestration's history (a call and its result, a lock and an
@@ -67,13 +67,14 @@ pub async fn open_accounts(
                 "account '{key}': the opening amount must be positive, got {amount}"
             )));
         }
-        let account = entity_id(ACCOUNT, &key)?;
+        let account = EntityInstanceId::new(ACCOUNT, &key)?;
         if deposits.insert(key.clone(), (account, amount)).is_some() {
             return Err(invalid_input(format!("account '{key}' is listed twice")));
         }
     }
-    // Each deposit is a single operation on a single account, atomic on its own: no lock
-    // is needed. All the calls are sent before any is awaited, so they run in parallel.
+    // Each deposit is a single operation on a single account, atomic on its own, and
+    // adding money cannot break a transfer's balance check: no lock is needed. All the
+    // calls are sent before any is awaited, so they run in parallel.
     let calls = deposits
         .values()
         .map(|(account, amount)| ctx.call_entity::<_, i64>(account, "deposit", amount))
@@ -109,13 +110,18 @@ pub struct WithdrawResult {
 /// outcome, reported in the result; any other failure (an amount of zero or less) fails
 /// the orchestration.
 ///
-/// A single operation on a single entity needs no lock: the entity runs its operations
-/// one at a time, and its own balance check and the withdrawal are one operation.
+/// A single operation on a single entity needs no lock for itself: the entity runs its
+/// operations one at a time, and its own balance check and the withdrawal are one
+/// operation. It does not lock, though, so on a backend that lets plain calls reach a
+/// locked entity (Microsoft's in-memory backend does) it can take money between a
+/// [`transfer`]'s balance check and its withdrawal; that transfer then fails and moves
+/// nothing. Lock the account here too if transfers must never fail that way: locks
+/// exclude only other critical sections.
 pub async fn withdraw(
     ctx: OrchestrationContext,
     withdrawal: Withdrawal,
 ) -> Result<WithdrawResult, Error> {
-    let account = entity_id(ACCOUNT, &withdrawal.account)?;
+    let account = EntityInstanceId::new(ACCOUNT, withdrawal.account)?;
     match ctx
         .call_entity::<_, i64>(&account, "withdraw", withdrawal.amount)
         .await
@@ -188,10 +194,10 @@ impl TransferResult {
 /// another transfer cannot spend the balance just read, and an audit cannot see the money
 /// gone from one account and not yet in the other.
 ///
-/// Locks exclude other critical sections. Whether a plain call or signal from outside
-/// waits for the lock depends on the backend (Durable Functions holds it back; Microsoft's
-/// in-memory test backend lets it through), so an operation that must not interleave with
-/// transfers locks too, as [`total_balance`] does.
+/// Locks exclude other critical sections only. Whether a plain call or signal from an
+/// orchestration that did not lock, or from a client, waits for the lock depends on the
+/// backend (Microsoft's in-memory backend lets it through), so every orchestration that
+/// must not interleave with transfers locks too, as [`total_balance`] does.
 pub async fn transfer(
     ctx: OrchestrationContext,
     transfer: Transfer,
@@ -207,8 +213,8 @@ pub async fn transfer(
             "cannot transfer from account '{from}' to itself"
         )));
     }
-    let from = entity_id(ACCOUNT, &from)?;
-    let to = entity_id(ACCOUNT, &to)?;
+    let from = EntityInstanceId::new(ACCOUNT, from)?;
+    let to = EntityInstanceId::new(ACCOUNT, to)?;
 
     // `lock_entities` sorts the ids, so all orchestrations take locks in one order and
     // two opposite transfers cannot deadlock.
@@ -273,8 +279,8 @@ pub async fn total_balance(ctx: OrchestrationContext, keys: Vec<String>) -> Resu
     // account is read once.
     let accounts = keys
         .iter()
-        .map(|key| entity_id(ACCOUNT, key))
-        .collect::<Result<BTreeSet<EntityInstanceId>, Error>>()?;
+        .map(|key| EntityInstanceId::new(ACCOUNT, key))
+        .collect::<Result<BTreeSet<_>, _>>()?;
     if accounts.is_empty() {
         // Nothing to lock (and `lock_entities` refuses an empty list).
         return Ok(0);

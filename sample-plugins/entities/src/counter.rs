@@ -2,12 +2,13 @@
 //! and one that signals it.
 
 use durabletask_sdk::entity::UNKNOWN_ENTITY_OPERATION;
-use durabletask_sdk::{EntityContext, Error, OrchestrationContext};
+use durabletask_sdk::{EntityContext, EntityInstanceId, Error, OrchestrationContext};
 use serde::Deserialize;
 
-use crate::{entity_id, invalid_input};
+use crate::invalid_input;
 
-/// The name [`counter`] is registered under: its ids are `@counter@<key>`.
+/// The name [`counter`] is registered under (`export_plugin!` registers a function
+/// entity under the function's name): its ids are `@counter@<key>`.
 pub const COUNTER: &str = "counter";
 
 /// The most signals [`count_to`] sends in one run. Each signal is an event in the
@@ -91,7 +92,7 @@ pub struct CounterCall {
 /// the orchestration with errorType `TaskFailed`, the counter's own failure as the inner
 /// failure.
 pub async fn call_counter(ctx: OrchestrationContext, call: CounterCall) -> Result<i64, Error> {
-    let counter = entity_id(COUNTER, &call.key)?;
+    let counter = EntityInstanceId::new(COUNTER, call.key)?;
     Ok(ctx
         .call_entity(&counter, &call.operation, call.amount)
         .await?)
@@ -121,7 +122,7 @@ pub async fn count_to(ctx: OrchestrationContext, request: CountTo) -> Result<i64
             request.times
         )));
     }
-    let counter = entity_id(COUNTER, &request.key)?;
+    let counter = EntityInstanceId::new(COUNTER, request.key)?;
     for _ in 0..request.times {
         ctx.signal_entity(&counter, "add", 1)?;
     }

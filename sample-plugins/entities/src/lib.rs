@@ -8,19 +8,17 @@
 //! The plugin shows:
 //!
 //! - the two ways to write an entity: [`counter`](counter::counter), a **function entity**
-//!   that reads the operation's name and dispatches on it, and
-//!   [`Account`](account::Account), a **class entity** whose methods are its operations;
+//!   that reads the operation's name and dispatches on it, and [`Account`], a **class
+//!   entity** whose methods are its operations;
 //! - the two ways an orchestration talks to one: **signals**, one-way messages with
-//!   nothing to await ([`count_to`](counter::count_to)), and **calls**, which wait for the
-//!   operation's result or its failure ([`call_counter`](counter::call_counter),
-//!   [`withdraw`](bank::withdraw));
-//! - handling an entity's typed failure: [`withdraw`](bank::withdraw) turns an
-//!   `InsufficientFunds` refusal into a result and lets any other failure fail the
-//!   orchestration;
-//! - **critical sections**: [`transfer`](bank::transfer) locks two accounts, checks the
-//!   balance and moves the money while no other critical section can reach either
-//!   account, and [`total_balance`](bank::total_balance) locks every account it sums, so
-//!   its total is a consistent snapshot even while transfers run.
+//!   nothing to await ([`count_to`]), and **calls**, which wait for the operation's result
+//!   or its failure ([`call_counter`], [`withdraw`]);
+//! - handling an entity's typed failure: [`withdraw`] turns an `InsufficientFunds` refusal
+//!   into a result and lets any other failure fail the orchestration;
+//! - **critical sections**: [`transfer`] locks two accounts, checks the balance and moves
+//!   the money while no other critical section can reach either account, and
+//!   [`total_balance`] locks every account it sums, so its total is a consistent snapshot
+//!   even while transfers run.
 //!
 //! Build it with `cargo build -p entities-plugin`, copy `target/debug/libentities.so` into
 //! the host's plugins directory (`scripts/run-sample` does both), and try:
@@ -31,9 +29,13 @@
 //! durabletask-host client start total_balance --input '["alice","bob"]' --wait
 //! ```
 //!
-//! Clients start orchestrations; they do not call entities. Every way in to these entities
-//! is therefore an orchestration, and each one refuses a bad request before it changes
-//! anything.
+//! Each orchestration refuses a bad request before it changes anything. A client can also
+//! reach an entity without one: `client signal-entity @counter@visits add --input 1`
+//! sends a one-way operation, and `client get-entity @account@alice` reads the state. Such
+//! a signal takes no lock, and whether it waits for a critical section holding the entity
+//! depends on the backend (Microsoft's in-memory backend lets it through). Locks exclude
+//! only other critical sections, so a change that must not land in the middle of a
+//! transfer goes through an orchestration that locks, as [`transfer`] does.
 
 #![warn(missing_docs)]
 
@@ -41,39 +43,34 @@ pub mod account;
 pub mod bank;
 pub mod counter;
 
-use durabletask_sdk::{EntityInstanceId, Error, Registry, error_types};
+use durabletask_sdk::{Error, error_types};
 
-/// The failure of an orchestration started with an input it cannot work with.
+use account::Account;
+use bank::{open_accounts, total_balance, transfer, withdraw};
+use counter::{call_counter, count_to, counter};
+
+/// The failure of an orchestration started with an input it cannot work with. (A bad
+/// entity key needs no help: `?` on `EntityInstanceId::new` already fails with
+/// `InvalidInput` and a message naming the key.)
 fn invalid_input(message: impl Into<String>) -> Error {
     Error::new(error_types::INVALID_INPUT, message)
 }
 
-/// The id of the entity `name` with the key `key`, or an `InvalidInput` failure naming
-/// the key (a key must be non-empty and must not contain `@`).
-fn entity_id(name: &str, key: &str) -> Result<EntityInstanceId, Error> {
-    EntityInstanceId::new(name, key)
-        .map_err(|e| invalid_input(format!("'{key}' is not a valid {name} key: {e}")))
-}
-
-/// Registers the plugin's entities and orchestrations. The list form of
-/// [`durabletask_sdk::export_plugin!`] takes function entities only; a class entity needs
-/// this form, [`Registry::entity_class`].
-fn register(registry: &mut Registry) {
-    registry
-        .entity(counter::COUNTER, counter::counter)
-        .entity_class::<account::Account>(account::ACCOUNT)
-        .orchestrator("call_counter", counter::call_counter)
-        .orchestrator("count_to", counter::count_to)
-        .orchestrator("open_accounts", bank::open_accounts)
-        .orchestrator("withdraw", bank::withdraw)
-        .orchestrator("transfer", bank::transfer)
-        .orchestrator("total_balance", bank::total_balance);
-}
-
-// The host discovers the plugin's entities and orchestrations through this one export;
-// clients start the orchestrations by the names registered above.
+// The host discovers the plugin's entities and orchestrations through this one export.
+// Each is registered under its own name: clients start `transfer`, ids address
+// `@counter@<key>` (the function) and `@account@<key>` (the class, `Account`, lowercased).
 durabletask_sdk::export_plugin! {
     name: "entities",
     version: env!("CARGO_PKG_VERSION"),
-    register: register,
+    orchestrators: [
+        call_counter,
+        count_to,
+        open_accounts,
+        withdraw,
+        transfer,
+        total_balance,
+    ],
+    activities: [],
+    entities: [counter],
+    entity_classes: [Account],
 }
