@@ -31,6 +31,12 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {}
 
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
 /// Adds what was being attempted to an error, like `anyhow::Context`.
 pub trait Context<T> {
     /// Prefixes the error with `context`.

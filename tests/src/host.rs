@@ -57,6 +57,11 @@ impl PluginFile {
         self
     }
 
+    /// The library file it is copied from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
     /// The file name it gets in the plugins directory.
     pub fn file_name(&self) -> &str {
         &self.file_name

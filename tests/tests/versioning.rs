@@ -10,9 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durabletask_e2e::{
-    Backend, Client, Context, Fixture, Host, HostConfig, PluginFile, Result, WAIT,
-};
+use durabletask_e2e::{Backend, Client, Fixture, Host, HostConfig, PluginFile, Result, WAIT};
 use serde_json::{Value, json};
 
 const V1_STEPS: [&str; 2] = ["reserve_stock", "charge_payment"];
