@@ -252,3 +252,23 @@ fn the_plugins_command_lists_what_a_host_would_load() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn work_item_filters_follow_the_plugins_in_service() -> Result<()> {
+    // With filters on, the backend only hands the host work its plugins register: an
+    // order waits until a plugin serving it is dropped in and the filters are renewed.
+    let mut fixture = Fixture::start_with(&["hello"], |config| {
+        config.watch_plugins().work_item_filters(true)
+    })?;
+    start_order(&fixture.client, "waiting", 0, None)?;
+    let state = fixture.run("hello_cities", None)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(fixture.client.status("waiting")?["status"], "PENDING");
+
+    fixture.host.deploy(&PluginFile::built("orders_v1")?)?;
+    fixture
+        .host
+        .wait_for_log_line(&["work-item filters on", "process_order"], WAIT)?;
+    assert_ran_on(&fixture.client.wait("waiting", WAIT)?, "1.0.0");
+    Ok(())
+}
