@@ -306,3 +306,22 @@ fn during_a_rollout_with_work_item_filters_each_version_runs_on_the_host_that_se
     }
     Ok(())
 }
+
+#[test]
+fn sub_orchestrations_started_without_a_version_get_the_default_version() -> Result<()> {
+    let fixture = Fixture::start_with(&["conformance_a"], |config| {
+        config.versioning("default_version = \"1.0.0\"")
+    })?;
+    let state = fixture.run("sub_orchestrator_by_name", None)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    // The child's id is the parent's plus its task id (the default).
+    let parent = state["instance_id"].as_str().unwrap();
+    let history = fixture.client.history(&format!("{parent}:0001"))?;
+    let started = history
+        .iter()
+        .find(|event| event["kind"] == "executionStarted")
+        .expect("the child has an executionStarted event");
+    assert_eq!(started["name"], "orchestrator_child", "{history:#?}");
+    assert_eq!(started["version"], "1.0.0", "{history:#?}");
+    Ok(())
+}
