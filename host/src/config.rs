@@ -23,6 +23,8 @@ use serde::{Deserialize, Deserializer};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub backend: BackendSettings,
+    /// `[embedded]`: the in-process backend, used when `backend.mode` is embedded.
+    pub embedded: EmbeddedSettings,
     pub worker: WorkerSettings,
     /// `None` when the file has no `[versioning]` section: no version check at all.
     pub versioning: Option<VersioningSettings>,
@@ -33,10 +35,13 @@ pub struct Config {
     pub source: PathBuf,
 }
 
-/// `[backend]`: where the Durable Task backend is and how to authenticate.
+/// `[backend]`: which Durable Task backend to use, where it is and how to authenticate.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendSettings {
+    /// Embedded (the host runs its own backend) or remote (`endpoint`). Absent: remote
+    /// when `endpoint` is given, else embedded; resolved when the file is read.
+    pub mode: Option<BackendMode>,
     pub endpoint: Endpoint,
     /// Sent as the `taskhub` metadata header on every call.
     pub taskhub: String,
@@ -46,9 +51,60 @@ pub struct BackendSettings {
     pub token_file: Option<PathBuf>,
 }
 
+/// Where the backend runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendMode {
+    /// The host serves its own backend (`[embedded]`), with its state in a SQLite file.
+    Embedded,
+    /// A backend elsewhere, at `endpoint`.
+    Remote,
+}
+
+impl BackendSettings {
+    /// The mode, resolved (see [`BackendSettings::mode`]).
+    pub fn mode(&self) -> BackendMode {
+        self.mode.unwrap_or(BackendMode::Remote)
+    }
+}
+
+/// `[embedded]`: the backend the host runs in process when `backend.mode` is embedded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedSettings {
+    /// The address it serves `TaskHubSidecarService` on (for the host's own worker, the
+    /// client and any other Durable Task SDK).
+    pub listen: std::net::SocketAddr,
+    /// The SQLite file holding its state (resolved against the config directory).
+    pub database: PathBuf,
+}
+
+impl Default for EmbeddedSettings {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 4001)),
+            database: PathBuf::from("data/durabletask.sqlite"),
+        }
+    }
+}
+
+impl EmbeddedSettings {
+    /// The address clients use to reach it: `listen`, with an unspecified IP (0.0.0.0)
+    /// replaced by loopback.
+    pub fn client_endpoint(&self) -> Endpoint {
+        let mut address = self.listen;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let text = format!("http://{address}");
+        Endpoint::parse(&text).unwrap_or_default()
+    }
+}
+
 impl Default for BackendSettings {
     fn default() -> Self {
         Self {
+            mode: None,
             endpoint: Endpoint::default(),
             taskhub: "default".to_owned(),
             token_env: None,
@@ -62,6 +118,7 @@ impl Default for BackendSettings {
 impl fmt::Debug for BackendSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackendSettings")
+            .field("mode", &self.mode)
             .field("endpoint", &self.endpoint)
             .field("taskhub", &self.taskhub)
             .field("token_env", &self.token_env)
@@ -360,8 +417,15 @@ impl Config {
         let mut config: Config =
             toml::from_str(text).map_err(|error| describe_toml_error(&error, text, path))?;
         config.validate(text, path)?;
+        let endpoint_given = locate_key(text, "backend", "endpoint").is_some();
+        config.backend.mode = Some(config.backend.mode.unwrap_or(if endpoint_given {
+            BackendMode::Remote
+        } else {
+            BackendMode::Embedded
+        }));
         config.source = path.to_owned();
         let base = config_dir(path);
+        config.embedded.database = base.join(&config.embedded.database);
         config.plugins.dir = base.join(&config.plugins.dir);
         config.logging.file = config.logging.file.map(|file| base.join(file));
         config.backend.token_file = config.backend.token_file.map(|file| base.join(file));
@@ -385,6 +449,15 @@ impl Config {
                 "backend",
                 "token_file",
                 "'token_env' and 'token_file' in [backend] are both set; choose one".to_owned(),
+            ));
+        }
+        if self.backend.mode == Some(BackendMode::Embedded)
+            && locate_key(text, "backend", "endpoint").is_some()
+        {
+            return Err(invalid(
+                "backend",
+                "endpoint",
+                "'endpoint' in [backend] is only used with mode = \"remote\"; with mode = \"embedded\" the host serves its own backend at [embedded] listen".to_owned(),
             ));
         }
         if self.backend.taskhub.trim().is_empty() {
@@ -827,6 +900,58 @@ rotation = "hourly"
         let message = error_of("[backend]\ntoken_env = \"T\"\ntoken_file = \"t\"\n");
         assert!(message.starts_with("/etc/dt/host.toml:3:1:"), "{message}");
         assert!(message.contains("both set"), "{message}");
+    }
+
+    #[test]
+    fn without_an_endpoint_the_host_runs_its_own_backend() {
+        let config = parse("").unwrap();
+        assert_eq!(config.backend.mode(), BackendMode::Embedded);
+        assert_eq!(config.embedded.listen.to_string(), "127.0.0.1:4001");
+        assert_eq!(
+            config.embedded.database,
+            PathBuf::from("/etc/dt/data/durabletask.sqlite")
+        );
+        assert_eq!(
+            config.embedded.client_endpoint().uri(),
+            "http://127.0.0.1:4001"
+        );
+        // A commented-out endpoint is no endpoint.
+        let config = parse("[backend]\n# endpoint = \"http://x:1\"\n").unwrap();
+        assert_eq!(config.backend.mode(), BackendMode::Embedded);
+    }
+
+    #[test]
+    fn an_endpoint_means_remote_unless_embedded_is_asked_for_which_is_an_error() {
+        let config = parse("[backend]\nendpoint = \"http://backend:4001\"\n").unwrap();
+        assert_eq!(config.backend.mode(), BackendMode::Remote);
+        let config = parse("[backend]\nmode = \"remote\"\n").unwrap();
+        assert_eq!(config.backend.mode(), BackendMode::Remote);
+        let message =
+            error_of("[backend]\nmode = \"embedded\"\nendpoint = \"http://backend:4001\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:3:1:"), "{message}");
+        assert!(
+            message.contains("only used with mode = \"remote\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_embedded_section_is_read() {
+        let config = parse(
+            "[backend]\nmode = \"embedded\"\n\n[embedded]\nlisten = \"0.0.0.0:5000\"\ndatabase = \"/var/lib/dt/state.sqlite\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.embedded.listen.to_string(), "0.0.0.0:5000");
+        assert_eq!(
+            config.embedded.database,
+            PathBuf::from("/var/lib/dt/state.sqlite")
+        );
+        assert_eq!(
+            config.embedded.client_endpoint().uri(),
+            "http://127.0.0.1:5000"
+        );
+        let message = error_of("[embedded]\nlisten = \"localhost\"\n");
+        assert!(message.contains("listen"), "{message}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{
     ListOptions, Paging, SignalOptions, StartOptions, entity_id, parse_status, signal_time,
     validate_json,
 };
-use crate::config::Config;
+use crate::config::{BackendMode, Config};
 use crate::connection::BearerToken;
 
 /// Where the client connects when neither a flag nor a config file says.
@@ -225,7 +225,7 @@ fn connection_settings(args: &ClientArgs) -> Result<(ClientOptions, Option<Strin
     let endpoint = args
         .endpoint
         .clone()
-        .or_else(|| config.as_ref().map(|c| c.backend.endpoint.to_string()))
+        .or_else(|| config.as_ref().map(backend_endpoint))
         .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
     let taskhub = args
         .taskhub
@@ -243,6 +243,14 @@ fn connection_settings(args: &ClientArgs) -> Result<(ClientOptions, Option<Strin
         },
         default_version,
     ))
+}
+
+/// Where the configured backend is: the embedded one's address, or the remote endpoint.
+fn backend_endpoint(config: &Config) -> String {
+    match config.backend.mode() {
+        BackendMode::Embedded => config.embedded.client_endpoint().to_string(),
+        BackendMode::Remote => config.backend.endpoint.to_string(),
+    }
 }
 
 fn load_config(path: &Path) -> Result<Config, ClientError> {
@@ -691,6 +699,15 @@ mod tests {
             (options.endpoint.as_str(), options.taskhub.as_str()),
             ("http://other:1", "hub2")
         );
+    }
+
+    #[test]
+    fn with_an_embedded_backend_the_client_connects_to_its_listen_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(&path, "[embedded]\nlisten = \"0.0.0.0:4100\"\n").unwrap();
+        let (options, _) = connection_settings(&args_with(Some(path), &[])).unwrap();
+        assert_eq!(options.endpoint, "http://127.0.0.1:4100");
     }
 
     #[test]
