@@ -32,7 +32,7 @@ pub use backend::Backend;
 pub use client::{Client, ClientRun, exit_codes, instance_id};
 pub use error::{Context, Error, Result};
 pub use host::{Host, HostConfig, PluginFile};
-pub use process::poll_until;
+pub use process::{poll_until, run_with_timeout};
 pub use python_worker::PythonWorker;
 
 use std::time::Duration;

@@ -1,0 +1,125 @@
+//! Microsoft's Python SDK (`durabletask==1.12.0`), its worker and its client, with no host
+//! involved, runs the scenarios of `tests/python_sdk_scenarios.py` against a backend:
+//! function chaining, fan-out/fan-in, external events (received and timed out), timers,
+//! sub-orchestrations, continue-as-new, suspend/resume, terminate, and entity
+//! signal/call/lock. The script checks each scenario itself and prints `PASS <name>` or
+//! `FAIL <name>: <why>`; this test requires a PASS line for every one.
+//!
+//! The backend under test is whatever [`address_under_test`] starts: Microsoft's in-memory
+//! backend for now.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use durabletask_e2e::{Backend, Error, Result, paths, python, run_with_timeout};
+
+/// The scenarios the script must report, in its order.
+const SCENARIOS: [&str; 12] = [
+    "function_chaining",
+    "fan_out_fan_in",
+    "external_event_received",
+    "external_event_timeout",
+    "durable_timer",
+    "sub_orchestration",
+    "continue_as_new",
+    "suspend_resume",
+    "terminate",
+    "entity_signal",
+    "entity_call",
+    "entity_lock",
+];
+
+/// The script's bound on each scenario (`--timeout`).
+const SCENARIO_TIMEOUT_S: u64 = 60;
+
+/// The bound on the whole script: every scenario at its limit (plus the script's 5 s
+/// backstop each), and a minute for Python start-up and worker shutdown. A passing run
+/// takes a few seconds.
+const SCRIPT_TIMEOUT: Duration =
+    Duration::from_secs(SCENARIOS.len() as u64 * (SCENARIO_TIMEOUT_S + 5) + 60);
+
+/// A running backend the script can reach.
+struct BackendUnderTest {
+    /// HOST:PORT, as the script's `--address` wants it (no scheme).
+    address: String,
+    /// What the backend logged so far, for a failure message. It owns the backend:
+    /// dropping it stops the backend.
+    logs: Box<dyn Fn() -> String>,
+}
+
+/// The backend the Python SDK is tested against: Microsoft's in-memory backend for now.
+///
+/// Embedded-backend integrator: switch this function to the host's embedded backend
+/// (start the host in `backend.mode = "embedded"`, return its listen address, and let
+/// `logs` own the host and return its log tail). Nothing else in this file changes; the
+/// embedded backend must pass every scenario, with no `--skip`.
+fn address_under_test() -> Result<BackendUnderTest> {
+    let backend = Backend::start()?;
+    let endpoint = backend.endpoint();
+    let address = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::new(format!("unexpected backend endpoint {endpoint}")))?
+        .to_owned();
+    Ok(BackendUnderTest {
+        address,
+        logs: Box::new(move || backend.stderr()),
+    })
+}
+
+#[test]
+fn the_python_sdk_runs_every_scenario_against_the_backend() -> Result<()> {
+    let backend = address_under_test()?;
+    let script = paths::workspace_root()
+        .join("tests")
+        .join("python_sdk_scenarios.py");
+    let output = run_with_timeout(
+        Command::new(python::reference_python()?)
+            .arg(&script)
+            .args(["--address", &backend.address])
+            .args(["--timeout", &SCENARIO_TIMEOUT_S.to_string()]),
+        SCRIPT_TIMEOUT,
+    )?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let explain = || {
+        format!(
+            "--- script stdout ---\n{stdout}\n--- script stderr ---\n{}\n--- backend log ---\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            (backend.logs)()
+        )
+    };
+
+    let results: Vec<&str> = stdout
+        .lines()
+        .filter(|line| {
+            ["PASS ", "FAIL ", "SKIP "]
+                .iter()
+                .any(|p| line.starts_with(p))
+        })
+        .collect();
+    let expected: Vec<String> = SCENARIOS
+        .iter()
+        .map(|name| format!("PASS {name}"))
+        .collect();
+    assert_eq!(
+        results,
+        expected,
+        "not every scenario passed\n{}",
+        explain()
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line == format!("SUMMARY passed={} failed=0", SCENARIOS.len())),
+        "no clean SUMMARY line\n{}",
+        explain()
+    );
+    assert!(
+        output.status.success(),
+        "the script exited with {}\n{}",
+        output.status,
+        explain()
+    );
+    Ok(())
+}
