@@ -31,7 +31,7 @@ mod python_worker;
 pub use backend::Backend;
 pub use client::{Client, ClientRun, exit_codes, instance_id};
 pub use error::{Context, Error, Result};
-pub use host::{Host, HostConfig, PluginFile};
+pub use host::{EMBEDDED_LISTENING, EmbeddedBackend, Host, HostConfig, PluginFile};
 pub use process::{poll_until, run_with_timeout};
 pub use python_worker::PythonWorker;
 
@@ -41,13 +41,26 @@ use std::time::Duration;
 /// cores and test binaries run their tests in parallel, each with a Python backend.
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// Set to `embedded` to run every [`Fixture`] on the host's own embedded backend instead
+/// of Microsoft's reference backend (scripts/test runs the conformance suites both ways).
+pub const BACKEND_ENV: &str = "DURABLETASK_E2E_BACKEND";
+
+/// Whether fixtures run on the host's embedded backend (see [`BACKEND_ENV`]).
+pub fn embedded_backend_selected() -> bool {
+    std::env::var(BACKEND_ENV).is_ok_and(|value| value == "embedded")
+}
+
 /// A backend, a host serving some plugins against it, and a client for both: what most
 /// tests need. Dropping it kills the host, then the backend.
+///
+/// The backend is Microsoft's reference backend, or, with
+/// `DURABLETASK_E2E_BACKEND=embedded`, the host's own embedded one (then `backend` is
+/// `None`: the host is the backend).
 pub struct Fixture {
     /// The running host (declared first so it is dropped before the backend).
     pub host: Host,
-    /// The running backend.
-    pub backend: Backend,
+    /// The running reference backend, unless the host serves its own.
+    pub backend: Option<Backend>,
     /// A client pointed at the backend.
     pub client: Client,
 }
@@ -64,13 +77,24 @@ impl Fixture {
         plugins: &[&str],
         configure: impl FnOnce(HostConfig) -> HostConfig,
     ) -> Result<Self> {
-        let backend = Backend::start()?;
-        let mut config = HostConfig::new(backend.endpoint());
+        let backend = if embedded_backend_selected() {
+            None
+        } else {
+            Some(Backend::start()?)
+        };
+        let mut config = match &backend {
+            Some(backend) => HostConfig::new(backend.endpoint()),
+            None => HostConfig::embedded(),
+        };
         for name in plugins {
             config = config.plugin(PluginFile::built(name)?);
         }
-        let host = Host::start(&configure(config))?;
-        let client = Client::new(backend.endpoint())?;
+        let mut host = Host::start(&configure(config))?;
+        let endpoint = match &backend {
+            Some(backend) => backend.endpoint(),
+            None => host.embedded_endpoint()?,
+        };
+        let client = Client::new(endpoint)?;
         Ok(Self {
             host,
             backend,
