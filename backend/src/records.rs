@@ -141,6 +141,7 @@ pub struct TimerRecord {
 }
 
 #[derive(Clone, PartialEq, prost::Oneof)]
+#[allow(clippy::large_enum_variant)] // prost's derive does not support boxed variants
 pub enum TimerTarget {
     /// An orchestration's durable timer: deliver `timerFired`.
     #[prost(message, tag = "2")]
