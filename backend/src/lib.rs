@@ -1,4 +1,181 @@
 //! An embedded, durable Durable Task backend: Microsoft's `TaskHubSidecarService` served
 //! from a SQLite file, so one process (the host) runs everything on a fresh machine.
 //!
-//! (Skeleton: the modules arrive with the engine.)
+//! - [`service`]: the gRPC surface; every call is forwarded to the engine.
+//! - `engine`: one actor owning all state, applying calls in batches and committing each
+//!   batch in one transaction before answering (see its module documentation).
+//! - [`store`]: SQLite persistence; [`records`]: the persisted record types.
+//!
+//! Semantics follow Microsoft's Python in-memory backend (protocol.md §7), without its
+//! gaps: scheduled starts wait, abandoned activities are redelivered, sub-orchestrations
+//! know their parent and report their real failure, recursive terminate and purge,
+//! locked entities serve only their lock holder, and everything survives a crash.
+
+#![forbid(unsafe_code)]
+
+mod engine;
+pub mod records;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use durabletask_proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer;
+use tokio::sync::oneshot;
+use tonic::transport::server::TcpIncoming;
+
+use engine::{Command, EngineHandle};
+
+/// The largest message accepted (histories and batches can be large).
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// How long [`EmbeddedBackend::shutdown`] waits for calls in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("the backend database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the backend engine thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the backend engine stopped while starting")]
+    EngineStopped,
+}
+
+#[derive(Clone, Debug)]
+pub struct BackendOptions {
+    /// The SQLite file (created if missing).
+    pub database: PathBuf,
+    /// Where to listen; port 0 picks a free port (see [`EmbeddedBackend::local_addr`]).
+    pub listen: SocketAddr,
+}
+
+/// A running backend. Stop it with [`EmbeddedBackend::shutdown`]; dropping it stops it
+/// abruptly, saving nothing more (everything acknowledged is already saved).
+pub struct EmbeddedBackend {
+    local_addr: SocketAddr,
+    engine: EngineHandle,
+    engine_thread: Option<std::thread::JoinHandle<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+    stop_server: Option<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for EmbeddedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBackend")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedBackend {
+    /// Opens (creating if needed) the SQLite database, recovers its state, binds the
+    /// listener and serves `TaskHubSidecarService` until [`EmbeddedBackend::shutdown`].
+    ///
+    /// Work items that were handed out but not completed before a crash are ready again
+    /// and are redelivered to the next worker.
+    pub async fn start(options: BackendOptions) -> Result<EmbeddedBackend, BackendError> {
+        let (engine, engine_thread) = engine::spawn(options.database.clone()).await?;
+        let bind_error = |source| BackendError::Bind {
+            address: options.listen,
+            source,
+        };
+        let listener = match tokio::net::TcpListener::bind(options.listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                stop_engine(&engine, engine_thread);
+                return Err(bind_error(error));
+            }
+        };
+        let local_addr = match listener.local_addr() {
+            Ok(address) => address,
+            Err(error) => {
+                stop_engine(&engine, engine_thread);
+                return Err(bind_error(error));
+            }
+        };
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let service = TaskHubSidecarServiceServer::new(service::Service::new(engine.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        let (stop_server, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                }),
+        );
+        tracing::info!(address = %local_addr, database = %options.database.display(), "embedded backend listening");
+        Ok(EmbeddedBackend {
+            local_addr,
+            engine,
+            engine_thread: Some(engine_thread),
+            server: Some(server),
+            stop_server: Some(stop_server),
+        })
+    }
+
+    /// The address the backend listens on (with the real port when started on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops serving: work-item streams end (their leases are released, so the items
+    /// are redelivered after the next start), waiters get `UNAVAILABLE`, calls in
+    /// progress get up to a few seconds to finish, then the state is saved and the
+    /// database closed.
+    pub async fn shutdown(mut self) {
+        let (reply, quiesced) = oneshot::channel();
+        if self.engine.send(String::new(), Command::Quiesce(reply)) {
+            let _ = quiesced.await;
+        }
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut server) = self.server.take() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => {
+                    tracing::warn!(%error, "the backend server ended with an error")
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "the backend server task failed"),
+                Err(_) => {
+                    tracing::warn!(
+                        "calls still in progress after {SHUTDOWN_GRACE:?}; closing anyway"
+                    );
+                    server.abort();
+                }
+            }
+        }
+        self.engine.shutdown();
+        if let Some(thread) = self.engine_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        tracing::info!("embedded backend stopped");
+    }
+}
+
+fn stop_engine(engine: &EngineHandle, thread: std::thread::JoinHandle<()>) {
+    engine.shutdown();
+    let _ = thread.join();
+}
+
+impl Drop for EmbeddedBackend {
+    /// Stops at once, as if the process had died: nothing more is saved.
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        if let Some(thread) = self.engine_thread.take() {
+            self.engine.halt();
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Activities: scheduled by orchestrations, run by workers, their results delivered back
+//! as `taskCompleted` / `taskFailed`.
+
+use durabletask_proto::history_event::EventType;
+use durabletask_proto::*;
+
+use super::dispatch::{LeaseTarget, version_of};
+use super::events;
+use super::hub::{Activity, Hub};
+use crate::records::ActivityRecord;
+
+impl Hub {
+    /// Queues an activity for `instance_id` (action `task_id`).
+    pub(super) fn schedule_activity(
+        &mut self,
+        instance_id: &str,
+        task_id: i32,
+        task: ScheduleTaskAction,
+    ) {
+        let Some(instance) = self.instances.get_mut(instance_id) else {
+            return;
+        };
+        let id = self.next_activity_id;
+        self.next_activity_id += 1;
+        let record = ActivityRecord {
+            instance_id: instance_id.to_owned(),
+            generation: instance.record.generation,
+            task_id,
+            name: task.name,
+            version: task.version,
+            input: task.input,
+            tags: task.tags,
+            trace_context: task.parent_trace_context,
+            execution_id: instance.record.execution_id.clone(),
+        };
+        if let Some(previous) = instance.activities.insert(task_id, id) {
+            // The same task id scheduled again (a retry reuses it): the new one wins.
+            self.remove_activity(previous);
+        }
+        self.ready_activities
+            .push(id, &record.name, version_of(&record.version));
+        self.activities.insert(
+            id,
+            Activity {
+                record,
+                lease: None,
+            },
+        );
+        self.dirty.activities.insert(id);
+    }
+
+    /// Forgets an activity (ending its lease, if a worker has it).
+    pub(super) fn remove_activity(&mut self, id: u64) -> Option<Activity> {
+        let activity = self.activities.remove(&id)?;
+        self.dirty.activities.insert(id);
+        self.ready_activities.remove(&id);
+        if let Some(token) = &activity.lease {
+            self.end_lease(token);
+        }
+        Some(activity)
+    }
+
+    /// `CompleteActivityTask`. The activity is found by its token, or else by instance
+    /// and task id; a result for an activity that is no longer outstanding (a duplicate,
+    /// or from an execution that has ended) is ignored.
+    pub fn complete_activity(&mut self, response: ActivityResponse) {
+        let by_token = match self.leases.get(&response.completion_token) {
+            Some(lease) => match lease.target {
+                LeaseTarget::Activity(id) => Some(id),
+                _ => None,
+            },
+            None => None,
+        };
+        let id = by_token.or_else(|| {
+            self.instances
+                .get(&response.instance_id)
+                .and_then(|instance| instance.activities.get(&response.task_id).copied())
+        });
+        let Some(activity) = id.and_then(|id| self.remove_activity(id)) else {
+            tracing::debug!(
+                hub = %self.name,
+                instance_id = %response.instance_id,
+                task_id = response.task_id,
+                "ignoring the result of an activity that is not outstanding"
+            );
+            return;
+        };
+        let record = activity.record;
+        let Some(instance) = self.instances.get_mut(&record.instance_id) else {
+            return;
+        };
+        if instance.record.generation != record.generation || instance.is_terminal() {
+            return;
+        }
+        if instance.activities.get(&record.task_id) == id.as_ref() {
+            instance.activities.remove(&record.task_id);
+        }
+        // A failure is a failure whenever details are present, even with an empty
+        // message (the reference backend records those as successes).
+        let event_type = match response.failure_details {
+            Some(details) => EventType::TaskFailed(TaskFailedEvent {
+                task_scheduled_id: record.task_id,
+                failure_details: Some(details),
+            }),
+            None => EventType::TaskCompleted(TaskCompletedEvent {
+                task_scheduled_id: record.task_id,
+                result: response.result,
+            }),
+        };
+        self.push_event(&record.instance_id, events::event(-1, event_type));
+    }
+
+    /// `AbandonTaskActivityWorkItem`: the activity is redelivered.
+    pub fn abandon_activity(&mut self, token: &str) {
+        if matches!(
+            self.leases.get(token).map(|lease| &lease.target),
+            Some(LeaseTarget::Activity(_))
+        ) {
+            self.release(token);
+        } else {
+            tracing::debug!(hub = %self.name, token, "abandon of an unknown activity lease ignored");
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! The engine: one actor that owns all state.
+//!
+//! gRPC handlers send [`Command`]s over a channel. The engine runs on its own thread and
+//! works in batches: it takes every command available (up to [`MAX_BATCH`]), applies
+//! each to the in-memory state, fires due timers, saves all changes of the batch in one
+//! SQLite transaction, and only then answers (group commit: what a call accepted is on
+//! disk before the caller hears so). Then it hands ready work to the worker streams.
+
+mod actions;
+mod activities;
+mod dispatch;
+mod entities;
+mod events;
+mod hub;
+mod instances;
+mod queries;
+mod timers;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use durabletask_proto::*;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+use tonic::Status;
+
+pub use dispatch::Stream;
+pub use hub::WaitUntil;
+
+use crate::BackendError;
+use crate::store::{Op, Store, StoreError};
+use hub::Hub;
+
+/// The most commands applied (and committed) together.
+const MAX_BATCH: usize = 1024;
+/// How often waiters whose callers went away are forgotten.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+pub type Reply<T> = oneshot::Sender<Result<T, Status>>;
+
+/// A request to the engine.
+pub enum Command {
+    StartInstance(CreateInstanceRequest, Reply<CreateInstanceResponse>),
+    GetInstance(GetInstanceRequest, Reply<GetInstanceResponse>),
+    Wait(GetInstanceRequest, WaitUntil, Reply<GetInstanceResponse>),
+    RaiseEvent(RaiseEventRequest, Reply<RaiseEventResponse>),
+    Terminate(TerminateRequest, Reply<TerminateResponse>),
+    Suspend(SuspendRequest, Reply<SuspendResponse>),
+    Resume(ResumeRequest, Reply<ResumeResponse>),
+    Purge(PurgeInstancesRequest, Reply<PurgeInstancesResponse>),
+    Restart(RestartInstanceRequest, Reply<RestartInstanceResponse>),
+    Rewind(RewindInstanceRequest, Reply<RewindInstanceResponse>),
+    QueryInstances(QueryInstancesRequest, Reply<QueryInstancesResponse>),
+    ListInstanceIds(ListInstanceIdsRequest, Reply<ListInstanceIdsResponse>),
+    History(StreamInstanceHistoryRequest, Reply<Vec<HistoryEvent>>),
+    OpenStream {
+        id: u64,
+        request: GetWorkItemsRequest,
+        sender: UnboundedSender<Result<WorkItem, Status>>,
+    },
+    CloseStream {
+        id: u64,
+    },
+    CompleteOrchestration(OrchestratorResponse, Reply<CompleteTaskResponse>),
+    CompleteActivity(ActivityResponse, Reply<CompleteTaskResponse>),
+    CompleteEntity(EntityBatchResult, Reply<CompleteTaskResponse>),
+    AbandonOrchestration(String, Reply<AbandonOrchestrationTaskResponse>),
+    AbandonActivity(String, Reply<AbandonActivityTaskResponse>),
+    AbandonEntity(String, Reply<AbandonEntityTaskResponse>),
+    SignalEntity(SignalEntityRequest, Reply<SignalEntityResponse>),
+    GetEntity(GetEntityRequest, Reply<GetEntityResponse>),
+    QueryEntities(QueryEntitiesRequest, Reply<QueryEntitiesResponse>),
+    CleanEntityStorage(CleanEntityStorageRequest, Reply<CleanEntityStorageResponse>),
+    DeleteHub(Reply<DeleteTaskHubResponse>),
+    /// Ends every work-item stream and answers every waiter (the server is stopping).
+    Quiesce(Reply<()>),
+}
+
+/// A command for one task hub.
+pub struct Envelope {
+    pub hub: String,
+    pub command: Command,
+}
+
+enum Control {
+    Envelope(Box<Envelope>),
+    /// Save, then stop.
+    Shutdown,
+    /// Stop at once, saving nothing more (tests: as if the process died).
+    Halt,
+}
+
+/// Sends commands to the engine; cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    sender: UnboundedSender<Control>,
+}
+
+impl EngineHandle {
+    /// Sends `command`; `false` if the engine has stopped.
+    pub fn send(&self, hub: String, command: Command) -> bool {
+        self.sender
+            .send(Control::Envelope(Box::new(Envelope { hub, command })))
+            .is_ok()
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.sender.send(Control::Shutdown);
+    }
+
+    pub fn halt(&self) {
+        let _ = self.sender.send(Control::Halt);
+    }
+}
+
+/// A reply held back until the batch is committed.
+trait Deferred: Send {
+    fn ok(self: Box<Self>);
+    fn fail(self: Box<Self>, status: Status);
+}
+
+struct Held<T> {
+    reply: Reply<T>,
+    value: Result<T, Status>,
+}
+
+impl<T: Send> Deferred for Held<T> {
+    fn ok(self: Box<Self>) {
+        let _ = self.reply.send(self.value);
+    }
+
+    fn fail(self: Box<Self>, status: Status) {
+        let _ = self.reply.send(Err(status));
+    }
+}
+
+#[derive(Default)]
+struct Replies(Vec<Box<dyn Deferred>>);
+
+impl Replies {
+    fn push<T: Send + 'static>(&mut self, reply: Reply<T>, value: Result<T, Status>) {
+        self.0.push(Box::new(Held { reply, value }));
+    }
+}
+
+struct Engine {
+    store: Store,
+    hubs: HashMap<String, Hub>,
+    token_prefix: String,
+}
+
+/// Opens the store, loads its state, and runs the engine on a thread of its own.
+/// Returns once the state is loaded (or loading failed).
+pub async fn spawn(
+    path: std::path::PathBuf,
+) -> Result<(EngineHandle, std::thread::JoinHandle<()>), BackendError> {
+    let (sender, receiver) = unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("durabletask-backend".into())
+        .spawn(move || {
+            let engine = match Engine::open(&path) {
+                Ok(engine) => {
+                    let _ = ready_tx.send(Ok(()));
+                    engine
+                }
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                    return;
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "could not start the engine's runtime");
+                    return;
+                }
+            };
+            runtime.block_on(engine.run(receiver));
+        })
+        .map_err(BackendError::Thread)?;
+    match ready_rx.await {
+        Ok(Ok(())) => Ok((EngineHandle { sender }, thread)),
+        Ok(Err(error)) => {
+            let _ = thread.join();
+            Err(BackendError::Store(error))
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(BackendError::EngineStopped)
+        }
+    }
+}
+
+impl Engine {
+    fn open(path: &std::path::Path) -> Result<Engine, StoreError> {
+        let store = Store::open(path)?;
+        // Tokens must not match any handed out before a restart.
+        let token_prefix = format!("{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut engine = Engine {
+            store,
+            hubs: HashMap::new(),
+            token_prefix,
+        };
+        let records = engine.store.load_records()?;
+        let count = records.len();
+        for record in records {
+            let hub = engine.hub(&record.hub.clone());
+            hub.load_record(record);
+        }
+        for hub in engine.hubs.values_mut() {
+            hub.finish_load(&engine.store);
+        }
+        tracing::info!(
+            records = count,
+            hubs = engine.hubs.len(),
+            "backend state loaded"
+        );
+        Ok(engine)
+    }
+
+    /// The hub called `name`, created empty on first use.
+    fn hub(&mut self, name: &str) -> &mut Hub {
+        let prefix = &self.token_prefix;
+        self.hubs
+            .entry(name.to_owned())
+            .or_insert_with(|| Hub::new(name.to_owned(), prefix.clone()))
+    }
+
+    async fn run(mut self, mut receiver: UnboundedReceiver<Control>) {
+        let mut last_sweep = tokio::time::Instant::now();
+        loop {
+            let next_due = self.hubs.values_mut().filter_map(Hub::next_due).min();
+            let first = match next_due {
+                Some(due) => {
+                    let wait = u64::try_from(due.saturating_sub(events::now())).unwrap_or(0);
+                    tokio::select! {
+                        control = receiver.recv() => Some(control),
+                        () = tokio::time::sleep(Duration::from_nanos(wait)) => None,
+                    }
+                }
+                None => Some(receiver.recv().await),
+            };
+            let mut replies = Replies::default();
+            let mut stop = None;
+            if let Some(control) = first {
+                match control {
+                    None | Some(Control::Shutdown) => stop = Some(true),
+                    Some(Control::Halt) => return,
+                    Some(Control::Envelope(envelope)) => self.handle(*envelope, &mut replies),
+                }
+                let mut taken = 1;
+                while stop.is_none() && taken < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(Control::Envelope(envelope)) => self.handle(*envelope, &mut replies),
+                        Ok(Control::Shutdown) => stop = Some(true),
+                        Ok(Control::Halt) => return,
+                        Err(_) => break,
+                    }
+                    taken += 1;
+                }
+            }
+            let now = events::now();
+            for hub in self.hubs.values_mut() {
+                hub.fire_due(now);
+            }
+            self.commit(replies);
+            for hub in self.hubs.values_mut() {
+                hub.notify_waiters();
+            }
+            if stop.is_some() {
+                tracing::info!("backend engine stopped");
+                return;
+            }
+            for hub in self.hubs.values_mut() {
+                hub.pump(&self.store);
+            }
+            if last_sweep.elapsed() >= SWEEP_INTERVAL {
+                last_sweep = tokio::time::Instant::now();
+                for hub in self.hubs.values_mut() {
+                    hub.sweep_waiters();
+                }
+            }
+        }
+    }
+
+    /// Saves the batch, then answers its callers (with an error if it could not be
+    /// saved: nothing was acknowledged that is not on disk).
+    fn commit(&mut self, replies: Replies) {
+        let mut ops: Vec<Op> = Vec::new();
+        for hub in self.hubs.values_mut() {
+            if hub.is_dirty() {
+                hub.collect_ops(&mut ops);
+            }
+        }
+        match self.store.apply(&ops) {
+            Ok(()) => {
+                for hub in self.hubs.values_mut() {
+                    hub.mark_flushed();
+                }
+                for reply in replies.0 {
+                    reply.ok();
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not save the backend state; the changes will be retried");
+                for reply in replies.0 {
+                    reply.fail(Status::internal(format!(
+                        "the backend could not save the change: {error}"
+                    )));
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, envelope: Envelope, replies: &mut Replies) {
+        let Envelope { hub: name, command } = envelope;
+        if let Command::Quiesce(reply) = command {
+            for hub in self.hubs.values_mut() {
+                hub.quiesce();
+            }
+            replies.push(reply, Ok(()));
+            return;
+        }
+        let prefix = self.token_prefix.clone();
+        let store = &self.store;
+        let hub = self
+            .hubs
+            .entry(name.clone())
+            .or_insert_with(|| Hub::new(name.clone(), prefix.clone()));
+        match command {
+            Command::StartInstance(request, reply) => {
+                replies.push(reply, hub.start_instance(request));
+            }
+            Command::GetInstance(request, reply) => {
+                let response =
+                    hub.instance_response(&request.instance_id, request.get_inputs_and_outputs);
+                replies.push(reply, Ok(response));
+            }
+            Command::Wait(request, until, reply) => {
+                if let Some((reply, response)) = hub.wait(request, until, reply) {
+                    replies.push(reply, Ok(response));
+                }
+            }
+            Command::RaiseEvent(request, reply) => replies.push(reply, hub.raise_event(request)),
+            Command::Terminate(request, reply) => replies.push(reply, hub.terminate(request)),
+            Command::Suspend(request, reply) => replies.push(reply, hub.suspend(request)),
+            Command::Resume(request, reply) => replies.push(reply, hub.resume(request)),
+            Command::Purge(request, reply) => replies.push(reply, hub.purge(request)),
+            Command::Restart(request, reply) => replies.push(reply, hub.restart(request)),
+            Command::Rewind(request, reply) => replies.push(reply, hub.rewind(request)),
+            Command::QueryInstances(request, reply) => {
+                replies.push(reply, hub.query_instances(&request));
+            }
+            Command::ListInstanceIds(request, reply) => {
+                replies.push(reply, hub.list_instance_ids(&request));
+            }
+            Command::History(request, reply) => {
+                replies.push(reply, hub.history(&request.instance_id, store));
+            }
+            Command::OpenStream {
+                id,
+                request,
+                sender,
+            } => hub.open_stream(id, Stream::new(&request, sender)),
+            Command::CloseStream { id } => hub.close_stream(id),
+            Command::CompleteOrchestration(response, reply) => {
+                hub.complete_orchestration(response);
+                replies.push(reply, Ok(CompleteTaskResponse {}));
+            }
+            Command::CompleteActivity(response, reply) => {
+                hub.complete_activity(response);
+                replies.push(reply, Ok(CompleteTaskResponse {}));
+            }
+            Command::CompleteEntity(result, reply) => {
+                hub.complete_entity(result);
+                replies.push(reply, Ok(CompleteTaskResponse {}));
+            }
+            Command::AbandonOrchestration(token, reply) => {
+                hub.abandon_orchestration(&token);
+                replies.push(reply, Ok(AbandonOrchestrationTaskResponse {}));
+            }
+            Command::AbandonActivity(token, reply) => {
+                hub.abandon_activity(&token);
+                replies.push(reply, Ok(AbandonActivityTaskResponse {}));
+            }
+            Command::AbandonEntity(token, reply) => {
+                hub.abandon_entity(&token);
+                replies.push(reply, Ok(AbandonEntityTaskResponse {}));
+            }
+            Command::SignalEntity(request, reply) => {
+                replies.push(reply, hub.signal_entity(request))
+            }
+            Command::GetEntity(request, reply) => replies.push(reply, Ok(hub.get_entity(&request))),
+            Command::QueryEntities(request, reply) => {
+                replies.push(reply, Ok(hub.query_entities(&request)));
+            }
+            Command::CleanEntityStorage(request, reply) => {
+                replies.push(reply, Ok(hub.clean_entity_storage(&request)));
+            }
+            Command::DeleteHub(reply) => {
+                let mut fresh = Hub::new(name.clone(), prefix);
+                fresh.dirty.deleted = true;
+                // Its streams stay open: workers keep their connection to the (now empty) hub.
+                fresh.streams = std::mem::take(&mut hub.streams);
+                fresh.next_token = hub.next_token;
+                for waiters in hub.waiters.values_mut() {
+                    for waiter in waiters.drain(..) {
+                        let _ = waiter
+                            .reply
+                            .send(Err(Status::not_found("the task hub was deleted")));
+                    }
+                }
+                *hub = fresh;
+                replies.push(reply, Ok(DeleteTaskHubResponse {}));
+            }
+            Command::Quiesce(reply) => replies.push(reply, Ok(())),
+        }
+    }
+}
+
+impl Hub {
+    /// Ends every stream (their leases are released) and answers every waiter.
+    fn quiesce(&mut self) {
+        let ids: Vec<u64> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.close_stream(id);
+        }
+        for (_, waiters) in self.waiters.drain() {
+            for waiter in waiters {
+                let _ = waiter
+                    .reply
+                    .send(Err(Status::unavailable("the backend is shutting down")));
+            }
+        }
+    }
+
+    /// `AbandonTaskOrchestratorWorkItem`: the events go back, to be redelivered.
+    pub fn abandon_orchestration(&mut self, token: &str) {
+        if matches!(
+            self.leases.get(token).map(|lease| &lease.target),
+            Some(dispatch::LeaseTarget::Orchestration(_))
+        ) {
+            self.release(token);
+        } else {
+            tracing::debug!(hub = %self.name, token, "abandon of an unknown orchestration lease ignored");
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! A test harness: a backend on a temporary database, a real gRPC client, and a
+//! hand-driven "worker" that reads work items and answers them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use durabletask_backend::{BackendOptions, EmbeddedBackend};
+use durabletask_proto::history_event::EventType;
+use durabletask_proto::orchestrator_action::OrchestratorActionType as Action;
+use durabletask_proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
+use durabletask_proto::work_item::Request as WorkRequest;
+use durabletask_proto::*;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+pub type Client = TaskHubSidecarServiceClient<Channel>;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestDb {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backend.sqlite");
+        TestDb { dir, path }
+    }
+
+    pub async fn start(&self) -> EmbeddedBackend {
+        EmbeddedBackend::start(BackendOptions {
+            database: self.path.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+        })
+        .await
+        .unwrap()
+    }
+}
+
+pub async fn client(backend: &EmbeddedBackend) -> Client {
+    let endpoint = format!("http://{}", backend.local_addr());
+    TaskHubSidecarServiceClient::connect(endpoint)
+        .await
+        .unwrap()
+}
+
+/// A request for hub `hub` (the `taskhub` header).
+pub fn in_hub<T>(hub: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("taskhub", MetadataValue::try_from(hub).unwrap());
+    request
+}
+
+pub fn now_plus(offset: Duration) -> prost_types::Timestamp {
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + offset;
+    prost_types::Timestamp {
+        seconds: at.as_secs() as i64,
+        nanos: at.subsec_nanos() as i32,
+    }
+}
+
+pub struct Worker {
+    pub items: tonic::Streaming<WorkItem>,
+}
+
+impl Worker {
+    pub async fn open(client: &mut Client, request: GetWorkItemsRequest) -> Worker {
+        Self::open_in(client, "default", request).await
+    }
+
+    pub async fn open_in(client: &mut Client, hub: &str, request: GetWorkItemsRequest) -> Worker {
+        let items = client
+            .get_work_items(in_hub(hub, request))
+            .await
+            .unwrap()
+            .into_inner();
+        Worker { items }
+    }
+
+    /// The next work item (health pings skipped), or a panic after [`WAIT`].
+    pub async fn next(&mut self) -> WorkItem {
+        self.try_next(WAIT)
+            .await
+            .expect("no work item arrived in time")
+    }
+
+    pub async fn try_next(&mut self, wait: Duration) -> Option<WorkItem> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let item = tokio::time::timeout_at(deadline, self.items.message())
+                .await
+                .ok()?
+                .unwrap()
+                .expect("the stream ended");
+            if !matches!(item.request, Some(WorkRequest::HealthPing(_))) {
+                return Some(item);
+            }
+        }
+    }
+
+    pub async fn next_orchestration(&mut self) -> (OrchestratorRequest, String) {
+        let item = self.next().await;
+        match item.request {
+            Some(WorkRequest::OrchestratorRequest(request)) => (request, item.completion_token),
+            other => panic!("expected an orchestration work item, got {other:?}"),
+        }
+    }
+
+    pub async fn next_activity(&mut self) -> (ActivityRequest, String) {
+        let item = self.next().await;
+        match item.request {
+            Some(WorkRequest::ActivityRequest(request)) => (request, item.completion_token),
+            other => panic!("expected an activity work item, got {other:?}"),
+        }
+    }
+
+    pub async fn next_entity(&mut self) -> (EntityRequest, String) {
+        let item = self.next().await;
+        match item.request {
+            Some(WorkRequest::EntityRequestV2(request)) => (request, item.completion_token),
+            other => panic!("expected an entity work item, got {other:?}"),
+        }
+    }
+}
+
+pub fn unlimited() -> GetWorkItemsRequest {
+    GetWorkItemsRequest::default()
+}
+
+pub async fn start(client: &mut Client, id: &str, name: &str, input: Option<&str>) {
+    client
+        .start_instance(CreateInstanceRequest {
+            instance_id: id.into(),
+            name: name.into(),
+            input: input.map(str::to_owned),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn complete(
+    client: &mut Client,
+    id: &str,
+    token: &str,
+    actions: Vec<OrchestratorAction>,
+) {
+    client
+        .complete_orchestrator_task(OrchestratorResponse {
+            instance_id: id.into(),
+            actions,
+            completion_token: token.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn complete_activity(
+    client: &mut Client,
+    request: &ActivityRequest,
+    token: &str,
+    result: Option<&str>,
+) {
+    client
+        .complete_activity_task(ActivityResponse {
+            instance_id: request
+                .orchestration_instance
+                .as_ref()
+                .unwrap()
+                .instance_id
+                .clone(),
+            task_id: request.task_id,
+            result: result.map(str::to_owned),
+            failure_details: None,
+            completion_token: token.into(),
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn state(client: &mut Client, id: &str) -> Option<OrchestrationState> {
+    let response = client
+        .get_instance(GetInstanceRequest {
+            instance_id: id.into(),
+            get_inputs_and_outputs: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    response
+        .exists
+        .then(|| response.orchestration_state.unwrap())
+}
+
+pub async fn wait_completion(client: &mut Client, id: &str) -> OrchestrationState {
+    let mut request = tonic::Request::new(GetInstanceRequest {
+        instance_id: id.into(),
+        get_inputs_and_outputs: true,
+    });
+    request.set_timeout(WAIT);
+    let response = client
+        .wait_for_instance_completion(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.exists);
+    response.orchestration_state.unwrap()
+}
+
+pub async fn history(client: &mut Client, id: &str) -> Vec<HistoryEvent> {
+    let mut stream = client
+        .stream_instance_history(StreamInstanceHistoryRequest {
+            instance_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        events.extend(chunk.events);
+    }
+    events
+}
+
+pub fn action(id: i32, kind: Action) -> OrchestratorAction {
+    OrchestratorAction {
+        id,
+        orchestrator_action_type: Some(kind),
+    }
+}
+
+pub fn schedule(id: i32, name: &str, input: Option<&str>) -> OrchestratorAction {
+    action(
+        id,
+        Action::ScheduleTask(ScheduleTaskAction {
+            name: name.into(),
+            input: input.map(str::to_owned),
+            ..Default::default()
+        }),
+    )
+}
+
+pub fn timer(id: i32, fire_at: prost_types::Timestamp) -> OrchestratorAction {
+    action(
+        id,
+        Action::CreateTimer(CreateTimerAction {
+            fire_at: Some(fire_at),
+        }),
+    )
+}
+
+pub fn finish(id: i32, status: OrchestrationStatus, result: Option<&str>) -> OrchestratorAction {
+    action(
+        id,
+        Action::CompleteOrchestration(CompleteOrchestrationAction {
+            orchestration_status: status as i32,
+            result: result.map(str::to_owned),
+            ..Default::default()
+        }),
+    )
+}
+
+pub fn fail(id: i32, error_type: &str, message: &str) -> OrchestratorAction {
+    action(
+        id,
+        Action::CompleteOrchestration(CompleteOrchestrationAction {
+            orchestration_status: OrchestrationStatus::Failed as i32,
+            failure_details: Some(TaskFailureDetails {
+                error_type: error_type.into(),
+                error_message: message.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+}
+
+/// The event types, as names, for compact assertions.
+pub fn kinds(events: &[HistoryEvent]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|event| match event.event_type.as_ref().unwrap() {
+            EventType::ExecutionStarted(_) => "executionStarted",
+            EventType::ExecutionCompleted(_) => "executionCompleted",
+            EventType::ExecutionTerminated(_) => "executionTerminated",
+            EventType::TaskScheduled(_) => "taskScheduled",
+            EventType::TaskCompleted(_) => "taskCompleted",
+            EventType::TaskFailed(_) => "taskFailed",
+            EventType::SubOrchestrationInstanceCreated(_) => "subOrchestrationInstanceCreated",
+            EventType::SubOrchestrationInstanceCompleted(_) => "subOrchestrationInstanceCompleted",
+            EventType::SubOrchestrationInstanceFailed(_) => "subOrchestrationInstanceFailed",
+            EventType::TimerCreated(_) => "timerCreated",
+            EventType::TimerFired(_) => "timerFired",
+            EventType::OrchestratorStarted(_) => "orchestratorStarted",
+            EventType::OrchestratorCompleted(_) => "orchestratorCompleted",
+            EventType::EventSent(_) => "eventSent",
+            EventType::EventRaised(_) => "eventRaised",
+            EventType::GenericEvent(_) => "genericEvent",
+            EventType::HistoryState(_) => "historyState",
+            EventType::ContinueAsNew(_) => "continueAsNew",
+            EventType::ExecutionSuspended(_) => "executionSuspended",
+            EventType::ExecutionResumed(_) => "executionResumed",
+            EventType::EntityOperationSignaled(_) => "entityOperationSignaled",
+            EventType::EntityOperationCalled(_) => "entityOperationCalled",
+            EventType::EntityOperationCompleted(_) => "entityOperationCompleted",
+            EventType::EntityOperationFailed(_) => "entityOperationFailed",
+            EventType::EntityLockRequested(_) => "entityLockRequested",
+            EventType::EntityLockGranted(_) => "entityLockGranted",
+            EventType::EntityUnlockSent(_) => "entityUnlockSent",
+            EventType::ExecutionRewound(_) => "executionRewound",
+        })
+        .collect()
+}
