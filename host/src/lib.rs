@@ -6,6 +6,7 @@
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod embedded;
 pub mod logging;
 pub mod plugins;
 pub mod runtime;

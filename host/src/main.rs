@@ -11,10 +11,10 @@ use clap::{Parser, Subcommand};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use durabletask_host::client::cli::{self as client_cli, ClientArgs};
-use durabletask_host::config::Config;
+use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::{PluginHost, PluginHostSettings};
-use durabletask_host::{logging, worker};
+use durabletask_host::{embedded, logging, worker};
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
@@ -155,11 +155,23 @@ async fn serve(config: &Config) -> Result<(), String> {
     // Handlers go in before anything slow, so an early SIGTERM is not fatal.
     let shutdown =
         shutdown_on_signal().map_err(|error| format!("cannot install signal handlers: {error}"))?;
+    let embedded = match config.backend.mode() {
+        BackendMode::Embedded => Some(embedded::start(&config.embedded).await?),
+        BackendMode::Remote => None,
+    };
+    let backend = match &embedded {
+        Some(embedded) => embedded::worker_settings(embedded, &config.backend),
+        None => config.backend.clone(),
+    };
     let plugins = start_plugins(config)?;
     let executor: Arc<dyn worker::WorkItemExecutor> = plugins.clone();
     let filters = follow_work_item_filters(config, &plugins);
-    let result = worker::run(&config.worker, &config.backend, executor, filters, shutdown).await;
+    let result = worker::run(&config.worker, &backend, executor, filters, shutdown).await;
     plugins.shutdown();
+    // After the worker's drain: its last completions went to this backend.
+    if let Some(embedded) = embedded {
+        embedded.shutdown().await;
+    }
     result.map_err(|error| error.to_string())?;
     tracing::info!("stopped");
     Ok(())

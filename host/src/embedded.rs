@@ -1,0 +1,54 @@
+//! The embedded backend (`backend.mode = "embedded"`): the host serves its own Durable
+//! Task backend, with its state in a SQLite file, on `[embedded] listen`. The host's
+//! worker, the project's client and any other Durable Task SDK connect to it there.
+
+use durabletask_backend::{BackendOptions, EmbeddedBackend};
+
+use crate::config::{BackendSettings, EmbeddedSettings, Endpoint};
+
+/// Opens the database (creating its folder if needed), recovers the state it holds and
+/// starts serving. The error names what failed.
+pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, String> {
+    if let Some(folder) = settings.database.parent()
+        && !folder.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(folder).map_err(|error| {
+            format!(
+                "cannot create the folder of the embedded backend's database {}: {error}",
+                settings.database.display()
+            )
+        })?;
+    }
+    let backend = EmbeddedBackend::start(BackendOptions {
+        database: settings.database.clone(),
+        listen: settings.listen,
+    })
+    .await
+    .map_err(|error| {
+        format!(
+            "cannot start the embedded backend (database {}, listen {}): {error}",
+            settings.database.display(),
+            settings.listen
+        )
+    })?;
+    tracing::info!(
+        database = %settings.database.display(),
+        "embedded backend listening on {}",
+        backend.local_addr()
+    );
+    Ok(backend)
+}
+
+/// The backend settings the worker uses to reach the embedded backend: its actual
+/// address (the configured port may be 0), the configured task hub and no token.
+pub fn worker_settings(backend: &EmbeddedBackend, configured: &BackendSettings) -> BackendSettings {
+    let mut address = backend.local_addr();
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut settings = configured.clone();
+    settings.endpoint = Endpoint::parse(&format!("http://{address}")).unwrap_or_default();
+    settings.token_env = None;
+    settings.token_file = None;
+    settings
+}
