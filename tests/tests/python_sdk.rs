@@ -5,15 +5,15 @@
 //! signal/call/lock. The script checks each scenario itself and prints `PASS <name>` or
 //! `FAIL <name>: <why>`; this test requires a PASS line for every one.
 //!
-//! The backend under test is whatever [`address_under_test`] starts: Microsoft's in-memory
-//! backend for now.
+//! Both backends are tested: Microsoft's in-memory backend (which checks the script), and
+//! the host's own embedded backend, with no plugin loaded: the host is only the backend.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 use std::time::Duration;
 
-use durabletask_e2e::{Backend, Error, Result, paths, python, run_with_timeout};
+use durabletask_e2e::{Backend, Error, Host, HostConfig, Result, paths, python, run_with_timeout};
 
 /// The scenarios the script must report, in its order.
 const SCENARIOS: [&str; 12] = [
@@ -49,28 +49,47 @@ struct BackendUnderTest {
     logs: Box<dyn Fn() -> String>,
 }
 
-/// The backend the Python SDK is tested against: Microsoft's in-memory backend for now.
-///
-/// Embedded-backend integrator: switch this function to the host's embedded backend
-/// (start the host in `backend.mode = "embedded"`, return its listen address, and let
-/// `logs` own the host and return its log tail). Nothing else in this file changes; the
-/// embedded backend must pass every scenario, with no `--skip`.
-fn address_under_test() -> Result<BackendUnderTest> {
+/// Microsoft's in-memory backend.
+fn reference_backend() -> Result<BackendUnderTest> {
     let backend = Backend::start()?;
     let endpoint = backend.endpoint();
-    let address = endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| Error::new(format!("unexpected backend endpoint {endpoint}")))?
-        .to_owned();
     Ok(BackendUnderTest {
-        address,
+        address: without_scheme(&endpoint)?,
         logs: Box::new(move || backend.stderr()),
     })
 }
 
+/// The host serving its own embedded backend, and no plugin. Its own worker sends
+/// work-item filters (empty: it registers nothing), so every work item goes to the
+/// Python worker, as it would beside any other worker sharing the backend.
+fn embedded_backend() -> Result<BackendUnderTest> {
+    let mut host = Host::start(&HostConfig::embedded().work_item_filters(true))?;
+    let endpoint = host.embedded_endpoint()?;
+    Ok(BackendUnderTest {
+        address: without_scheme(&endpoint)?,
+        logs: Box::new(move || host.log_tail()),
+    })
+}
+
+fn without_scheme(endpoint: &str) -> Result<String> {
+    endpoint
+        .strip_prefix("http://")
+        .map(str::to_owned)
+        .ok_or_else(|| Error::new(format!("unexpected backend endpoint {endpoint}")))
+}
+
 #[test]
-fn the_python_sdk_runs_every_scenario_against_the_backend() -> Result<()> {
-    let backend = address_under_test()?;
+fn the_python_sdk_runs_every_scenario_against_the_reference_backend() -> Result<()> {
+    run_every_scenario(reference_backend()?)
+}
+
+#[test]
+fn the_python_sdk_runs_every_scenario_against_the_embedded_backend() -> Result<()> {
+    run_every_scenario(embedded_backend()?)
+}
+
+/// Runs the script against `backend` and requires a PASS for every scenario.
+fn run_every_scenario(backend: BackendUnderTest) -> Result<()> {
     let script = paths::workspace_root()
         .join("tests")
         .join("python_sdk_scenarios.py");

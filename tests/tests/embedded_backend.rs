@@ -1,0 +1,150 @@
+//! The host's embedded backend (`backend.mode = "embedded"`): one process, no other
+//! service, state in a SQLite file. Its durability is checked the hard way: the host is
+//! killed with SIGKILL at random moments while orchestrations run, and restarted on the
+//! same database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use durabletask_e2e::{
+    Client, EmbeddedBackend, Error, Host, HostConfig, PluginFile, Result, WAIT, poll_until,
+};
+use serde_json::{Value, json};
+
+/// A port nothing listens on now (the host binds it; a restart reuses it).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A host serving `plugins` from its own embedded backend on `port`, with its database
+/// at `database` (outside the host's scratch folder, so it outlives the host).
+fn embedded_host(plugins: &[&str], port: u16, database: &Path) -> Result<Host> {
+    let mut config = HostConfig::embedded().with_embedded(EmbeddedBackend {
+        port,
+        database: database.to_path_buf(),
+    });
+    for plugin in plugins {
+        config = config.plugin(PluginFile::built(plugin)?);
+    }
+    Host::start(&config)
+}
+
+/// The bench workload's expected output for `bench_seq_fan(x, k, f)`.
+fn expected(x: i64, k: i64, f: i64) -> Value {
+    json!({ "seq": x + k, "fan_sum": f * (x + k) + f * (f + 1) / 2 })
+}
+
+/// A tiny deterministic generator for the kill moments (no dependency, reproducible).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_ms(&mut self, low: u64, high: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        low + (self.0 >> 33) % (high - low)
+    }
+}
+
+#[test]
+fn hello_cities_runs_on_the_embedded_backend_with_no_other_service() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let mut host = embedded_host(&["hello"], 0, &scratch.path().join("state.sqlite"))?;
+    let client = Client::new(host.embedded_endpoint()?)?;
+    let state = client.start_and_wait("hello_cities", None, WAIT)?;
+    assert_eq!(
+        state["status"],
+        "COMPLETED",
+        "{state:#}\n{}",
+        host.log_tail()
+    );
+    assert_eq!(
+        state["output"],
+        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+    );
+    Ok(())
+}
+
+#[test]
+fn orchestrations_survive_the_host_being_killed_three_times() -> Result<()> {
+    const ORCHESTRATIONS: i64 = 300;
+    let (k, f) = (5, 5);
+    let scratch = tempfile::tempdir()?;
+    let database = scratch.path().join("state.sqlite");
+    let port = free_port()?;
+    let mut host = embedded_host(&["bench"], port, &database)?;
+    let client = Client::new(host.embedded_endpoint()?)?;
+
+    // Every start is acknowledged, so it is committed: it must survive the kills.
+    let ids: Vec<String> = (0..ORCHESTRATIONS)
+        .map(|x| format!("crash-{x:03}"))
+        .collect();
+    thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = ids
+            .chunks(ids.len().div_ceil(4))
+            .map(|chunk| {
+                let client = &client;
+                scope.spawn(move || -> Result<()> {
+                    for id in chunk {
+                        let x: i64 = id.trim_start_matches("crash-").parse().unwrap();
+                        let input = json!({ "x": x, "k": k, "f": f }).to_string();
+                        client
+                            .run(&["start", "bench_seq_fan", "--id", id, "--input", &input])?
+                            .ok()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| Error::new("a start thread panicked"))?
+        })
+    })?;
+
+    // Three crashes at random moments while they run, each followed by a restart on the
+    // same database and port.
+    let mut random = Lcg(0x5eed);
+    for _ in 0..3 {
+        thread::sleep(Duration::from_millis(random.next_ms(100, 1500)));
+        host.kill9()?;
+        host = embedded_host(&["bench"], port, &database)?;
+        host.embedded_endpoint()?;
+    }
+
+    // All complete, each with its right output.
+    let mut last = 0;
+    let done = poll_until(WAIT * 3, || {
+        let completed = client.list(&["COMPLETED"], Some("crash-"), Some(1000))?;
+        last = completed.len();
+        Ok((completed.len() == ids.len()).then_some(completed))
+    })?
+    .ok_or_else(|| {
+        Error::new(format!(
+            "only {last} of {ORCHESTRATIONS} completed\n{}",
+            host.log_tail()
+        ))
+    })?;
+    let outputs: BTreeMap<String, Value> = done
+        .into_iter()
+        .map(|s| {
+            (
+                s["instance_id"].as_str().unwrap().to_owned(),
+                s["output"].clone(),
+            )
+        })
+        .collect();
+    for (x, id) in ids.iter().enumerate() {
+        let x = i64::try_from(x).unwrap();
+        assert_eq!(outputs[id], expected(x, k, f), "{id}");
+    }
+    assert!(client.list(&["FAILED"], None, None)?.is_empty());
+    Ok(())
+}
