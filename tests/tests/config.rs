@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use durabletask_e2e::{Backend, Client, Host, PluginFile, Result, WAIT, paths};
+use durabletask_e2e::{Client, Host, PluginFile, Result, WAIT, paths};
 use serde_json::json;
 
 /// A host that rejects its configuration exits at once; this bounds "at once".
@@ -106,15 +106,15 @@ fn a_missing_config_file_exits_non_zero_naming_the_file() -> Result<()> {
 
 #[test]
 fn the_example_config_is_valid_and_serves_plugins() -> Result<()> {
-    // config/host.toml as shipped, pointed at a test backend and a local plugins dir.
+    // config/host.toml as shipped (its own embedded backend), on a free port, with a
+    // database and plugins dir of its own.
     let example_path = paths::workspace_root().join("config").join("host.toml");
     let example = std::fs::read_to_string(&example_path).map_err(|error| {
         durabletask_e2e::Error::new(format!("{}: {error}", example_path.display()))
     })?;
-    let backend = Backend::start()?;
-    let text = retarget_example(&example, &backend.endpoint());
+    let text = retarget_example(&example);
     let mut host = Host::start_with_config_text(&text, &[PluginFile::built("hello")?])?;
-    let client = Client::new(backend.endpoint())?;
+    let client = Client::new(host.embedded_endpoint()?)?;
 
     let state = client.start_and_wait("hello_cities", None, WAIT)?;
 
@@ -132,15 +132,16 @@ fn the_example_config_is_valid_and_serves_plugins() -> Result<()> {
     Ok(())
 }
 
-/// The example with its `endpoint` and `plugins.dir` lines replaced; every other
-/// setting (and comment) is kept as shipped.
-fn retarget_example(example: &str, endpoint: &str) -> String {
+/// The example with its `listen`, `database` and `plugins.dir` lines replaced; every
+/// other setting (and comment) is kept as shipped.
+fn retarget_example(example: &str) -> String {
     example
         .lines()
         .map(|line| {
             let key = line.split('=').next().unwrap_or_default().trim();
             match key {
-                "endpoint" => format!("endpoint = \"{endpoint}\""),
+                "listen" => "listen = \"127.0.0.1:0\"".to_owned(),
+                "database" => "database = \"data/state.sqlite\"".to_owned(),
                 "dir" => "dir = \"plugins\"".to_owned(),
                 _ => line.to_owned(),
             }
