@@ -115,3 +115,20 @@ impl Fixture {
             .with_context(|| self.host.log_tail())
     }
 }
+
+/// The output of the `hello` sample's `hello_cities`.
+pub fn hello_cities_output() -> serde_json::Value {
+    serde_json::json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+}
+
+/// Asserts that `state` is a `hello_cities` run that completed with its greetings; a
+/// failure shows the state and the host's log.
+pub fn assert_hello_cities_completed(state: &serde_json::Value, host: &Host) {
+    assert_eq!(
+        state["status"],
+        "COMPLETED",
+        "{state:#}\n{}",
+        host.log_tail()
+    );
+    assert_eq!(state["output"], hello_cities_output(), "{state:#}");
+}

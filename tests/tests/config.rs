@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use durabletask_e2e::{Client, Host, PluginFile, Result, WAIT, paths};
-use serde_json::json;
+use durabletask_e2e::{
+    Client, Host, PluginFile, Result, WAIT, assert_hello_cities_completed, paths,
+};
 
 /// A host that rejects its configuration exits at once; this bounds "at once".
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,16 +119,7 @@ fn the_example_config_is_valid_and_serves_plugins() -> Result<()> {
 
     let state = client.start_and_wait("hello_cities", None, WAIT)?;
 
-    assert_eq!(
-        state["status"],
-        "COMPLETED",
-        "{state:#}\n{}",
-        host.log_tail()
-    );
-    assert_eq!(
-        state["output"],
-        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
-    );
+    assert_hello_cities_completed(&state, &host);
     assert!(host.is_running()?, "{}", host.log_tail());
     Ok(())
 }

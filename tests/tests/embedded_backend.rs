@@ -11,7 +11,8 @@ use std::thread;
 use std::time::Duration;
 
 use durabletask_e2e::{
-    Client, EmbeddedBackend, Error, Host, HostConfig, PluginFile, Result, WAIT, poll_until,
+    Client, EmbeddedBackend, Error, Host, HostConfig, PluginFile, Result, WAIT,
+    assert_hello_cities_completed, poll_until,
 };
 use serde_json::{Value, json};
 
@@ -59,16 +60,7 @@ fn hello_cities_runs_on_the_embedded_backend_with_no_other_service() -> Result<(
     let mut host = embedded_host(&["hello"], 0, &scratch.path().join("state.sqlite"))?;
     let client = Client::new(host.embedded_endpoint()?)?;
     let state = client.start_and_wait("hello_cities", None, WAIT)?;
-    assert_eq!(
-        state["status"],
-        "COMPLETED",
-        "{state:#}\n{}",
-        host.log_tail()
-    );
-    assert_eq!(
-        state["output"],
-        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
-    );
+    assert_hello_cities_completed(&state, &host);
     Ok(())
 }
 

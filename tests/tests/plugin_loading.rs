@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durabletask_e2e::{Backend, Client, Host, HostConfig, PluginFile, Result, WAIT};
-use serde_json::json;
+use durabletask_e2e::{
+    Backend, Client, Host, HostConfig, PluginFile, Result, WAIT, assert_hello_cities_completed,
+};
 
 /// A library in the plugins directory that the host must refuse, and a word its
 /// one-line reason must contain (compared case-insensitively).
@@ -68,16 +69,7 @@ fn refused_libraries_are_logged_one_line_each_and_the_others_still_serve() -> Re
 
     // The good plugin is served...
     let state = client.start_and_wait("hello_cities", None, WAIT)?;
-    assert_eq!(
-        state["status"],
-        "COMPLETED",
-        "{state:#}\n{}",
-        host.log_tail()
-    );
-    assert_eq!(
-        state["output"],
-        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
-    );
+    assert_hello_cities_completed(&state, &host);
 
     // ...and the refused panic=abort build's orchestrators are not: its code never ran.
     let state = client.start_and_wait("panic_orchestrator", None, WAIT)?;

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use durabletask_e2e::{Backend, Client, Host, HostConfig, PluginFile, Result, WAIT};
+use durabletask_e2e::{
+    Backend, Client, Host, HostConfig, PluginFile, Result, WAIT, assert_hello_cities_completed,
+};
 use serde_json::json;
 
 #[test]
@@ -38,16 +40,7 @@ fn the_host_reconnects_after_the_backend_is_killed_and_restarted() -> Result<()>
 
     // New work completes: the host reconnected (with backoff) on its own.
     let state = client.start_and_wait("hello_cities", None, WAIT)?;
-    assert_eq!(
-        state["status"],
-        "COMPLETED",
-        "{state:#}\n{}",
-        host.log_tail()
-    );
-    assert_eq!(
-        state["output"],
-        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
-    );
+    assert_hello_cities_completed(&state, &host);
     assert!(host.is_running()?, "{}", host.log_tail());
     Ok(())
 }
