@@ -132,12 +132,14 @@ impl EmbeddedBackend {
     /// progress get up to a few seconds to finish, then the state is saved and the
     /// database closed.
     pub async fn shutdown(mut self) {
+        // First no new calls (the server stops accepting), then the long-lived ones
+        // (work-item streams, waiters) are ended, so the server can finish.
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
         let (reply, quiesced) = oneshot::channel();
         if self.engine.send(String::new(), Command::Quiesce(reply)) {
             let _ = quiesced.await;
-        }
-        if let Some(stop) = self.stop_server.take() {
-            let _ = stop.send(());
         }
         if let Some(mut server) = self.server.take() {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {

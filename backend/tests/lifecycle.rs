@@ -504,3 +504,107 @@ async fn queries_page_through_instances() {
     assert_eq!(purged.is_complete, Some(true));
     backend.shutdown().await;
 }
+
+#[tokio::test]
+async fn deleting_a_task_hub_empties_only_that_hub() {
+    let db = TestDb::new();
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    for hub in ["keep", "drop"] {
+        client
+            .start_instance(in_hub(
+                hub,
+                CreateInstanceRequest {
+                    instance_id: "x".into(),
+                    name: "o".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    client
+        .delete_task_hub(in_hub("drop", DeleteTaskHubRequest {}))
+        .await
+        .unwrap();
+    let exists = |hub: &'static str| {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_instance(in_hub(
+                    hub,
+                    GetInstanceRequest {
+                        instance_id: "x".into(),
+                        get_inputs_and_outputs: false,
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .exists
+        }
+    };
+    assert!(exists("keep").await);
+    assert!(!exists("drop").await);
+    backend.shutdown().await;
+    let backend = db.start().await;
+    let client = common::client(&backend).await;
+    let exists = |hub: &'static str| {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_instance(in_hub(
+                    hub,
+                    GetInstanceRequest {
+                        instance_id: "x".into(),
+                        get_inputs_and_outputs: false,
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .exists
+        }
+    };
+    assert!(exists("keep").await && !exists("drop").await);
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_streams_and_waiters_promptly() {
+    let db = TestDb::new();
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+    start(&mut client, "s", "o", None).await;
+    let (_, _token) = worker.next_orchestration().await;
+    let mut waiting = client.clone();
+    let waiter = tokio::spawn(async move {
+        let mut request = tonic::Request::new(GetInstanceRequest {
+            instance_id: "s".into(),
+            get_inputs_and_outputs: false,
+        });
+        request.set_timeout(Duration::from_secs(60));
+        waiting.wait_for_instance_completion(request).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    backend.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(waiter.await.unwrap().is_err());
+    // The stream ended (normally or with an error), it does not hang.
+    let next = tokio::time::timeout(Duration::from_secs(2), worker.items.message()).await;
+    assert!(matches!(next, Ok(Ok(None)) | Ok(Err(_))), "{next:?}");
+
+    // The leased work item is redelivered after the restart.
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+    let (request, _) = worker.next_orchestration().await;
+    assert_eq!(request.instance_id, "s");
+    backend.shutdown().await;
+}
