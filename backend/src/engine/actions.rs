@@ -100,6 +100,18 @@ impl Hub {
         self.wake(&id);
     }
 
+    /// `AbandonTaskOrchestratorWorkItem`: the events go back, to be redelivered.
+    pub fn abandon_orchestration(&mut self, token: &str) {
+        if matches!(
+            self.leases.get(token).map(|lease| &lease.target),
+            Some(LeaseTarget::Orchestration(_))
+        ) {
+            self.release(token);
+        } else {
+            tracing::debug!(hub = %self.name, token, "abandon of an unknown orchestration lease ignored");
+        }
+    }
+
     fn append_history(&mut self, id: &str, event: HistoryEvent) {
         if let Some(instance) = self.instance_mut(id) {
             instance.history_mut().push(event);
@@ -463,6 +475,10 @@ impl Hub {
             };
             child.record.parent = Some(link.clone());
             let status = child.status();
+            self.children
+                .entry(id.to_owned())
+                .or_default()
+                .insert(child_id.clone());
             if status == OrchestrationStatus::Failed as i32 {
                 self.prepare_rewind(&child_id, reason.clone());
             } else if events::is_terminal(status) {

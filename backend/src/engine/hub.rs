@@ -6,7 +6,7 @@
 //! them once committed.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use durabletask_proto::history_event::EventType;
 use durabletask_proto::*;
@@ -211,6 +211,12 @@ pub struct Hub {
     pub ready_activities: ReadyQueue<u64>,
     pub ready_entities: ReadyQueue<String>,
 
+    /// Sub-orchestrations by parent id (entries may be stale: check the child's link).
+    pub children: HashMap<String, BTreeSet<String>>,
+    /// Entities currently locked (few at any time), so finishing orchestrations need not
+    /// scan every entity for locks to free.
+    pub locked: HashSet<String>,
+
     pub waiters: HashMap<String, Vec<Waiter>>,
     /// Instances whose status may have changed in this batch (for the waiters).
     pub changed: HashSet<String>,
@@ -238,6 +244,8 @@ impl Hub {
             ready_orchestrations: ReadyQueue::default(),
             ready_activities: ReadyQueue::default(),
             ready_entities: ReadyQueue::default(),
+            children: HashMap::new(),
+            locked: HashSet::new(),
             waiters: HashMap::new(),
             changed: HashSet::new(),
             dirty: Dirty::default(),
@@ -480,6 +488,19 @@ impl Hub {
             let terminal = self.instances.get(id).is_some_and(Instance::is_terminal);
             if !terminal {
                 self.ensure_history(id, store);
+            }
+        }
+        for (id, instance) in &self.instances {
+            if let Some(link) = &instance.record.parent {
+                self.children
+                    .entry(link.instance_id.clone())
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
+        for (id, entity) in &self.entities {
+            if entity.record.locked_by.is_some() {
+                self.locked.insert(id.clone());
             }
         }
         for (&activity_id, activity) in &self.activities {

@@ -460,16 +460,4 @@ impl Hub {
             }
         }
     }
-
-    /// `AbandonTaskOrchestratorWorkItem`: the events go back, to be redelivered.
-    pub fn abandon_orchestration(&mut self, token: &str) {
-        if matches!(
-            self.leases.get(token).map(|lease| &lease.target),
-            Some(dispatch::LeaseTarget::Orchestration(_))
-        ) {
-            self.release(token);
-        } else {
-            tracing::debug!(hub = %self.name, token, "abandon of an unknown orchestration lease ignored");
-        }
-    }
 }
