@@ -9,7 +9,7 @@ use durabletask_proto::*;
 
 use super::dispatch::LeaseTarget;
 use super::events::{self, now};
-use super::hub::Hub;
+use super::hub::{Hub, InFlight};
 use super::instances::{NewInstance, new_instance_id};
 use crate::records::{OrchestrationTimer, ParentLink, TimerTarget};
 
@@ -19,18 +19,15 @@ impl Hub {
     pub fn complete_orchestration(&mut self, response: OrchestratorResponse) {
         let token = response.completion_token.as_str();
         let id = response.instance_id.clone();
-        let valid = self.leases.get(token).is_some_and(
-            |lease| matches!(&lease.target, LeaseTarget::Orchestration(target) if *target == id),
-        );
-        if !valid {
+        let Some(events) = self.take_completed_flight(&id, token) else {
             tracing::debug!(hub = %self.name, instance_id = %id, token, "ignoring a stale orchestration completion");
             return;
-        }
-        self.end_lease(token);
-        let Some(instance) = self.instance_mut(&id) else {
-            return;
         };
-        let Some(flight) = instance.in_flight.take() else {
+        let flight = InFlight {
+            token: token.to_owned(),
+            events,
+        };
+        let Some(instance) = self.instance_mut(&id) else {
             return;
         };
         let record = &mut instance.record;
@@ -100,13 +97,37 @@ impl Hub {
         self.wake(&id);
     }
 
+    /// The events a completion token stands for: leased, or released but not handed out
+    /// again.
+    fn take_completed_flight(&mut self, id: &str, token: &str) -> Option<Vec<HistoryEvent>> {
+        let leased = self.leases.get(token).is_some_and(
+            |lease| matches!(&lease.target, LeaseTarget::Orchestration(target) if target == id),
+        );
+        if leased {
+            self.end_lease(token);
+            return Some(self.instances.get_mut(id)?.in_flight.take()?.events);
+        }
+        match self.released.get(token) {
+            Some(LeaseTarget::Orchestration(target)) if target == id => {}
+            _ => return None,
+        }
+        self.released.remove(token);
+        let instance = self.instances.get_mut(id)?;
+        if instance.in_flight.is_some() {
+            return None;
+        }
+        let released = instance.released.take()?;
+        let count = released.count.min(instance.record.pending.len());
+        Some(instance.record.pending.drain(..count).collect())
+    }
+
     /// `AbandonTaskOrchestratorWorkItem`: the events go back, to be redelivered.
     pub fn abandon_orchestration(&mut self, token: &str) {
         if matches!(
             self.leases.get(token).map(|lease| &lease.target),
             Some(LeaseTarget::Orchestration(_))
         ) {
-            self.release(token);
+            self.release(token, false);
         } else {
             tracing::debug!(hub = %self.name, token, "abandon of an unknown orchestration lease ignored");
         }

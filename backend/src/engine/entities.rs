@@ -121,6 +121,9 @@ impl Hub {
             return None;
         }
         let entity = self.entities.get_mut(id)?;
+        if let Some((token, _)) = entity.released.take() {
+            self.released.remove(&token);
+        }
         let all = std::mem::take(&mut entity.record.operations);
         let mut batch = Vec::with_capacity(runnable.len());
         let mut runnable = runnable.into_iter().peekable();
@@ -371,19 +374,16 @@ impl Hub {
     /// and orchestration starts.
     pub fn complete_entity(&mut self, result: EntityBatchResult) {
         let token = result.completion_token.as_str();
-        let entity_id = match self.leases.get(token).map(|lease| &lease.target) {
-            Some(LeaseTarget::Entity(id)) => id.clone(),
-            _ => {
-                tracing::debug!(hub = %self.name, token, "ignoring a stale entity completion");
-                return;
-            }
+        let Some((entity_id, operations)) = self.take_completed_batch(token) else {
+            tracing::debug!(hub = %self.name, token, "ignoring a stale entity completion");
+            return;
         };
-        self.end_lease(token);
         let Some(entity) = self.entity_mut(&entity_id) else {
             return;
         };
-        let Some(flight) = entity.in_flight.take() else {
-            return;
+        let flight = EntityFlight {
+            token: token.to_owned(),
+            operations,
         };
         entity.record.state = result.entity_state.filter(|state| !state.is_empty());
         entity.record.last_modified_at = now();
@@ -508,13 +508,39 @@ impl Hub {
         self.wake_entity(&entity_id);
     }
 
+    /// The batch a completion token stands for: leased, or released but not handed out
+    /// again.
+    fn take_completed_batch(&mut self, token: &str) -> Option<(String, Vec<QueuedOperation>)> {
+        if let Some(LeaseTarget::Entity(id)) = self.leases.get(token).map(|lease| &lease.target) {
+            let id = id.clone();
+            self.end_lease(token);
+            let flight = self.entities.get_mut(&id)?.in_flight.take()?;
+            return Some((id, flight.operations));
+        }
+        let Some(LeaseTarget::Entity(id)) = self.released.remove(token) else {
+            return None;
+        };
+        let entity = self.entities.get_mut(&id)?;
+        if entity.in_flight.is_some() {
+            return None;
+        }
+        let (_, seqs) = entity.released.take()?;
+        let (batch, rest): (Vec<QueuedOperation>, Vec<QueuedOperation>) =
+            std::mem::take(&mut entity.record.operations)
+                .into_iter()
+                .partition(|operation| seqs.contains(&operation.seq));
+        entity.record.operations = rest;
+        self.ready_entities.remove(&id);
+        Some((id, batch))
+    }
+
     /// `AbandonTaskEntityWorkItem`: the batch's operations go back, first in line.
     pub fn abandon_entity(&mut self, token: &str) {
         if matches!(
             self.leases.get(token).map(|lease| &lease.target),
             Some(LeaseTarget::Entity(_))
         ) {
-            self.release(token);
+            self.release(token, false);
         } else {
             tracing::debug!(hub = %self.name, token, "abandon of an unknown entity lease ignored");
         }

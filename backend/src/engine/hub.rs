@@ -25,6 +25,7 @@ pub struct Instance {
     pub record: InstanceRecord,
     /// The work item handed out, if any: at most one per instance.
     pub in_flight: Option<InFlight>,
+    pub released: Option<Released>,
     /// The history, or `None` when only the store has it (finished instances are
     /// evicted from memory once saved; they are loaded again when needed).
     pub history: Option<Vec<HistoryEvent>>,
@@ -38,6 +39,15 @@ pub struct Instance {
     pub timers: HashSet<u64>,
 }
 
+/// A work item whose stream ended before it was completed: its events are pending again,
+/// but until it is handed out anew, a completion with its token is still accepted (a
+/// worker that drains its work after closing the stream, protocol.md §1.9).
+pub struct Released {
+    pub token: String,
+    /// How many events at the front of `pending` it had.
+    pub count: usize,
+}
+
 pub struct InFlight {
     pub token: String,
     /// The events handed out as `newEvents`; they join the history on completion.
@@ -49,6 +59,7 @@ impl Instance {
         Instance {
             record,
             in_flight: None,
+            released: None,
             history: Some(Vec::new()),
             persisted_len: 0,
             history_replaced: true,
@@ -132,6 +143,8 @@ pub struct Activity {
 pub struct Entity {
     pub record: EntityRecord,
     pub in_flight: Option<EntityFlight>,
+    /// A batch whose stream ended, by token and operation numbers (see [`Released`]).
+    pub released: Option<(String, Vec<u64>)>,
 }
 
 pub struct EntityFlight {
@@ -148,6 +161,7 @@ impl Entity {
                 ..Default::default()
             },
             in_flight: None,
+            released: None,
         }
     }
 }
@@ -207,6 +221,8 @@ pub struct Hub {
     pub streams: BTreeMap<u64, Stream>,
     pub rotation: usize,
     pub leases: HashMap<String, Lease>,
+    /// Tokens of released work items that may still be completed (see [`Released`]).
+    pub released: HashMap<String, super::dispatch::LeaseTarget>,
     pub ready_orchestrations: ReadyQueue<String>,
     pub ready_activities: ReadyQueue<u64>,
     pub ready_entities: ReadyQueue<String>,
@@ -241,6 +257,7 @@ impl Hub {
             streams: BTreeMap::new(),
             rotation: 0,
             leases: HashMap::new(),
+            released: HashMap::new(),
             ready_orchestrations: ReadyQueue::default(),
             ready_activities: ReadyQueue::default(),
             ready_entities: ReadyQueue::default(),
@@ -467,6 +484,7 @@ impl Hub {
                     Entity {
                         record,
                         in_flight: None,
+                        released: None,
                     },
                 );
             }),

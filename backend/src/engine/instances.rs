@@ -170,6 +170,9 @@ impl Hub {
             // The worker's completion will find no lease and be ignored.
             self.end_lease(&flight.token);
         }
+        if let Some(released) = instance.released {
+            self.released.remove(&released.token);
+        }
         self.ready_orchestrations.remove(&id.to_owned());
         self.dirty.instances.insert(id.to_owned());
         self.changed.insert(id.to_owned());
@@ -586,6 +589,9 @@ impl Hub {
             .map(|flight| flight.token.clone());
         if let Some(token) = token {
             self.end_lease(&token);
+        }
+        if let Some(released) = self.instances.get_mut(id).and_then(|i| i.released.take()) {
+            self.released.remove(&released.token);
         }
         let Some(instance) = self.instance_mut(id) else {
             return;
