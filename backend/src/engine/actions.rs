@@ -388,6 +388,7 @@ impl Hub {
     fn apply_rewind(&mut self, id: &str, rewind: RewindOrchestrationAction) {
         let history = rewind.new_history;
         let mut reason = None;
+        let mut execution_id = None;
         let mut created = BTreeMap::new();
         let mut finished_children = HashSet::new();
         let mut scheduled = BTreeMap::new();
@@ -423,6 +424,13 @@ impl Hub {
                 Some(EventType::ExecutionRewound(rewound)) => {
                     reason = rewound.reason.clone();
                 }
+                Some(EventType::ExecutionStarted(started)) => {
+                    // The worker gives the rewound execution a new id.
+                    execution_id = started
+                        .orchestration_instance
+                        .as_ref()
+                        .and_then(|instance| instance.execution_id.clone());
+                }
                 _ => {}
             }
         }
@@ -431,6 +439,9 @@ impl Hub {
         };
         instance.replace_history(history);
         let record = &mut instance.record;
+        if let Some(execution_id) = execution_id.filter(|id| !id.is_empty()) {
+            record.execution_id = execution_id;
+        }
         record.status = OrchestrationStatus::Running as i32;
         record.output = None;
         record.failure_details = None;

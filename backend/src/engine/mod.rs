@@ -429,6 +429,10 @@ impl Engine {
                 fresh.dirty.deleted = true;
                 // Its streams stay open: workers keep their connection to the (now empty) hub.
                 fresh.streams = std::mem::take(&mut hub.streams);
+                for stream in fresh.streams.values_mut() {
+                    // Their leases went with the old state.
+                    stream.leased = [0; 3];
+                }
                 fresh.next_token = hub.next_token;
                 for waiters in hub.waiters.values_mut() {
                     for waiter in waiters.drain(..) {
