@@ -159,7 +159,7 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 /// The work items of one `GetWorkItems` call, with a `healthPing` after each quiet
-/// [`HEALTH_PING_INTERVAL`]. Dropping it (the worker went away) tells the engine, which
+/// `HEALTH_PING_INTERVAL`. Dropping it (the worker went away) tells the engine, which
 /// releases everything leased to it.
 pub struct WorkItemStream {
     id: u64,
