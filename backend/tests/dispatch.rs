@@ -475,3 +475,58 @@ async fn work_finished_after_its_stream_closed_is_accepted_until_handed_out_agai
     assert!(worker.try_next(QUIET).await.is_none());
     backend.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_crash_under_load_loses_and_duplicates_nothing() {
+    let db = TestDb::new();
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let worker = spawn_auto_worker(client.clone());
+    const N: usize = 200;
+    for i in 0..N {
+        start(&mut client, &format!("load-{i}"), "o", None).await;
+    }
+    // Crash once a quarter has finished: the rest is at every stage of its life.
+    loop {
+        let finished = client
+            .query_instances(QueryInstancesRequest {
+                query: Some(InstanceQuery {
+                    runtime_status: vec![OrchestrationStatus::Completed as i32],
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .orchestration_state
+            .len();
+        if finished >= N / 4 {
+            assert!(finished < N, "everything finished before the crash");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.abort();
+    drop(client);
+    drop(backend);
+
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let worker = spawn_auto_worker(client.clone());
+    for i in 0..N {
+        let id = format!("load-{i}");
+        let done = wait_completion(&mut client, &id).await;
+        assert_eq!(done.output.as_deref(), Some("3"), "{id}");
+        let events = history(&mut client, &id).await;
+        let count = |kind: &str| kinds(&events).iter().filter(|k| **k == kind).count();
+        assert_eq!(
+            (count("taskScheduled"), count("taskCompleted")),
+            (3, 3),
+            "{id}: {:?}",
+            kinds(&events)
+        );
+        assert_eq!(count("executionCompleted"), 1, "{id}");
+    }
+    worker.abort();
+    backend.shutdown().await;
+}
