@@ -1,22 +1,45 @@
 //! An embedded, durable Durable Task backend: Microsoft's `TaskHubSidecarService` served
 //! from a SQLite file, so one process (the host) runs everything on a fresh machine.
 //!
-//! - [`service`]: the gRPC surface; every call is forwarded to the engine.
+//! - `service`: the gRPC surface; every call is forwarded to the engine.
 //! - `engine`: one actor owning all state, applying calls in batches and committing each
 //!   batch in one transaction before answering (see its module documentation).
-//! - [`store`]: SQLite persistence; [`records`]: the persisted record types.
+//! - `store`: SQLite persistence; `records`: the persisted record types.
 //!
 //! Semantics follow Microsoft's Python in-memory backend (protocol.md §7), without its
 //! gaps: scheduled starts wait, abandoned activities are redelivered, sub-orchestrations
 //! know their parent and report their real failure, recursive terminate and purge,
 //! locked entities serve only their lock holder, and everything survives a crash.
+//!
+//! # For the embedding process
+//!
+//! - **Address.** [`BackendOptions::listen`] may use port 0; [`EmbeddedBackend::local_addr`]
+//!   then gives the real port (plaintext HTTP/2: point workers and clients at
+//!   `http://<local_addr>`).
+//! - **Task hubs.** Each call's `taskhub` header selects a hub (`default` without one);
+//!   hubs share nothing but the file.
+//! - **Durability.** A call is answered only once its effects are committed (SQLite WAL,
+//!   `synchronous=NORMAL`: safe against the process being killed at any moment, not
+//!   against power loss). Handed-out work items are leases in memory: after a restart
+//!   they are simply redelivered, and completion tokens from before are stale.
+//! - **Shutdown.** [`EmbeddedBackend::shutdown`] stops accepting calls, ends the work-item
+//!   streams (their items are released) and the pending waits (`UNAVAILABLE`), gives
+//!   calls in progress up to 5 s, saves and closes. Stop the worker first to let it
+//!   deliver its results. Dropping an [`EmbeddedBackend`] instead stops it at once,
+//!   like a crash (nothing acknowledged is lost).
+//! - **Workers.** Quiet work-item streams get a `healthPing` every 20 s.
+//!   `maxConcurrent*Items` of `GetWorkItemsRequest` are honoured per stream (0: no
+//!   limit). A completion sent after its stream closed is still accepted until the item
+//!   has been handed out again.
 
 #![forbid(unsafe_code)]
 
 mod engine;
-pub mod records;
-pub mod service;
-pub mod store;
+mod records;
+mod service;
+mod store;
+
+pub use store::StoreError;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,7 +59,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("the backend database: {0}")]
-    Store(#[from] store::StoreError),
+    Store(#[from] StoreError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -132,12 +155,14 @@ impl EmbeddedBackend {
     /// progress get up to a few seconds to finish, then the state is saved and the
     /// database closed.
     pub async fn shutdown(mut self) {
+        // First no new calls (the server stops accepting), then the long-lived ones
+        // (work-item streams, waiters) are ended, so the server can finish.
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
         let (reply, quiesced) = oneshot::channel();
         if self.engine.send(String::new(), Command::Quiesce(reply)) {
             let _ = quiesced.await;
-        }
-        if let Some(stop) = self.stop_server.take() {
-            let _ = stop.send(());
         }
         if let Some(mut server) = self.server.take() {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {

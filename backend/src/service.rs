@@ -159,7 +159,7 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 /// The work items of one `GetWorkItems` call, with a `healthPing` after each quiet
-/// [`HEALTH_PING_INTERVAL`]. Dropping it (the worker went away) tells the engine, which
+/// `HEALTH_PING_INTERVAL`. Dropping it (the worker went away) tells the engine, which
 /// releases everything leased to it.
 pub struct WorkItemStream {
     id: u64,
@@ -516,7 +516,38 @@ impl TaskHubSidecarService for Service {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
+    use tokio_stream::StreamExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_streams_get_health_pings() {
+        let (sender, items) = unbounded_channel();
+        let mut stream = WorkItemStream {
+            id: 1,
+            hub: DEFAULT_HUB.into(),
+            engine: EngineHandle::detached(),
+            items,
+            ping: Box::pin(tokio::time::sleep(HEALTH_PING_INTERVAL)),
+        };
+        let started = tokio::time::Instant::now();
+        let ping = stream.next().await.unwrap().unwrap();
+        assert!(matches!(
+            ping.request,
+            Some(work_item::Request::HealthPing(_))
+        ));
+        assert_eq!(started.elapsed(), HEALTH_PING_INTERVAL);
+        sender
+            .send(Ok(WorkItem {
+                completion_token: "t".into(),
+                ..Default::default()
+            }))
+            .unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap().completion_token, "t");
+        drop(sender);
+        assert!(stream.next().await.is_none());
+    }
 
     #[test]
     fn grpc_timeouts_parse() {

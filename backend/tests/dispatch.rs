@@ -406,3 +406,127 @@ async fn state_survives_a_crash_and_leased_work_is_redelivered() {
     );
     backend.shutdown().await;
 }
+
+#[tokio::test]
+async fn work_finished_after_its_stream_closed_is_accepted_until_handed_out_again() {
+    let db = TestDb::new();
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+    start(&mut client, "drain", "o", None).await;
+    let (_, token) = worker.next_orchestration().await;
+    client
+        .signal_entity(SignalEntityRequest {
+            instance_id: "@e@drain".into(),
+            name: "op".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (entity, entity_token) = worker.next_entity().await;
+    // The worker closes its stream first, then delivers what it was running.
+    drop(worker);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    complete(
+        &mut client,
+        "drain",
+        &token,
+        vec![finish(1, OrchestrationStatus::Completed, Some("1"))],
+    )
+    .await;
+    client
+        .complete_entity_task(EntityBatchResult {
+            results: entity
+                .operation_requests
+                .iter()
+                .map(|_| OperationResult {
+                    result_type: Some(operation_result::ResultType::Success(
+                        OperationResultSuccess::default(),
+                    )),
+                })
+                .collect(),
+            entity_state: Some("5".into()),
+            completion_token: entity_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_completion(&mut client, "drain")
+            .await
+            .output
+            .as_deref(),
+        Some("1")
+    );
+    let state = client
+        .get_entity(GetEntityRequest {
+            instance_id: "@e@drain".into(),
+            include_state: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entity
+        .unwrap();
+    assert_eq!(state.serialized_state.as_deref(), Some("5"));
+    assert_eq!(state.backlog_queue_size, 0);
+    // Nothing is left to redeliver.
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+    assert!(worker.try_next(QUIET).await.is_none());
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crash_under_load_loses_and_duplicates_nothing() {
+    let db = TestDb::new();
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let worker = spawn_auto_worker(client.clone());
+    const N: usize = 200;
+    for i in 0..N {
+        start(&mut client, &format!("load-{i}"), "o", None).await;
+    }
+    // Crash once a quarter has finished: the rest is at every stage of its life.
+    loop {
+        let finished = client
+            .query_instances(QueryInstancesRequest {
+                query: Some(InstanceQuery {
+                    runtime_status: vec![OrchestrationStatus::Completed as i32],
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .orchestration_state
+            .len();
+        if finished >= N / 4 {
+            assert!(finished < N, "everything finished before the crash");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.abort();
+    drop(client);
+    drop(backend);
+
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let worker = spawn_auto_worker(client.clone());
+    for i in 0..N {
+        let id = format!("load-{i}");
+        let done = wait_completion(&mut client, &id).await;
+        assert_eq!(done.output.as_deref(), Some("3"), "{id}");
+        let events = history(&mut client, &id).await;
+        let count = |kind: &str| kinds(&events).iter().filter(|k| **k == kind).count();
+        assert_eq!(
+            (count("taskScheduled"), count("taskCompleted")),
+            (3, 3),
+            "{id}: {:?}",
+            kinds(&events)
+        );
+        assert_eq!(count("executionCompleted"), 1, "{id}");
+    }
+    worker.abort();
+    backend.shutdown().await;
+}

@@ -714,3 +714,118 @@ async fn task_hubs_are_separate() {
     assert!(state(&mut client, "same").await.is_none());
     backend.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_scheduled_instance_can_be_terminated_before_its_start() {
+    let db = TestDb::new();
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+    client
+        .start_instance(CreateInstanceRequest {
+            instance_id: "far".into(),
+            name: "o".into(),
+            scheduled_start_timestamp: Some(now_plus(Duration::from_secs(3600))),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(worker.try_next(Duration::from_millis(200)).await.is_none());
+    client
+        .terminate_instance(TerminateRequest {
+            instance_id: "far".into(),
+            output: None,
+            recursive: false,
+        })
+        .await
+        .unwrap();
+    let (request, _) = worker.next_orchestration().await;
+    assert_eq!(
+        kinds(&request.new_events),
+        [
+            "orchestratorStarted",
+            "executionStarted",
+            "executionTerminated"
+        ]
+    );
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_running_child_id_cannot_be_reused() {
+    let db = TestDb::new();
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+    start(&mut client, "busy", "o", None).await;
+    let (_, token) = worker.next_orchestration().await;
+    complete(&mut client, "busy", &token, vec![]).await;
+    start(&mut client, "p", "parent", None).await;
+    let (_, token) = worker.next_orchestration().await;
+    complete(
+        &mut client,
+        "p",
+        &token,
+        vec![action(
+            1,
+            Action::CreateSubOrchestration(CreateSubOrchestrationAction {
+                instance_id: "busy".into(),
+                name: "child".into(),
+                ..Default::default()
+            }),
+        )],
+    )
+    .await;
+    let (request, _) = worker.next_orchestration().await;
+    assert_eq!(request.instance_id, "p");
+    let Some(EventType::SubOrchestrationInstanceFailed(failed)) = &request.new_events[1].event_type
+    else {
+        panic!("{:?}", request.new_events)
+    };
+    assert_eq!(
+        failed.failure_details.as_ref().unwrap().error_type,
+        "OrchestrationAlreadyExists"
+    );
+    backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn suspend_and_resume_while_in_flight_both_reach_the_worker() {
+    let db = TestDb::new();
+    let backend = db.start().await;
+    let mut client = common::client(&backend).await;
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+    start(&mut client, "sr", "o", None).await;
+    let (_, token) = worker.next_orchestration().await;
+    client
+        .suspend_instance(SuspendRequest {
+            instance_id: "sr".into(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    // Not suspended yet (the worker has not seen it), but a resume must not be lost.
+    client
+        .resume_instance(ResumeRequest {
+            instance_id: "sr".into(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    complete(&mut client, "sr", &token, vec![]).await;
+    let (request, token) = worker.next_orchestration().await;
+    assert_eq!(
+        kinds(&request.new_events),
+        [
+            "orchestratorStarted",
+            "executionSuspended",
+            "executionResumed"
+        ]
+    );
+    complete(&mut client, "sr", &token, vec![]).await;
+    assert_eq!(
+        state(&mut client, "sr").await.unwrap().orchestration_status,
+        OrchestrationStatus::Running as i32
+    );
+    backend.shutdown().await;
+}

@@ -9,7 +9,7 @@ use durabletask_proto::*;
 
 use super::dispatch::LeaseTarget;
 use super::events::{self, now};
-use super::hub::Hub;
+use super::hub::{Hub, InFlight};
 use super::instances::{NewInstance, new_instance_id};
 use crate::records::{OrchestrationTimer, ParentLink, TimerTarget};
 
@@ -19,18 +19,15 @@ impl Hub {
     pub fn complete_orchestration(&mut self, response: OrchestratorResponse) {
         let token = response.completion_token.as_str();
         let id = response.instance_id.clone();
-        let valid = self.leases.get(token).is_some_and(
-            |lease| matches!(&lease.target, LeaseTarget::Orchestration(target) if *target == id),
-        );
-        if !valid {
+        let Some(events) = self.take_completed_flight(&id, token) else {
             tracing::debug!(hub = %self.name, instance_id = %id, token, "ignoring a stale orchestration completion");
             return;
-        }
-        self.end_lease(token);
-        let Some(instance) = self.instance_mut(&id) else {
-            return;
         };
-        let Some(flight) = instance.in_flight.take() else {
+        let flight = InFlight {
+            token: token.to_owned(),
+            events,
+        };
+        let Some(instance) = self.instance_mut(&id) else {
             return;
         };
         let record = &mut instance.record;
@@ -98,6 +95,42 @@ impl Hub {
         }
         self.changed.insert(id.clone());
         self.wake(&id);
+    }
+
+    /// The events a completion token stands for: leased, or released but not handed out
+    /// again.
+    fn take_completed_flight(&mut self, id: &str, token: &str) -> Option<Vec<HistoryEvent>> {
+        let leased = self.leases.get(token).is_some_and(
+            |lease| matches!(&lease.target, LeaseTarget::Orchestration(target) if target == id),
+        );
+        if leased {
+            self.end_lease(token);
+            return Some(self.instances.get_mut(id)?.in_flight.take()?.events);
+        }
+        match self.released.get(token) {
+            Some(LeaseTarget::Orchestration(target)) if target == id => {}
+            _ => return None,
+        }
+        self.released.remove(token);
+        let instance = self.instances.get_mut(id)?;
+        if instance.in_flight.is_some() {
+            return None;
+        }
+        let released = instance.released.take()?;
+        let count = released.count.min(instance.record.pending.len());
+        Some(instance.record.pending.drain(..count).collect())
+    }
+
+    /// `AbandonTaskOrchestratorWorkItem`: the events go back, to be redelivered.
+    pub fn abandon_orchestration(&mut self, token: &str) {
+        if matches!(
+            self.leases.get(token).map(|lease| &lease.target),
+            Some(LeaseTarget::Orchestration(_))
+        ) {
+            self.release(token, false);
+        } else {
+            tracing::debug!(hub = %self.name, token, "abandon of an unknown orchestration lease ignored");
+        }
     }
 
     fn append_history(&mut self, id: &str, event: HistoryEvent) {
@@ -355,6 +388,7 @@ impl Hub {
     fn apply_rewind(&mut self, id: &str, rewind: RewindOrchestrationAction) {
         let history = rewind.new_history;
         let mut reason = None;
+        let mut execution_id = None;
         let mut created = BTreeMap::new();
         let mut finished_children = HashSet::new();
         let mut scheduled = BTreeMap::new();
@@ -390,6 +424,13 @@ impl Hub {
                 Some(EventType::ExecutionRewound(rewound)) => {
                     reason = rewound.reason.clone();
                 }
+                Some(EventType::ExecutionStarted(started)) => {
+                    // The worker gives the rewound execution a new id.
+                    execution_id = started
+                        .orchestration_instance
+                        .as_ref()
+                        .and_then(|instance| instance.execution_id.clone());
+                }
                 _ => {}
             }
         }
@@ -398,6 +439,9 @@ impl Hub {
         };
         instance.replace_history(history);
         let record = &mut instance.record;
+        if let Some(execution_id) = execution_id.filter(|id| !id.is_empty()) {
+            record.execution_id = execution_id;
+        }
         record.status = OrchestrationStatus::Running as i32;
         record.output = None;
         record.failure_details = None;
@@ -463,6 +507,10 @@ impl Hub {
             };
             child.record.parent = Some(link.clone());
             let status = child.status();
+            self.children
+                .entry(id.to_owned())
+                .or_default()
+                .insert(child_id.clone());
             if status == OrchestrationStatus::Failed as i32 {
                 self.prepare_rewind(&child_id, reason.clone());
             } else if events::is_terminal(status) {

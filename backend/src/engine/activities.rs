@@ -116,7 +116,7 @@ impl Hub {
             self.leases.get(token).map(|lease| &lease.target),
             Some(LeaseTarget::Activity(_))
         ) {
-            self.release(token);
+            self.release(token, false);
         } else {
             tracing::debug!(hub = %self.name, token, "abandon of an unknown activity lease ignored");
         }

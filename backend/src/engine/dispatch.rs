@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tonic::Status;
 
 use super::events;
-use super::hub::{Hub, InFlight};
+use super::hub::{Hub, InFlight, Released};
 use crate::store::Store;
 
 /// The three kinds of work, indexing per-stream limits and counters.
@@ -272,7 +272,7 @@ impl Hub {
             );
         }
         for token in tokens {
-            self.release(&token);
+            self.release(&token, true);
         }
     }
 
@@ -286,8 +286,10 @@ impl Hub {
         Some(lease.target)
     }
 
-    /// Puts a leased item back: it becomes ready and is redelivered.
-    pub(super) fn release(&mut self, token: &str) -> bool {
+    /// Puts a leased item back: it becomes ready and is redelivered. With `keep_token`
+    /// (the stream ended, the worker may still deliver), a completion with the token is
+    /// accepted until the item is handed out again.
+    pub(super) fn release(&mut self, token: &str, keep_token: bool) -> bool {
         let Some(target) = self.end_lease(token) else {
             return false;
         };
@@ -300,9 +302,20 @@ impl Hub {
                         .is_some_and(|flight| flight.token == token)
                     && let Some(flight) = instance.in_flight.take()
                 {
+                    let count = flight.events.len();
                     let mut events = flight.events;
                     events.append(&mut instance.record.pending);
                     instance.record.pending = events;
+                    if keep_token {
+                        instance.released = Some(Released {
+                            token: token.to_owned(),
+                            count,
+                        });
+                        self.released.insert(
+                            token.to_owned(),
+                            LeaseTarget::Orchestration(instance_id.clone()),
+                        );
+                    }
                 }
                 self.wake(&instance_id);
             }
@@ -324,11 +337,17 @@ impl Hub {
                         .is_some_and(|flight| flight.token == token)
                     && let Some(flight) = entity.in_flight.take()
                 {
+                    let seqs = flight.operations.iter().map(|o| o.seq).collect();
                     entity.record.operations.extend(flight.operations);
                     entity
                         .record
                         .operations
                         .sort_by_key(|operation| operation.seq);
+                    if keep_token {
+                        entity.released = Some((token.to_owned(), seqs));
+                        self.released
+                            .insert(token.to_owned(), LeaseTarget::Entity(entity_id.clone()));
+                    }
                 }
                 self.try_grant_locks();
                 self.wake_entity(&entity_id);
@@ -427,7 +446,7 @@ impl Hub {
         );
         if !sent {
             // The stream is closing; its close will arrive, but release now anyway.
-            self.release(&token);
+            self.release(&token, false);
         }
     }
 
@@ -441,6 +460,10 @@ impl Hub {
         }
         self.ensure_history(id, store);
         let instance = self.instances.get_mut(id)?;
+        // Handed out anew: a completion for the released item is now stale.
+        if let Some(released) = instance.released.take() {
+            self.released.remove(&released.token);
+        }
         let pending = &mut instance.record.pending;
         // A rewind must reach the worker as exactly [orchestratorStarted, executionRewound]
         // (protocol.md §4.14): later events wait for the next work item.

@@ -121,6 +121,9 @@ impl Hub {
             return None;
         }
         let entity = self.entities.get_mut(id)?;
+        if let Some((token, _)) = entity.released.take() {
+            self.released.remove(&token);
+        }
         let all = std::mem::take(&mut entity.record.operations);
         let mut batch = Vec::with_capacity(runnable.len());
         let mut runnable = runnable.into_iter().peekable();
@@ -237,13 +240,28 @@ impl Hub {
         }
     }
 
+    /// Locks `entity_id` for a critical section of `owner` (creating the entity), or
+    /// unlocks it (`None`).
+    fn set_lock(&mut self, entity_id: &str, lock: Option<(String, String)>) {
+        let locked = lock.is_some();
+        let entity = self.entity_or_create(entity_id);
+        let (section, owner) = lock.unzip();
+        entity.record.locked_by = section;
+        entity.record.lock_owner = owner;
+        if locked {
+            self.locked.insert(entity_id.to_owned());
+        } else {
+            self.locked.remove(entity_id);
+        }
+    }
+
     fn unlock(&mut self, entity_id: &str, critical_section_id: &str) {
-        let Some(entity) = self.entity_mut(entity_id) else {
-            return;
-        };
-        if entity.record.locked_by.as_deref() == Some(critical_section_id) {
-            entity.record.locked_by = None;
-            entity.record.lock_owner = None;
+        let holds = self
+            .entities
+            .get(entity_id)
+            .is_some_and(|entity| entity.record.locked_by.as_deref() == Some(critical_section_id));
+        if holds {
+            self.set_lock(entity_id, None);
             self.try_grant_locks();
             self.wake_entity(entity_id);
         }
@@ -253,10 +271,14 @@ impl Hub {
     /// finished; a worker normally unlocks first, this covers the rest).
     pub(super) fn release_locks_of(&mut self, instance_id: &str) {
         let held: Vec<String> = self
-            .entities
+            .locked
             .iter()
-            .filter(|(_, entity)| entity.record.lock_owner.as_deref() == Some(instance_id))
-            .map(|(id, _)| id.clone())
+            .filter(|id| {
+                self.entities
+                    .get(*id)
+                    .is_some_and(|entity| entity.record.lock_owner.as_deref() == Some(instance_id))
+            })
+            .cloned()
             .collect();
         let waiting: Vec<u64> = self
             .lock_requests
@@ -268,10 +290,7 @@ impl Hub {
             return;
         }
         for id in &held {
-            if let Some(entity) = self.entity_mut(id) {
-                entity.record.locked_by = None;
-                entity.record.lock_owner = None;
-            }
+            self.set_lock(id, None);
         }
         for seq in waiting {
             self.lock_requests.remove(&seq);
@@ -335,9 +354,11 @@ impl Hub {
             };
             self.dirty.locks.insert(seq);
             for id in &request.lock_set {
-                let entity = self.entity_or_create(id);
-                entity.record.locked_by = Some(request.critical_section_id.clone());
-                entity.record.lock_owner = Some(request.parent_instance_id.clone());
+                let lock = (
+                    request.critical_section_id.clone(),
+                    request.parent_instance_id.clone(),
+                );
+                self.set_lock(id, Some(lock));
             }
             let granted = events::event(
                 -1,
@@ -353,19 +374,16 @@ impl Hub {
     /// and orchestration starts.
     pub fn complete_entity(&mut self, result: EntityBatchResult) {
         let token = result.completion_token.as_str();
-        let entity_id = match self.leases.get(token).map(|lease| &lease.target) {
-            Some(LeaseTarget::Entity(id)) => id.clone(),
-            _ => {
-                tracing::debug!(hub = %self.name, token, "ignoring a stale entity completion");
-                return;
-            }
+        let Some((entity_id, operations)) = self.take_completed_batch(token) else {
+            tracing::debug!(hub = %self.name, token, "ignoring a stale entity completion");
+            return;
         };
-        self.end_lease(token);
         let Some(entity) = self.entity_mut(&entity_id) else {
             return;
         };
-        let Some(flight) = entity.in_flight.take() else {
-            return;
+        let flight = EntityFlight {
+            token: token.to_owned(),
+            operations,
         };
         entity.record.state = result.entity_state.filter(|state| !state.is_empty());
         entity.record.last_modified_at = now();
@@ -490,13 +508,39 @@ impl Hub {
         self.wake_entity(&entity_id);
     }
 
+    /// The batch a completion token stands for: leased, or released but not handed out
+    /// again.
+    fn take_completed_batch(&mut self, token: &str) -> Option<(String, Vec<QueuedOperation>)> {
+        if let Some(LeaseTarget::Entity(id)) = self.leases.get(token).map(|lease| &lease.target) {
+            let id = id.clone();
+            self.end_lease(token);
+            let flight = self.entities.get_mut(&id)?.in_flight.take()?;
+            return Some((id, flight.operations));
+        }
+        let Some(LeaseTarget::Entity(id)) = self.released.remove(token) else {
+            return None;
+        };
+        let entity = self.entities.get_mut(&id)?;
+        if entity.in_flight.is_some() {
+            return None;
+        }
+        let (_, seqs) = entity.released.take()?;
+        let (batch, rest): (Vec<QueuedOperation>, Vec<QueuedOperation>) =
+            std::mem::take(&mut entity.record.operations)
+                .into_iter()
+                .partition(|operation| seqs.contains(&operation.seq));
+        entity.record.operations = rest;
+        self.ready_entities.remove(&id);
+        Some((id, batch))
+    }
+
     /// `AbandonTaskEntityWorkItem`: the batch's operations go back, first in line.
     pub fn abandon_entity(&mut self, token: &str) {
         if matches!(
             self.leases.get(token).map(|lease| &lease.target),
             Some(LeaseTarget::Entity(_))
         ) {
-            self.release(token);
+            self.release(token, false);
         } else {
             tracing::debug!(hub = %self.name, token, "abandon of an unknown entity lease ignored");
         }
@@ -626,25 +670,20 @@ impl Hub {
         let mut released = 0;
         if request.release_orphaned_locks {
             let orphaned: Vec<String> = self
-                .entities
+                .locked
                 .iter()
-                .filter(|(_, entity)| {
-                    entity.record.locked_by.is_some()
-                        && entity
-                            .record
-                            .lock_owner
-                            .as_ref()
-                            .and_then(|owner| self.instances.get(owner))
-                            .is_none_or(|owner| owner.is_terminal())
+                .filter(|id| {
+                    self.entities
+                        .get(*id)
+                        .and_then(|entity| entity.record.lock_owner.as_ref())
+                        .and_then(|owner| self.instances.get(owner))
+                        .is_none_or(|owner| owner.is_terminal())
                 })
-                .map(|(id, _)| id.clone())
+                .cloned()
                 .collect();
             for id in &orphaned {
-                if let Some(entity) = self.entity_mut(id) {
-                    entity.record.locked_by = None;
-                    entity.record.lock_owner = None;
-                    released += 1;
-                }
+                self.set_lock(id, None);
+                released += 1;
             }
             self.try_grant_locks();
             for id in &orphaned {

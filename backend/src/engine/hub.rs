@@ -6,7 +6,7 @@
 //! them once committed.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use durabletask_proto::history_event::EventType;
 use durabletask_proto::*;
@@ -25,6 +25,7 @@ pub struct Instance {
     pub record: InstanceRecord,
     /// The work item handed out, if any: at most one per instance.
     pub in_flight: Option<InFlight>,
+    pub released: Option<Released>,
     /// The history, or `None` when only the store has it (finished instances are
     /// evicted from memory once saved; they are loaded again when needed).
     pub history: Option<Vec<HistoryEvent>>,
@@ -38,6 +39,15 @@ pub struct Instance {
     pub timers: HashSet<u64>,
 }
 
+/// A work item whose stream ended before it was completed: its events are pending again,
+/// but until it is handed out anew, a completion with its token is still accepted (a
+/// worker that drains its work after closing the stream, protocol.md §1.9).
+pub struct Released {
+    pub token: String,
+    /// How many events at the front of `pending` it had.
+    pub count: usize,
+}
+
 pub struct InFlight {
     pub token: String,
     /// The events handed out as `newEvents`; they join the history on completion.
@@ -49,6 +59,7 @@ impl Instance {
         Instance {
             record,
             in_flight: None,
+            released: None,
             history: Some(Vec::new()),
             persisted_len: 0,
             history_replaced: true,
@@ -132,6 +143,8 @@ pub struct Activity {
 pub struct Entity {
     pub record: EntityRecord,
     pub in_flight: Option<EntityFlight>,
+    /// A batch whose stream ended, by token and operation numbers (see [`Released`]).
+    pub released: Option<(String, Vec<u64>)>,
 }
 
 pub struct EntityFlight {
@@ -148,6 +161,7 @@ impl Entity {
                 ..Default::default()
             },
             in_flight: None,
+            released: None,
         }
     }
 }
@@ -207,9 +221,17 @@ pub struct Hub {
     pub streams: BTreeMap<u64, Stream>,
     pub rotation: usize,
     pub leases: HashMap<String, Lease>,
+    /// Tokens of released work items that may still be completed (see [`Released`]).
+    pub released: HashMap<String, super::dispatch::LeaseTarget>,
     pub ready_orchestrations: ReadyQueue<String>,
     pub ready_activities: ReadyQueue<u64>,
     pub ready_entities: ReadyQueue<String>,
+
+    /// Sub-orchestrations by parent id (entries may be stale: check the child's link).
+    pub children: HashMap<String, BTreeSet<String>>,
+    /// Entities currently locked (few at any time), so finishing orchestrations need not
+    /// scan every entity for locks to free.
+    pub locked: HashSet<String>,
 
     pub waiters: HashMap<String, Vec<Waiter>>,
     /// Instances whose status may have changed in this batch (for the waiters).
@@ -235,9 +257,12 @@ impl Hub {
             streams: BTreeMap::new(),
             rotation: 0,
             leases: HashMap::new(),
+            released: HashMap::new(),
             ready_orchestrations: ReadyQueue::default(),
             ready_activities: ReadyQueue::default(),
             ready_entities: ReadyQueue::default(),
+            children: HashMap::new(),
+            locked: HashSet::new(),
             waiters: HashMap::new(),
             changed: HashSet::new(),
             dirty: Dirty::default(),
@@ -459,6 +484,7 @@ impl Hub {
                     Entity {
                         record,
                         in_flight: None,
+                        released: None,
                     },
                 );
             }),
@@ -480,6 +506,19 @@ impl Hub {
             let terminal = self.instances.get(id).is_some_and(Instance::is_terminal);
             if !terminal {
                 self.ensure_history(id, store);
+            }
+        }
+        for (id, instance) in &self.instances {
+            if let Some(link) = &instance.record.parent {
+                self.children
+                    .entry(link.instance_id.clone())
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
+        for (id, entity) in &self.entities {
+            if entity.record.locked_by.is_some() {
+                self.locked.insert(id.clone());
             }
         }
         for (&activity_id, activity) in &self.activities {

@@ -128,6 +128,12 @@ impl Hub {
             ..Default::default()
         };
         let id = new.id;
+        if let Some(link) = &record.parent {
+            self.children
+                .entry(link.instance_id.clone())
+                .or_default()
+                .insert(id.clone());
+        }
         self.instances.insert(id.clone(), Instance::new(record));
         self.dirty.instances.insert(id.clone());
         self.changed.insert(id.clone());
@@ -152,9 +158,20 @@ impl Hub {
         let Some(instance) = self.instances.remove(id) else {
             return;
         };
+        if let Some(link) = &instance.record.parent
+            && let Some(siblings) = self.children.get_mut(&link.instance_id)
+        {
+            siblings.remove(id);
+            if siblings.is_empty() {
+                self.children.remove(&link.instance_id);
+            }
+        }
         if let Some(flight) = instance.in_flight {
             // The worker's completion will find no lease and be ignored.
             self.end_lease(&flight.token);
+        }
+        if let Some(released) = instance.released {
+            self.released.remove(&released.token);
         }
         self.ready_orchestrations.remove(&id.to_owned());
         self.dirty.instances.insert(id.to_owned());
@@ -385,20 +402,22 @@ impl Hub {
 
     /// Instances whose parent is `id`.
     fn children_of(&self, id: &str) -> Vec<String> {
-        let mut children: Vec<String> = self
-            .instances
-            .iter()
-            .filter(|(_, instance)| {
-                instance
-                    .record
-                    .parent
-                    .as_ref()
-                    .is_some_and(|link| link.instance_id == id)
-            })
-            .map(|(child, _)| child.clone())
-            .collect();
-        children.sort();
+        let Some(children) = self.children.get(id) else {
+            return Vec::new();
+        };
         children
+            .iter()
+            .filter(|child| {
+                self.instances.get(*child).is_some_and(|instance| {
+                    instance
+                        .record
+                        .parent
+                        .as_ref()
+                        .is_some_and(|link| link.instance_id == id)
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     /// `SuspendInstance`: a no-op if already suspended or finished.
@@ -570,6 +589,9 @@ impl Hub {
             .map(|flight| flight.token.clone());
         if let Some(token) = token {
             self.end_lease(&token);
+        }
+        if let Some(released) = self.instances.get_mut(id).and_then(|i| i.released.take()) {
+            self.released.remove(&released.token);
         }
         let Some(instance) = self.instance_mut(id) else {
             return;

@@ -104,6 +104,13 @@ impl EngineHandle {
             .is_ok()
     }
 
+    /// A handle to no engine (every send fails), for tests of the service alone.
+    #[cfg(test)]
+    pub fn detached() -> EngineHandle {
+        let (sender, _) = unbounded_channel();
+        EngineHandle { sender }
+    }
+
     pub fn shutdown(&self) {
         let _ = self.sender.send(Control::Shutdown);
     }
@@ -147,6 +154,8 @@ struct Engine {
     store: Store,
     hubs: HashMap<String, Hub>,
     token_prefix: String,
+    /// Set by [`Command::Quiesce`]: new streams end at once, new waiters are refused.
+    closing: bool,
 }
 
 /// Opens the store, loads its state, and runs the engine on a thread of its own.
@@ -204,6 +213,7 @@ impl Engine {
             store,
             hubs: HashMap::new(),
             token_prefix,
+            closing: false,
         };
         let records = engine.store.load_records()?;
         let count = records.len();
@@ -318,13 +328,26 @@ impl Engine {
 
     fn handle(&mut self, envelope: Envelope, replies: &mut Replies) {
         let Envelope { hub: name, command } = envelope;
-        if let Command::Quiesce(reply) = command {
-            for hub in self.hubs.values_mut() {
-                hub.quiesce();
+        let command = match command {
+            Command::Quiesce(reply) => {
+                self.closing = true;
+                for hub in self.hubs.values_mut() {
+                    hub.quiesce();
+                }
+                replies.push(reply, Ok(()));
+                return;
             }
-            replies.push(reply, Ok(()));
-            return;
-        }
+            // Dropping the sender ends the stream.
+            Command::OpenStream { .. } if self.closing => return,
+            Command::Wait(_, _, reply) if self.closing => {
+                replies.push(
+                    reply,
+                    Err(Status::unavailable("the backend is shutting down")),
+                );
+                return;
+            }
+            command => command,
+        };
         let prefix = self.token_prefix.clone();
         let store = &self.store;
         let hub = self
@@ -406,6 +429,10 @@ impl Engine {
                 fresh.dirty.deleted = true;
                 // Its streams stay open: workers keep their connection to the (now empty) hub.
                 fresh.streams = std::mem::take(&mut hub.streams);
+                for stream in fresh.streams.values_mut() {
+                    // Their leases went with the old state.
+                    stream.leased = [0; 3];
+                }
                 fresh.next_token = hub.next_token;
                 for waiters in hub.waiters.values_mut() {
                     for waiter in waiters.drain(..) {
@@ -435,18 +462,6 @@ impl Hub {
                     .reply
                     .send(Err(Status::unavailable("the backend is shutting down")));
             }
-        }
-    }
-
-    /// `AbandonTaskOrchestratorWorkItem`: the events go back, to be redelivered.
-    pub fn abandon_orchestration(&mut self, token: &str) {
-        if matches!(
-            self.leases.get(token).map(|lease| &lease.target),
-            Some(dispatch::LeaseTarget::Orchestration(_))
-        ) {
-            self.release(token);
-        } else {
-            tracing::debug!(hub = %self.name, token, "abandon of an unknown orchestration lease ignored");
         }
     }
 }

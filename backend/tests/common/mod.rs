@@ -319,3 +319,56 @@ pub fn kinds(events: &[HistoryEvent]) -> Vec<&'static str> {
         })
         .collect()
 }
+
+/// A worker that runs "three activities in sequence, then complete with \"3\"" for every
+/// orchestration, until the stream ends or the task is aborted.
+pub fn spawn_auto_worker(mut client: Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(response) = client.get_work_items(unlimited()).await else {
+            return;
+        };
+        let mut items = response.into_inner();
+        while let Ok(Some(item)) = items.message().await {
+            let token = item.completion_token;
+            let mut client = client.clone();
+            match item.request {
+                Some(WorkRequest::OrchestratorRequest(request)) => {
+                    let all = || request.past_events.iter().chain(request.new_events.iter());
+                    let done = all()
+                        .filter(|e| matches!(e.event_type, Some(EventType::TaskCompleted(_))))
+                        .count() as i32;
+                    let scheduled = all()
+                        .filter(|e| matches!(e.event_type, Some(EventType::TaskScheduled(_))))
+                        .count() as i32;
+                    let actions = if done == 3 {
+                        vec![finish(4, OrchestrationStatus::Completed, Some("3"))]
+                    } else if scheduled == done {
+                        vec![schedule(done + 1, "step", Some("1"))]
+                    } else {
+                        vec![]
+                    };
+                    let _ = client
+                        .complete_orchestrator_task(OrchestratorResponse {
+                            instance_id: request.instance_id,
+                            actions,
+                            completion_token: token,
+                            ..Default::default()
+                        })
+                        .await;
+                }
+                Some(WorkRequest::ActivityRequest(request)) => {
+                    let _ = client
+                        .complete_activity_task(ActivityResponse {
+                            instance_id: request.orchestration_instance.unwrap().instance_id,
+                            task_id: request.task_id,
+                            result: Some("1".into()),
+                            failure_details: None,
+                            completion_token: token,
+                        })
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    })
+}
