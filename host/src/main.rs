@@ -200,9 +200,11 @@ fn follow_work_item_filters(
     config: &Config,
     plugins: &PluginHost,
 ) -> watch::Receiver<Option<WorkItemFilters>> {
-    let (sender, receiver) = watch::channel(work_item_filters(config, &plugins.catalog()));
+    // Subscribed before the first read, so a rescan in between is not missed.
+    let mut catalogs = plugins.subscribe();
+    let current = Arc::clone(&catalogs.borrow_and_update());
+    let (sender, receiver) = watch::channel(work_item_filters(config, &current));
     if config.worker.work_item_filters {
-        let mut catalogs = plugins.subscribe();
         let config = config.clone();
         tokio::spawn(async move {
             while catalogs.changed().await.is_ok() {

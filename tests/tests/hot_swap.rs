@@ -272,3 +272,49 @@ fn work_item_filters_follow_the_plugins_in_service() -> Result<()> {
     assert_ran_on(&fixture.client.wait("waiting", WAIT)?, "1.0.0");
     Ok(())
 }
+
+#[test]
+fn a_library_still_being_copied_is_never_loaded_half_way_and_is_loaded_once_complete() -> Result<()>
+{
+    let mut fixture = watched(&["hello"])?;
+    let plugins = fixture.host.plugins_dir();
+    let library = std::fs::read(PluginFile::built("orders_v1")?.source())?;
+    let target = plugins.join("liborders_v1.so");
+
+    // A copy under the final name that stalls after 64 KiB (a slow scp, curl -o): the
+    // host must neither load it nor crash on it (dlopen of a cut library faults).
+    std::fs::write(&target, &library[..64 * 1024])?;
+    fixture
+        .host
+        .wait_for_log_line(&["refused plugin", "liborders_v1.so", "incomplete"], WAIT)?;
+    assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());
+
+    // The copy finishes: the library is read again and put in service.
+    std::fs::write(&target, &library)?;
+    fixture.host.wait_for_log(V1_IN_SERVICE, WAIT)?;
+    start_order(&fixture.client, "after-copy", 0, None)?;
+    assert_ran_on(&fixture.client.wait("after-copy", WAIT)?, "1.0.0");
+    Ok(())
+}
+
+#[test]
+fn the_plugins_command_refuses_a_library_cut_short_instead_of_crashing() -> Result<()> {
+    let fixture = Fixture::start_with(&["hello"], |config| config)?;
+    let library = std::fs::read(PluginFile::built("orders_v1")?.source())?;
+    for cut in [4 * 1024, library.len() / 2, library.len() - 100] {
+        std::fs::write(
+            fixture.host.plugins_dir().join("libcut.so"),
+            &library[..cut],
+        )?;
+        let output = std::process::Command::new(durabletask_e2e::paths::host_binary()?)
+            .args(["plugins", "--json", "--config"])
+            .arg(fixture.host.config_path())
+            .output()?;
+        // Exit 1 (a library refused), not a signal.
+        assert_eq!(output.status.code(), Some(1), "cut at {cut}: {output:?}");
+        let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let reason = listed["refused"][0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("incomplete"), "cut at {cut}: {listed:#}");
+    }
+    Ok(())
+}

@@ -13,6 +13,7 @@ use abi_stable::std_types::RResult;
 use sha2::{Digest, Sha256};
 
 use super::callbacks;
+use super::elf;
 use super::ffi::{self, PluginLibrary};
 use super::{LoadError, LoadedPlugin};
 
@@ -50,6 +51,8 @@ pub(crate) struct PrivateCopy {
 /// Loads a private copy of `source`, running every check before any plugin code, then
 /// the plugin's `init`.
 pub(crate) fn load(source: &Path, copy: &PrivateCopy) -> Result<LoadedPlugin, LoadError> {
+    // A library cut short would crash the host inside dlopen (SIGBUS): refuse it first.
+    elf::check_complete(&copy.path).map_err(LoadError::NotALibrary)?;
     let library = ffi::open_checked(&copy.path)?;
     initialise(source, library, copy.hash.clone())
 }

@@ -2,6 +2,8 @@
 //! work items in them.
 //!
 //! - [`loader`] finds libraries and loads each from a private copy;
+//! - [`elf`] checks a library is complete before it is loaded (a cut one would crash
+//!   the dynamic loader);
 //! - [`ffi`] holds every `unsafe` call and the checks made before plugin code runs;
 //! - [`callbacks`] are the functions the host lends plugins (logs, activity completion);
 //! - [`manager`] turns the plugins folder into the [`generation`]s in service, and
@@ -13,6 +15,7 @@
 
 mod callbacks;
 pub mod catalog;
+mod elf;
 mod ffi;
 pub mod generation;
 mod inventory;
@@ -146,6 +149,15 @@ pub struct PluginHostSettings {
     pub versioning: Option<VersioningSettings>,
 }
 
+/// What a [`PluginHost::rescan`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rescan {
+    /// The generations in service changed.
+    pub changed: bool,
+    /// A changed file waits to settle: scan again shortly.
+    pub settling: bool,
+}
+
 /// The plugin generations in service, and the executor the worker hands its work items
 /// to.
 pub struct PluginHost {
@@ -187,6 +199,8 @@ impl PluginHost {
                 source,
             })?;
         log_change(&change);
+        // Later scans (hot swap) wait for a changed file to settle before reading it.
+        manager.settle_changes();
         if manager.active().is_empty() {
             tracing::warn!(dir = %settings.dir.display(), "no plugin loaded: every work item will fail as not registered");
         }
@@ -208,25 +222,29 @@ impl PluginHost {
             .map_err(|source| PluginError::Watch { dir, source })
     }
 
-    /// Reads the plugins folder again and puts its changes in service; returns whether
-    /// the generations in service changed. Errors are logged: a folder that cannot be
-    /// read changes nothing.
-    pub fn rescan(&self) -> bool {
+    /// Reads the plugins folder again and puts its changes in service. A new or changed
+    /// file is read once it looks the same in two scans in a row; until then the outcome
+    /// says `settling`, and the caller should scan again shortly. Errors are logged: a
+    /// folder that cannot be read changes nothing.
+    pub fn rescan(&self) -> Rescan {
         let mut manager = self.lock_manager();
         let change = match manager.scan() {
             Ok(change) => change,
             Err(error) => {
                 tracing::error!(dir = %manager.dir().display(), "cannot read the plugins folder: {error}");
-                return false;
+                return Rescan::default();
             }
         };
         log_change(&change);
-        if !change.changes_service() {
-            return false;
+        let changed = change.changes_service();
+        if changed {
+            self.catalog
+                .send_replace(Arc::new(Catalog::new(manager.active().to_vec())));
         }
-        self.catalog
-            .send_replace(Arc::new(Catalog::new(manager.active().to_vec())));
-        true
+        Rescan {
+            changed,
+            settling: change.settling,
+        }
     }
 
     /// The generations in service and who serves which name, now.

@@ -107,6 +107,14 @@ fn pick(
 ) -> Result<(usize, bool), String> {
     let newest = versions.len().saturating_sub(1);
     let compare_to = |index: &usize| versioning::compare(version, Some(versions[*index]));
+    // The generation that ran it before keeps it, as long as the rules allow: switching
+    // code mid-run (even to a generation of its own version that arrived meanwhile)
+    // would replay its history on code that did not write it.
+    if let Some(preferred) = preferred.filter(|p| *p < versions.len())
+        && allowed(preferred, version, versions, versioning)
+    {
+        return Ok((preferred, compare_to(&preferred) == Ordering::Equal));
+    }
     if let Some(exact) = (0..versions.len())
         .rev()
         .find(|index| compare_to(index) == Ordering::Equal)
@@ -139,6 +147,19 @@ fn pick(
         }
     };
     Ok((chosen, false))
+}
+
+/// Whether the generation at `index` may run an orchestration at `version` under the
+/// versioning settings.
+fn allowed(
+    index: usize,
+    version: Option<&str>,
+    versions: &[&str],
+    versioning: Option<&VersioningSettings>,
+) -> bool {
+    let strategy = versioning.map_or(MatchStrategy::None, |v| v.match_strategy);
+    let worker = pinned(versioning).unwrap_or(versions[index]);
+    versioning::check(strategy, version, Some(worker)).is_ok()
 }
 
 /// `[versioning] version`, when it pins one worker version for every generation.
@@ -325,7 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn the_generation_an_orchestration_ran_on_before_keeps_it_unless_its_version_is_served() {
+    fn the_generation_an_orchestration_ran_on_before_keeps_it_while_the_rules_allow() {
         let preferred = |version, versioning| {
             pick(IN_SERVICE, version, versioning, Some(0))
                 .map(|(index, exact)| (IN_SERVICE[index], exact))
@@ -333,8 +354,10 @@ mod tests {
         // No version, or one no generation has: stays where it was.
         assert_eq!(preferred(None, None), Ok(("1.0.0", false)));
         assert_eq!(preferred(Some("0.5"), None), Ok(("1.0.0", false)));
-        // Its own version is in service: that one, whatever ran it before.
-        assert_eq!(preferred(Some("2.0"), None), Ok(("2.0.0", true)));
+        // Even when a generation of its own version is in service: no switch mid-run.
+        assert_eq!(preferred(Some("2.0"), None), Ok(("1.0.0", false)));
+        let strict = settings(MatchStrategy::Strict, None, FailureStrategy::Fail);
+        assert_eq!(preferred(Some("2.0"), Some(&strict)), Ok(("2.0.0", true)));
         // current_or_older: stays unless that generation is too old for it.
         let current = settings(MatchStrategy::CurrentOrOlder, None, FailureStrategy::Fail);
         assert_eq!(preferred(Some("0.9"), Some(&current)), Ok(("1.0.0", false)));
@@ -395,5 +418,41 @@ mod tests {
         assert_eq!(picked(Some("1.2"), Some(&older)), Ok("2.0.0"));
         assert_eq!(picked(Some("1.0.0"), Some(&older)), Ok("1.0.0"));
         assert!(picked(Some("1.6"), Some(&older)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod sticky_tests {
+    use super::*;
+
+    /// Rolling deployment with `match_strategy = "none"` (or current_or_older): the
+    /// client already starts orchestrations at 1.5.0, the 1.5.0 plugin is not deployed
+    /// yet, so they start on 2.0.0 (newest) and are remembered there. When 1.5.0 is
+    /// dropped in, their next replay moves to the 1.5.0 build: history written by 2.0.0
+    /// code replayed on other code (non-determinism), which the sticky memory exists to
+    /// prevent.
+    #[test]
+    fn an_orchestration_that_already_ran_on_a_build_keeps_it_when_its_own_version_arrives() {
+        let none = VersioningSettings {
+            version: None,
+            default_version: None,
+            match_strategy: MatchStrategy::None,
+            failure_strategy: FailureStrategy::Fail,
+        };
+        // Before: 1.0.0 and 2.0.0 in service; the 1.5 orchestration runs on 2.0.0.
+        let before = pick(&["1.0.0", "2.0.0"], Some("1.5.0"), Some(&none), None);
+        assert_eq!(before, Ok((1, false)));
+        // After 1.5.0 arrives; 2.0.0 (now index 2) is the remembered build.
+        let after = pick(
+            &["1.0.0", "1.5.0", "2.0.0"],
+            Some("1.5.0"),
+            Some(&none),
+            Some(2),
+        );
+        assert_eq!(
+            after.map(|(index, _)| index),
+            Ok(2),
+            "moved to another build mid-run"
+        );
     }
 }

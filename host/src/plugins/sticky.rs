@@ -16,8 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-/// How many orchestrations are remembered at most; beyond it the oldest entries go
-/// first (an orchestration purged or terminated elsewhere never reports its end here).
+/// How many orchestrations are remembered at most; beyond it the entries unused longest
+/// go first (an orchestration purged or terminated elsewhere never reports its end here).
 const CAPACITY: usize = 200_000;
 
 /// Instance id → the build (content hash) of the generation that ran it.
@@ -73,20 +73,27 @@ impl StickyRoutes {
             .map(|(build, _)| build.clone())
     }
 
-    /// Remembers that `build` runs `instance_id`.
+    /// Remembers that `build` runs `instance_id`, as its most recent use: the entries
+    /// evicted first (beyond [`CAPACITY`]) are those unused longest, not the orchestrations
+    /// still replaying.
     pub(crate) fn remember(&self, instance_id: &str, build: &str) {
         let mut inner = self.lock();
-        if let Some((current, _)) = inner.builds.get_mut(instance_id) {
-            if current != build {
-                build.clone_into(current);
-            }
-            return;
-        }
         let seq = inner.next;
         inner.next += 1;
-        inner
-            .builds
-            .insert(instance_id.to_owned(), (build.to_owned(), seq));
+        match inner.builds.get_mut(instance_id) {
+            Some((current, at)) => {
+                if current != build {
+                    build.clone_into(current);
+                }
+                // The old place in `order` goes stale; compaction drops it.
+                *at = seq;
+            }
+            None => {
+                inner
+                    .builds
+                    .insert(instance_id.to_owned(), (build.to_owned(), seq));
+            }
+        }
         inner.order.push_back((instance_id.to_owned(), seq));
         inner.trim();
     }
@@ -138,5 +145,29 @@ mod tests {
         assert_eq!(inner.builds.len(), CAPACITY);
         assert!(!inner.builds.contains_key("j0"));
         assert!(inner.builds.contains_key(&format!("j{}", CAPACITY + 9)));
+    }
+}
+
+#[cfg(test)]
+mod eviction_tests {
+    use super::*;
+
+    /// Eviction is by first-remembered, not by last use: `remember` of an instance already
+    /// known returns without moving it, so the longest-running orchestration, still
+    /// replaying, is the first forgotten once CAPACITY entries accumulate (instances
+    /// finished on another worker or purged never report their end here). Its next replay
+    /// then goes to the newest generation, not the code it started on.
+    #[test]
+    fn an_orchestration_still_running_is_not_the_first_forgotten() {
+        let routes = StickyRoutes::default();
+        routes.remember("long-running", "v1-build");
+        for i in 0..CAPACITY {
+            routes.remember(&format!("other-{i}"), "v1-build");
+            if i % 1000 == 0 {
+                // Each of its steps remembers it again.
+                routes.remember("long-running", "v1-build");
+            }
+        }
+        assert_eq!(routes.get("long-running").as_deref(), Some("v1-build"));
     }
 }
