@@ -1,6 +1,7 @@
-//! Review: a work-item stream whose receiver is gone before the engine has processed its
-//! `CloseStream` makes `Hub::pump` spin forever (lease_to -> send fails -> release ->
-//! wake -> the same dead stream pops the same item again ...).
+//! Regression: a work-item stream whose receiver is gone before the engine has processed
+//! its `CloseStream` used to make `Hub::pump` spin forever (lease_to -> send fails ->
+//! release -> wake -> the same dead stream pops the same item again ...). A failed send
+//! now closes the stream at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +13,7 @@ use common::*;
 use durabletask_proto::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dropping_the_only_worker_under_load_hangs_the_engine() {
+async fn dropping_the_only_worker_under_load_keeps_the_engine_answering() {
     for round in 0..5 {
         let db = TestDb::new();
         let backend = db.start().await;
@@ -48,7 +49,10 @@ async fn dropping_the_only_worker_under_load_hangs_the_engine() {
                 task.await.unwrap().unwrap();
             }
         };
-        if tokio::time::timeout(Duration::from_secs(30), all).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .is_err()
+        {
             // The engine thread is spinning: dropping the backend would join it forever.
             std::mem::forget(backend);
             panic!("round {round}: the engine stopped answering after the only worker went away");

@@ -357,6 +357,10 @@ impl Hub {
     }
 
     /// Hands ready work to streams with room for it, round-robin.
+    ///
+    /// Terminates: every round either takes an item off a ready queue for good (leased to
+    /// a live stream, or dropped as no longer runnable) or removes a dead stream, and a
+    /// round that does neither ends the loop.
     pub fn pump(&mut self, store: &Store) {
         if self.streams.is_empty() {
             return;
@@ -445,8 +449,17 @@ impl Hub {
             },
         );
         if !sent {
-            // The stream is closing; its close will arrive, but release now anyway.
+            // The worker is gone (its receiver was dropped before our `CloseStream`
+            // arrived). Treat the stream as closed now: put this item back and release
+            // everything else it holds, so that `pump` does not hand the same item to the
+            // same dead stream again and again. The later `CloseStream` is a no-op.
             self.release(&token, false);
+            tracing::debug!(
+                hub = %self.name,
+                stream = stream_id,
+                "work-item stream is gone; closing it"
+            );
+            self.close_stream(stream_id);
         }
     }
 
