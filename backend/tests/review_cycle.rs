@@ -1,4 +1,4 @@
-//! Review: recursive terminate follows the children index without a visited set. A child
+//! Regression: recursive terminate used to follow the children index without a visited set. A child
 //! that re-creates its finished parent's id as its own sub-orchestration makes a cycle
 //! (a -> b -> a), and `terminate_instance` recurses until the engine thread's stack
 //! overflows, which aborts the whole process.

@@ -2,7 +2,7 @@
 //! suspend, resume, purge, restart, rewind), waiting, and what happens when an instance
 //! finishes (its parent hears of it, its leftover work is cancelled, its locks are freed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use durabletask_proto::history_event::EventType;
 use durabletask_proto::purge_instances_request::Request as PurgeRequest;
@@ -368,12 +368,39 @@ impl Hub {
     }
 
     /// Asks a worker to terminate `id` (and, if `recursive`, its running children).
+    ///
+    /// Iterative, with a visited set: parent links can form a cycle (a child may re-create
+    /// its finished parent's id as its own sub-orchestration), and a deep tree must not
+    /// exhaust the engine thread's stack. Finished instances are skipped together with
+    /// their subtrees, as before.
     pub(super) fn terminate_instance(&mut self, id: &str, output: Option<String>, recursive: bool) {
+        let mut visited: HashSet<String> = HashSet::new();
+        let mut stack = vec![id.to_owned()];
+        while let Some(id) = stack.pop() {
+            if !visited.insert(id.clone()) {
+                continue;
+            }
+            if !self.request_termination(&id, output.clone(), recursive) {
+                continue;
+            }
+            if recursive {
+                stack.extend(
+                    self.children_of(&id)
+                        .into_iter()
+                        .filter(|child| !visited.contains(child)),
+                );
+            }
+        }
+    }
+
+    /// Queues `executionTerminated` for `id` unless one is already queued or in flight;
+    /// `false` if the instance is unknown or finished.
+    fn request_termination(&mut self, id: &str, output: Option<String>, recursive: bool) -> bool {
         let Some(instance) = self.instances.get(id) else {
-            return;
+            return false;
         };
         if instance.is_terminal() {
-            return;
+            return false;
         }
         let already = instance
             .in_flight
@@ -387,17 +414,13 @@ impl Hub {
                 events::event(
                     -1,
                     EventType::ExecutionTerminated(ExecutionTerminatedEvent {
-                        input: output.clone(),
+                        input: output,
                         recurse: recursive,
                     }),
                 ),
             );
         }
-        if recursive {
-            for child in self.children_of(id) {
-                self.terminate_instance(&child, output.clone(), true);
-            }
-        }
+        true
     }
 
     /// Instances whose parent is `id`.
