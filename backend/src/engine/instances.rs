@@ -89,6 +89,9 @@ impl Hub {
         }
         let now = now();
         let execution_id = new_instance_id();
+        // A run of its own: links, activities and timers of an earlier run under this id
+        // (replaced, restarted, purged) never match it.
+        let generation = self.new_generation();
         let future_start = new.scheduled_start.filter(|&at| at > now);
         let started = events::event(
             -1,
@@ -119,7 +122,7 @@ impl Hub {
             not_before: future_start,
             tags: new.tags,
             parent: new.parent,
-            generation: 1,
+            generation,
             execution_id,
             pending: vec![
                 events::orchestrator_started(new.scheduled_start.unwrap_or(now)),
@@ -142,7 +145,7 @@ impl Hub {
                 at,
                 TimerTarget::ScheduledStart(ScheduledStart {
                     instance_id: id.clone(),
-                    generation: 1,
+                    generation,
                 }),
             );
             if let Some(instance) = self.instances.get_mut(&id) {
@@ -423,9 +426,13 @@ impl Hub {
         true
     }
 
-    /// Instances whose parent is `id`.
+    /// Instances whose parent is the current run of `id` (children of an earlier run
+    /// under the same id are not its children).
     fn children_of(&self, id: &str) -> Vec<String> {
         let Some(children) = self.children.get(id) else {
+            return Vec::new();
+        };
+        let Some(generation) = self.instances.get(id).map(|i| i.record.generation) else {
             return Vec::new();
         };
         children
@@ -436,7 +443,7 @@ impl Hub {
                         .record
                         .parent
                         .as_ref()
-                        .is_some_and(|link| link.instance_id == id)
+                        .is_some_and(|link| link.instance_id == id && link.generation == generation)
                 })
             })
             .cloned()

@@ -434,6 +434,7 @@ impl Engine {
                     stream.leased = [0; 3];
                 }
                 fresh.next_token = hub.next_token;
+                fresh.next_generation = hub.next_generation;
                 for waiters in hub.waiters.values_mut() {
                     for waiter in waiters.drain(..) {
                         let _ = waiter
