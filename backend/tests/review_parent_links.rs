@@ -88,21 +88,21 @@ async fn a_restarted_parent_ignores_the_completion_of_the_old_runs_child() {
     .await;
 
     // The new run of "p" must not hear of it.
-    if let Some(item) = worker.try_next(Duration::from_millis(500)).await {
-        if let Some(work_item::Request::OrchestratorRequest(request)) = item.request {
-            let stray = request.new_events.iter().any(|event| {
-                matches!(
-                    event.event_type,
-                    Some(EventType::SubOrchestrationInstanceCompleted(_))
-                )
-            });
-            assert!(
-                !stray,
-                "the restarted '{}' got the old child's completion: {:?}",
-                request.instance_id,
-                kinds(&request.new_events)
-            );
-        }
+    if let Some(item) = worker.try_next(Duration::from_millis(500)).await
+        && let Some(work_item::Request::OrchestratorRequest(request)) = item.request
+    {
+        let stray = request.new_events.iter().any(|event| {
+            matches!(
+                event.event_type,
+                Some(EventType::SubOrchestrationInstanceCompleted(_))
+            )
+        });
+        assert!(
+            !stray,
+            "the restarted '{}' got the old child's completion: {:?}",
+            request.instance_id,
+            kinds(&request.new_events)
+        );
     }
     backend.shutdown().await;
 }
@@ -178,21 +178,21 @@ async fn a_parent_purged_and_recreated_after_a_restart_ignores_the_old_child() {
     )
     .await;
 
-    if let Some(item) = worker.try_next(Duration::from_millis(500)).await {
-        if let Some(work_item::Request::OrchestratorRequest(request)) = item.request {
-            let stray = request.new_events.iter().any(|event| {
-                matches!(
-                    event.event_type,
-                    Some(EventType::SubOrchestrationInstanceCompleted(_))
-                )
-            });
-            assert!(
-                !stray,
-                "the re-created '{}' got the old child's completion: {:?}",
-                request.instance_id,
-                kinds(&request.new_events)
-            );
-        }
+    if let Some(item) = worker.try_next(Duration::from_millis(500)).await
+        && let Some(work_item::Request::OrchestratorRequest(request)) = item.request
+    {
+        let stray = request.new_events.iter().any(|event| {
+            matches!(
+                event.event_type,
+                Some(EventType::SubOrchestrationInstanceCompleted(_))
+            )
+        });
+        assert!(
+            !stray,
+            "the re-created '{}' got the old child's completion: {:?}",
+            request.instance_id,
+            kinds(&request.new_events)
+        );
     }
     backend.shutdown().await;
 }
