@@ -21,7 +21,11 @@
 //! - **Durability.** A call is answered only once its effects are committed (SQLite WAL,
 //!   `synchronous=NORMAL`: safe against the process being killed at any moment, not
 //!   against power loss). Handed-out work items are leases in memory: after a restart
-//!   they are simply redelivered, and completion tokens from before are stale.
+//!   they are simply redelivered, and completion tokens from before are stale. If a
+//!   batch cannot be saved (disk full, I/O error, the file locked by another process past
+//!   SQLite's 5 s busy timeout), its callers get `INTERNAL` and the engine goes back to
+//!   the last saved state as a restart would: work-item streams end (`UNAVAILABLE`,
+//!   workers reconnect) and their work is redelivered.
 //! - **Shutdown.** [`EmbeddedBackend::shutdown`] stops accepting calls, ends the work-item
 //!   streams (their items are released) and the pending waits (`UNAVAILABLE`), gives
 //!   calls in progress up to 5 s, saves and closes. Stop the worker first to let it

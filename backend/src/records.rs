@@ -79,8 +79,9 @@ pub struct InstanceRecord {
     /// Where this instance reports its completion (a sub-orchestration's parent).
     #[prost(message, optional, tag = "15")]
     pub parent: Option<ParentLink>,
-    /// Bumped on every new execution (continue-as-new): work from an older execution
-    /// (activity results, timers) is dropped.
+    /// The run: a new one (hub-wide unique) for every created instance and every
+    /// continue-as-new; work and links of an older run (activity results, timers,
+    /// sub-orchestration completions) are dropped.
     #[prost(uint64, tag = "16")]
     pub generation: u64,
     #[prost(string, tag = "17")]

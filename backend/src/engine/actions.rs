@@ -338,11 +338,12 @@ impl Hub {
     /// (the new input), the carried-over events, then whatever arrived meanwhile.
     fn continue_as_new(&mut self, id: &str, action: CompleteOrchestrationAction) {
         self.cancel_work(id);
+        let generation = self.new_generation();
         let Some(instance) = self.instance_mut(id) else {
             return;
         };
         let record = &mut instance.record;
-        record.generation += 1;
+        record.generation = generation;
         record.execution_id = new_instance_id();
         record.input = action.result;
         if action.new_version.is_some() {

@@ -9,6 +9,10 @@ use super::events;
 use super::hub::{Activity, Hub};
 use crate::records::ActivityRecord;
 
+/// Separates an activity token from the execution id it names (neither the token prefix,
+/// its counter nor an execution id contains it).
+pub(super) const EXECUTION_SEPARATOR: char = '~';
+
 impl Hub {
     /// Queues an activity for `instance_id` (action `task_id`).
     pub(super) fn schedule_activity(
@@ -60,9 +64,13 @@ impl Hub {
         Some(activity)
     }
 
-    /// `CompleteActivityTask`. The activity is found by its token, or else by instance
-    /// and task id; a result for an activity that is no longer outstanding (a duplicate,
-    /// or from an execution that has ended) is ignored.
+    /// `CompleteActivityTask`. The activity is found by its token's live lease, or else
+    /// (the lease is gone: the stream closed, or the backend restarted) by instance and
+    /// task id, but only if the token names the instance's current execution and the
+    /// activity outstanding under that task id belongs to it: task ids start again with
+    /// every execution, so a late result from an earlier one must not be taken for the
+    /// new one's. A result for an activity that is no longer outstanding (a duplicate, or
+    /// from an execution that has ended) is ignored.
     pub fn complete_activity(&mut self, response: ActivityResponse) {
         let by_token = match self.leases.get(&response.completion_token) {
             Some(lease) => match lease.target {
@@ -71,11 +79,7 @@ impl Hub {
             },
             None => None,
         };
-        let id = by_token.or_else(|| {
-            self.instances
-                .get(&response.instance_id)
-                .and_then(|instance| instance.activities.get(&response.task_id).copied())
-        });
+        let id = by_token.or_else(|| self.activity_of_current_execution(&response));
         let Some(activity) = id.and_then(|id| self.remove_activity(id)) else {
             tracing::debug!(
                 hub = %self.name,
@@ -108,6 +112,42 @@ impl Hub {
             }),
         };
         self.push_event(&record.instance_id, events::event(-1, event_type));
+    }
+
+    /// The outstanding activity `(instanceId, taskId)` of `response`, if the execution
+    /// its token names is the instance's current one.
+    fn activity_of_current_execution(&self, response: &ActivityResponse) -> Option<u64> {
+        let named = response
+            .completion_token
+            .rsplit_once(EXECUTION_SEPARATOR)
+            .map(|(_, execution_id)| execution_id)
+            .filter(|execution_id| !execution_id.is_empty());
+        let Some(named) = named else {
+            tracing::debug!(
+                hub = %self.name,
+                instance_id = %response.instance_id,
+                task_id = response.task_id,
+                "dropping an activity result whose token is not a lease and names no execution"
+            );
+            return None;
+        };
+        let instance = self.instances.get(&response.instance_id)?;
+        if instance.record.execution_id != named {
+            tracing::debug!(
+                hub = %self.name,
+                instance_id = %response.instance_id,
+                task_id = response.task_id,
+                execution_id = named,
+                current_execution_id = %instance.record.execution_id,
+                "dropping a late activity result from an earlier execution"
+            );
+            return None;
+        }
+        let id = *instance.activities.get(&response.task_id)?;
+        let activity = self.activities.get(&id)?;
+        (activity.record.execution_id == named
+            && activity.record.generation == instance.record.generation)
+            .then_some(id)
     }
 
     /// `AbandonTaskActivityWorkItem`: the activity is redelivered.

@@ -248,6 +248,22 @@ impl Hub {
         format!("{}{}", self.token_prefix, self.next_token)
     }
 
+    /// A token for handing out activity `id`: a new token that also names the execution
+    /// the activity belongs to, so that a result arriving after its lease is gone (the
+    /// stream closed, the backend restarted) can be matched with the right execution
+    /// (see [`Hub::complete_activity`]).
+    fn new_activity_token(&mut self, id: u64) -> String {
+        let token = self.new_token();
+        match self.activities.get(&id) {
+            Some(activity) => format!(
+                "{token}{}{}",
+                super::activities::EXECUTION_SEPARATOR,
+                activity.record.execution_id
+            ),
+            None => token,
+        }
+    }
+
     pub fn open_stream(&mut self, id: u64, stream: Stream) {
         self.streams.insert(id, stream);
     }
@@ -357,6 +373,10 @@ impl Hub {
     }
 
     /// Hands ready work to streams with room for it, round-robin.
+    ///
+    /// Terminates: every round either takes an item off a ready queue for good (leased to
+    /// a live stream, or dropped as no longer runnable) or removes a dead stream, and a
+    /// round that does neither ends the loop.
     pub fn pump(&mut self, store: &Store) {
         if self.streams.is_empty() {
             return;
@@ -419,7 +439,10 @@ impl Hub {
     /// Leases `target` to stream `stream_id` and sends it; a target that is no longer
     /// runnable (it changed since it was queued) is dropped.
     fn lease_to(&mut self, stream_id: u64, target: LeaseTarget, store: &Store) {
-        let token = self.new_token();
+        let token = match &target {
+            LeaseTarget::Activity(id) => self.new_activity_token(*id),
+            _ => self.new_token(),
+        };
         let request = match &target {
             LeaseTarget::Orchestration(id) => self.take_orchestration(id, &token, store),
             LeaseTarget::Activity(id) => self.take_activity(*id, &token),
@@ -445,8 +468,17 @@ impl Hub {
             },
         );
         if !sent {
-            // The stream is closing; its close will arrive, but release now anyway.
+            // The worker is gone (its receiver was dropped before our `CloseStream`
+            // arrived). Treat the stream as closed now: put this item back and release
+            // everything else it holds, so that `pump` does not hand the same item to the
+            // same dead stream again and again. The later `CloseStream` is a no-op.
             self.release(&token, false);
+            tracing::debug!(
+                hub = %self.name,
+                stream = stream_id,
+                "work-item stream is gone; closing it"
+            );
+            self.close_stream(stream_id);
         }
     }
 

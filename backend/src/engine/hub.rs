@@ -215,6 +215,8 @@ pub struct Hub {
     pub next_timer_id: u64,
     /// Arrival order of entity operations and lock requests.
     pub next_seq: u64,
+    /// The next run generation (see [`Hub::new_generation`]).
+    pub next_generation: u64,
     pub next_token: u64,
     pub token_prefix: String,
 
@@ -252,6 +254,7 @@ impl Hub {
             next_activity_id: 1,
             next_timer_id: 1,
             next_seq: 1,
+            next_generation: 1,
             next_token: 0,
             token_prefix,
             streams: BTreeMap::new(),
@@ -267,6 +270,21 @@ impl Hub {
             changed: HashSet::new(),
             dirty: Dirty::default(),
         }
+    }
+
+    /// A generation for a new run (a created instance or a continue-as-new): unique in
+    /// the hub, so a run never shares one with an earlier run of the same id, even one
+    /// that was purged. Not stored by itself: at load it resumes after the highest
+    /// generation any stored record mentions (instances, parent links, activities,
+    /// timers), which covers every generation something could still be compared with.
+    pub fn new_generation(&mut self) -> u64 {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        generation
+    }
+
+    fn saw_generation(&mut self, generation: u64) {
+        self.next_generation = self.next_generation.max(generation.saturating_add(1));
     }
 
     /// The instance, marked as changed (to be saved with this batch).
@@ -453,6 +471,10 @@ impl Hub {
         } = record;
         let decoded = match kind {
             Kind::Instance => InstanceRecord::decode(value.as_slice()).map(|record| {
+                self.saw_generation(record.generation);
+                if let Some(link) = &record.parent {
+                    self.saw_generation(link.generation);
+                }
                 let mut instance = Instance::new(record);
                 instance.history = None;
                 instance.history_replaced = false;
@@ -461,6 +483,7 @@ impl Hub {
             Kind::Activity => ActivityRecord::decode(value.as_slice()).map(|record| {
                 let id = key.parse().unwrap_or(0);
                 self.next_activity_id = self.next_activity_id.max(id + 1);
+                self.saw_generation(record.generation);
                 self.activities.insert(
                     id,
                     Activity {
@@ -472,6 +495,15 @@ impl Hub {
             Kind::Timer => TimerRecord::decode(value.as_slice()).map(|record| {
                 let id = key.parse().unwrap_or(0);
                 self.next_timer_id = self.next_timer_id.max(id + 1);
+                match &record.target {
+                    Some(TimerTarget::Orchestration(target)) => {
+                        self.saw_generation(target.generation);
+                    }
+                    Some(TimerTarget::ScheduledStart(target)) => {
+                        self.saw_generation(target.generation);
+                    }
+                    _ => {}
+                }
                 self.timer_heap.push(Reverse((record.due, id)));
                 self.timers.insert(id, record);
             }),

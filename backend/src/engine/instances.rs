@@ -2,7 +2,7 @@
 //! suspend, resume, purge, restart, rewind), waiting, and what happens when an instance
 //! finishes (its parent hears of it, its leftover work is cancelled, its locks are freed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use durabletask_proto::history_event::EventType;
 use durabletask_proto::purge_instances_request::Request as PurgeRequest;
@@ -89,6 +89,9 @@ impl Hub {
         }
         let now = now();
         let execution_id = new_instance_id();
+        // A run of its own: links, activities and timers of an earlier run under this id
+        // (replaced, restarted, purged) never match it.
+        let generation = self.new_generation();
         let future_start = new.scheduled_start.filter(|&at| at > now);
         let started = events::event(
             -1,
@@ -119,7 +122,7 @@ impl Hub {
             not_before: future_start,
             tags: new.tags,
             parent: new.parent,
-            generation: 1,
+            generation,
             execution_id,
             pending: vec![
                 events::orchestrator_started(new.scheduled_start.unwrap_or(now)),
@@ -142,7 +145,7 @@ impl Hub {
                 at,
                 TimerTarget::ScheduledStart(ScheduledStart {
                     instance_id: id.clone(),
-                    generation: 1,
+                    generation,
                 }),
             );
             if let Some(instance) = self.instances.get_mut(&id) {
@@ -368,12 +371,39 @@ impl Hub {
     }
 
     /// Asks a worker to terminate `id` (and, if `recursive`, its running children).
+    ///
+    /// Iterative, with a visited set: parent links can form a cycle (a child may re-create
+    /// its finished parent's id as its own sub-orchestration), and a deep tree must not
+    /// exhaust the engine thread's stack. Finished instances are skipped together with
+    /// their subtrees, as before.
     pub(super) fn terminate_instance(&mut self, id: &str, output: Option<String>, recursive: bool) {
+        let mut visited: HashSet<String> = HashSet::new();
+        let mut stack = vec![id.to_owned()];
+        while let Some(id) = stack.pop() {
+            if !visited.insert(id.clone()) {
+                continue;
+            }
+            if !self.request_termination(&id, output.clone(), recursive) {
+                continue;
+            }
+            if recursive {
+                stack.extend(
+                    self.children_of(&id)
+                        .into_iter()
+                        .filter(|child| !visited.contains(child)),
+                );
+            }
+        }
+    }
+
+    /// Queues `executionTerminated` for `id` unless one is already queued or in flight;
+    /// `false` if the instance is unknown or finished.
+    fn request_termination(&mut self, id: &str, output: Option<String>, recursive: bool) -> bool {
         let Some(instance) = self.instances.get(id) else {
-            return;
+            return false;
         };
         if instance.is_terminal() {
-            return;
+            return false;
         }
         let already = instance
             .in_flight
@@ -387,22 +417,22 @@ impl Hub {
                 events::event(
                     -1,
                     EventType::ExecutionTerminated(ExecutionTerminatedEvent {
-                        input: output.clone(),
+                        input: output,
                         recurse: recursive,
                     }),
                 ),
             );
         }
-        if recursive {
-            for child in self.children_of(id) {
-                self.terminate_instance(&child, output.clone(), true);
-            }
-        }
+        true
     }
 
-    /// Instances whose parent is `id`.
+    /// Instances whose parent is the current run of `id` (children of an earlier run
+    /// under the same id are not its children).
     fn children_of(&self, id: &str) -> Vec<String> {
         let Some(children) = self.children.get(id) else {
+            return Vec::new();
+        };
+        let Some(generation) = self.instances.get(id).map(|i| i.record.generation) else {
             return Vec::new();
         };
         children
@@ -413,7 +443,7 @@ impl Hub {
                         .record
                         .parent
                         .as_ref()
-                        .is_some_and(|link| link.instance_id == id)
+                        .is_some_and(|link| link.instance_id == id && link.generation == generation)
                 })
             })
             .cloned()

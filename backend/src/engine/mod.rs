@@ -5,6 +5,11 @@
 //! each to the in-memory state, fires due timers, saves all changes of the batch in one
 //! SQLite transaction, and only then answers (group commit: what a call accepted is on
 //! disk before the caller hears so). Then it hands ready work to the worker streams.
+//!
+//! If a batch cannot be saved, its callers get an error, nobody else hears of it (no
+//! waiter is answered, no work handed out), and the engine goes back to the last
+//! committed state by loading it from the store again, as a restart would (see
+//! [`Engine::reload`]); if even that fails, the engine stops.
 
 mod actions;
 mod activities;
@@ -277,7 +282,19 @@ impl Engine {
             for hub in self.hubs.values_mut() {
                 hub.fire_due(now);
             }
-            self.commit(replies);
+            if !self.commit(replies) {
+                // Nothing of this batch may be seen: no waiter answered, no work handed
+                // out from state that is not on disk.
+                if stop.is_some() {
+                    tracing::info!("backend engine stopped");
+                    return;
+                }
+                if let Err(error) = self.reload() {
+                    tracing::error!(%error, "could not reload the backend state after a failed save; the backend engine stops");
+                    return;
+                }
+                continue;
+            }
             for hub in self.hubs.values_mut() {
                 hub.notify_waiters();
             }
@@ -298,8 +315,10 @@ impl Engine {
     }
 
     /// Saves the batch, then answers its callers (with an error if it could not be
-    /// saved: nothing was acknowledged that is not on disk).
-    fn commit(&mut self, replies: Replies) {
+    /// saved: nothing was acknowledged that is not on disk). `false` if it could not be
+    /// saved: the in-memory state then holds changes that are not on disk, and must be
+    /// replaced (see [`Engine::reload`]) before anything else is done with it.
+    fn commit(&mut self, replies: Replies) -> bool {
         let mut ops: Vec<Op> = Vec::new();
         for hub in self.hubs.values_mut() {
             if hub.is_dirty() {
@@ -314,16 +333,56 @@ impl Engine {
                 for reply in replies.0 {
                     reply.ok();
                 }
+                true
             }
             Err(error) => {
-                tracing::error!(%error, "could not save the backend state; the changes will be retried");
+                tracing::error!(%error, "could not save the backend state; the batch's changes are dropped and the last saved state is reloaded");
                 for reply in replies.0 {
                     reply.fail(Status::internal(format!(
                         "the backend could not save the change: {error}"
                     )));
                 }
+                false
             }
         }
+    }
+
+    /// Replaces the in-memory state with the last committed one, loaded from the store:
+    /// the state a restart would find. Like a restart, every work-item stream ends (with
+    /// `UNAVAILABLE`; workers reconnect), handed-out work is ready again and redelivered,
+    /// and tokens handed out before are stale (token numbers go on, so none is reused).
+    /// Waiters stay and are checked against the reloaded state.
+    fn reload(&mut self) -> Result<(), StoreError> {
+        let records = self.store.load_records()?;
+        let mut previous = std::mem::take(&mut self.hubs);
+        for hub in previous.values_mut() {
+            for (_, stream) in std::mem::take(&mut hub.streams) {
+                let _ = stream.sender.send(Err(Status::unavailable(
+                    "the backend could not save its state and went back to the last saved state; reconnect",
+                )));
+            }
+        }
+        let count = records.len();
+        for record in records {
+            let hub = self.hub(&record.hub.clone());
+            hub.load_record(record);
+        }
+        for (name, old) in previous {
+            let hub = self.hub(&name);
+            hub.next_token = old.next_token;
+            hub.next_generation = hub.next_generation.max(old.next_generation);
+            hub.changed.extend(old.waiters.keys().cloned());
+            hub.waiters = old.waiters;
+        }
+        for hub in self.hubs.values_mut() {
+            hub.finish_load(&self.store);
+        }
+        tracing::warn!(
+            records = count,
+            hubs = self.hubs.len(),
+            "backend state reloaded from the last save"
+        );
+        Ok(())
     }
 
     fn handle(&mut self, envelope: Envelope, replies: &mut Replies) {
@@ -434,6 +493,7 @@ impl Engine {
                     stream.leased = [0; 3];
                 }
                 fresh.next_token = hub.next_token;
+                fresh.next_generation = hub.next_generation;
                 for waiters in hub.waiters.values_mut() {
                     for waiter in waiters.drain(..) {
                         let _ = waiter
