@@ -38,6 +38,11 @@
 
 #![forbid(unsafe_code)]
 
+/// How often the server pings an idle HTTP/2 connection, and how long it waits for the
+/// answer before it drops the connection (and with it the worker's leases).
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(20);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 mod engine;
 mod records;
 mod service;
@@ -134,6 +139,11 @@ impl EmbeddedBackend {
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
+                // A worker whose connection goes half-open (its machine gone, a network
+                // partition) never closes its stream: pings find out, the stream ends,
+                // and the work items leased to it are handed out again.
+                .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+                .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
