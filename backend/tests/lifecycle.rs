@@ -13,7 +13,8 @@ use durabletask_proto::purge_instances_request::Request as PurgeRequest;
 use durabletask_proto::*;
 use tonic::Code;
 
-fn sub(id: i32, child: &str, name: &str) -> OrchestratorAction {
+/// A sub-orchestration started with the input "data".
+fn sub_with_data(id: i32, child: &str, name: &str) -> OrchestratorAction {
     action(
         id,
         Action::CreateSubOrchestration(CreateSubOrchestrationAction {
@@ -74,7 +75,7 @@ async fn terminate_and_purge_recurse_into_children() {
         &mut client,
         "root",
         &token,
-        vec![sub(1, "root:0001", "child")],
+        vec![sub_with_data(1, "root:0001", "child")],
     )
     .await;
     let (_, token) = worker.next_orchestration().await;
@@ -264,7 +265,13 @@ async fn rewind_reruns_failed_work_including_children() {
     // parent → child → activity, which fails; both fail.
     start(&mut client, "parent", "parent", None).await;
     let (_, token) = worker.next_orchestration().await;
-    complete(&mut client, "parent", &token, vec![sub(1, "kid", "child")]).await;
+    complete(
+        &mut client,
+        "parent",
+        &token,
+        vec![sub_with_data(1, "kid", "child")],
+    )
+    .await;
     let (_, token) = worker.next_orchestration().await;
     complete(&mut client, "kid", &token, vec![schedule(1, "flaky", None)]).await;
     let (activity, token) = worker.next_activity().await;

@@ -248,6 +248,18 @@ pub fn schedule(id: i32, name: &str, input: Option<&str>) -> OrchestratorAction 
     )
 }
 
+/// Starts sub-orchestration `name` as `child`.
+pub fn sub(id: i32, child: &str, name: &str) -> OrchestratorAction {
+    action(
+        id,
+        Action::CreateSubOrchestration(CreateSubOrchestrationAction {
+            instance_id: child.into(),
+            name: name.into(),
+            ..Default::default()
+        }),
+    )
+}
+
 pub fn timer(id: i32, fire_at: prost_types::Timestamp) -> OrchestratorAction {
     action(
         id,

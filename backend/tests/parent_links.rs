@@ -12,19 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use durabletask_proto::history_event::EventType;
-use durabletask_proto::orchestrator_action::OrchestratorActionType as Action;
 use durabletask_proto::*;
-
-pub fn sub(id: i32, child: &str, name: &str) -> OrchestratorAction {
-    action(
-        id,
-        Action::CreateSubOrchestration(CreateSubOrchestrationAction {
-            instance_id: child.into(),
-            name: name.into(),
-            ..Default::default()
-        }),
-    )
-}
 
 #[tokio::test]
 async fn a_restarted_parent_ignores_the_completion_of_the_old_runs_child() {

@@ -8,19 +8,7 @@
 mod common;
 
 use common::*;
-use durabletask_proto::orchestrator_action::OrchestratorActionType as Action;
 use durabletask_proto::*;
-
-fn sub(id: i32, child: &str, name: &str) -> OrchestratorAction {
-    action(
-        id,
-        Action::CreateSubOrchestration(CreateSubOrchestrationAction {
-            instance_id: child.into(),
-            name: name.into(),
-            ..Default::default()
-        }),
-    )
-}
 
 #[tokio::test]
 async fn recursive_terminate_of_a_parent_child_cycle_does_not_crash() {
