@@ -92,12 +92,7 @@ impl EmbeddedSettings {
     /// The address clients use to reach it: `listen`, with an unspecified IP (0.0.0.0)
     /// replaced by loopback.
     pub fn client_endpoint(&self) -> Endpoint {
-        let mut address = self.listen;
-        if address.ip().is_unspecified() {
-            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        let text = format!("http://{address}");
-        Endpoint::parse(&text).unwrap_or_default()
+        Endpoint::to_listener(self.listen)
     }
 }
 
@@ -166,6 +161,20 @@ impl Endpoint {
             uri,
             tls,
         })
+    }
+
+    /// The plaintext address of a listener on this machine: an unspecified IP (0.0.0.0,
+    /// ::) is reached through loopback.
+    pub fn to_listener(mut address: std::net::SocketAddr) -> Self {
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let text = format!("http://{address}");
+        Self {
+            configured: text.clone(),
+            uri: text,
+            tls: false,
+        }
     }
 
     /// The address with an `http`/`https` scheme.

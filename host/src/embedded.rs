@@ -42,12 +42,8 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, Strin
 /// The backend settings the worker uses to reach the embedded backend: its actual
 /// address (the configured port may be 0), the configured task hub and no token.
 pub fn worker_settings(backend: &EmbeddedBackend, configured: &BackendSettings) -> BackendSettings {
-    let mut address = backend.local_addr();
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
     let mut settings = configured.clone();
-    settings.endpoint = Endpoint::parse(&format!("http://{address}")).unwrap_or_default();
+    settings.endpoint = Endpoint::to_listener(backend.local_addr());
     settings.token_env = None;
     settings.token_file = None;
     settings
