@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(grpc)
         .build_server(grpc)
+        // Malformed messages are INVALID_ARGUMENT, not INTERNAL (src/codec.rs).
+        .codec_path("crate::codec::ProtocolCodec")
         .compile_with_config(
             config,
             &[std::path::Path::new(proto)],

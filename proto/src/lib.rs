@@ -10,5 +10,8 @@
 
 include!(concat!(env!("OUT_DIR"), "/_.rs"));
 
+#[cfg(feature = "grpc")]
+pub mod codec;
+
 pub use prost;
 pub use prost_types;
