@@ -44,10 +44,13 @@ const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 mod engine;
+mod lock;
 mod records;
 mod service;
 mod store;
+mod validate;
 
+pub use lock::LockError;
 pub use store::StoreError;
 
 use std::net::SocketAddr;

@@ -16,6 +16,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Command, EngineHandle, Reply, WaitUntil};
+use crate::validate;
 
 /// The hub used when a call has no `taskhub` header.
 pub const DEFAULT_HUB: &str = "default";
@@ -61,7 +62,7 @@ impl Service {
         request: Request<GetInstanceRequest>,
         until: WaitUntil,
     ) -> Result<Response<GetInstanceResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let deadline = deadline_of(&request);
         let request = request.into_inner();
         let instance_id = request.instance_id.clone();
@@ -124,15 +125,36 @@ fn stopped() -> Status {
     Status::unavailable("the backend is stopping")
 }
 
-/// The task hub a call is for: its `taskhub` header, else [`DEFAULT_HUB`].
-fn hub_of<T>(request: &Request<T>) -> String {
-    request
-        .metadata()
-        .get("taskhub")
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| !value.is_empty())
-        .unwrap_or(DEFAULT_HUB)
-        .to_owned()
+/// The longest task hub name accepted.
+const MAX_HUB_NAME: usize = 256;
+
+/// The task hub a call is for: its `taskhub` header, else [`DEFAULT_HUB`]. A header that
+/// is not a plain name is refused rather than read as another hub (a caller that meant
+/// some hub must never act on `default` instead).
+fn hub_of<T>(request: &Request<T>) -> Result<String, Status> {
+    let Some(value) = request.metadata().get("taskhub") else {
+        return Ok(DEFAULT_HUB.to_owned());
+    };
+    let name = value.to_str().map_err(|_| {
+        Status::invalid_argument("the taskhub header must be printable ASCII (no spaces)")
+    })?;
+    validate_hub_name(name)?;
+    Ok(if name.is_empty() { DEFAULT_HUB } else { name }.to_owned())
+}
+
+fn validate_hub_name(name: &str) -> Result<(), Status> {
+    if name.len() > MAX_HUB_NAME {
+        return Err(Status::invalid_argument(format!(
+            "the taskhub header is {} bytes long; at most {MAX_HUB_NAME} are accepted",
+            name.len()
+        )));
+    }
+    if let Some(bad) = name.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(Status::invalid_argument(format!(
+            "the taskhub header may hold only printable ASCII without spaces; found {bad:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// The caller's deadline, from the `grpc-timeout` header (`<digits><unit>`).
@@ -216,8 +238,9 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<CreateInstanceRequest>,
     ) -> Result<Response<CreateInstanceResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
+        validate::create_instance(&request)?;
         self.call(hub, |reply| Command::StartInstance(request, reply))
             .await
     }
@@ -226,7 +249,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<GetInstanceRequest>,
     ) -> Result<Response<GetInstanceResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::GetInstance(request, reply))
             .await
@@ -236,7 +259,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<RewindInstanceRequest>,
     ) -> Result<Response<RewindInstanceResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::Rewind(request, reply))
             .await
@@ -246,7 +269,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<RestartInstanceRequest>,
     ) -> Result<Response<RestartInstanceResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::Restart(request, reply))
             .await
@@ -270,7 +293,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<RaiseEventRequest>,
     ) -> Result<Response<RaiseEventResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::RaiseEvent(request, reply))
             .await
@@ -280,7 +303,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<TerminateRequest>,
     ) -> Result<Response<TerminateResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::Terminate(request, reply))
             .await
@@ -290,7 +313,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<SuspendRequest>,
     ) -> Result<Response<SuspendResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::Suspend(request, reply))
             .await
@@ -300,7 +323,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<ResumeRequest>,
     ) -> Result<Response<ResumeResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::Resume(request, reply))
             .await
@@ -310,8 +333,9 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<QueryInstancesRequest>,
     ) -> Result<Response<QueryInstancesResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
+        validate::query_instances(&request)?;
         self.call(hub, |reply| Command::QueryInstances(request, reply))
             .await
     }
@@ -320,8 +344,9 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<ListInstanceIdsRequest>,
     ) -> Result<Response<ListInstanceIdsResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
+        validate::list_instance_ids(&request)?;
         self.call(hub, |reply| Command::ListInstanceIds(request, reply))
             .await
     }
@@ -330,8 +355,9 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<PurgeInstancesRequest>,
     ) -> Result<Response<PurgeInstancesResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
+        validate::purge(&request)?;
         self.call(hub, |reply| Command::Purge(request, reply)).await
     }
 
@@ -339,7 +365,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<GetWorkItemsRequest>,
     ) -> Result<Response<Self::GetWorkItemsStream>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let (sender, items) = unbounded_channel();
@@ -367,7 +393,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<ActivityResponse>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::CompleteActivity(request, reply))
             .await
@@ -377,8 +403,9 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<OrchestratorResponse>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
+        validate::orchestrator_response(&request)?;
         self.call(hub, |reply| Command::CompleteOrchestration(request, reply))
             .await
     }
@@ -387,8 +414,9 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<EntityBatchResult>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
+        validate::entity_batch_result(&request)?;
         self.call(hub, |reply| Command::CompleteEntity(request, reply))
             .await
     }
@@ -397,7 +425,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<StreamInstanceHistoryRequest>,
     ) -> Result<Response<Self::StreamInstanceHistoryStream>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         let events = self
             .call(hub, |reply| Command::History(request, reply))
@@ -419,7 +447,7 @@ impl TaskHubSidecarService for Service {
         request: Request<CreateTaskHubRequest>,
     ) -> Result<Response<CreateTaskHubResponse>, Status> {
         // Hubs are created on first use; recreating one starts it empty.
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         if request.into_inner().recreate_if_exists {
             self.call(hub, Command::DeleteHub).await?;
         }
@@ -430,7 +458,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<DeleteTaskHubRequest>,
     ) -> Result<Response<DeleteTaskHubResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         self.call(hub, Command::DeleteHub).await
     }
 
@@ -438,8 +466,9 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<SignalEntityRequest>,
     ) -> Result<Response<SignalEntityResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
+        validate::signal_entity(&request)?;
         self.call(hub, |reply| Command::SignalEntity(request, reply))
             .await
     }
@@ -448,7 +477,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<GetEntityRequest>,
     ) -> Result<Response<GetEntityResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::GetEntity(request, reply))
             .await
@@ -458,8 +487,9 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<QueryEntitiesRequest>,
     ) -> Result<Response<QueryEntitiesResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
+        validate::query_entities(&request)?;
         self.call(hub, |reply| Command::QueryEntities(request, reply))
             .await
     }
@@ -468,7 +498,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<CleanEntityStorageRequest>,
     ) -> Result<Response<CleanEntityStorageResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let request = request.into_inner();
         self.call(hub, |reply| Command::CleanEntityStorage(request, reply))
             .await
@@ -478,7 +508,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<AbandonActivityTaskRequest>,
     ) -> Result<Response<AbandonActivityTaskResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let token = request.into_inner().completion_token;
         self.call(hub, |reply| Command::AbandonActivity(token, reply))
             .await
@@ -488,7 +518,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<AbandonOrchestrationTaskRequest>,
     ) -> Result<Response<AbandonOrchestrationTaskResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let token = request.into_inner().completion_token;
         self.call(hub, |reply| Command::AbandonOrchestration(token, reply))
             .await
@@ -498,7 +528,7 @@ impl TaskHubSidecarService for Service {
         &self,
         request: Request<AbandonEntityTaskRequest>,
     ) -> Result<Response<AbandonEntityTaskResponse>, Status> {
-        let hub = hub_of(&request);
+        let hub = hub_of(&request)?;
         let token = request.into_inner().completion_token;
         self.call(hub, |reply| Command::AbandonEntity(token, reply))
             .await

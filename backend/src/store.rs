@@ -14,6 +14,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::lock::{DatabaseLock, LockError};
 use crate::records::Kind;
 
 /// The schema version written in `meta`; a database of another version is refused.
@@ -25,6 +26,13 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the database has schema version {found}, this build reads version {SCHEMA_VERSION}")]
     SchemaVersion { found: i64 },
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One change, applied in order within a transaction.
@@ -65,11 +73,21 @@ pub struct Record {
 
 pub struct Store {
     conn: Connection,
+    /// Released when the store is dropped (after the connection: fields drop in order).
+    _lock: DatabaseLock,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path`.
+    ///
+    /// The file is created private to this user (SQLite gives its `-wal` and `-shm` files
+    /// the same mode), and locked: a second backend on it is refused (see `lock`).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        crate::lock::open_private(path).map_err(|source| StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let lock = DatabaseLock::acquire(path)?;
         let conn = Connection::open(path)?;
         // journal_mode answers with a row, so it is read rather than executed.
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
@@ -92,7 +110,10 @@ impl Store {
                  instance_id TEXT NOT NULL,
                  seq INTEGER NOT NULL,
                  event BLOB NOT NULL,
-                 PRIMARY KEY(hub, instance_id, seq)) WITHOUT ROWID;",
+                 PRIMARY KEY(hub, instance_id, seq)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS secrets(
+                 name TEXT PRIMARY KEY NOT NULL,
+                 value BLOB NOT NULL);",
         )?;
         let version: Option<i64> = conn
             .query_row(
@@ -111,7 +132,30 @@ impl Store {
             Some(SCHEMA_VERSION) => {}
             Some(found) => return Err(StoreError::SchemaVersion { found }),
         }
-        Ok(Store { conn })
+        Ok(Store { conn, _lock: lock })
+    }
+
+    /// The key completion tokens are signed with (see `engine::tokens`), made on first
+    /// use and kept: tokens handed out before a restart can still be checked after it.
+    pub fn token_key(&self) -> Result<[u8; 32], StoreError> {
+        let stored: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM secrets WHERE name = 'token_key'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(key) = stored.and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()) {
+            return Ok(key);
+        }
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+        self.conn.execute(
+            "INSERT OR REPLACE INTO secrets(name, value) VALUES('token_key', ?1)",
+            params![key.as_slice()],
+        )?;
+        Ok(key)
     }
 
     /// Every record of every hub. Records of kinds this build does not know are skipped.

@@ -9,10 +9,6 @@ use super::events;
 use super::hub::{Activity, Hub};
 use crate::records::ActivityRecord;
 
-/// Separates an activity token from the execution id it names (neither the token prefix,
-/// its counter nor an execution id contains it).
-pub(super) const EXECUTION_SEPARATOR: char = '~';
-
 impl Hub {
     /// Queues an activity for `instance_id` (action `task_id`).
     pub(super) fn schedule_activity(
@@ -117,17 +113,18 @@ impl Hub {
     /// The outstanding activity `(instanceId, taskId)` of `response`, if the execution
     /// its token names is the instance's current one.
     fn activity_of_current_execution(&self, response: &ActivityResponse) -> Option<u64> {
-        let named = response
-            .completion_token
-            .rsplit_once(EXECUTION_SEPARATOR)
-            .map(|(_, execution_id)| execution_id)
-            .filter(|execution_id| !execution_id.is_empty());
+        let named = self.mint.activity_execution(
+            &self.name,
+            &response.completion_token,
+            &response.instance_id,
+            response.task_id,
+        );
         let Some(named) = named else {
             tracing::debug!(
                 hub = %self.name,
                 instance_id = %response.instance_id,
                 task_id = response.task_id,
-                "dropping an activity result whose token is not a lease and names no execution"
+                "dropping an activity result whose token is not a lease nor one this backend made for that activity"
             );
             return None;
         };
@@ -145,6 +142,10 @@ impl Hub {
         }
         let id = *instance.activities.get(&response.task_id)?;
         let activity = self.activities.get(&id)?;
+        // Handed out again: the result belongs to the worker that has it now.
+        if activity.lease.is_some() {
+            return None;
+        }
         (activity.record.execution_id == named
             && activity.record.generation == instance.record.generation)
             .then_some(id)

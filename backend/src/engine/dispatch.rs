@@ -245,7 +245,7 @@ impl Hub {
     /// A new token, unique across restarts (the prefix is per engine run).
     pub(super) fn new_token(&mut self) -> String {
         self.next_token += 1;
-        format!("{}{}", self.token_prefix, self.next_token)
+        self.mint.mint(&self.name, self.next_token)
     }
 
     /// A token for handing out activity `id`: a new token that also names the execution
@@ -253,15 +253,17 @@ impl Hub {
     /// stream closed, the backend restarted) can be matched with the right execution
     /// (see [`Hub::complete_activity`]).
     fn new_activity_token(&mut self, id: u64) -> String {
-        let token = self.new_token();
-        match self.activities.get(&id) {
-            Some(activity) => format!(
-                "{token}{}{}",
-                super::activities::EXECUTION_SEPARATOR,
-                activity.record.execution_id
-            ),
-            None => token,
-        }
+        let Some(activity) = self.activities.get(&id) else {
+            return self.new_token();
+        };
+        self.next_token += 1;
+        let binding = super::tokens::ActivityBinding {
+            instance_id: &activity.record.instance_id,
+            task_id: activity.record.task_id,
+            execution_id: &activity.record.execution_id,
+        };
+        self.mint
+            .mint_activity(&self.name, self.next_token, &binding)
     }
 
     pub fn open_stream(&mut self, id: u64, stream: Stream) {

@@ -1,8 +1,9 @@
 //! Time helpers and constructors for the history events the backend writes itself.
 //!
 //! Like the reference backend, events get `eventId = -1` unless they confirm an action
-//! (then the action's id), and an epoch-0 timestamp except `orchestratorStarted` and
-//! `executionRewound`, which carry the real time (only they drive the orchestration clock).
+//! (then the action's id). Every event carries the time the backend recorded it, as
+//! Microsoft's production backends do (the in-memory test backend leaves most at the
+//! epoch); only `orchestratorStarted` drives the orchestration clock.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -37,7 +38,7 @@ pub fn from_timestamp(timestamp: &Timestamp) -> Nanos {
 pub fn event(event_id: i32, event_type: EventType) -> HistoryEvent {
     HistoryEvent {
         event_id,
-        timestamp: Some(Timestamp::default()),
+        timestamp: Some(to_timestamp(now())),
         event_type: Some(event_type),
     }
 }

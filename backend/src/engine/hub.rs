@@ -16,6 +16,7 @@ use tonic::Status;
 
 use super::dispatch::{Lease, ReadyQueue, Stream};
 use super::events::{self, Nanos};
+use super::tokens::TokenMint;
 use crate::records::*;
 use crate::store::{Op, Record, Store};
 
@@ -218,7 +219,7 @@ pub struct Hub {
     /// The next run generation (see [`Hub::new_generation`]).
     pub next_generation: u64,
     pub next_token: u64,
-    pub token_prefix: String,
+    pub mint: TokenMint,
 
     pub streams: BTreeMap<u64, Stream>,
     pub rotation: usize,
@@ -242,7 +243,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(name: String, token_prefix: String) -> Hub {
+    pub fn new(name: String, mint: TokenMint) -> Hub {
         Hub {
             name,
             instances: HashMap::new(),
@@ -256,7 +257,7 @@ impl Hub {
             next_seq: 1,
             next_generation: 1,
             next_token: 0,
-            token_prefix,
+            mint,
             streams: BTreeMap::new(),
             rotation: 0,
             leases: HashMap::new(),

@@ -20,6 +20,7 @@ mod hub;
 mod instances;
 mod queries;
 mod timers;
+mod tokens;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use hub::WaitUntil;
 use crate::BackendError;
 use crate::store::{Op, Store, StoreError};
 use hub::Hub;
+use tokens::TokenMint;
 
 /// The most commands applied (and committed) together.
 const MAX_BATCH: usize = 1024;
@@ -158,7 +160,11 @@ impl Replies {
 struct Engine {
     store: Store,
     hubs: HashMap<String, Hub>,
-    token_prefix: String,
+    mint: TokenMint,
+    /// Where the token counter of a hub created now starts: past every counter of the
+    /// hubs dropped from memory, so that a hub made again never hands out a token a
+    /// worker may still hold.
+    token_floor: u64,
     /// Set by [`Command::Quiesce`]: new streams end at once, new waiters are refused.
     closing: bool,
 }
@@ -212,12 +218,12 @@ pub async fn spawn(
 impl Engine {
     fn open(path: &std::path::Path) -> Result<Engine, StoreError> {
         let store = Store::open(path)?;
-        // Tokens must not match any handed out before a restart.
-        let token_prefix = format!("{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mint = TokenMint::new(store.token_key()?);
         let mut engine = Engine {
             store,
             hubs: HashMap::new(),
-            token_prefix,
+            mint,
+            token_floor: 0,
             closing: false,
         };
         let records = engine.store.load_records()?;
@@ -239,10 +245,23 @@ impl Engine {
 
     /// The hub called `name`, created empty on first use.
     fn hub(&mut self, name: &str) -> &mut Hub {
-        let prefix = &self.token_prefix;
+        let (mint, floor) = (&self.mint, self.token_floor);
         self.hubs
             .entry(name.to_owned())
-            .or_insert_with(|| Hub::new(name.to_owned(), prefix.clone()))
+            .or_insert_with(|| new_hub(name, mint, floor))
+    }
+
+    /// Forgets hubs that hold nothing (no state, no worker, no waiter): a call that only
+    /// reads, naming a hub that does not exist, must not leave one behind in memory.
+    fn drop_vacant_hubs(&mut self) {
+        let floor = &mut self.token_floor;
+        self.hubs.retain(|_, hub| {
+            let vacant = hub.is_vacant();
+            if vacant {
+                *floor = (*floor).max(hub.next_token);
+            }
+            !vacant
+        });
     }
 
     async fn run(mut self, mut receiver: UnboundedReceiver<Control>) {
@@ -311,6 +330,7 @@ impl Engine {
                     hub.sweep_waiters();
                 }
             }
+            self.drop_vacant_hubs();
         }
     }
 
@@ -407,12 +427,13 @@ impl Engine {
             }
             command => command,
         };
-        let prefix = self.token_prefix.clone();
+        let mint = self.mint.clone();
+        let floor = self.token_floor;
         let store = &self.store;
         let hub = self
             .hubs
             .entry(name.clone())
-            .or_insert_with(|| Hub::new(name.clone(), prefix.clone()));
+            .or_insert_with(|| new_hub(&name, &mint, floor));
         match command {
             Command::StartInstance(request, reply) => {
                 replies.push(reply, hub.start_instance(request));
@@ -484,7 +505,7 @@ impl Engine {
                 replies.push(reply, Ok(hub.clean_entity_storage(&request)));
             }
             Command::DeleteHub(reply) => {
-                let mut fresh = Hub::new(name.clone(), prefix);
+                let mut fresh = new_hub(&name, &mint, floor);
                 fresh.dirty.deleted = true;
                 // Its streams stay open: workers keep their connection to the (now empty) hub.
                 fresh.streams = std::mem::take(&mut hub.streams);
@@ -509,7 +530,30 @@ impl Engine {
     }
 }
 
+fn new_hub(name: &str, mint: &TokenMint, token_floor: u64) -> Hub {
+    let mut hub = Hub::new(name.to_owned(), mint.clone());
+    hub.next_token = token_floor;
+    hub
+}
+
 impl Hub {
+    /// Whether the hub holds nothing worth keeping in memory: no instance, activity,
+    /// timer, entity or lock request, no worker stream or lease, no waiter, no unsaved
+    /// change.
+    fn is_vacant(&self) -> bool {
+        self.instances.is_empty()
+            && self.activities.is_empty()
+            && self.timers.is_empty()
+            && self.entities.is_empty()
+            && self.lock_requests.is_empty()
+            && self.streams.is_empty()
+            && self.leases.is_empty()
+            && self.released.is_empty()
+            && self.waiters.is_empty()
+            && self.changed.is_empty()
+            && !self.is_dirty()
+    }
+
     /// Ends every stream (their leases are released) and answers every waiter.
     fn quiesce(&mut self) {
         let ids: Vec<u64> = self.streams.keys().copied().collect();
