@@ -77,6 +77,9 @@ pub struct EmbeddedSettings {
     pub listen: std::net::SocketAddr,
     /// The SQLite file holding its state (resolved against the config directory).
     pub database: PathBuf,
+    /// Allow `listen` on an address other machines can reach although the backend
+    /// checks no credentials (only for a network where every peer is trusted).
+    pub insecure: bool,
 }
 
 impl Default for EmbeddedSettings {
@@ -84,6 +87,7 @@ impl Default for EmbeddedSettings {
         Self {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 4001)),
             database: PathBuf::from("data/durabletask.sqlite"),
+            insecure: false,
         }
     }
 }
@@ -432,6 +436,7 @@ impl Config {
         } else {
             BackendMode::Embedded
         }));
+        config.validate_embedded(text, path)?;
         config.source = path.to_owned();
         let base = config_dir(path);
         config.embedded.database = base.join(&config.embedded.database);
@@ -444,6 +449,42 @@ impl Config {
     /// The directory relative paths in this config were resolved against.
     pub fn config_dir(&self) -> PathBuf {
         config_dir(&self.source)
+    }
+
+    /// Checks of the embedded backend's settings, once the mode is known: refuses what
+    /// would expose it, and settings it would silently ignore.
+    fn validate_embedded(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        if self.backend.mode() != BackendMode::Embedded {
+            return Ok(());
+        }
+        let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            location: locate_key(text, section, key),
+            message,
+        };
+        for key in ["token_env", "token_file"] {
+            if locate_key(text, "backend", key).is_some() {
+                return Err(invalid(
+                    "backend",
+                    key,
+                    format!(
+                        "'{key}' in [backend] would be ignored: with mode = \"embedded\" the host's worker talks to its own backend, which checks no tokens; remove it, or use mode = \"remote\" for a backend that does"
+                    ),
+                ));
+            }
+        }
+        let ip = self.embedded.listen.ip();
+        if !ip.is_loopback() && !self.embedded.insecure {
+            return Err(invalid(
+                "embedded",
+                "listen",
+                format!(
+                    "'listen' in [embedded] is {}, reachable from other machines, and the embedded backend checks no credentials: anyone who reaches it could start, terminate or purge every orchestration. Listen on loopback (127.0.0.1), or set insecure = true in [embedded] if every machine on the network is trusted",
+                    self.embedded.listen
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks that span more than one key, or that toml cannot express.
@@ -790,7 +831,8 @@ rotation = "hourly"
 
     #[test]
     fn token_env_is_read() {
-        let config = parse("[backend]\ntoken_env = \"DT_TOKEN\"\n").unwrap();
+        let config =
+            parse("[backend]\nendpoint = \"http://h:4001\"\ntoken_env = \"DT_TOKEN\"\n").unwrap();
         assert_eq!(config.backend.token_env.as_deref(), Some("DT_TOKEN"));
     }
 
@@ -947,7 +989,7 @@ rotation = "hourly"
     #[test]
     fn the_embedded_section_is_read() {
         let config = parse(
-            "[backend]\nmode = \"embedded\"\n\n[embedded]\nlisten = \"0.0.0.0:5000\"\ndatabase = \"/var/lib/dt/state.sqlite\"\n",
+            "[backend]\nmode = \"embedded\"\n\n[embedded]\nlisten = \"0.0.0.0:5000\"\ndatabase = \"/var/lib/dt/state.sqlite\"\ninsecure = true\n",
         )
         .unwrap();
         assert_eq!(config.embedded.listen.to_string(), "0.0.0.0:5000");
@@ -961,6 +1003,33 @@ rotation = "hourly"
         );
         let message = error_of("[embedded]\nlisten = \"localhost\"\n");
         assert!(message.contains("listen"), "{message}");
+    }
+
+    #[test]
+    fn an_embedded_backend_reachable_from_other_machines_needs_insecure() {
+        for listen in ["0.0.0.0:4001", "192.0.2.7:4001", "[::]:4001"] {
+            let message = error_of(&format!("[embedded]\nlisten = \"{listen}\"\n"));
+            assert!(message.starts_with("/etc/dt/host.toml:2:1:"), "{message}");
+            assert!(message.contains("insecure = true"), "{message}");
+        }
+        for listen in ["127.0.0.1:4001", "127.0.0.2:0", "[::1]:4001"] {
+            parse(&format!("[embedded]\nlisten = \"{listen}\"\n")).unwrap();
+        }
+        // A remote backend's worker does not listen: nothing to refuse.
+        parse("[backend]\nendpoint = \"http://h:4001\"\n\n[embedded]\nlisten = \"0.0.0.0:1\"\n")
+            .unwrap();
+    }
+
+    #[test]
+    fn a_token_that_embedded_mode_would_ignore_is_refused() {
+        for key in ["token_env = \"T\"", "token_file = \"t\""] {
+            let message = error_of(&format!("[backend]\nmode = \"embedded\"\n{key}\n"));
+            assert!(message.starts_with("/etc/dt/host.toml:3:1:"), "{message}");
+            assert!(message.contains("would be ignored"), "{message}");
+            // The default mode without an endpoint is embedded too.
+            let message = error_of(&format!("[backend]\n{key}\n"));
+            assert!(message.contains("would be ignored"), "{message}");
+        }
     }
 
     #[test]

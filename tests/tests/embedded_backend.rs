@@ -140,3 +140,30 @@ fn orchestrations_survive_the_host_being_killed_three_times() -> Result<()> {
     assert!(client.list(&["FAILED"], None, None)?.is_empty());
     Ok(())
 }
+
+/// Issue 10, item 2: two hosts on one database used to both start and split the state.
+/// The second is refused at start, with one line naming the file and the first's pid.
+#[test]
+fn a_second_host_on_the_same_database_is_refused_naming_the_file_and_the_holder() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let database = scratch.path().join("shared.sqlite");
+    let mut first = embedded_host(&["hello"], 0, &database)?;
+    first.embedded_endpoint()?;
+    let holder = first.pid().expect("the first host runs");
+
+    let mut second = embedded_host(&["hello"], 0, &database)?;
+    let status = second.wait_exit(WAIT)?;
+    assert!(!status.success(), "the second host must not start");
+    let output = format!("{}{}", second.stderr(), second.logs());
+    let line = output
+        .lines()
+        .find(|line| line.contains("shared.sqlite") && line.contains("in use"))
+        .unwrap_or_else(|| panic!("no line names the database in use:\n{output}"));
+    assert!(line.contains(&format!("pid {holder}")), "{line}");
+
+    // The first host still serves, alone.
+    let client = Client::new(first.embedded_endpoint()?)?;
+    let state = client.start_and_wait("hello_cities", None, WAIT)?;
+    assert_hello_cities_completed(&state, &first);
+    Ok(())
+}
