@@ -23,8 +23,10 @@ pub const DEFAULT_HUB: &str = "default";
 /// A work-item stream with nothing to send gets a `healthPing` this often, so workers'
 /// silence timeouts do not fire.
 const HEALTH_PING_INTERVAL: Duration = Duration::from_secs(20);
-/// Events per `HistoryChunk`.
-const HISTORY_CHUNK: usize = 100;
+/// The most events, and bytes of events, per `HistoryChunk` (a chunk holds at least one
+/// event): a history of any size streams in messages far under the gRPC limit.
+const HISTORY_CHUNK_EVENTS: usize = 100;
+const HISTORY_CHUNK_BYTES: usize = 1024 * 1024;
 
 pub struct Service {
     engine: EngineHandle,
@@ -431,14 +433,10 @@ impl TaskHubSidecarService for Service {
             .call(hub, |reply| Command::History(request, reply))
             .await?
             .into_inner();
-        let chunks: Vec<Result<HistoryChunk, Status>> = events
-            .chunks(HISTORY_CHUNK)
-            .map(|chunk| {
-                Ok(HistoryChunk {
-                    events: chunk.to_vec(),
-                })
-            })
-            .collect();
+        let chunks = history_chunks(events)
+            .into_iter()
+            .map(Ok)
+            .collect::<Vec<_>>();
         Ok(Response::new(tokio_stream::iter(chunks)))
     }
 
@@ -544,6 +542,31 @@ impl TaskHubSidecarService for Service {
     }
 }
 
+/// Splits a history into chunks bounded by [`HISTORY_CHUNK_EVENTS`] and
+/// [`HISTORY_CHUNK_BYTES`].
+fn history_chunks(events: Vec<HistoryEvent>) -> Vec<HistoryChunk> {
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0usize;
+    for event in events {
+        let size = prost::Message::encoded_len(&event);
+        if !current.is_empty()
+            && (current.len() == HISTORY_CHUNK_EVENTS || bytes + size > HISTORY_CHUNK_BYTES)
+        {
+            chunks.push(HistoryChunk {
+                events: std::mem::take(&mut current),
+            });
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(event);
+    }
+    if !current.is_empty() {
+        chunks.push(HistoryChunk { events: current });
+    }
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -577,6 +600,26 @@ mod tests {
         assert_eq!(stream.next().await.unwrap().unwrap().completion_token, "t");
         drop(sender);
         assert!(stream.next().await.is_none());
+    }
+
+    #[test]
+    fn history_chunks_are_bounded_by_events_and_bytes() {
+        let raised =
+            |bytes: usize| crate::engine::test_event_raised("e".into(), Some("x".repeat(bytes)));
+        let small: Vec<HistoryEvent> = (0..250).map(|_| raised(10)).collect();
+        let sizes: Vec<usize> = history_chunks(small)
+            .iter()
+            .map(|c| c.events.len())
+            .collect();
+        assert_eq!(sizes, vec![100, 100, 50]);
+        // 400 KiB events: two per chunk (a third would pass 1 MiB); one huge event alone.
+        let mut large: Vec<HistoryEvent> = (0..5).map(|_| raised(400 * 1024)).collect();
+        large.push(raised(3 * 1024 * 1024));
+        large.push(raised(1));
+        let chunks = history_chunks(large);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.events.len()).collect();
+        assert_eq!(sizes, vec![2, 2, 1, 1, 1]);
+        assert_eq!(chunks.iter().map(|c| c.events.len()).sum::<usize>(), 7);
     }
 
     #[test]

@@ -643,21 +643,30 @@ impl Hub {
             .and_then(|size| usize::try_from(size).ok())
             .filter(|&size| size > 0)
             .unwrap_or(usize::MAX);
-        let more = matching.len() > page_size;
-        matching.truncate(page_size);
-        let continuation_token = if more {
-            matching
-                .last()
-                .map(|entity| entity.record.instance_id.clone())
-        } else {
-            None
-        };
+        // Paged by count and by bytes (see `queries::PAGE_BYTES`): a few large states
+        // cannot make a listing too big to send.
+        let mut entities = Vec::new();
+        let mut bytes = 0usize;
+        let mut more = false;
+        let mut last = None;
+        for entity in matching {
+            if entities.len() == page_size {
+                more = true;
+                break;
+            }
+            let metadata = Self::entity_metadata(entity, query.include_state);
+            let size = prost::Message::encoded_len(&metadata);
+            if !entities.is_empty() && bytes + size > super::queries::PAGE_BYTES {
+                more = true;
+                break;
+            }
+            bytes += size;
+            last = Some(entity.record.instance_id.clone());
+            entities.push(metadata);
+        }
         QueryEntitiesResponse {
-            entities: matching
-                .into_iter()
-                .map(|entity| Self::entity_metadata(entity, query.include_state))
-                .collect(),
-            continuation_token,
+            entities,
+            continuation_token: if more { last } else { None },
         }
     }
 

@@ -33,6 +33,12 @@ use tonic::Status;
 pub use dispatch::Stream;
 pub use hub::WaitUntil;
 
+/// An `eventRaised` event as the engine records it (tests of other modules).
+#[cfg(test)]
+pub fn test_event_raised(name: String, input: Option<String>) -> HistoryEvent {
+    events::event_raised(name, input)
+}
+
 use crate::BackendError;
 use crate::store::{Op, Store, StoreError};
 use hub::Hub;

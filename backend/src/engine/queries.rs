@@ -8,6 +8,10 @@ use super::events::{self, Nanos};
 use super::hub::{Hub, Instance};
 use crate::store::Store;
 
+/// The most bytes of instance states one page of `QueryInstances` carries (a page holds
+/// at least one instance): under the 4 MiB that gRPC clients accept by default.
+pub(super) const PAGE_BYTES: usize = 2 * 1024 * 1024;
+
 /// A continuation token: the sort key of the last item returned, `<nanos>|<id>`.
 fn cursor_token(at: Nanos, id: &str) -> String {
     format!("{at}|{id}")
@@ -56,22 +60,37 @@ impl Hub {
             .ok()
             .filter(|&size| size > 0)
             .unwrap_or(usize::MAX);
-        let more = matching.len() > page_size;
-        matching.truncate(page_size);
+        // A page ends at `page_size` items or at PAGE_BYTES, whichever comes first, so
+        // a few instances with large payloads cannot make a listing too big to send.
+        let mut orchestration_state = Vec::new();
+        let mut bytes = 0usize;
+        let mut last = None;
+        let mut more = false;
+        for instance in matching {
+            if orchestration_state.len() == page_size {
+                more = true;
+                break;
+            }
+            let Some(state) = self
+                .instance_response(&instance.record.instance_id, query.fetch_inputs_and_outputs)
+                .orchestration_state
+            else {
+                continue;
+            };
+            let size = state.encoded_len();
+            if !orchestration_state.is_empty() && bytes + size > PAGE_BYTES {
+                more = true;
+                break;
+            }
+            bytes += size;
+            last = Some(instance);
+            orchestration_state.push(state);
+        }
         let continuation_token = if more {
-            matching
-                .last()
-                .map(|last| cursor_token(last.record.created_at, &last.record.instance_id))
+            last.map(|last| cursor_token(last.record.created_at, &last.record.instance_id))
         } else {
             None
         };
-        let orchestration_state = matching
-            .into_iter()
-            .filter_map(|instance| {
-                self.instance_response(&instance.record.instance_id, query.fetch_inputs_and_outputs)
-                    .orchestration_state
-            })
-            .collect();
         Ok(QueryInstancesResponse {
             orchestration_state,
             continuation_token,
