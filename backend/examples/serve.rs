@@ -17,12 +17,10 @@ async fn main() {
     let port: u16 = args
         .next()
         .map_or(0, |port| port.parse().expect("a port number"));
-    let backend = EmbeddedBackend::start(BackendOptions {
-        database,
-        listen: ([127, 0, 0, 1], port).into(),
-    })
-    .await
-    .unwrap();
+    let backend =
+        EmbeddedBackend::start(BackendOptions::new(database, ([127, 0, 0, 1], port).into()))
+            .await
+            .unwrap();
     println!(
         "READY port={} pid={}",
         backend.local_addr().port(),

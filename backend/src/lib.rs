@@ -44,12 +44,14 @@ const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 mod engine;
+mod limits;
 mod lock;
 mod records;
 mod service;
 mod store;
 mod validate;
 
+pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, PAYLOAD_TOO_LARGE};
 pub use lock::LockError;
 pub use store::StoreError;
 
@@ -89,6 +91,20 @@ pub struct BackendOptions {
     pub database: PathBuf,
     /// Where to listen; port 0 picks a free port (see [`EmbeddedBackend::local_addr`]).
     pub listen: SocketAddr,
+    /// The largest input, output, event, result or custom status accepted, in bytes
+    /// (see the `limits` module for what happens to larger ones).
+    pub max_payload_bytes: usize,
+}
+
+impl BackendOptions {
+    /// Options with the default limits.
+    pub fn new(database: PathBuf, listen: SocketAddr) -> BackendOptions {
+        BackendOptions {
+            database,
+            listen,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
 }
 
 /// A running backend. Stop it with [`EmbeddedBackend::shutdown`]; dropping it stops it
@@ -136,9 +152,12 @@ impl EmbeddedBackend {
             }
         };
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let service = TaskHubSidecarServiceServer::new(service::Service::new(engine.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        let service = TaskHubSidecarServiceServer::new(service::Service::new(
+            engine.clone(),
+            limits::PayloadLimit(options.max_payload_bytes),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()

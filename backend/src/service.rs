@@ -16,6 +16,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Command, EngineHandle, Reply, WaitUntil};
+use crate::limits::PayloadLimit;
 use crate::validate;
 
 /// The hub used when a call has no `taskhub` header.
@@ -30,13 +31,15 @@ const HISTORY_CHUNK_BYTES: usize = 1024 * 1024;
 
 pub struct Service {
     engine: EngineHandle,
+    limit: PayloadLimit,
     next_stream: Arc<AtomicU64>,
 }
 
 impl Service {
-    pub fn new(engine: EngineHandle) -> Service {
+    pub fn new(engine: EngineHandle, limit: PayloadLimit) -> Service {
         Service {
             engine,
+            limit,
             next_stream: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -242,6 +245,7 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<CreateInstanceResponse>, Status> {
         let hub = hub_of(&request)?;
         let request = request.into_inner();
+        self.limit.create_instance(&request)?;
         validate::create_instance(&request)?;
         self.call(hub, |reply| Command::StartInstance(request, reply))
             .await
@@ -297,6 +301,7 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<RaiseEventResponse>, Status> {
         let hub = hub_of(&request)?;
         let request = request.into_inner();
+        self.limit.raise_event(&request)?;
         self.call(hub, |reply| Command::RaiseEvent(request, reply))
             .await
     }
@@ -307,6 +312,7 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<TerminateResponse>, Status> {
         let hub = hub_of(&request)?;
         let request = request.into_inner();
+        self.limit.terminate(&request)?;
         self.call(hub, |reply| Command::Terminate(request, reply))
             .await
     }
@@ -396,7 +402,8 @@ impl TaskHubSidecarService for Service {
         request: Request<ActivityResponse>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
         let hub = hub_of(&request)?;
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        self.limit.activity_response(&mut request);
         self.call(hub, |reply| Command::CompleteActivity(request, reply))
             .await
     }
@@ -406,7 +413,8 @@ impl TaskHubSidecarService for Service {
         request: Request<OrchestratorResponse>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
         let hub = hub_of(&request)?;
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        self.limit.orchestrator_response(&mut request);
         validate::orchestrator_response(&request)?;
         self.call(hub, |reply| Command::CompleteOrchestration(request, reply))
             .await
@@ -466,6 +474,7 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<SignalEntityResponse>, Status> {
         let hub = hub_of(&request)?;
         let request = request.into_inner();
+        self.limit.signal_entity(&request)?;
         validate::signal_entity(&request)?;
         self.call(hub, |reply| Command::SignalEntity(request, reply))
             .await

@@ -304,10 +304,10 @@ async fn every_history_event_carries_the_time_it_was_recorded() {
 async fn a_second_backend_on_the_same_database_is_refused_with_the_holders_pid() {
     let db = TestDb::new();
     let first = db.start().await;
-    let error = EmbeddedBackend::start(BackendOptions {
-        database: db.path.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-    })
+    let error = EmbeddedBackend::start(BackendOptions::new(
+        db.path.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
     .await
     .unwrap_err()
     .to_string();

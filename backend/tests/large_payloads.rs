@@ -1,13 +1,17 @@
 //! Regression (issue 10, item 1): listings of instances and entities with large payloads
 //! were one message; past the message limit (or a client's 4 MiB default), `list` of the
-//! whole hub failed. Pages are now bounded by bytes as well as by count.
+//! whole hub failed. Pages are now bounded by bytes as well as by count. And payloads
+//! over the configured limit are never accepted: refused at a client's call, a failure
+//! for a worker's result.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::*;
+use durabletask_backend::{BackendOptions, EmbeddedBackend, PAYLOAD_TOO_LARGE};
 use durabletask_proto::*;
+use tonic::Code;
 
 #[tokio::test]
 async fn a_listing_of_large_instances_pages_by_bytes_and_loses_none() {
@@ -54,4 +58,98 @@ async fn a_listing_of_large_instances_pages_by_bytes_and_loses_none() {
     seen.sort();
     assert_eq!(seen, expected);
     assert!(pages >= 6, "12 MiB of inputs came in {pages} pages");
+}
+
+async fn backend_with_limit(db: &TestDb, max_payload_bytes: usize) -> EmbeddedBackend {
+    EmbeddedBackend::start(BackendOptions {
+        max_payload_bytes,
+        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_payload_over_the_limit_is_refused_at_the_call() {
+    let db = TestDb::new();
+    let backend = backend_with_limit(&db, 1000).await;
+    let mut client = common::client(&backend).await;
+    let big = format!("\"{}\"", "x".repeat(1000));
+    let status = client
+        .start_instance(CreateInstanceRequest {
+            instance_id: "big".into(),
+            name: "orchestrator".into(),
+            input: Some(big.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("input is 1002 bytes"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        state(&mut client, "big").await.is_none(),
+        "nothing was accepted"
+    );
+
+    start(&mut client, "small", "orchestrator", Some("1")).await;
+    let status = client
+        .raise_event(RaiseEventRequest {
+            instance_id: "small".into(),
+            name: "e".into(),
+            input: Some(big),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn worker_results_over_the_limit_fail_the_task_not_the_backend() {
+    let db = TestDb::new();
+    let backend = backend_with_limit(&db, 1000).await;
+    let mut client = common::client(&backend).await;
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+    let big = format!("\"{}\"", "x".repeat(1000));
+    start(&mut client, "o", "orchestrator", None).await;
+    let (_, token) = worker.next_orchestration().await;
+    complete(&mut client, "o", &token, vec![schedule(0, "a", None)]).await;
+    let (activity, token) = worker.next_activity().await;
+    complete_activity(&mut client, &activity, &token, Some(&big)).await;
+    // The orchestration sees the activity fail, and can react.
+    let (request, token) = worker.next_orchestration().await;
+    let failure = request
+        .new_events
+        .iter()
+        .find_map(|event| match &event.event_type {
+            Some(history_event::EventType::TaskFailed(failed)) => failed.failure_details.clone(),
+            _ => None,
+        })
+        .expect("the activity failed");
+    assert_eq!(failure.error_type, PAYLOAD_TOO_LARGE);
+    // Its own output too large: it fails, and stays readable.
+    complete(
+        &mut client,
+        "o",
+        &token,
+        vec![finish(1, OrchestrationStatus::Completed, Some(&big))],
+    )
+    .await;
+    let done = wait_completion(&mut client, "o").await;
+    assert_eq!(
+        done.orchestration_status,
+        OrchestrationStatus::Failed as i32
+    );
+    let details = done.failure_details.unwrap();
+    assert_eq!(details.error_type, PAYLOAD_TOO_LARGE);
+    assert!(
+        details
+            .error_message
+            .contains("completeOrchestration.result"),
+        "{details:?}"
+    );
+    assert_eq!(done.output, None);
 }

@@ -68,6 +68,9 @@ impl BackendSettings {
     }
 }
 
+/// The largest `[embedded] max_payload_bytes` accepted (32 MiB).
+const MAX_EMBEDDED_PAYLOAD_BYTES: usize = 32 * 1024 * 1024;
+
 /// `[embedded]`: the backend the host runs in process when `backend.mode` is embedded.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +83,9 @@ pub struct EmbeddedSettings {
     /// Allow `listen` on an address other machines can reach although the backend
     /// checks no credentials (only for a network where every peer is trusted).
     pub insecure: bool,
+    /// The largest payload (input, output, event, result, custom status) the backend
+    /// accepts, in bytes.
+    pub max_payload_bytes: usize,
 }
 
 impl Default for EmbeddedSettings {
@@ -88,6 +94,7 @@ impl Default for EmbeddedSettings {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 4001)),
             database: PathBuf::from("data/durabletask.sqlite"),
             insecure: false,
+            max_payload_bytes: durabletask_backend::DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
 }
@@ -472,6 +479,17 @@ impl Config {
                     ),
                 ));
             }
+        }
+        // Input and output of one instance must fit in one 64 MiB message together.
+        if !(1..=MAX_EMBEDDED_PAYLOAD_BYTES).contains(&self.embedded.max_payload_bytes) {
+            return Err(invalid(
+                "embedded",
+                "max_payload_bytes",
+                format!(
+                    "invalid value for 'max_payload_bytes' in [embedded]: {} is not within 1..={MAX_EMBEDDED_PAYLOAD_BYTES} (an instance's input and output must fit in one message together)",
+                    self.embedded.max_payload_bytes
+                ),
+            ));
         }
         let ip = self.embedded.listen.ip();
         if !ip.is_loopback() && !self.embedded.insecure {
@@ -1018,6 +1036,20 @@ rotation = "hourly"
         // A remote backend's worker does not listen: nothing to refuse.
         parse("[backend]\nendpoint = \"http://h:4001\"\n\n[embedded]\nlisten = \"0.0.0.0:1\"\n")
             .unwrap();
+    }
+
+    #[test]
+    fn the_payload_limit_is_read_and_bounded() {
+        let config = parse("[embedded]\nmax_payload_bytes = 1048576\n").unwrap();
+        assert_eq!(config.embedded.max_payload_bytes, 1_048_576);
+        assert_eq!(
+            parse("").unwrap().embedded.max_payload_bytes,
+            16 * 1024 * 1024
+        );
+        for bad in ["0", "33554433"] {
+            let message = error_of(&format!("[embedded]\nmax_payload_bytes = {bad}\n"));
+            assert!(message.contains("max_payload_bytes"), "{message}");
+        }
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, Strin
         })?;
     }
     let backend = EmbeddedBackend::start(BackendOptions {
-        database: settings.database.clone(),
-        listen: settings.listen,
+        max_payload_bytes: settings.max_payload_bytes,
+        ..BackendOptions::new(settings.database.clone(), settings.listen)
     })
     .await
     .map_err(|error| {

@@ -32,10 +32,10 @@ impl TestDb {
     }
 
     pub async fn start(&self) -> EmbeddedBackend {
-        EmbeddedBackend::start(BackendOptions {
-            database: self.path.clone(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-        })
+        EmbeddedBackend::start(BackendOptions::new(
+            self.path.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
         .await
         .unwrap()
     }
