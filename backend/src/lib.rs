@@ -67,6 +67,8 @@ use engine::{Command, EngineHandle};
 
 /// The largest message accepted (histories and batches can be large).
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// The default of [`BackendOptions::history_streaming_bytes`]: half the message limit.
+pub const DEFAULT_HISTORY_STREAMING_BYTES: usize = MAX_MESSAGE_SIZE / 2;
 /// How long [`EmbeddedBackend::shutdown`] waits for calls in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -94,6 +96,12 @@ pub struct BackendOptions {
     /// The largest input, output, event, result or custom status accepted, in bytes
     /// (see the `limits` module for what happens to larger ones).
     pub max_payload_bytes: usize,
+    /// A work item whose past events take more bytes than this (encoded) is sent
+    /// without them and with `requiresHistoryStreaming`: the worker reads them with
+    /// `StreamInstanceHistory`. Workers that do not support it (Microsoft's Python SDK
+    /// 1.12) fail on such items, so the default only streams what could not be sent in
+    /// one message anyway.
+    pub history_streaming_bytes: usize,
 }
 
 impl BackendOptions {
@@ -103,6 +111,7 @@ impl BackendOptions {
             database,
             listen,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            history_streaming_bytes: DEFAULT_HISTORY_STREAMING_BYTES,
         }
     }
 }
@@ -132,7 +141,8 @@ impl EmbeddedBackend {
     /// Work items that were handed out but not completed before a crash are ready again
     /// and are redelivered to the next worker.
     pub async fn start(options: BackendOptions) -> Result<EmbeddedBackend, BackendError> {
-        let (engine, engine_thread) = engine::spawn(options.database.clone()).await?;
+        let (engine, engine_thread) =
+            engine::spawn(options.database.clone(), options.history_streaming_bytes).await?;
         let bind_error = |source| BackendError::Bind {
             address: options.listen,
             source,

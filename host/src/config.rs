@@ -86,6 +86,9 @@ pub struct EmbeddedSettings {
     /// The largest payload (input, output, event, result, custom status) the backend
     /// accepts, in bytes.
     pub max_payload_bytes: usize,
+    /// Past events larger than this (bytes, encoded) are streamed to workers instead of
+    /// sent in the work item (`requiresHistoryStreaming`).
+    pub history_streaming_bytes: usize,
 }
 
 impl Default for EmbeddedSettings {
@@ -95,6 +98,7 @@ impl Default for EmbeddedSettings {
             database: PathBuf::from("data/durabletask.sqlite"),
             insecure: false,
             max_payload_bytes: durabletask_backend::DEFAULT_MAX_PAYLOAD_BYTES,
+            history_streaming_bytes: durabletask_backend::DEFAULT_HISTORY_STREAMING_BYTES,
         }
     }
 }

@@ -513,11 +513,20 @@ impl Hub {
         {
             new_events.insert(0, events::orchestrator_started(events::now()));
         }
+        let history = instance.history.as_deref().unwrap_or_default();
+        let history_bytes: usize = history.iter().map(prost::Message::encoded_len).sum();
+        // Too large for one message (or for the configured bound): the worker streams it.
+        let streamed = history_bytes > self.history_streaming_bytes;
         let request = OrchestratorRequest {
             instance_id: id.to_owned(),
             execution_id: Some(instance.record.execution_id.clone()),
-            past_events: instance.history.clone().unwrap_or_default(),
+            past_events: if streamed {
+                Vec::new()
+            } else {
+                history.to_vec()
+            },
             new_events: new_events.clone(),
+            requires_history_streaming: streamed,
             ..Default::default()
         };
         instance.in_flight = Some(InFlight {

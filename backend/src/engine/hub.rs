@@ -220,6 +220,8 @@ pub struct Hub {
     pub next_generation: u64,
     pub next_token: u64,
     pub mint: TokenMint,
+    /// See `Engine::history_streaming_bytes`.
+    pub history_streaming_bytes: usize,
 
     pub streams: BTreeMap<u64, Stream>,
     pub rotation: usize,
@@ -258,6 +260,7 @@ impl Hub {
             next_generation: 1,
             next_token: 0,
             mint,
+            history_streaming_bytes: usize::MAX,
             streams: BTreeMap::new(),
             rotation: 0,
             leases: HashMap::new(),

@@ -171,6 +171,9 @@ struct Engine {
     /// hubs dropped from memory, so that a hub made again never hands out a token a
     /// worker may still hold.
     token_floor: u64,
+    /// Past events larger than this (encoded) are not sent in a work item: the worker
+    /// streams them (`requiresHistoryStreaming`).
+    history_streaming_bytes: usize,
     /// Set by [`Command::Quiesce`]: new streams end at once, new waiters are refused.
     closing: bool,
 }
@@ -179,13 +182,14 @@ struct Engine {
 /// Returns once the state is loaded (or loading failed).
 pub async fn spawn(
     path: std::path::PathBuf,
+    history_streaming_bytes: usize,
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), BackendError> {
     let (sender, receiver) = unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("durabletask-backend".into())
         .spawn(move || {
-            let engine = match Engine::open(&path) {
+            let engine = match Engine::open(&path, history_streaming_bytes) {
                 Ok(engine) => {
                     let _ = ready_tx.send(Ok(()));
                     engine
@@ -222,7 +226,7 @@ pub async fn spawn(
 }
 
 impl Engine {
-    fn open(path: &std::path::Path) -> Result<Engine, StoreError> {
+    fn open(path: &std::path::Path, history_streaming_bytes: usize) -> Result<Engine, StoreError> {
         let store = Store::open(path)?;
         let mint = TokenMint::new(store.token_key()?);
         let mut engine = Engine {
@@ -230,6 +234,7 @@ impl Engine {
             hubs: HashMap::new(),
             mint,
             token_floor: 0,
+            history_streaming_bytes,
             closing: false,
         };
         let records = engine.store.load_records()?;
@@ -252,9 +257,10 @@ impl Engine {
     /// The hub called `name`, created empty on first use.
     fn hub(&mut self, name: &str) -> &mut Hub {
         let (mint, floor) = (&self.mint, self.token_floor);
+        let streaming = self.history_streaming_bytes;
         self.hubs
             .entry(name.to_owned())
-            .or_insert_with(|| new_hub(name, mint, floor))
+            .or_insert_with(|| new_hub(name, mint, floor, streaming))
     }
 
     /// Forgets hubs that hold nothing (no state, no worker, no waiter): a call that only
@@ -435,11 +441,12 @@ impl Engine {
         };
         let mint = self.mint.clone();
         let floor = self.token_floor;
+        let streaming = self.history_streaming_bytes;
         let store = &self.store;
         let hub = self
             .hubs
             .entry(name.clone())
-            .or_insert_with(|| new_hub(&name, &mint, floor));
+            .or_insert_with(|| new_hub(&name, &mint, floor, streaming));
         match command {
             Command::StartInstance(request, reply) => {
                 replies.push(reply, hub.start_instance(request));
@@ -511,7 +518,7 @@ impl Engine {
                 replies.push(reply, Ok(hub.clean_entity_storage(&request)));
             }
             Command::DeleteHub(reply) => {
-                let mut fresh = new_hub(&name, &mint, floor);
+                let mut fresh = new_hub(&name, &mint, floor, streaming);
                 fresh.dirty.deleted = true;
                 // Its streams stay open: workers keep their connection to the (now empty) hub.
                 fresh.streams = std::mem::take(&mut hub.streams);
@@ -536,9 +543,10 @@ impl Engine {
     }
 }
 
-fn new_hub(name: &str, mint: &TokenMint, token_floor: u64) -> Hub {
+fn new_hub(name: &str, mint: &TokenMint, token_floor: u64, history_streaming_bytes: usize) -> Hub {
     let mut hub = Hub::new(name.to_owned(), mint.clone());
     hub.next_token = token_floor;
+    hub.history_streaming_bytes = history_streaming_bytes;
     hub
 }
 

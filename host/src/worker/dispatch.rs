@@ -101,7 +101,7 @@ impl Dispatcher {
         }
     }
 
-    fn orchestration(&self, request: OrchestratorRequest, token: String) {
+    fn orchestration(&self, mut request: OrchestratorRequest, token: String) {
         let instance_id = request.instance_id.clone();
         tracing::debug!(instance_id, "orchestration work item received");
         let item = Unfinished::new(
@@ -116,6 +116,18 @@ impl Dispatcher {
             let Ok(permit) = shared.orchestration_permits.acquire().await else {
                 return;
             };
+            if let Err(error) = super::history::complete_request(&shared.client, &mut request).await
+            {
+                drop(permit);
+                tracing::warn!(
+                    instance_id,
+                    %error,
+                    "could not read the streamed history; abandoning the work item for redelivery"
+                );
+                tokio::time::sleep(REJECT_PAUSE).await;
+                completion::abandon_orchestration(&shared.client, &instance_id, &token).await;
+                return;
+            }
             let outcome = shared.executor.execute_orchestrator(request).await;
             match outcome {
                 OrchestratorOutcome::Completed(mut response) => {

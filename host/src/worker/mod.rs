@@ -13,6 +13,7 @@ mod dispatch;
 mod drain;
 pub mod executor;
 pub mod filters;
+mod history;
 mod in_flight;
 mod session;
 
