@@ -69,6 +69,10 @@ use engine::{Command, EngineHandle};
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 /// The default of [`BackendOptions::history_streaming_bytes`]: half the message limit.
 pub const DEFAULT_HISTORY_STREAMING_BYTES: usize = MAX_MESSAGE_SIZE / 2;
+/// The default of [`BackendOptions::max_history_events`]: the reference backend's.
+pub const DEFAULT_MAX_HISTORY_EVENTS: usize = 10_000;
+/// The errorType of an orchestration failed for [`BackendOptions::max_history_events`].
+pub const HISTORY_TOO_LARGE: &str = "HistoryTooLarge";
 /// How long [`EmbeddedBackend::shutdown`] waits for calls in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -102,6 +106,10 @@ pub struct BackendOptions {
     /// 1.12) fail on such items, so the default only streams what could not be sent in
     /// one message anyway.
     pub history_streaming_bytes: usize,
+    /// The most events one history may hold: an orchestration step that would take it
+    /// further is refused with `RESOURCE_EXHAUSTED` and the orchestration fails with
+    /// `HistoryTooLarge`; an event raised on it is refused with `RESOURCE_EXHAUSTED`.
+    pub max_history_events: usize,
 }
 
 impl BackendOptions {
@@ -112,6 +120,7 @@ impl BackendOptions {
             listen,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             history_streaming_bytes: DEFAULT_HISTORY_STREAMING_BYTES,
+            max_history_events: DEFAULT_MAX_HISTORY_EVENTS,
         }
     }
 }
@@ -141,8 +150,14 @@ impl EmbeddedBackend {
     /// Work items that were handed out but not completed before a crash are ready again
     /// and are redelivered to the next worker.
     pub async fn start(options: BackendOptions) -> Result<EmbeddedBackend, BackendError> {
-        let (engine, engine_thread) =
-            engine::spawn(options.database.clone(), options.history_streaming_bytes).await?;
+        let (engine, engine_thread) = engine::spawn(
+            options.database.clone(),
+            engine::HubLimits {
+                history_streaming_bytes: options.history_streaming_bytes,
+                max_history_events: options.max_history_events,
+            },
+        )
+        .await?;
         let bind_error = |source| BackendError::Bind {
             address: options.listen,
             source,

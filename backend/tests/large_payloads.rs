@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use durabletask_backend::{BackendOptions, EmbeddedBackend, PAYLOAD_TOO_LARGE};
+use durabletask_backend::{BackendOptions, EmbeddedBackend, HISTORY_TOO_LARGE, PAYLOAD_TOO_LARGE};
 use durabletask_proto::*;
 use tonic::Code;
 
@@ -152,4 +152,76 @@ async fn worker_results_over_the_limit_fail_the_task_not_the_backend() {
         "{details:?}"
     );
     assert_eq!(done.output, None);
+}
+
+#[tokio::test]
+async fn a_history_past_the_event_limit_is_refused_at_the_call_that_would_pass_it() {
+    let db = TestDb::new();
+    let backend = EmbeddedBackend::start(BackendOptions {
+        max_history_events: 20,
+        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+    })
+    .await
+    .unwrap();
+    let mut client = common::client(&backend).await;
+    let mut worker = Worker::open(&mut client, unlimited()).await;
+
+    // Events raised on a waiting instance: accepted up to the limit, then refused.
+    start(&mut client, "waiting", "orchestrator", None).await;
+    let raise = |i: usize| RaiseEventRequest {
+        instance_id: "waiting".into(),
+        name: format!("e{i}"),
+        input: None,
+    };
+    let mut accepted = 0;
+    let refused = loop {
+        match client.raise_event(raise(accepted)).await {
+            Ok(_) => accepted += 1,
+            Err(status) => break status,
+        }
+        assert!(accepted < 100, "events were never refused");
+    };
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("max_history_events"),
+        "{}",
+        refused.message()
+    );
+    assert!(accepted < 20, "{accepted} events accepted");
+
+    // A step that would pass the limit: refused, and the orchestration fails (it is not
+    // handed out again and again).
+    start(&mut client, "fan", "orchestrator", None).await;
+    let (request, token) = loop {
+        let (request, token) = worker.next_orchestration().await;
+        if request.instance_id == "fan" {
+            break (request, token);
+        }
+    };
+    let actions = (0..30).map(|i| schedule(i, "a", None)).collect();
+    let status = client
+        .complete_orchestrator_task(OrchestratorResponse {
+            instance_id: request.instance_id.clone(),
+            actions,
+            completion_token: token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let done = wait_completion(&mut client, "fan").await;
+    assert_eq!(
+        done.orchestration_status,
+        OrchestrationStatus::Failed as i32
+    );
+    assert_eq!(done.failure_details.unwrap().error_type, HISTORY_TOO_LARGE);
+    // None of its 30 activities was scheduled.
+    assert!(
+        worker
+            .try_next(std::time::Duration::from_millis(300))
+            .await
+            .is_none_or(|item| {
+                !matches!(item.request, Some(work_item::Request::ActivityRequest(_)))
+            })
+    );
 }

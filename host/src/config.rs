@@ -89,6 +89,8 @@ pub struct EmbeddedSettings {
     /// Past events larger than this (bytes, encoded) are streamed to workers instead of
     /// sent in the work item (`requiresHistoryStreaming`).
     pub history_streaming_bytes: usize,
+    /// The most events one orchestration's history may hold.
+    pub max_history_events: usize,
 }
 
 impl Default for EmbeddedSettings {
@@ -99,6 +101,7 @@ impl Default for EmbeddedSettings {
             insecure: false,
             max_payload_bytes: durabletask_backend::DEFAULT_MAX_PAYLOAD_BYTES,
             history_streaming_bytes: durabletask_backend::DEFAULT_HISTORY_STREAMING_BYTES,
+            max_history_events: durabletask_backend::DEFAULT_MAX_HISTORY_EVENTS,
         }
     }
 }
@@ -1044,8 +1047,11 @@ rotation = "hourly"
 
     #[test]
     fn the_payload_limit_is_read_and_bounded() {
-        let config = parse("[embedded]\nmax_payload_bytes = 1048576\n").unwrap();
+        let config =
+            parse("[embedded]\nmax_payload_bytes = 1048576\nmax_history_events = 50000\n").unwrap();
         assert_eq!(config.embedded.max_payload_bytes, 1_048_576);
+        assert_eq!(config.embedded.max_history_events, 50_000);
+        assert_eq!(parse("").unwrap().embedded.max_history_events, 10_000);
         assert_eq!(
             parse("").unwrap().embedded.max_payload_bytes,
             16 * 1024 * 1024

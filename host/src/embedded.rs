@@ -22,6 +22,7 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, Strin
     let backend = EmbeddedBackend::start(BackendOptions {
         max_payload_bytes: settings.max_payload_bytes,
         history_streaming_bytes: settings.history_streaming_bytes,
+        max_history_events: settings.max_history_events,
         ..BackendOptions::new(settings.database.clone(), settings.listen)
     })
     .await

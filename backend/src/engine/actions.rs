@@ -97,6 +97,61 @@ impl Hub {
         self.wake(&id);
     }
 
+    /// A completion, unless it would take the history past `max_history_events`: then
+    /// none of its actions is applied, the orchestration fails with `HistoryTooLarge`
+    /// (so it is not handed out again and again), and the call is refused with
+    /// `RESOURCE_EXHAUSTED`, as the reference backend refuses it.
+    pub fn complete_orchestration_within_limits(
+        &mut self,
+        mut response: OrchestratorResponse,
+    ) -> Result<CompleteTaskResponse, tonic::Status> {
+        let limit = self.limits.max_history_events;
+        let projected = self.instances.get(&response.instance_id).map(|instance| {
+            let history = instance
+                .history
+                .as_ref()
+                .map_or(instance.persisted_len, Vec::len);
+            let in_flight = instance
+                .in_flight
+                .as_ref()
+                .map_or(0, |flight| flight.events.len());
+            // Each action adds one event, the step adds orchestratorCompleted.
+            history + in_flight + response.actions.len() + 1
+        });
+        let Some(projected) = projected.filter(|&projected| projected > limit) else {
+            self.complete_orchestration(response);
+            return Ok(CompleteTaskResponse {});
+        };
+        let message = format!(
+            "orchestration '{}' would have {projected} history events; this backend keeps at most {limit} (max_history_events). Use continue-as-new to start a fresh history",
+            response.instance_id
+        );
+        let id = response
+            .actions
+            .iter()
+            .map(|action| action.id)
+            .max()
+            .unwrap_or(0);
+        response.custom_status = None;
+        response.actions = vec![OrchestratorAction {
+            id,
+            orchestrator_action_type: Some(
+                orchestrator_action::OrchestratorActionType::CompleteOrchestration(
+                    CompleteOrchestrationAction {
+                        orchestration_status: OrchestrationStatus::Failed as i32,
+                        failure_details: Some(TaskFailureDetails {
+                            is_non_retriable: true,
+                            ..events::failure(crate::HISTORY_TOO_LARGE, message.clone())
+                        }),
+                        ..Default::default()
+                    },
+                ),
+            ),
+        }];
+        self.complete_orchestration(response);
+        Err(tonic::Status::resource_exhausted(message))
+    }
+
     /// The events a completion token stands for: leased, or released but not handed out
     /// again.
     fn take_completed_flight(&mut self, id: &str, token: &str) -> Option<Vec<HistoryEvent>> {

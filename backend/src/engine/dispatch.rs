@@ -516,7 +516,7 @@ impl Hub {
         let history = instance.history.as_deref().unwrap_or_default();
         let history_bytes: usize = history.iter().map(prost::Message::encoded_len).sum();
         // Too large for one message (or for the configured bound): the worker streams it.
-        let streamed = history_bytes > self.history_streaming_bytes;
+        let streamed = history_bytes > self.limits.history_streaming_bytes;
         let request = OrchestratorRequest {
             instance_id: id.to_owned(),
             execution_id: Some(instance.record.execution_id.clone()),

@@ -202,6 +202,26 @@ pub struct Dirty {
     pub deleted: bool,
 }
 
+/// Bounds on one instance's history.
+#[derive(Clone, Copy, Debug)]
+pub struct HubLimits {
+    /// Past events larger than this (encoded bytes) are not sent in a work item: the
+    /// worker streams them (`requiresHistoryStreaming`).
+    pub history_streaming_bytes: usize,
+    /// The most events a history may grow to: a step or an event that would take it
+    /// past this is refused with `RESOURCE_EXHAUSTED` (as the reference backend does).
+    pub max_history_events: usize,
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        HubLimits {
+            history_streaming_bytes: usize::MAX,
+            max_history_events: usize::MAX,
+        }
+    }
+}
+
 /// One task hub.
 pub struct Hub {
     pub name: String,
@@ -220,8 +240,7 @@ pub struct Hub {
     pub next_generation: u64,
     pub next_token: u64,
     pub mint: TokenMint,
-    /// See `Engine::history_streaming_bytes`.
-    pub history_streaming_bytes: usize,
+    pub limits: HubLimits,
 
     pub streams: BTreeMap<u64, Stream>,
     pub rotation: usize,
@@ -260,7 +279,7 @@ impl Hub {
             next_generation: 1,
             next_token: 0,
             mint,
-            history_streaming_bytes: usize::MAX,
+            limits: HubLimits::default(),
             streams: BTreeMap::new(),
             rotation: 0,
             leases: HashMap::new(),

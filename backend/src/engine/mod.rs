@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use tonic::Status;
 
 pub use dispatch::Stream;
-pub use hub::WaitUntil;
+pub use hub::{HubLimits, WaitUntil};
 
 /// An `eventRaised` event as the engine records it (tests of other modules).
 #[cfg(test)]
@@ -171,9 +171,7 @@ struct Engine {
     /// hubs dropped from memory, so that a hub made again never hands out a token a
     /// worker may still hold.
     token_floor: u64,
-    /// Past events larger than this (encoded) are not sent in a work item: the worker
-    /// streams them (`requiresHistoryStreaming`).
-    history_streaming_bytes: usize,
+    limits: HubLimits,
     /// Set by [`Command::Quiesce`]: new streams end at once, new waiters are refused.
     closing: bool,
 }
@@ -182,14 +180,14 @@ struct Engine {
 /// Returns once the state is loaded (or loading failed).
 pub async fn spawn(
     path: std::path::PathBuf,
-    history_streaming_bytes: usize,
+    limits: HubLimits,
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), BackendError> {
     let (sender, receiver) = unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("durabletask-backend".into())
         .spawn(move || {
-            let engine = match Engine::open(&path, history_streaming_bytes) {
+            let engine = match Engine::open(&path, limits) {
                 Ok(engine) => {
                     let _ = ready_tx.send(Ok(()));
                     engine
@@ -226,7 +224,7 @@ pub async fn spawn(
 }
 
 impl Engine {
-    fn open(path: &std::path::Path, history_streaming_bytes: usize) -> Result<Engine, StoreError> {
+    fn open(path: &std::path::Path, limits: HubLimits) -> Result<Engine, StoreError> {
         let store = Store::open(path)?;
         let mint = TokenMint::new(store.token_key()?);
         let mut engine = Engine {
@@ -234,7 +232,7 @@ impl Engine {
             hubs: HashMap::new(),
             mint,
             token_floor: 0,
-            history_streaming_bytes,
+            limits,
             closing: false,
         };
         let records = engine.store.load_records()?;
@@ -257,10 +255,10 @@ impl Engine {
     /// The hub called `name`, created empty on first use.
     fn hub(&mut self, name: &str) -> &mut Hub {
         let (mint, floor) = (&self.mint, self.token_floor);
-        let streaming = self.history_streaming_bytes;
+        let limits = self.limits;
         self.hubs
             .entry(name.to_owned())
-            .or_insert_with(|| new_hub(name, mint, floor, streaming))
+            .or_insert_with(|| new_hub(name, mint, floor, limits))
     }
 
     /// Forgets hubs that hold nothing (no state, no worker, no waiter): a call that only
@@ -441,12 +439,12 @@ impl Engine {
         };
         let mint = self.mint.clone();
         let floor = self.token_floor;
-        let streaming = self.history_streaming_bytes;
+        let limits = self.limits;
         let store = &self.store;
         let hub = self
             .hubs
             .entry(name.clone())
-            .or_insert_with(|| new_hub(&name, &mint, floor, streaming));
+            .or_insert_with(|| new_hub(&name, &mint, floor, limits));
         match command {
             Command::StartInstance(request, reply) => {
                 replies.push(reply, hub.start_instance(request));
@@ -484,8 +482,7 @@ impl Engine {
             } => hub.open_stream(id, Stream::new(&request, sender)),
             Command::CloseStream { id } => hub.close_stream(id),
             Command::CompleteOrchestration(response, reply) => {
-                hub.complete_orchestration(response);
-                replies.push(reply, Ok(CompleteTaskResponse {}));
+                replies.push(reply, hub.complete_orchestration_within_limits(response));
             }
             Command::CompleteActivity(response, reply) => {
                 hub.complete_activity(response);
@@ -518,7 +515,7 @@ impl Engine {
                 replies.push(reply, Ok(hub.clean_entity_storage(&request)));
             }
             Command::DeleteHub(reply) => {
-                let mut fresh = new_hub(&name, &mint, floor, streaming);
+                let mut fresh = new_hub(&name, &mint, floor, limits);
                 fresh.dirty.deleted = true;
                 // Its streams stay open: workers keep their connection to the (now empty) hub.
                 fresh.streams = std::mem::take(&mut hub.streams);
@@ -543,10 +540,10 @@ impl Engine {
     }
 }
 
-fn new_hub(name: &str, mint: &TokenMint, token_floor: u64, history_streaming_bytes: usize) -> Hub {
+fn new_hub(name: &str, mint: &TokenMint, token_floor: u64, limits: HubLimits) -> Hub {
     let mut hub = Hub::new(name.to_owned(), mint.clone());
     hub.next_token = token_floor;
-    hub.history_streaming_bytes = history_streaming_bytes;
+    hub.limits = limits;
     hub
 }
 
