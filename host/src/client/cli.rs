@@ -705,7 +705,11 @@ mod tests {
     fn with_an_embedded_backend_the_client_connects_to_its_listen_address() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("host.toml");
-        std::fs::write(&path, "[embedded]\nlisten = \"0.0.0.0:4100\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[embedded]\nlisten = \"0.0.0.0:4100\"\ninsecure = true\n",
+        )
+        .unwrap();
         let (options, _) = connection_settings(&args_with(Some(path), &[])).unwrap();
         assert_eq!(options.endpoint, "http://127.0.0.1:4100");
     }
