@@ -43,6 +43,7 @@
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(20);
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
+mod auth;
 mod engine;
 mod limits;
 mod lock;
@@ -51,6 +52,7 @@ mod service;
 mod store;
 mod validate;
 
+pub use auth::TokenFileError;
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, PAYLOAD_TOO_LARGE};
 pub use lock::LockError;
 pub use store::StoreError;
@@ -89,6 +91,8 @@ pub enum BackendError {
     Thread(std::io::Error),
     #[error("the backend engine stopped while starting")]
     EngineStopped,
+    #[error(transparent)]
+    Tokens(#[from] TokenFileError),
 }
 
 #[derive(Clone, Debug)]
@@ -110,6 +114,9 @@ pub struct BackendOptions {
     /// further is refused with `RESOURCE_EXHAUSTED` and the orchestration fails with
     /// `HistoryTooLarge`; an event raised on it is refused with `RESOURCE_EXHAUSTED`.
     pub max_history_events: usize,
+    /// Accept only calls with `authorization: Bearer <token>` naming a token of this
+    /// file (one per line; re-read when it changes). `None`: no authentication.
+    pub token_file: Option<PathBuf>,
 }
 
 impl BackendOptions {
@@ -121,6 +128,7 @@ impl BackendOptions {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             history_streaming_bytes: DEFAULT_HISTORY_STREAMING_BYTES,
             max_history_events: DEFAULT_MAX_HISTORY_EVENTS,
+            token_file: None,
         }
     }
 }
@@ -150,6 +158,11 @@ impl EmbeddedBackend {
     /// Work items that were handed out but not completed before a crash are ready again
     /// and are redelivered to the next worker.
     pub async fn start(options: BackendOptions) -> Result<EmbeddedBackend, BackendError> {
+        // Read first: a bad token file stops the start before anything is opened.
+        let authenticator = auth::Authenticator(match &options.token_file {
+            Some(path) => Some(auth::TokenFile::open(path)?),
+            None => None,
+        });
         let (engine, engine_thread) = engine::spawn(
             options.database.clone(),
             engine::HubLimits {
@@ -183,6 +196,7 @@ impl EmbeddedBackend {
         ))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        let service = tonic::service::interceptor::InterceptedService::new(service, authenticator);
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()

@@ -401,3 +401,82 @@ async fn malformed_protobuf_is_invalid_argument() {
         status.message()
     );
 }
+
+fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+    );
+    request
+}
+
+#[tokio::test]
+async fn with_a_token_file_only_calls_bearing_one_of_its_tokens_are_served() {
+    let db = TestDb::new();
+    let tokens = db.dir.path().join("tokens");
+    std::fs::write(&tokens, "# the host's own\nfirst-token\n").unwrap();
+    let backend = EmbeddedBackend::start(BackendOptions {
+        token_file: Some(tokens.clone()),
+        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+    })
+    .await
+    .unwrap();
+    let mut client = common::client(&backend).await;
+    let get = || GetInstanceRequest {
+        instance_id: "x".into(),
+        get_inputs_and_outputs: false,
+    };
+    // Without a token, with a wrong one, and for destructive calls alike: refused.
+    let status = client.get_instance(get()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = client
+        .delete_task_hub(DeleteTaskHubRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = client
+        .get_instance(with_token("wrong", get()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    client
+        .get_instance(with_token("first-token", get()))
+        .await
+        .unwrap();
+
+    // Rotated in the file: the new token is taken up without a restart, the old dropped.
+    std::fs::write(&tokens, "second-token\n").unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while client
+        .get_instance(with_token("second-token", get()))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new token was never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = client
+        .get_instance(with_token("first-token", get()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_token_file_with_no_token_stops_the_start() {
+    let db = TestDb::new();
+    let tokens = db.dir.path().join("tokens");
+    std::fs::write(&tokens, "\n# none yet\n").unwrap();
+    let error = EmbeddedBackend::start(BackendOptions {
+        token_file: Some(tokens),
+        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("holds no token"), "{error}");
+}

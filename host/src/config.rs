@@ -91,6 +91,9 @@ pub struct EmbeddedSettings {
     pub history_streaming_bytes: usize,
     /// The most events one orchestration's history may hold.
     pub max_history_events: usize,
+    /// Accept only calls bearing one of the tokens of this file (one per line; resolved
+    /// against the config directory). The host's worker and client send its first.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for EmbeddedSettings {
@@ -102,6 +105,7 @@ impl Default for EmbeddedSettings {
             max_payload_bytes: durabletask_backend::DEFAULT_MAX_PAYLOAD_BYTES,
             history_streaming_bytes: durabletask_backend::DEFAULT_HISTORY_STREAMING_BYTES,
             max_history_events: durabletask_backend::DEFAULT_MAX_HISTORY_EVENTS,
+            token_file: None,
         }
     }
 }
@@ -457,6 +461,15 @@ impl Config {
         config.plugins.dir = base.join(&config.plugins.dir);
         config.logging.file = config.logging.file.map(|file| base.join(file));
         config.backend.token_file = config.backend.token_file.map(|file| base.join(file));
+        config.embedded.token_file = config.embedded.token_file.map(|file| base.join(file));
+        if config.backend.mode() == BackendMode::Embedded {
+            // The host's own worker and the client authenticate with the embedded
+            // backend's token ([backend] tokens are refused in this mode).
+            config
+                .backend
+                .token_file
+                .clone_from(&config.embedded.token_file);
+        }
         Ok(config)
     }
 
@@ -482,7 +495,7 @@ impl Config {
                     "backend",
                     key,
                     format!(
-                        "'{key}' in [backend] would be ignored: with mode = \"embedded\" the host's worker talks to its own backend, which checks no tokens; remove it, or use mode = \"remote\" for a backend that does"
+                        "'{key}' in [backend] would be ignored: with mode = \"embedded\" the host's worker talks to its own backend; set token_file in [embedded] to make that backend require a token (the host's worker and client then use it)"
                     ),
                 ));
             }
@@ -504,7 +517,7 @@ impl Config {
                 "embedded",
                 "listen",
                 format!(
-                    "'listen' in [embedded] is {}, reachable from other machines, and the embedded backend checks no credentials: anyone who reaches it could start, terminate or purge every orchestration. Listen on loopback (127.0.0.1), or set insecure = true in [embedded] if every machine on the network is trusted",
+                    "'listen' in [embedded] is {}, reachable from other machines, and the embedded backend does not serve TLS yet: calls, their payloads and any token would cross the network in the clear, and without token_file anyone who reaches it could start, terminate or purge every orchestration. Listen on loopback (127.0.0.1), or set insecure = true in [embedded] if every machine on the network is trusted",
                     self.embedded.listen
                 ),
             ));
@@ -1060,6 +1073,14 @@ rotation = "hourly"
             let message = error_of(&format!("[embedded]\nmax_payload_bytes = {bad}\n"));
             assert!(message.contains("max_payload_bytes"), "{message}");
         }
+    }
+
+    #[test]
+    fn the_embedded_token_file_is_what_the_worker_and_client_send() {
+        let config = parse("[embedded]\ntoken_file = \"secrets/tokens\"\n").unwrap();
+        let path = PathBuf::from("/etc/dt/secrets/tokens");
+        assert_eq!(config.embedded.token_file.as_ref(), Some(&path));
+        assert_eq!(config.backend.token_file, Some(path));
     }
 
     #[test]

@@ -65,7 +65,15 @@ impl BearerToken {
                     reason: error.to_string(),
                 }
             })?;
-            return Self::non_empty(text, || path.display().to_string()).map(Some);
+            // The first token line: a file may list several (the embedded backend
+            // accepts each, for rotation) and comments.
+            let first = text
+                .lines()
+                .map(str::trim)
+                .find(|line| !line.is_empty() && !line.starts_with('#'))
+                .unwrap_or_default()
+                .to_owned();
+            return Self::non_empty(first, || path.display().to_string()).map(Some);
         }
         Ok(None)
     }
@@ -254,6 +262,27 @@ mod tests {
                 .unwrap()
                 .starts_with("durabletask-host/")
         );
+    }
+
+    #[test]
+    fn a_token_file_gives_its_first_token_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(
+            &path,
+            "# rotated 2026-12-02
+
+  new  
+old
+",
+        )
+        .unwrap();
+        let settings = BackendSettings {
+            token_file: Some(path),
+            ..BackendSettings::default()
+        };
+        let token = BearerToken::from_settings(&settings).unwrap().unwrap();
+        assert_eq!(token.0, "new");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, Strin
         max_payload_bytes: settings.max_payload_bytes,
         history_streaming_bytes: settings.history_streaming_bytes,
         max_history_events: settings.max_history_events,
+        token_file: settings.token_file.clone(),
         ..BackendOptions::new(settings.database.clone(), settings.listen)
     })
     .await
@@ -42,11 +43,11 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, Strin
 }
 
 /// The backend settings the worker uses to reach the embedded backend: its actual
-/// address (the configured port may be 0), the configured task hub and no token.
+/// address (the configured port may be 0), the configured task hub, and the first token
+/// of `[embedded] token_file` if it is set (the config puts it in `backend.token_file`).
 pub fn worker_settings(backend: &EmbeddedBackend, configured: &BackendSettings) -> BackendSettings {
     let mut settings = configured.clone();
     settings.endpoint = Endpoint::to_listener(backend.local_addr());
     settings.token_env = None;
-    settings.token_file = None;
     settings
 }

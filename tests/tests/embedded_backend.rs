@@ -167,3 +167,56 @@ fn a_second_host_on_the_same_database_is_refused_naming_the_file_and_the_holder(
     assert_hello_cities_completed(&state, &first);
     Ok(())
 }
+
+/// Issue 10, item 5: with `[embedded] token_file`, the embedded backend serves only calls
+/// bearing one of its tokens; the host's own worker and the client (reading the same
+/// config) use it, anyone else is refused.
+#[test]
+fn with_a_token_file_the_embedded_backend_serves_only_its_token_holders() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let plugins = scratch.path().join("plugins");
+    std::fs::create_dir(&plugins)?;
+    let hello = PluginFile::built("hello")?;
+    std::fs::copy(hello.source(), plugins.join(hello.file_name()))?;
+    let config_path = scratch.path().join("host.toml");
+    // A fixed port: the client reads its address from the same config.
+    let port = free_port()?;
+    std::fs::write(
+        &config_path,
+        format!(
+            "[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\ntoken_file = \"tokens\"\n\n[plugins]\ndir = \"plugins\"\n"
+        ),
+    )?;
+
+    // No token file yet: the host does not start (it would otherwise serve everyone).
+    let mut refused = Host::start_with_config_file(&config_path)?;
+    assert!(!refused.wait_exit(WAIT)?.success());
+    let output = format!("{}{}", refused.stderr(), refused.logs());
+    assert!(output.contains("token file"), "{output}");
+
+    std::fs::write(scratch.path().join("tokens"), "# ops\ns3cret-token\n")?;
+    let mut host = Host::start_with_config_file(&config_path)?;
+    let endpoint = host.embedded_endpoint()?;
+    let binary = durabletask_e2e::paths::host_binary()?;
+    let run = |args: &[&str]| {
+        std::process::Command::new(&binary)
+            .arg("client")
+            .args(args)
+            .output()
+    };
+    let config_arg = config_path.to_string_lossy().into_owned();
+    let started = run(&["--config", &config_arg, "start", "hello_cities", "--wait"])?;
+    let stdout = String::from_utf8_lossy(&started.stdout);
+    let state: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&started.stderr)));
+    assert_hello_cities_completed(&state, &host);
+
+    let anonymous = run(&["--endpoint", &endpoint, "list"])?;
+    assert!(!anonymous.status.success());
+    let stderr = String::from_utf8_lossy(&anonymous.stderr);
+    assert!(
+        stderr.contains("Bearer") || stderr.contains("not accepted"),
+        "{stderr}"
+    );
+    Ok(())
+}
