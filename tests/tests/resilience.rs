@@ -161,3 +161,39 @@ fn sigint_stops_an_idle_host_with_exit_code_zero() -> Result<()> {
     assert_eq!(status.code(), Some(0), "{}", host.log_tail());
     Ok(())
 }
+
+/// Issue 10, item 8: after a long outage the worker slept its backoff (up to 30 s)
+/// before trying again, so a backend that came back waited 8-17 s for its workers, and
+/// the outage was logged at INFO only. Now the outage is a WARN line and the worker is
+/// back within about a second of the backend.
+#[test]
+fn after_a_long_outage_the_host_is_back_within_seconds_of_the_backend() -> Result<()> {
+    let mut backend = Backend::start()?;
+    let port = backend.port();
+    let config = HostConfig::new(backend.endpoint())
+        .plugin(PluginFile::built("hello")?)
+        .log_level("info,durabletask_host=debug");
+    let mut host = Host::start(&config)?;
+    let client = Client::new(backend.endpoint())?;
+    let state = client.start_and_wait("hello_cities", None, WAIT)?;
+    assert_hello_cities_completed(&state, &host);
+
+    backend.kill()?;
+    drop(backend);
+    host.wait_for_log("cannot reach the backend", WAIT)?;
+    // The fifth attempt's backoff is drawn from [0, 30 s): the long sleeps of an outage.
+    host.wait_for_log("attempt=5", Duration::from_secs(90))?;
+
+    let _backend = Backend::start_on(port)?;
+    let back = Instant::now();
+    host.wait_for_log("reconnected to the backend", Duration::from_secs(40))?;
+    let took = back.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "reconnected {took:?} after the backend came back\n{}",
+        host.log_tail()
+    );
+    let state = client.start_and_wait("hello_cities", None, WAIT)?;
+    assert_hello_cities_completed(&state, &host);
+    Ok(())
+}

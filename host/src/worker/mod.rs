@@ -15,6 +15,7 @@ pub mod executor;
 pub mod filters;
 mod history;
 mod in_flight;
+mod outage;
 mod session;
 
 use std::future::Future;
@@ -78,12 +79,13 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut client = None;
     let mut backoff = Backoff::default();
+    let mut outage = outage::Outage::default();
     tracing::info!(endpoint = %backend.endpoint, taskhub = %backend.taskhub, worker_id, "worker starting");
     loop {
         let end = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            end = session.run(&mut client, &mut backoff) => end,
+            end = session.run(&mut client, &mut backoff, &mut outage) => end,
         };
         let reason = match end {
             SessionEnd::StreamClosed { delivered: true } => {
@@ -108,11 +110,11 @@ pub async fn run(
             SessionEnd::StreamFailed(reason) => reason,
         };
         let delay = backoff.next_delay();
-        tracing::info!(attempt = backoff.attempt(), delay = ?delay, reason, "reconnecting");
+        outage.failed(&reason, delay);
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            () = tokio::time::sleep(delay) => {}
+            () = outage::sleep_or_until_listening(delay, &backend.endpoint) => {}
         }
     }
 

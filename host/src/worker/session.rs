@@ -14,6 +14,7 @@ use tonic::Code;
 
 use super::backoff::Backoff;
 use super::dispatch::Dispatcher;
+use super::outage::Outage;
 use crate::config::{BackendSettings, WorkerSettings};
 use crate::connection::{self, BearerToken, CallMetadata, SidecarClient};
 
@@ -52,12 +53,14 @@ impl Session<'_> {
         &self,
         client: &mut Option<SidecarClient>,
         backoff: &mut Backoff,
+        outage: &mut Outage,
     ) -> SessionEnd {
         let active = match client {
             Some(active) => active.clone(),
             None => match self.connect().await {
                 Ok(fresh) => {
                     backoff.reset();
+                    outage.ended();
                     tracing::info!(
                         endpoint = %self.backend.endpoint,
                         taskhub = %self.backend.taskhub,
