@@ -93,6 +93,13 @@ pub enum BackendError {
     EngineStopped,
     #[error(transparent)]
     Tokens(#[from] TokenFileError),
+    #[error("cannot read the TLS file {path}: {source}")]
+    TlsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the TLS certificate or key is not usable: {0}")]
+    Tls(tonic::transport::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +124,30 @@ pub struct BackendOptions {
     /// Accept only calls with `authorization: Bearer <token>` naming a token of this
     /// file (one per line; re-read when it changes). `None`: no authentication.
     pub token_file: Option<PathBuf>,
+    /// Serve TLS with this certificate chain and private key (PEM files). `None`:
+    /// plaintext HTTP/2.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the backend's TLS identity.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    fn load(&self) -> Result<tonic::transport::ServerTlsConfig, BackendError> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|source| BackendError::TlsFile {
+                path: path.clone(),
+                source,
+            })
+        };
+        let identity =
+            tonic::transport::Identity::from_pem(read(&self.certificate)?, read(&self.key)?);
+        Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
+    }
 }
 
 impl BackendOptions {
@@ -129,6 +160,7 @@ impl BackendOptions {
             history_streaming_bytes: DEFAULT_HISTORY_STREAMING_BYTES,
             max_history_events: DEFAULT_MAX_HISTORY_EVENTS,
             token_file: None,
+            tls: None,
         }
     }
 }
@@ -163,6 +195,11 @@ impl EmbeddedBackend {
             Some(path) => Some(auth::TokenFile::open(path)?),
             None => None,
         });
+        let tls = options.tls.as_ref().map(TlsFiles::load).transpose()?;
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(BackendError::Tls)?;
+        }
         let (engine, engine_thread) = engine::spawn(
             options.database.clone(),
             engine::HubLimits {
@@ -199,7 +236,7 @@ impl EmbeddedBackend {
         let service = tonic::service::interceptor::InterceptedService::new(service, authenticator);
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
-            tonic::transport::Server::builder()
+            builder
                 // A worker whose connection goes half-open (its machine gone, a network
                 // partition) never closes its stream: pings find out, the stream ends,
                 // and the work items leased to it are handed out again.

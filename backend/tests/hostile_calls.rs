@@ -480,3 +480,49 @@ async fn a_token_file_with_no_token_stops_the_start() {
     .to_string();
     assert!(error.contains("holds no token"), "{error}");
 }
+
+#[tokio::test]
+async fn with_tls_files_the_backend_serves_tls_only() {
+    let db = TestDb::new();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let certificate = db.dir.path().join("cert.pem");
+    let key = db.dir.path().join("key.pem");
+    std::fs::write(&certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let backend = EmbeddedBackend::start(BackendOptions {
+        tls: Some(durabletask_backend::TlsFiles {
+            certificate: certificate.clone(),
+            key,
+        }),
+        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+    })
+    .await
+    .unwrap();
+    let port = backend.local_addr().port();
+
+    let trusted = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            certified.cert.pem(),
+        ))
+        .domain_name("localhost");
+    let channel = tonic::transport::Channel::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(trusted)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = Client::new(channel);
+    start(&mut client, "over-tls", "orchestrator", None).await;
+    assert!(state(&mut client, "over-tls").await.is_some());
+
+    // Plaintext gets nothing.
+    let plaintext = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = plaintext {
+        assert!(Client::new(channel).hello(()).await.is_err());
+    }
+}
