@@ -354,6 +354,10 @@ pub struct PluginSettings {
     pub dir: PathBuf,
     /// Watch the folder for new plugin versions.
     pub watch: bool,
+    /// Refuse a library that users other than the host's and root could have written (the
+    /// file, the folder or a folder above it); `false` loads it with a warning, for
+    /// development only.
+    pub strict_permissions: bool,
 }
 
 impl Default for PluginSettings {
@@ -361,6 +365,7 @@ impl Default for PluginSettings {
         Self {
             dir: PathBuf::from("plugins"),
             watch: true,
+            strict_permissions: true,
         }
     }
 }

@@ -109,7 +109,10 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
         Ok((config, _)) => config,
         Err(code) => return code,
     };
-    let inventory = match durabletask_host::plugins::inventory(&config.plugins.dir) {
+    let inventory = match durabletask_host::plugins::inventory(
+        &config.plugins.dir,
+        config.plugins.strict_permissions,
+    ) {
         Ok(inventory) => inventory,
         Err(error) => {
             eprintln!("error: {error}");
@@ -180,6 +183,7 @@ async fn serve(config: &Config) -> Result<(), String> {
 fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
     let settings = PluginHostSettings {
         dir: config.plugins.dir.clone(),
+        strict_permissions: config.plugins.strict_permissions,
         maximum_timer_interval: config.worker.maximum_timer_interval,
         versioning: config.versioning.clone(),
     };

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::generation::Generation;
 use super::manager::Manager;
-use super::{PluginError, private_dir};
+use super::{PluginError, private_dir, trust};
 
 /// The outcome of loading a plugins folder.
 #[derive(Debug)]
@@ -21,16 +21,24 @@ pub struct Inventory {
     pub ignored: Vec<(PathBuf, String)>,
     /// Libraries that would be refused, and why.
     pub refused: Vec<(PathBuf, String)>,
+    /// Libraries that would be loaded although their permissions are unsafe
+    /// (`strict_permissions = false`), and why.
+    pub untrusted: Vec<(PathBuf, String)>,
 }
 
-/// Loads every library in `dir` from private copies, as the host does at start.
-pub fn inventory(dir: &Path) -> Result<Inventory, PluginError> {
+/// Loads every library in `dir` from private copies, as the host does at start, with
+/// `[plugins] strict_permissions`.
+pub fn inventory(dir: &Path, strict_permissions: bool) -> Result<Inventory, PluginError> {
     let private_dir =
         private_dir::PrivateDir::create().map_err(|source| PluginError::PrivateDir {
             dir: std::env::temp_dir(),
             source,
         })?;
-    let mut manager = Manager::new(dir.to_path_buf(), private_dir);
+    let mut manager = Manager::new(
+        dir.to_path_buf(),
+        private_dir,
+        trust::Policy::new(strict_permissions),
+    );
     let change = manager
         .scan()
         .map_err(|source| PluginError::UnreadableDir {
@@ -46,6 +54,7 @@ pub fn inventory(dir: &Path) -> Result<Inventory, PluginError> {
             .into_iter()
             .map(|(file, error)| (file, error.to_string()))
             .collect(),
+        untrusted: change.untrusted,
     })
 }
 
@@ -55,7 +64,8 @@ impl Inventory {
         self.refused.is_empty()
     }
 
-    /// One JSON object: `{"dir", "plugins": [...], "ignored": [...], "refused": [...]}`.
+    /// One JSON object: `{"dir", "plugins": [...], "ignored": [...], "refused": [...],
+    /// "untrusted": [...]}`.
     pub fn to_json(&self) -> Value {
         let skipped = |list: &[(PathBuf, String)]| -> Vec<Value> {
             list.iter()
@@ -79,6 +89,7 @@ impl Inventory {
             }).collect::<Vec<_>>(),
             "ignored": skipped(&self.ignored),
             "refused": skipped(&self.refused),
+            "untrusted": skipped(&self.untrusted),
         })
     }
 
@@ -109,7 +120,14 @@ impl Inventory {
                 list(&plugin.entities),
             ));
         }
-        for (heading, skipped) in [("ignored", &self.ignored), ("refused", &self.refused)] {
+        for (heading, skipped) in [
+            ("ignored", &self.ignored),
+            ("refused", &self.refused),
+            (
+                "loaded although unsafe (strict_permissions = false)",
+                &self.untrusted,
+            ),
+        ] {
             if !skipped.is_empty() {
                 text.push_str(&format!("\n{heading}:\n"));
                 for (file, reason) in skipped {

@@ -9,7 +9,11 @@
 //!   (orchestrations that started on the old version still need it) until the file is
 //!   removed;
 //! - a second library with a plugin name and version already in service is ignored, with
-//!   a log line: a new build must carry a new version to be deployed.
+//!   a log line: a new build must carry a new version to be deployed;
+//! - a library that someone besides the host's user and root could have written (the file,
+//!   the plugins folder or a folder above it: see [`trust`]) is refused, or, with
+//!   `[plugins] strict_permissions = false`, loaded with a warning. A library refused for
+//!   its folder is read again once the folder is safe.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +24,7 @@ use std::cmp::Ordering;
 
 use super::generation::Generation;
 use super::private_dir::PrivateDir;
+use super::trust::{self, Policy};
 use super::{LoadError, LoadedPlugin, loader};
 use crate::versioning;
 
@@ -56,6 +61,9 @@ struct FileEntry {
     current: Option<String>,
     /// Libraries the file held before it was replaced in place, oldest first.
     previous: Vec<String>,
+    /// Its last read was refused because the plugins folder was unsafe: read it again
+    /// once the folder is safe, though the file itself did not change.
+    refused_for_folder: bool,
 }
 
 impl FileEntry {
@@ -68,6 +76,7 @@ impl FileEntry {
 pub(crate) struct Manager {
     dir: PathBuf,
     private_dir: PrivateDir,
+    policy: Policy,
     files: BTreeMap<PathBuf, FileEntry>,
     /// Every library loaded by this process, by content hash (libraries are never
     /// unloaded, and one image must not be initialised twice).
@@ -99,6 +108,9 @@ pub(crate) struct Change {
     /// (or the same build already is, from another file), and why (each is reported
     /// once).
     pub(crate) ignored: Vec<(PathBuf, String)>,
+    /// Libraries loaded although they are unsafe (`strict_permissions = false`), and why
+    /// (each version of a file is reported once).
+    pub(crate) untrusted: Vec<(PathBuf, String)>,
     /// Whether a changed file is waiting to settle: scan again shortly.
     pub(crate) settling: bool,
 }
@@ -110,11 +122,27 @@ impl Change {
     }
 }
 
+/// Why a read was refused: for the plugins folder (read again once it is safe) or for
+/// the file itself.
+enum Refusal {
+    Folder(LoadError),
+    File(LoadError),
+}
+
+impl Refusal {
+    fn into_error(self) -> LoadError {
+        match self {
+            Refusal::Folder(error) | Refusal::File(error) => error,
+        }
+    }
+}
+
 impl Manager {
-    pub(crate) fn new(dir: PathBuf, private_dir: PrivateDir) -> Self {
+    pub(crate) fn new(dir: PathBuf, private_dir: PrivateDir, policy: Policy) -> Self {
         Self {
             dir,
             private_dir,
+            policy,
             files: BTreeMap::new(),
             libraries: HashMap::new(),
             generations: HashMap::new(),
@@ -149,49 +177,61 @@ impl Manager {
         let present_set: HashSet<&PathBuf> = present.iter().collect();
         self.files.retain(|path, _| present_set.contains(path));
         self.unsettled.retain(|path, _| present_set.contains(path));
+        // Once per scan: the folder's safety is the same for every file in it.
+        let folder = trust::check_plugins_folder(&self.dir, self.policy.euid());
         let mut refused = Vec::new();
+        let mut untrusted = Vec::new();
         for path in &present {
-            if let Err(error) = self.refresh(path) {
-                refused.push((path.clone(), error));
+            match self.refresh(path, &folder) {
+                Ok(Some(reason)) => untrusted.push((path.clone(), reason)),
+                Ok(None) => {}
+                Err(error) => refused.push((path.clone(), error)),
             }
         }
         let mut change = self.reconcile();
         change.refused = refused;
+        change.untrusted = untrusted;
         change.settling = !self.unsettled.is_empty();
         Ok(change)
     }
 
-    /// Reads `path` again if it changed since the last scan. `Err` is why its new
-    /// contents were refused (what it held before stays).
-    fn refresh(&mut self, path: &Path) -> Result<(), LoadError> {
+    /// Reads `path` again if it changed since the last scan (or was refused for its
+    /// folder, now safe). `folder` is the verdict on the plugins folder. `Err` is why its
+    /// new contents were refused (what it held before stays); `Ok(Some(reason))`, why
+    /// they were loaded although unsafe.
+    fn refresh(
+        &mut self,
+        path: &Path,
+        folder: &Result<(), String>,
+    ) -> Result<Option<String>, LoadError> {
         let fingerprint = match Fingerprint::of(path) {
             Ok(fingerprint) => fingerprint,
             // Gone between the listing and now: the next scan sees it removed.
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(None),
         };
-        if self
-            .files
-            .get(path)
-            .is_some_and(|entry| entry.fingerprint == fingerprint)
-        {
+        if self.files.get(path).is_some_and(|entry| {
+            entry.fingerprint == fingerprint && !(entry.refused_for_folder && folder.is_ok())
+        }) {
             self.unsettled.remove(path);
-            return Ok(());
+            return Ok(None);
         }
         if self.settle && self.unsettled.get(path) != Some(&fingerprint) {
             // Changed since the last look: maybe still being written. Look again.
             self.unsettled.insert(path.to_path_buf(), fingerprint);
-            return Ok(());
+            return Ok(None);
         }
         self.unsettled.remove(path);
-        let loaded = self.read(path);
+        let loaded = self.read(path, folder);
         let entry = self.files.entry(path.to_path_buf()).or_insert(FileEntry {
             fingerprint: fingerprint.clone(),
             current: None,
             previous: Vec::new(),
+            refused_for_folder: false,
         });
         // Recorded even when the load failed: that version of the file is not retried.
         entry.fingerprint = fingerprint;
-        let hash = loaded?;
+        entry.refused_for_folder = matches!(loaded, Err(Refusal::Folder(_)));
+        let (hash, untrusted) = loaded.map_err(Refusal::into_error)?;
         if entry.current.as_ref() != Some(&hash) {
             if let Some(old) = entry.current.replace(hash.clone()) {
                 entry.previous.retain(|h| *h != old);
@@ -199,17 +239,27 @@ impl Manager {
             }
             entry.previous.retain(|h| *h != hash);
         }
-        Ok(())
+        Ok(untrusted)
     }
 
     /// Copies and loads the library at `path` (unless this build is loaded already) and
-    /// returns its content hash.
-    fn read(&mut self, path: &Path) -> Result<String, LoadError> {
-        let copy = loader::private_copy(path, self.private_dir.path())?;
+    /// returns its content hash, and why it is unsafe if it was loaded anyway.
+    fn read(
+        &mut self,
+        path: &Path,
+        folder: &Result<(), String>,
+    ) -> Result<(String, Option<String>), Refusal> {
+        let unsafe_folder = self.policy.judge(folder.clone()).map_err(Refusal::Folder)?;
+        let copy = loader::private_copy(path, self.private_dir.path(), &self.policy)
+            .map_err(Refusal::File)?;
+        let untrusted = match (unsafe_folder, copy.untrusted.clone()) {
+            (Some(folder), Some(file)) => Some(format!("{folder}; {file}")),
+            (folder, file) => folder.or(file),
+        };
         if self.libraries.contains_key(&copy.hash) {
-            return Ok(copy.hash);
+            return Ok((copy.hash, untrusted));
         }
-        let plugin = loader::load(path, &copy)?;
+        let plugin = loader::load(path, &copy).map_err(Refusal::File)?;
         tracing::debug!(
             plugin = %plugin.name,
             plugin_version = %plugin.version,
@@ -218,7 +268,7 @@ impl Manager {
             "library loaded"
         );
         self.libraries.insert(copy.hash.clone(), Arc::new(plugin));
-        Ok(copy.hash)
+        Ok((copy.hash, untrusted))
     }
 
     /// Puts in service what the folder holds and takes out what it no longer does.
@@ -307,10 +357,9 @@ mod folder_tests {
 
     use super::*;
 
-    /// Every `PrivateDir` of a process is the same folder (`durabletask-host-<pid>`, with
-    /// one `.partial-<pid>` file), so managers must not scan at the same time.
-    /// Each test also names its files differently: the copies are named stem + hash, and
-    /// `dlopen` of a path already loaded in this process hands back that image.
+    /// One scan at a time: scans load plugins into this one test process. (Each manager
+    /// has a private folder of its own, so copies never collide; tests still name their
+    /// files apart, so that a failure names its own test's file.)
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
     fn sample(name: &str) -> PathBuf {
@@ -326,7 +375,122 @@ mod folder_tests {
     }
 
     fn manager(dir: &Path) -> Manager {
-        Manager::new(dir.to_path_buf(), PrivateDir::create().unwrap())
+        manager_with(dir, true)
+    }
+
+    fn manager_with(dir: &Path, strict_permissions: bool) -> Manager {
+        Manager::new(
+            dir.to_path_buf(),
+            PrivateDir::create().unwrap(),
+            Policy::new(strict_permissions),
+        )
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Scans until nothing waits to settle (a changed file is read on its second look).
+    fn scan_settled(manager: &mut Manager) -> Change {
+        let mut change = manager.scan().unwrap();
+        while change.settling {
+            change = manager.scan().unwrap();
+        }
+        change
+    }
+
+    /// A plugins folder (0755) in a fresh temporary folder, which is returned with it.
+    fn plugins_folder() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let plugins = root.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        chmod(&plugins, 0o755);
+        (root, plugins)
+    }
+
+    /// Issue 10: a library anyone could write to was loaded into the host.
+    #[test]
+    fn a_world_writable_library_is_refused_once_until_it_is_fixed() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (_root, plugins) = plugins_folder();
+        let file = plugins.join("libtrust-file.so");
+        std::fs::copy(sample("orders_v1"), &file).unwrap();
+        chmod(&file, 0o666);
+        let mut manager = manager(&plugins);
+        manager.settle_changes();
+        let first = scan_settled(&mut manager);
+        assert!(first.added.is_empty(), "{first:?}");
+        let [(refused, error)] = &first.refused[..] else {
+            panic!("expected one refusal: {first:?}");
+        };
+        assert_eq!(refused, &file);
+        assert!(matches!(error, LoadError::Untrusted(_)), "{error}");
+        assert!(error.to_string().contains("mode 0666"), "{error}");
+        let again = scan_settled(&mut manager);
+        assert!(again.refused.is_empty(), "reported twice: {again:?}");
+
+        chmod(&file, 0o644);
+        let fixed = scan_settled(&mut manager);
+        assert_eq!(fixed.added.len(), 1, "{fixed:?}");
+    }
+
+    /// A library in a folder anyone may write to is refused, and loaded once the folder
+    /// is fixed, although the file itself did not change.
+    #[test]
+    fn a_library_in_a_world_writable_folder_is_refused_until_the_folder_is_fixed() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (_root, plugins) = plugins_folder();
+        let file = plugins.join("libtrust-folder.so");
+        std::fs::copy(sample("orders_v1"), &file).unwrap();
+        chmod(&plugins, 0o777);
+        let mut manager = manager(&plugins);
+        manager.settle_changes();
+        let first = scan_settled(&mut manager);
+        let [(refused, error)] = &first.refused[..] else {
+            panic!("expected one refusal: {first:?}");
+        };
+        assert_eq!(refused, &file);
+        assert!(error.to_string().contains("the plugins folder"), "{error}");
+        let again = scan_settled(&mut manager);
+        assert!(again.refused.is_empty(), "reported twice: {again:?}");
+
+        chmod(&plugins, 0o755);
+        let fixed = scan_settled(&mut manager);
+        assert_eq!(fixed.added.len(), 1, "{fixed:?}");
+    }
+
+    #[test]
+    fn a_library_of_another_user_is_refused() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (_root, plugins) = plugins_folder();
+        let file = plugins.join("libtrust-owner.so");
+        std::fs::copy(sample("orders_v1"), &file).unwrap();
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        let change = manager(&plugins).scan().unwrap();
+        assert!(change.added.is_empty(), "{change:?}");
+        let [(_, error)] = &change.refused[..] else {
+            panic!("expected one refusal: {change:?}");
+        };
+        assert!(error.to_string().contains("owned by uid 65534"), "{error}");
+    }
+
+    #[test]
+    fn without_strict_permissions_an_unsafe_library_loads_with_its_reasons() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (_root, plugins) = plugins_folder();
+        let file = plugins.join("libtrust-lax.so");
+        std::fs::copy(sample("orders_v1"), &file).unwrap();
+        chmod(&file, 0o666);
+        chmod(&plugins, 0o777);
+        let change = manager_with(&plugins, false).scan().unwrap();
+        assert_eq!(change.added.len(), 1, "{change:?}");
+        let [(untrusted, reason)] = &change.untrusted[..] else {
+            panic!("expected one warning: {change:?}");
+        };
+        assert_eq!(untrusted, &file);
+        assert!(reason.contains("the plugins folder"), "{reason}");
+        assert!(reason.contains("mode 0666"), "{reason}");
     }
 
     /// The fingerprint is (length, mtime, inode). A library rewritten in place with the
@@ -381,7 +545,7 @@ mod folder_tests {
         patched[at..at + 5].copy_from_slice(b"v1.00");
         std::fs::write(dir.path().join("version-a.so"), &library).unwrap();
         std::fs::write(dir.path().join("version-b.so"), &patched).unwrap();
-        let inventory = super::super::inventory(dir.path()).unwrap();
+        let inventory = super::super::inventory(dir.path(), true).unwrap();
         let versions: Vec<&str> = inventory
             .generations
             .iter()
@@ -403,7 +567,7 @@ mod folder_tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(sample("orders_v1"), dir.path().join("dup-a.so")).unwrap();
         std::fs::copy(sample("orders_v1"), dir.path().join("dup-b.so")).unwrap();
-        let inventory = super::super::inventory(dir.path()).unwrap();
+        let inventory = super::super::inventory(dir.path(), true).unwrap();
         let mentioned = |name: &str| {
             inventory
                 .generations

@@ -1,7 +1,10 @@
 //! Plugins: loading cdylib plugins, keeping their generations in service, and running
 //! work items in them.
 //!
-//! - [`loader`] finds libraries and loads each from a private copy;
+//! - [`loader`] finds libraries and loads each from a private copy, kept in
+//!   [`private_dir`];
+//! - [`trust`] decides whether a library is safe to load: nobody but the host's user and
+//!   root may have been able to write it (sshd's StrictModes);
 //! - [`elf`] checks a library is complete before it is loaded (a cut one would crash
 //!   the dynamic loader);
 //! - [`ffi`] holds every `unsafe` call and the checks made before plugin code runs;
@@ -24,6 +27,7 @@ mod manager;
 mod private_dir;
 mod routing;
 mod sticky;
+mod trust;
 mod watcher;
 
 use std::path::PathBuf;
@@ -74,6 +78,12 @@ pub enum LoadError {
     /// Its `init` failed (a registration panicked, for example).
     #[error("it failed to initialise: {0}")]
     InitFailed(String),
+    /// Someone besides the host's user and root could have written it: the file, the
+    /// plugins folder or a folder above it (`[plugins] strict_permissions`).
+    #[error(
+        "its permissions are unsafe: {0}. Only the host's user and root may be able to change what the host loads (for development, [plugins] strict_permissions = false loads it anyway)"
+    )]
+    Untrusted(String),
 }
 
 /// The plugins folder itself is unusable.
@@ -137,16 +147,31 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 /// What the plugin host needs to know from the configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PluginHostSettings {
     /// The plugins folder.
     pub dir: PathBuf,
+    /// `[plugins] strict_permissions`: refuse a library others could have written (else
+    /// load it with a warning).
+    pub strict_permissions: bool,
     /// `[worker] maximum_timer_interval` (`None` = off), passed to the plugins with every
     /// orchestration request so that they split longer timers.
     pub maximum_timer_interval: Option<Duration>,
     /// `[versioning]`, if the file has that section: which generation runs which
     /// orchestration version.
     pub versioning: Option<VersioningSettings>,
+}
+
+impl Default for PluginHostSettings {
+    /// Strict about permissions: a forgotten setting must not make the host less safe.
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::new(),
+            strict_permissions: true,
+            maximum_timer_interval: None,
+            versioning: None,
+        }
+    }
 }
 
 /// What a [`PluginHost::rescan`] did.
@@ -191,7 +216,11 @@ impl PluginHost {
                 dir: std::env::temp_dir(),
                 source,
             })?;
-        let mut manager = Manager::new(settings.dir.clone(), private_dir);
+        let mut manager = Manager::new(
+            settings.dir.clone(),
+            private_dir,
+            trust::Policy::new(settings.strict_permissions),
+        );
         let change = manager
             .scan()
             .map_err(|source| PluginError::UnreadableDir {
@@ -282,6 +311,12 @@ fn log_change(change: &manager::Change) {
     }
     for (file, reason) in &change.ignored {
         tracing::warn!("ignored plugin {}: {reason}", file.display());
+    }
+    for (file, reason) in &change.untrusted {
+        tracing::warn!(
+            "loading plugin {} although its permissions are unsafe ([plugins] strict_permissions = false): {reason}",
+            file.display()
+        );
     }
     for generation in &change.added {
         let plugin = generation.plugin();
