@@ -560,6 +560,16 @@ impl Config {
                 "invalid value for 'taskhub' in [backend]: must not be empty".to_owned(),
             ));
         }
+        // It travels as a gRPC header; backends refuse names that are not plain ASCII.
+        if let Some(bad) = self.backend.taskhub.chars().find(|c| !c.is_ascii_graphic()) {
+            return Err(invalid(
+                "backend",
+                "taskhub",
+                format!(
+                    "invalid value for 'taskhub' in [backend]: only printable ASCII without spaces is allowed, found {bad:?}"
+                ),
+            ));
+        }
         if let Some(versioning) = &self.versioning {
             versioning
                 .contradiction()
@@ -1061,6 +1071,14 @@ rotation = "hourly"
         // A remote backend's worker does not listen: nothing to refuse.
         parse("[backend]\nendpoint = \"http://h:4001\"\n\n[embedded]\nlisten = \"0.0.0.0:1\"\n")
             .unwrap();
+    }
+
+    #[test]
+    fn a_taskhub_that_is_not_plain_ascii_is_refused() {
+        for bad in ["my hub", "h\u{e9}"] {
+            let message = error_of(&format!("[backend]\ntaskhub = \"{bad}\"\n"));
+            assert!(message.contains("printable ASCII"), "{message}");
+        }
     }
 
     #[test]
