@@ -119,10 +119,13 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    if json {
-        println!("{}", inventory.to_json());
+    let printed = if json {
+        client_cli::print_stdout(&format!("{}\n", inventory.to_json()))
     } else {
-        print!("{}", inventory.to_text());
+        client_cli::print_stdout(&inventory.to_text())
+    };
+    if printed.is_err() {
+        return ExitCode::from(client_cli::EXIT_BROKEN_PIPE as u8);
     }
     if inventory.all_loaded() {
         ExitCode::SUCCESS

@@ -124,3 +124,24 @@ fn raise_event_is_accepted_for_a_running_instance() -> Result<()> {
     assert_eq!(state["output"], json!(2));
     Ok(())
 }
+
+#[test]
+fn a_closed_stdout_exits_141_quietly_instead_of_panicking() -> Result<()> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    // Port 1 refuses at once, so the client has its (error) object to print right away; the
+    // read end of its stdout is closed before that, as `client ... | head -c 0` would.
+    let mut child = Command::new(durabletask_e2e::paths::host_binary()?)
+        .args(["client", "--endpoint", "http://127.0.0.1:1", "status", "x"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr)?;
+    let status = child.wait()?;
+
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(141), "{status:?} {stderr}");
+    Ok(())
+}

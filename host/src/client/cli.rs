@@ -266,12 +266,33 @@ pub async fn run(args: ClientArgs) -> i32 {
     let (value, code) = match execute(args).await {
         Ok(value) => (value, 0),
         Err(error) => {
-            eprintln!("error: {error}");
+            print_stderr(&format!("error: {error}"));
             (error.to_json(), error.exit_code())
         }
     };
-    println!("{value}");
-    code
+    match print_stdout(&format!("{value}\n")) {
+        Ok(()) => code,
+        Err(_) => EXIT_BROKEN_PIPE,
+    }
+}
+
+/// The exit code when stdout was closed before the result was written (`client list | head
+/// -n1`): 128 + SIGPIPE, what shells report for a writer killed by a broken pipe.
+pub const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// Writes `text` to stdout and flushes it. A closed stdout (EPIPE) or any other write error is
+/// returned instead of panicking as `println!` would.
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// Writes one line to stderr; a closed stderr is ignored (there is nowhere left to say it).
+fn print_stderr(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Parses the arguments further (JSON, durations) and performs the call.
