@@ -145,3 +145,31 @@ fn a_closed_stdout_exits_141_quietly_instead_of_panicking() -> Result<()> {
     assert_eq!(status.code(), Some(141), "{status:?} {stderr}");
     Ok(())
 }
+
+#[test]
+fn start_whose_wait_times_out_says_the_instance_was_started() -> Result<()> {
+    use durabletask_e2e::{Host, HostConfig, PluginFile};
+    let mut host = Host::start(&HostConfig::embedded().plugin(PluginFile::built("faulty")?))?;
+    let client = Client::new(host.embedded_endpoint()?)?;
+
+    // Twenty 300 ms steps: still running when the one-second wait gives up.
+    let run = client.run(&[
+        "start",
+        "slow_sequence",
+        "--input",
+        "20",
+        "--id",
+        "started-1",
+        "--wait",
+        "--timeout",
+        "1",
+    ])?;
+
+    assert_eq!(run.exit_code, Some(exit_codes::TIMEOUT), "{run:#?}");
+    assert_eq!(run.json["instance_id"], "started-1", "{run:#?}");
+    assert_eq!(run.json["started"], true, "{run:#?}");
+    assert!(run.stderr.contains("'started-1' was started"), "{run:#?}");
+    let state = client.wait("started-1", WAIT)?;
+    assert_eq!(state["status"], "COMPLETED", "{state:#}");
+    Ok(())
+}

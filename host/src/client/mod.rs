@@ -60,6 +60,13 @@ pub enum ClientError {
     /// No such entity (never signalled, or purged). Exit 4, like an unknown instance.
     #[error("entity '{entity_id}' does not exist")]
     EntityNotFound { entity_id: String },
+    /// `start`: StartInstance succeeded (the instance WAS started), but the read that followed
+    /// (GetInstance, or the wait of `--wait`) failed. Exit 5, or 3 when the wait timed out.
+    #[error("instance '{instance_id}' was started, but {source}")]
+    Started {
+        instance_id: String,
+        source: Box<ClientError>,
+    },
     /// The instance exists but is in the wrong state for the operation (rewinding one that
     /// did not fail, restarting one still running). Exit 2.
     #[error("{message}")]
@@ -75,6 +82,10 @@ impl ClientError {
             ClientError::Usage(_) | ClientError::Rpc { .. } | ClientError::WrongState { .. } => 2,
             ClientError::Timeout { .. } => 3,
             ClientError::NotFound { .. } | ClientError::EntityNotFound { .. } => 4,
+            ClientError::Started { source, .. } => match **source {
+                ClientError::Timeout { .. } => 3,
+                _ => 5,
+            },
         }
     }
 
@@ -90,6 +101,9 @@ impl ClientError {
             ClientError::Timeout { instance_id, .. }
             | ClientError::WrongState { instance_id, .. } => {
                 json!({ "error": self.to_string(), "instance_id": instance_id })
+            }
+            ClientError::Started { instance_id, .. } => {
+                json!({ "error": self.to_string(), "instance_id": instance_id, "started": true })
             }
             ClientError::Usage(_) | ClientError::Rpc { .. } => json!({ "error": self.to_string() }),
         }
@@ -255,10 +269,14 @@ impl Client {
             )
             .await?;
         let instance_id = created.instance_id;
-        match options.wait {
+        let state = match options.wait {
             Some(timeout) => self.wait(&instance_id, timeout).await,
             None => self.status(&instance_id).await,
-        }
+        };
+        state.map_err(|source| ClientError::Started {
+            instance_id,
+            source: Box::new(source),
+        })
     }
 
     /// The current state of an instance.
@@ -803,6 +821,19 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         assert_eq!(timeout.exit_code(), 3);
+        let started = ClientError::Started {
+            instance_id: "i".into(),
+            source: Box::new(ClientError::Rpc {
+                endpoint: "e".into(),
+                operation: "GetInstance",
+                code: Code::Unavailable,
+                message: "gone".into(),
+            }),
+        };
+        assert_eq!(started.exit_code(), 5);
+        assert_eq!(started.to_json()["started"], true);
+        assert_eq!(started.to_json()["instance_id"], "i");
+        assert!(started.to_string().contains("'i' was started"), "{started}");
         assert_eq!(timeout.to_json()["instance_id"], "x");
         let no_entity = ClientError::EntityNotFound {
             entity_id: "@counter@k".into(),
