@@ -106,32 +106,43 @@ impl PayloadLimit {
         let Some((what, length)) = oversized else {
             return;
         };
-        let id = response
-            .actions
-            .iter()
-            .map(|action| action.id)
-            .max()
-            .unwrap_or(0);
-        response.custom_status = None;
-        response.actions = vec![OrchestratorAction {
-            id,
-            orchestrator_action_type: Some(OrchestratorActionType::CompleteOrchestration(
-                CompleteOrchestrationAction {
-                    orchestration_status: OrchestrationStatus::Failed as i32,
-                    failure_details: Some(TaskFailureDetails {
-                        error_type: PAYLOAD_TOO_LARGE.to_owned(),
-                        error_message: format!(
-                            "{what} is {length} bytes; the backend accepts payloads of at most {} bytes",
-                            self.0
-                        ),
-                        is_non_retriable: true,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            )),
-        }];
+        let message = format!(
+            "{what} is {length} bytes; the backend accepts payloads of at most {} bytes",
+            self.0
+        );
+        replace_with_failure(response, PAYLOAD_TOO_LARGE, message);
     }
+}
+
+/// Replaces what a worker answered with the failure of the orchestration (errorType
+/// `error_type`, not retriable): none of its actions is applied.
+pub fn replace_with_failure(
+    response: &mut OrchestratorResponse,
+    error_type: &str,
+    message: String,
+) {
+    let id = response
+        .actions
+        .iter()
+        .map(|action| action.id)
+        .max()
+        .unwrap_or(0);
+    response.custom_status = None;
+    response.actions = vec![OrchestratorAction {
+        id,
+        orchestrator_action_type: Some(OrchestratorActionType::CompleteOrchestration(
+            CompleteOrchestrationAction {
+                orchestration_status: OrchestrationStatus::Failed as i32,
+                failure_details: Some(TaskFailureDetails {
+                    error_type: error_type.to_owned(),
+                    error_message: message,
+                    is_non_retriable: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )),
+    }];
 }
 
 #[cfg(test)]

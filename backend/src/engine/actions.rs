@@ -106,18 +106,11 @@ impl Hub {
         mut response: OrchestratorResponse,
     ) -> Result<CompleteTaskResponse, tonic::Status> {
         let limit = self.limits.max_history_events;
-        let projected = self.instances.get(&response.instance_id).map(|instance| {
-            let history = instance
-                .history
-                .as_ref()
-                .map_or(instance.persisted_len, Vec::len);
-            let in_flight = instance
-                .in_flight
-                .as_ref()
-                .map_or(0, |flight| flight.events.len());
-            // Each action adds one event, the step adds orchestratorCompleted.
-            history + in_flight + response.actions.len() + 1
-        });
+        // Each action adds one event, the step adds orchestratorCompleted.
+        let projected = self
+            .instances
+            .get(&response.instance_id)
+            .map(|instance| instance.recorded_and_handed_out_events() + response.actions.len() + 1);
         let Some(projected) = projected.filter(|&projected| projected > limit) else {
             self.complete_orchestration(response);
             return Ok(CompleteTaskResponse {});
@@ -126,28 +119,11 @@ impl Hub {
             "orchestration '{}' would have {projected} history events; this backend keeps at most {limit} (max_history_events). Use continue-as-new to start a fresh history",
             response.instance_id
         );
-        let id = response
-            .actions
-            .iter()
-            .map(|action| action.id)
-            .max()
-            .unwrap_or(0);
-        response.custom_status = None;
-        response.actions = vec![OrchestratorAction {
-            id,
-            orchestrator_action_type: Some(
-                orchestrator_action::OrchestratorActionType::CompleteOrchestration(
-                    CompleteOrchestrationAction {
-                        orchestration_status: OrchestrationStatus::Failed as i32,
-                        failure_details: Some(TaskFailureDetails {
-                            is_non_retriable: true,
-                            ..events::failure(crate::HISTORY_TOO_LARGE, message.clone())
-                        }),
-                        ..Default::default()
-                    },
-                ),
-            ),
-        }];
+        crate::limits::replace_with_failure(
+            &mut response,
+            crate::HISTORY_TOO_LARGE,
+            message.clone(),
+        );
         self.complete_orchestration(response);
         Err(tonic::Status::resource_exhausted(message))
     }

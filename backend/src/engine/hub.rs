@@ -123,6 +123,17 @@ impl Instance {
         suspended
     }
 
+    /// The history's length plus the events handed out with the current work item (they
+    /// join the history when it completes): what a history limit counts.
+    pub fn recorded_and_handed_out_events(&self) -> usize {
+        let history = self.history.as_ref().map_or(self.persisted_len, Vec::len);
+        let in_flight = self
+            .in_flight
+            .as_ref()
+            .map_or(0, |flight| flight.events.len());
+        history + in_flight
+    }
+
     pub fn history_mut(&mut self) -> &mut Vec<HistoryEvent> {
         self.history.get_or_insert_with(Vec::new)
     }

@@ -354,15 +354,8 @@ impl Hub {
             tracing::debug!(hub = %self.name, instance_id = %request.instance_id, name = %request.name, "dropping an event raised on a finished instance");
             return Ok(RaiseEventResponse {});
         }
-        let history = instance
-            .history
-            .as_ref()
-            .map_or(instance.persisted_len, Vec::len);
-        let in_flight = instance
-            .in_flight
-            .as_ref()
-            .map_or(0, |flight| flight.events.len());
-        let projected = history + in_flight + instance.record.pending.len() + 1;
+        let projected =
+            instance.recorded_and_handed_out_events() + instance.record.pending.len() + 1;
         let limit = self.limits.max_history_events;
         if projected > limit {
             return Err(Status::resource_exhausted(format!(
