@@ -10,5 +10,6 @@ pub mod embedded;
 pub mod logging;
 pub mod plugins;
 pub mod runtime;
+pub mod signals;
 pub mod versioning;
 pub mod worker;

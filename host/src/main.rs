@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use durabletask_host::client::cli::{self as client_cli, ClientArgs};
 use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::{PluginHost, PluginHostSettings};
-use durabletask_host::{embedded, logging, worker};
+use durabletask_host::{embedded, logging, signals, worker};
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
@@ -141,14 +140,18 @@ fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> 
         Err(code) => return code,
     };
     // Kept until the end of this function so the log file is flushed on exit.
-    let _logging = match logging::init(&config.logging) {
+    let log_guard = match logging::init(&config.logging) {
         Ok(guard) => guard,
         Err(error) => {
             eprintln!("error: {}: [logging]: {error}", config_path.display());
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match runtime.block_on(serve(&config)) {
+    let reload = Reload {
+        config_path,
+        level: log_guard.level_handle(),
+    };
+    match runtime.block_on(serve(&config, reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -157,10 +160,16 @@ fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> 
     }
 }
 
-async fn serve(config: &Config) -> Result<(), String> {
-    // Handlers go in before anything slow, so an early SIGTERM is not fatal.
-    let shutdown =
-        shutdown_on_signal().map_err(|error| format!("cannot install signal handlers: {error}"))?;
+/// What SIGHUP needs besides the plugins: where the config file is, and the logger's level.
+struct Reload {
+    config_path: PathBuf,
+    level: logging::LevelHandle,
+}
+
+async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
+    // Handlers go in before anything slow, so an early signal is not fatal.
+    let (shutdown, control_signals) =
+        signals::install().map_err(|error| format!("cannot install signal handlers: {error}"))?;
     let embedded = match config.backend.mode() {
         BackendMode::Embedded => Some(embedded::start(&config.embedded).await?),
         BackendMode::Remote => None,
@@ -170,6 +179,12 @@ async fn serve(config: &Config) -> Result<(), String> {
         None => config.backend.clone(),
     };
     let plugins = start_plugins(config)?;
+    control_signals.spawn(signals::Reloader {
+        config_path: reload.config_path,
+        level: reload.level,
+        current_level: config.logging.level.clone(),
+        plugins: Arc::clone(&plugins),
+    });
     let executor: Arc<dyn worker::WorkItemExecutor> = plugins.clone();
     let filters = follow_work_item_filters(config, &plugins);
     let result = worker::run(&config.worker, &backend, executor, filters, shutdown).await;
@@ -244,37 +259,4 @@ fn work_item_filters(config: &Config, catalog: &Catalog) -> Option<WorkItemFilte
         worker::filters::describe(&filters)
     );
     Some(filters)
-}
-
-/// Resolves on the first SIGINT or SIGTERM. A second one exits at once, for an operator
-/// who does not want to wait for the drain.
-fn shutdown_on_signal() -> std::io::Result<impl Future<Output = ()>> {
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let (first_signal, shutdown) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let name = next_signal(&mut terminate, &mut interrupt).await;
-        tracing::info!(
-            signal = name,
-            "shutting down; send the signal again to exit at once"
-        );
-        let _ = first_signal.send(());
-        let name = next_signal(&mut terminate, &mut interrupt).await;
-        tracing::warn!(
-            signal = name,
-            "second signal: exiting without finishing in-flight work"
-        );
-        std::process::exit(130);
-    });
-    Ok(async move {
-        // An error means the signal task is gone; stopping is the safe reading of that.
-        let _ = shutdown.await;
-    })
-}
-
-async fn next_signal(terminate: &mut Signal, interrupt: &mut Signal) -> &'static str {
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    }
 }

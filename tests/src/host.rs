@@ -563,7 +563,8 @@ impl Host {
         self.signal(libc::SIGINT)
     }
 
-    fn signal(&self, signal: libc::c_int) -> Result<()> {
+    /// Sends `signal` (e.g. `libc::SIGHUP`) while it runs.
+    pub fn signal(&self, signal: libc::c_int) -> Result<()> {
         match (&self.child, self.exit_status) {
             (Some(child), None) => send_signal(child, signal),
             _ => Err(Error::new("the host is not running")),
