@@ -4,8 +4,9 @@
 //!
 //! Module map: [`session`] is one connection's life; [`dispatch`] turns work items into
 //! tasks; [`completion`] sends results back; [`in_flight`] tracks accepted work;
-//! [`drain`] finishes it on shutdown; [`backoff`] spaces out reconnects; [`filters`]
-//! builds the optional work-item filters.
+//! [`drain`] finishes it on shutdown; [`backoff`] spaces out reconnects (soon for a
+//! backend that does not answer, slowly for one that answers with errors) and [`outage`]
+//! logs them; [`filters`] builds the optional work-item filters.
 
 pub mod backoff;
 mod completion;
@@ -31,7 +32,7 @@ use crate::connection::{self, BearerToken, CallMetadata, ConnectionError};
 use backoff::Backoff;
 use dispatch::Dispatcher;
 use in_flight::InFlight;
-use session::{Session, SessionEnd};
+use session::{Failure, Session, SessionEnd};
 
 /// Problems that stop the worker before it starts; everything after start-up is retried.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,7 @@ pub async fn run(
             () = &mut shutdown => break,
             end = session.run(&mut client, &mut backoff, &mut outage) => end,
         };
-        let reason = match end {
+        let failure = match end {
             SessionEnd::StreamClosed { delivered: true } => {
                 // The backend ended the stream on purpose (e.g. a rolling restart): come
                 // back at once, on a fresh connection.
@@ -101,20 +102,21 @@ pub async fn run(
             }
             SessionEnd::StreamClosed { delivered: false } => {
                 client = None;
-                "the backend closed the work-item stream before sending anything".to_owned()
+                // It answered, so it is up: a backend that does this must not make us spin.
+                Failure::refused("the backend closed the work-item stream before sending anything")
             }
-            SessionEnd::ConnectionLost(reason) => {
+            SessionEnd::ConnectionLost(failure) => {
                 client = None;
-                reason
+                failure
             }
-            SessionEnd::StreamFailed(reason) => reason,
+            SessionEnd::StreamFailed(failure) => failure,
         };
-        let delay = backoff.next_delay();
-        outage.failed(&reason, delay);
+        let delay = backoff.next_delay(failure.cause);
+        outage.failed(&failure, delay);
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            () = outage::sleep_or_until_listening(delay, &backend.endpoint) => {}
+            () = tokio::time::sleep(delay) => {}
         }
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, Cause};
 use super::dispatch::Dispatcher;
 use super::outage::Outage;
 use crate::config::{BackendSettings, WorkerSettings};
@@ -27,12 +27,35 @@ pub enum SessionEnd {
     /// first: a backend that closes streams at once must not make us spin.
     StreamClosed { delivered: bool },
     /// The connection is unusable: drop it, back off, reconnect with Hello.
-    ConnectionLost(String),
+    ConnectionLost(Failure),
     /// The backend refused the stream with an application-level status: keep the
     /// connection, back off and open the stream again.
-    StreamFailed(String),
+    StreamFailed(Failure),
     /// The work-item filters changed: open the stream again at once, with the new ones.
     FiltersChanged,
+}
+
+/// Why an attempt failed: what to log, and how soon to try again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub cause: Cause,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn unreachable(reason: impl Into<String>) -> Self {
+        Self {
+            cause: Cause::Unreachable,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn refused(reason: impl Into<String>) -> Self {
+        Self {
+            cause: Cause::Refused,
+            reason: reason.into(),
+        }
+    }
 }
 
 pub struct Session<'a> {
@@ -70,28 +93,43 @@ impl Session<'_> {
                     *client = Some(fresh.clone());
                     fresh
                 }
-                Err(reason) => return SessionEnd::ConnectionLost(reason),
+                Err(failure) => return SessionEnd::ConnectionLost(failure),
             },
         };
-        self.receive(active).await
+        self.receive(active, backoff, outage).await
     }
 
     /// A new channel, proven alive by Hello.
-    async fn connect(&self) -> Result<SidecarClient, String> {
-        let token = BearerToken::from_settings(self.backend).map_err(|error| error.to_string())?;
+    async fn connect(&self) -> Result<SidecarClient, Failure> {
+        // A token that cannot be read is a local problem no quick retry fixes.
+        let local = |error: connection::ConnectionError| Failure::refused(error.to_string());
+        let token = BearerToken::from_settings(self.backend).map_err(local)?;
         let metadata =
             CallMetadata::new(&self.backend.taskhub, Some(self.worker_id), token.as_ref())
-                .map_err(|error| error.to_string())?;
-        let client = connection::connect(&self.backend.endpoint, metadata)
-            .map_err(|error| error.to_string())?;
+                .map_err(local)?;
+        let client = connection::connect(&self.backend.endpoint, metadata).map_err(local)?;
         match tokio::time::timeout(HELLO_TIMEOUT, client.clone().hello(())).await {
             Ok(Ok(_)) => Ok(client),
-            Ok(Err(status)) => Err(format!("Hello failed: {}", reason(&status))),
-            Err(_) => Err(format!("Hello got no answer within {HELLO_TIMEOUT:?}")),
+            Ok(Err(status)) => Err(Failure {
+                cause: cause(&status),
+                reason: format!("Hello failed: {}", reason(&status)),
+            }),
+            Err(_) => Err(Failure::unreachable(format!(
+                "Hello got no answer within {HELLO_TIMEOUT:?}"
+            ))),
         }
     }
 
-    async fn receive(&self, mut client: SidecarClient) -> SessionEnd {
+    /// Reads the work-item stream until it ends. A stream that opens ends an outage
+    /// (the backend serves us again); the backoff count is reset only by a Hello or by
+    /// work delivered, so a backend that opens streams and fails them at once is still
+    /// backed off.
+    async fn receive(
+        &self,
+        mut client: SidecarClient,
+        backoff: &mut Backoff,
+        outage: &mut Outage,
+    ) -> SessionEnd {
         let silence = self.settings.stream_silence_timeout;
         let watch_silence = !silence.is_zero();
         // One timer, pushed back on every message, rather than a new timeout per message.
@@ -101,8 +139,11 @@ impl Session<'_> {
             Duration::MAX / 4
         });
         tokio::pin!(deadline);
-        let silent =
-            || SessionEnd::ConnectionLost(format!("no message from the backend for {silence:?}"));
+        let silent = || {
+            SessionEnd::ConnectionLost(Failure::unreachable(format!(
+                "no message from the backend for {silence:?}"
+            )))
+        };
 
         // This stream's filters are the current ones; a later change ends it, so that
         // the next one is opened with the new filters.
@@ -127,6 +168,7 @@ impl Session<'_> {
             Ok(response) => response.into_inner(),
             Err(status) => return classify(&status),
         };
+        outage.ended();
 
         let mut delivered = false;
         loop {
@@ -137,6 +179,9 @@ impl Session<'_> {
             };
             match next {
                 Ok(Some(item)) => {
+                    if !delivered {
+                        backoff.reset();
+                    }
                     delivered = true;
                     let kind = self.dispatcher.dispatch(item);
                     // Our own wait for capacity is not the backend's silence.
@@ -168,6 +213,10 @@ impl Session<'_> {
 
 /// Sorts a stream error into connection-level or application-level (protocol.md §1.8).
 pub fn classify(status: &tonic::Status) -> SessionEnd {
+    let failure = Failure {
+        cause: cause(status),
+        reason: reason(status),
+    };
     let connection_level = matches!(
         status.code(),
         Code::Unavailable
@@ -176,14 +225,35 @@ pub fn classify(status: &tonic::Status) -> SessionEnd {
             | Code::Unauthenticated
             | Code::Aborted
     );
-    // A status with an underlying error was made on our side from a transport failure
-    // (a reset connection often surfaces as UNKNOWN or INTERNAL); statuses sent by the
-    // server never carry one. Either way the connection is what failed.
-    if connection_level || status.source().is_some() {
-        SessionEnd::ConnectionLost(reason(status))
+    // A status made on our side from a transport failure: the connection is what failed.
+    if connection_level || made_here(status) {
+        SessionEnd::ConnectionLost(failure)
     } else {
-        SessionEnd::StreamFailed(reason(status))
+        SessionEnd::StreamFailed(failure)
     }
+}
+
+/// Whether a failed call means nothing answered (the backend is down, restarting or out
+/// of reach: try again soon) or that the backend answered with an error (back off).
+/// `UNAVAILABLE` counts as no answer whoever sent it: a proxy in front of a backend that
+/// is down says exactly that, and answering it costs nothing.
+pub fn cause(status: &tonic::Status) -> Cause {
+    let unanswered = matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+    );
+    if unanswered || made_here(status) {
+        Cause::Unreachable
+    } else {
+        Cause::Refused
+    }
+}
+
+/// A status with an underlying error was made on our side from a transport failure (a
+/// reset connection often surfaces as UNKNOWN or INTERNAL); statuses sent by the server
+/// never carry one.
+fn made_here(status: &tonic::Status) -> bool {
+    status.source().is_some()
 }
 
 /// A status as a reconnect reason: its code, message and causes.
@@ -213,6 +283,40 @@ mod tests {
                     classify(&tonic::Status::new(code, "x")),
                     SessionEnd::ConnectionLost(_)
                 ),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_backend_that_does_not_answer_is_tried_again_soon() {
+        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Cancelled] {
+            assert_eq!(
+                cause(&tonic::Status::new(code, "x")),
+                Cause::Unreachable,
+                "{code:?}"
+            );
+        }
+        // A refused connection: tonic's own status, with the transport error as its source.
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let status = tonic::Status::from_error(Box::new(refused));
+        assert_eq!(cause(&status), Cause::Unreachable, "{status:?}");
+        assert!(matches!(classify(&status), SessionEnd::ConnectionLost(_)));
+    }
+
+    #[test]
+    fn a_backend_that_answers_with_an_error_is_backed_off() {
+        for code in [
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Aborted,
+        ] {
+            assert_eq!(
+                cause(&tonic::Status::new(code, "x")),
+                Cause::Refused,
                 "{code:?}"
             );
         }
