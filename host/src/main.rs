@@ -72,7 +72,7 @@ fn main() -> ExitCode {
     let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            client_cli::print_stderr(&format!("error: cannot start the async runtime: {error}"));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -96,7 +96,7 @@ fn load_config(config_path: Option<PathBuf>) -> Result<(Config, PathBuf), ExitCo
     match Config::load(&config_path) {
         Ok(config) => Ok((config, config_path)),
         Err(error) => {
-            eprintln!("error: {error}");
+            client_cli::print_stderr(&format!("error: {error}"));
             Err(ExitCode::from(EXIT_CONFIG))
         }
     }
@@ -114,7 +114,7 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
     ) {
         Ok(inventory) => inventory,
         Err(error) => {
-            eprintln!("error: {error}");
+            client_cli::print_stderr(&format!("error: {error}"));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -123,8 +123,9 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
     } else {
         client_cli::print_stdout(&inventory.to_text())
     };
-    if printed.is_err() {
-        return ExitCode::from(client_cli::EXIT_BROKEN_PIPE as u8);
+    if let Err(error) = printed {
+        let code = client_cli::write_failure_code(&error, i32::from(EXIT_FAILURE));
+        return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE));
     }
     if inventory.all_loaded() {
         ExitCode::SUCCESS
@@ -143,7 +144,10 @@ fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> 
     let log_guard = match logging::init(&config.logging) {
         Ok(guard) => guard,
         Err(error) => {
-            eprintln!("error: {}: [logging]: {error}", config_path.display());
+            client_cli::print_stderr(&format!(
+                "error: {}: [logging]: {error}",
+                config_path.display()
+            ));
             return ExitCode::from(EXIT_CONFIG);
         }
     };

@@ -173,3 +173,25 @@ fn start_whose_wait_times_out_says_the_instance_was_started() -> Result<()> {
     assert_eq!(state["status"], "COMPLETED", "{state:#}");
     Ok(())
 }
+
+#[test]
+fn a_result_that_cannot_be_written_is_an_error_not_a_closed_pipe() -> Result<()> {
+    use std::process::{Command, Stdio};
+    // /dev/full: every write fails with ENOSPC, as on a full disk. Unlike a reader that
+    // closed the pipe, that loses the result: exit 2 and say so on stderr.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full")?;
+    let output = Command::new(durabletask_e2e::paths::host_binary()?)
+        .args(["client", "--endpoint", "http://127.0.0.1:1", "status", "x"])
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(output.status.code(), Some(exit_codes::ERROR), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the result to stdout"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    Ok(())
+}
