@@ -24,6 +24,8 @@ const SCHEMA_VERSION: i64 = 1;
 pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("a stored record does not decode: {0}")]
+    Decode(#[from] prost::DecodeError),
     #[error("the database has schema version {found}, this build reads version {SCHEMA_VERSION}")]
     SchemaVersion { found: i64 },
     #[error(transparent)]
@@ -60,6 +62,22 @@ pub enum Op {
     },
     /// Deletes every record and history of a hub.
     DeleteHub { hub: String },
+}
+
+impl Op {
+    /// Saves a record's new value, or deletes it when it is gone (`None`).
+    pub fn save(hub: &str, kind: Kind, key: String, value: Option<Vec<u8>>) -> Op {
+        let hub = hub.to_owned();
+        match value {
+            Some(value) => Op::Put {
+                hub,
+                kind,
+                key,
+                value,
+            },
+            None => Op::Delete { hub, kind, key },
+        }
+    }
 }
 
 /// A stored record, as loaded at start.
@@ -163,28 +181,30 @@ impl Store {
         let mut statement = self
             .conn
             .prepare("SELECT hub, kind, key, value FROM records ORDER BY hub, kind, key")?;
-        let rows = statement.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, Vec<u8>>(3)?,
-            ))
-        })?;
-        let mut records = Vec::new();
-        for row in rows {
-            let (hub, kind, key, value) = row?;
-            match Kind::from_i64(kind) {
-                Some(kind) => records.push(Record {
-                    hub,
-                    kind,
-                    key,
-                    value,
-                }),
-                None => tracing::warn!(hub, kind, key, "skipping a record of unknown kind"),
-            }
-        }
-        Ok(records)
+        collect_records(statement.query_map([], record_row)?)
+    }
+
+    /// Every record of one hub.
+    pub fn load_hub_records(&self, hub: &str) -> Result<Vec<Record>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT hub, kind, key, value FROM records WHERE hub = ?1 ORDER BY kind, key",
+        )?;
+        collect_records(statement.query_map(params![hub], record_row)?)
+    }
+
+    /// One record's value, if stored (a primary-key look-up).
+    pub fn load_record(
+        &self,
+        hub: &str,
+        kind: Kind,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT value FROM records WHERE hub = ?1 AND kind = ?2 AND key = ?3",
+        )?;
+        Ok(statement
+            .query_row(params![hub, kind as i64, key], |row| row.get(0))
+            .optional()?)
     }
 
     /// An instance's history events, encoded, in order.
@@ -252,6 +272,31 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+type RecordRow = (String, i64, String, Vec<u8>);
+
+fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn collect_records(
+    rows: impl Iterator<Item = rusqlite::Result<RecordRow>>,
+) -> Result<Vec<Record>, StoreError> {
+    let mut records = Vec::new();
+    for row in rows {
+        let (hub, kind, key, value) = row?;
+        match Kind::from_i64(kind) {
+            Some(kind) => records.push(Record {
+                hub,
+                kind,
+                key,
+                value,
+            }),
+            None => tracing::warn!(hub, kind, key, "skipping a record of unknown kind"),
+        }
+    }
+    Ok(records)
 }
 
 #[cfg(test)]
@@ -325,6 +370,14 @@ mod tests {
             vec![b"e0".to_vec(), b"e1".to_vec(), b"e2".to_vec()]
         );
         assert!(store.load_history("b", "i1").unwrap().is_empty());
+        assert_eq!(
+            store.load_record("a", Kind::Instance, "i1").unwrap(),
+            Some(b"two".to_vec())
+        );
+        assert_eq!(store.load_record("a", Kind::Activity, "x").unwrap(), None);
+        let hub_b = store.load_hub_records("b").unwrap();
+        assert_eq!(hub_b.len(), 1);
+        assert_eq!(hub_b[0].value, b"other hub".to_vec());
     }
 
     #[test]
