@@ -7,16 +7,18 @@ use durabletask_proto::history_event::EventType;
 use durabletask_proto::orchestrator_action::OrchestratorActionType as Action;
 use durabletask_proto::*;
 
-use super::dispatch::LeaseTarget;
 use super::events::{self, now};
-use super::hub::{Hub, InFlight};
+use super::hub::Hub;
 use super::instances::{NewInstance, new_instance_id};
+use super::state::dispatch::LeaseTarget;
+use super::state::instances::InFlight;
 use crate::records::{OrchestrationTimer, ParentLink, TimerTarget};
+use crate::store::Store;
 
 impl Hub {
     /// `CompleteOrchestratorTask`. A stale token (the work item was given to another
     /// worker, or the instance changed since) is ignored: that worker's result is void.
-    pub fn complete_orchestration(&mut self, response: OrchestratorResponse) {
+    pub fn complete_orchestration(&mut self, response: OrchestratorResponse, store: &Store) {
         let token = response.completion_token.as_str();
         let id = response.instance_id.clone();
         let Some(events) = self.take_completed_flight(&id, token) else {
@@ -27,7 +29,7 @@ impl Hub {
             token: token.to_owned(),
             events,
         };
-        let Some(instance) = self.instance_mut(&id) else {
+        let Some(instance) = self.instances.get_mut(&id) else {
             return;
         };
         let record = &mut instance.record;
@@ -52,12 +54,12 @@ impl Hub {
 
         let mut continue_as_new = None;
         for action in response.actions {
-            match self.apply_action(&id, action) {
+            match self.apply_action(&id, action, store) {
                 Ok(Some(next)) => continue_as_new = Some(next),
                 Ok(None) => {}
                 Err(message) => {
                     tracing::warn!(hub = %self.name, instance_id = %id, %message, "failing the orchestration: an action could not be applied");
-                    if let Some(instance) = self.instance_mut(&id)
+                    if let Some(instance) = self.instances.get_mut(&id)
                         && !instance.is_terminal()
                     {
                         instance.record.status = OrchestrationStatus::Failed as i32;
@@ -73,7 +75,7 @@ impl Hub {
 
         if let Some(action) = continue_as_new {
             self.continue_as_new(&id, action);
-        } else if let Some(instance) = self.instance_mut(&id) {
+        } else if let Some(instance) = self.instances.get_mut(&id) {
             instance
                 .history_mut()
                 .push(events::orchestrator_completed());
@@ -93,7 +95,7 @@ impl Hub {
                 self.on_finished(&id);
             }
         }
-        self.changed.insert(id.clone());
+        self.waiters.changed(&id);
         self.wake(&id);
     }
 
@@ -104,6 +106,7 @@ impl Hub {
     pub fn complete_orchestration_within_limits(
         &mut self,
         mut response: OrchestratorResponse,
+        store: &Store,
     ) -> Result<CompleteTaskResponse, tonic::Status> {
         let limit = self.limits.max_history_events;
         // Each action adds one event, the step adds orchestratorCompleted.
@@ -112,7 +115,7 @@ impl Hub {
             .get(&response.instance_id)
             .map(|instance| instance.recorded_and_handed_out_events() + response.actions.len() + 1);
         let Some(projected) = projected.filter(|&projected| projected > limit) else {
-            self.complete_orchestration(response);
+            self.complete_orchestration(response, store);
             return Ok(CompleteTaskResponse {});
         };
         let message = format!(
@@ -124,26 +127,27 @@ impl Hub {
             crate::HISTORY_TOO_LARGE,
             message.clone(),
         );
-        self.complete_orchestration(response);
+        self.complete_orchestration(response, store);
         Err(tonic::Status::resource_exhausted(message))
     }
 
     /// The events a completion token stands for: leased, or released but not handed out
     /// again.
     fn take_completed_flight(&mut self, id: &str, token: &str) -> Option<Vec<HistoryEvent>> {
-        let leased = self.leases.get(token).is_some_and(
-            |lease| matches!(&lease.target, LeaseTarget::Orchestration(target) if target == id),
+        let leased = matches!(
+            self.dispatch.lease_target(token),
+            Some(LeaseTarget::Orchestration(target)) if target == id
         );
         if leased {
-            self.end_lease(token);
-            return Some(self.instances.get_mut(id)?.in_flight.take()?.events);
+            self.dispatch.end_lease(token);
+            return Some(self.instances.get_mut_unsaved(id)?.in_flight.take()?.events);
         }
-        match self.released.get(token) {
+        match self.dispatch.released_target(token) {
             Some(LeaseTarget::Orchestration(target)) if target == id => {}
             _ => return None,
         }
-        self.released.remove(token);
-        let instance = self.instances.get_mut(id)?;
+        self.dispatch.forget_released(token);
+        let instance = self.instances.get_mut_unsaved(id)?;
         if instance.in_flight.is_some() {
             return None;
         }
@@ -155,7 +159,7 @@ impl Hub {
     /// `AbandonTaskOrchestratorWorkItem`: the events go back, to be redelivered.
     pub fn abandon_orchestration(&mut self, token: &str) {
         if matches!(
-            self.leases.get(token).map(|lease| &lease.target),
+            self.dispatch.lease_target(token),
             Some(LeaseTarget::Orchestration(_))
         ) {
             self.release(token, false);
@@ -165,7 +169,7 @@ impl Hub {
     }
 
     fn append_history(&mut self, id: &str, event: HistoryEvent) {
-        if let Some(instance) = self.instance_mut(id) {
+        if let Some(instance) = self.instances.get_mut(id) {
             instance.history_mut().push(event);
         }
     }
@@ -176,6 +180,7 @@ impl Hub {
         &mut self,
         id: &str,
         action: OrchestratorAction,
+        store: &Store,
     ) -> Result<Option<CompleteOrchestrationAction>, String> {
         let action_id = action.id;
         let Some(kind) = action.orchestrator_action_type else {
@@ -260,7 +265,7 @@ impl Hub {
                 if complete.orchestration_status == OrchestrationStatus::ContinuedAsNew as i32 {
                     return Ok(Some(complete));
                 }
-                if let Some(instance) = self.instance_mut(id) {
+                if let Some(instance) = self.instances.get_mut(id) {
                     let record = &mut instance.record;
                     record.status = complete.orchestration_status;
                     record.output = complete.result;
@@ -278,7 +283,7 @@ impl Hub {
                 self.entity_message(id, action_id, message);
             }
             Action::RewindOrchestration(rewind) => {
-                self.apply_rewind(id, rewind);
+                self.apply_rewind(id, rewind, store);
             }
         }
         Ok(None)
@@ -299,8 +304,8 @@ impl Hub {
             timer_id,
             fire_at: Some(fire_at),
         });
-        let timer = self.add_timer(events::from_timestamp(&fire_at), target);
-        if let Some(instance) = self.instances.get_mut(id) {
+        let timer = self.timers.add(events::from_timestamp(&fire_at), target);
+        if let Some(instance) = self.instances.get_mut_unsaved(id) {
             instance.timers.insert(timer);
         }
     }
@@ -369,8 +374,8 @@ impl Hub {
     /// (the new input), the carried-over events, then whatever arrived meanwhile.
     fn continue_as_new(&mut self, id: &str, action: CompleteOrchestrationAction) {
         self.cancel_work(id);
-        let generation = self.new_generation();
-        let Some(instance) = self.instance_mut(id) else {
+        let generation = self.instances.new_generation();
+        let Some(instance) = self.instances.get_mut(id) else {
             return;
         };
         let record = &mut instance.record;
@@ -417,7 +422,7 @@ impl Hub {
     /// The worker's rewritten history for a rewind (protocol.md §4.14): it replaces the
     /// history; failed sub-orchestrations are rewound too (re-created if purged), and
     /// work the history still waits for (activities, timers) is scheduled again.
-    fn apply_rewind(&mut self, id: &str, rewind: RewindOrchestrationAction) {
+    fn apply_rewind(&mut self, id: &str, rewind: RewindOrchestrationAction, store: &Store) {
         let history = rewind.new_history;
         let mut reason = None;
         let mut execution_id = None;
@@ -466,7 +471,7 @@ impl Hub {
                 _ => {}
             }
         }
-        let Some(instance) = self.instance_mut(id) else {
+        let Some(instance) = self.instances.get_mut(id) else {
             return;
         };
         instance.replace_history(history);
@@ -506,7 +511,7 @@ impl Hub {
             let live = self.instances.get(id).is_some_and(|instance| {
                 instance.timers.iter().any(|timer| {
                     matches!(
-                        self.timers.get(timer).and_then(|t| t.target.as_ref()),
+                        self.timers.get(*timer).and_then(|t| t.target.as_ref()),
                         Some(TimerTarget::Orchestration(t)) if t.timer_id == timer_id
                     )
                 })
@@ -523,7 +528,9 @@ impl Hub {
                 continue;
             };
             let child_id = sub.instance_id.clone();
-            let Some(child) = self.instance_mut(&child_id) else {
+            // A finished child may be out of memory: take it back to change its link.
+            self.instances.hydrate(&child_id, store);
+            let Some(child) = self.instances.get_mut(&child_id) else {
                 // Purged: run it again from the start.
                 self.create_instance(NewInstance {
                     id: child_id,
@@ -539,10 +546,7 @@ impl Hub {
             };
             child.record.parent = Some(link.clone());
             let status = child.status();
-            self.children
-                .entry(id.to_owned())
-                .or_default()
-                .insert(child_id.clone());
+            self.instances.link_child(id, &child_id);
             if status == OrchestrationStatus::Failed as i32 {
                 self.prepare_rewind(&child_id, reason.clone());
             } else if events::is_terminal(status) {

@@ -4,9 +4,10 @@
 use durabletask_proto::history_event::EventType;
 use durabletask_proto::*;
 
-use super::dispatch::{LeaseTarget, version_of};
 use super::events;
-use super::hub::{Activity, Hub};
+use super::hub::Hub;
+use super::state::activities::Activity;
+use super::state::dispatch::LeaseTarget;
 use crate::records::ActivityRecord;
 
 impl Hub {
@@ -17,11 +18,9 @@ impl Hub {
         task_id: i32,
         task: ScheduleTaskAction,
     ) {
-        let Some(instance) = self.instances.get_mut(instance_id) else {
+        let Some(instance) = self.instances.get(instance_id) else {
             return;
         };
-        let id = self.next_activity_id;
-        self.next_activity_id += 1;
         let record = ActivityRecord {
             instance_id: instance_id.to_owned(),
             generation: instance.record.generation,
@@ -33,29 +32,24 @@ impl Hub {
             trace_context: task.parent_trace_context,
             execution_id: instance.record.execution_id.clone(),
         };
-        if let Some(previous) = instance.activities.insert(task_id, id) {
+        let id = self.activities.insert(record);
+        let previous = self
+            .instances
+            .get_mut_unsaved(instance_id)
+            .and_then(|instance| instance.activities.insert(task_id, id));
+        if let Some(previous) = previous {
             // The same task id scheduled again (a retry reuses it): the new one wins.
             self.remove_activity(previous);
         }
-        self.ready_activities
-            .push(id, &record.name, version_of(&record.version));
-        self.activities.insert(
-            id,
-            Activity {
-                record,
-                lease: None,
-            },
-        );
-        self.dirty.activities.insert(id);
+        self.queue_activity(id);
     }
 
     /// Forgets an activity (ending its lease, if a worker has it).
     pub(super) fn remove_activity(&mut self, id: u64) -> Option<Activity> {
-        let activity = self.activities.remove(&id)?;
-        self.dirty.activities.insert(id);
-        self.ready_activities.remove(&id);
+        let activity = self.activities.remove(id)?;
+        self.dispatch.ready.activities.remove(&id);
         if let Some(token) = &activity.lease {
-            self.end_lease(token);
+            self.dispatch.end_lease(token);
         }
         Some(activity)
     }
@@ -68,12 +62,9 @@ impl Hub {
     /// new one's. A result for an activity that is no longer outstanding (a duplicate, or
     /// from an execution that has ended) is ignored.
     pub fn complete_activity(&mut self, response: ActivityResponse) {
-        let by_token = match self.leases.get(&response.completion_token) {
-            Some(lease) => match lease.target {
-                LeaseTarget::Activity(id) => Some(id),
-                _ => None,
-            },
-            None => None,
+        let by_token = match self.dispatch.lease_target(&response.completion_token) {
+            Some(LeaseTarget::Activity(id)) => Some(*id),
+            _ => None,
         };
         let id = by_token.or_else(|| self.activity_of_current_execution(&response));
         let Some(activity) = id.and_then(|id| self.remove_activity(id)) else {
@@ -86,7 +77,7 @@ impl Hub {
             return;
         };
         let record = activity.record;
-        let Some(instance) = self.instances.get_mut(&record.instance_id) else {
+        let Some(instance) = self.instances.get_mut_unsaved(&record.instance_id) else {
             return;
         };
         if instance.record.generation != record.generation || instance.is_terminal() {
@@ -113,7 +104,7 @@ impl Hub {
     /// The outstanding activity `(instanceId, taskId)` of `response`, if the execution
     /// its token names is the instance's current one.
     fn activity_of_current_execution(&self, response: &ActivityResponse) -> Option<u64> {
-        let named = self.mint.activity_execution(
+        let named = self.dispatch.mint().activity_execution(
             &self.name,
             &response.completion_token,
             &response.instance_id,
@@ -141,7 +132,7 @@ impl Hub {
             return None;
         }
         let id = *instance.activities.get(&response.task_id)?;
-        let activity = self.activities.get(&id)?;
+        let activity = self.activities.get(id)?;
         // Handed out again: the result belongs to the worker that has it now.
         if activity.lease.is_some() {
             return None;
@@ -154,7 +145,7 @@ impl Hub {
     /// `AbandonTaskActivityWorkItem`: the activity is redelivered.
     pub fn abandon_activity(&mut self, token: &str) {
         if matches!(
-            self.leases.get(token).map(|lease| &lease.target),
+            self.dispatch.lease_target(token),
             Some(LeaseTarget::Activity(_))
         ) {
             self.release(token, false);

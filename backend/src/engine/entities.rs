@@ -17,10 +17,11 @@ use durabletask_proto::work_item::Request as WorkRequest;
 use durabletask_proto::*;
 use tonic::Status;
 
-use super::dispatch::LeaseTarget;
 use super::events::{self, now, to_timestamp};
-use super::hub::{Entity, EntityFlight, Hub};
+use super::hub::Hub;
 use super::instances::{NewInstance, new_instance_id};
+use super::state::dispatch::LeaseTarget;
+use super::state::entities::{Entity, EntityFlight};
 use crate::records::{DelayedSignal, LockRequestRecord, QueuedOperation, TimerTarget};
 
 /// The lowercase entity name of `@name@key`, or `None` if `id` is not of that form.
@@ -45,9 +46,8 @@ impl Hub {
     /// Queues an operation (`entityOperationSignaled` / `entityOperationCalled`) on an
     /// entity, creating the entity if needed.
     pub(super) fn queue_operation(&mut self, entity_id: &str, event: HistoryEvent) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let entity = self.entity_or_create(entity_id);
+        let seq = self.entities.next_seq();
+        let entity = self.entities.get_or_create(entity_id);
         entity.record.operations.push(QueuedOperation {
             seq,
             event: Some(event),
@@ -57,8 +57,9 @@ impl Hub {
 
     /// The arrival number of the oldest waiting lock request on `entity_id`.
     fn first_waiting_lock(&self, entity_id: &str) -> Option<u64> {
-        self.lock_requests
-            .values()
+        self.entities
+            .lock_requests()
+            .map(|(_, request)| request)
             .find(|request| request.lock_set.iter().any(|id| id == entity_id))
             .map(|request| request.seq)
     }
@@ -107,7 +108,7 @@ impl Hub {
             return;
         }
         let name = entity_name(id).unwrap_or_default();
-        self.ready_entities.push(id.to_owned(), &name, "");
+        self.dispatch.ready.entities.push(id.to_owned(), &name, "");
     }
 
     /// Hands the entity's runnable operations out as one batch.
@@ -120,9 +121,9 @@ impl Hub {
         if runnable.is_empty() {
             return None;
         }
-        let entity = self.entities.get_mut(id)?;
+        let entity = self.entities.get_mut_unsaved(id)?;
         if let Some((token, _)) = entity.released.take() {
-            self.released.remove(&token);
+            self.dispatch.forget_released(&token);
         }
         let all = std::mem::take(&mut entity.record.operations);
         let mut batch = Vec::with_capacity(runnable.len());
@@ -175,18 +176,13 @@ impl Hub {
                     .parent_instance_id
                     .clone()
                     .unwrap_or_else(|| instance_id.to_owned());
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                self.lock_requests.insert(
+                let seq = self.entities.next_seq();
+                self.entities.add_lock_request(LockRequestRecord {
                     seq,
-                    LockRequestRecord {
-                        seq,
-                        critical_section_id: lock.critical_section_id.clone(),
-                        parent_instance_id: parent,
-                        lock_set: lock.lock_set.clone(),
-                    },
-                );
-                self.dirty.locks.insert(seq);
+                    critical_section_id: lock.critical_section_id.clone(),
+                    parent_instance_id: parent,
+                    lock_set: lock.lock_set.clone(),
+                });
                 (EventType::EntityLockRequested(lock), None)
             }
             EntityMessageType::EntityUnlockSent(unlock) => {
@@ -196,7 +192,7 @@ impl Hub {
                 (EventType::EntityUnlockSent(unlock), None)
             }
         };
-        if let Some(instance) = self.instance_mut(instance_id) {
+        if let Some(instance) = self.instances.get_mut(instance_id) {
             instance
                 .history_mut()
                 .push(events::event(action_id, confirmation));
@@ -228,7 +224,7 @@ impl Hub {
     fn signal_at(&mut self, entity_id: &str, event: HistoryEvent, due: Option<i64>) {
         match due {
             Some(due) if due > now() => {
-                self.add_timer(
+                self.timers.add(
                     due,
                     TimerTarget::EntitySignal(DelayedSignal {
                         entity_id: entity_id.to_owned(),
@@ -240,28 +236,13 @@ impl Hub {
         }
     }
 
-    /// Locks `entity_id` for a critical section of `owner` (creating the entity), or
-    /// unlocks it (`None`).
-    fn set_lock(&mut self, entity_id: &str, lock: Option<(String, String)>) {
-        let locked = lock.is_some();
-        let entity = self.entity_or_create(entity_id);
-        let (section, owner) = lock.unzip();
-        entity.record.locked_by = section;
-        entity.record.lock_owner = owner;
-        if locked {
-            self.locked.insert(entity_id.to_owned());
-        } else {
-            self.locked.remove(entity_id);
-        }
-    }
-
     fn unlock(&mut self, entity_id: &str, critical_section_id: &str) {
         let holds = self
             .entities
             .get(entity_id)
             .is_some_and(|entity| entity.record.locked_by.as_deref() == Some(critical_section_id));
         if holds {
-            self.set_lock(entity_id, None);
+            self.entities.set_lock(entity_id, None);
             self.try_grant_locks();
             self.wake_entity(entity_id);
         }
@@ -271,18 +252,19 @@ impl Hub {
     /// finished; a worker normally unlocks first, this covers the rest).
     pub(super) fn release_locks_of(&mut self, instance_id: &str) {
         let held: Vec<String> = self
-            .locked
-            .iter()
+            .entities
+            .locked()
             .filter(|id| {
                 self.entities
-                    .get(*id)
+                    .get(id)
                     .is_some_and(|entity| entity.record.lock_owner.as_deref() == Some(instance_id))
             })
             .cloned()
             .collect();
         let waiting: Vec<u64> = self
-            .lock_requests
-            .values()
+            .entities
+            .lock_requests()
+            .map(|(_, request)| request)
             .filter(|request| request.parent_instance_id == instance_id)
             .map(|request| request.seq)
             .collect();
@@ -290,11 +272,10 @@ impl Hub {
             return;
         }
         for id in &held {
-            self.set_lock(id, None);
+            self.entities.set_lock(id, None);
         }
         for seq in waiting {
-            self.lock_requests.remove(&seq);
-            self.dirty.locks.insert(seq);
+            self.entities.remove_lock_request(seq);
         }
         self.try_grant_locks();
         for id in held {
@@ -320,13 +301,13 @@ impl Hub {
 
     /// Grants every waiting lock request that can be granted, in arrival order.
     pub(super) fn try_grant_locks(&mut self) {
-        if self.lock_requests.is_empty() {
+        if !self.entities.has_lock_requests() {
             return;
         }
         let mut blocked: HashSet<&str> = HashSet::new();
         let mut grant = Vec::new();
         let mut drop = Vec::new();
-        for (&seq, request) in &self.lock_requests {
+        for (&seq, request) in self.entities.lock_requests() {
             let parent_alive = self
                 .instances
                 .get(&request.parent_instance_id)
@@ -345,20 +326,18 @@ impl Hub {
             blocked.extend(request.lock_set.iter().map(String::as_str));
         }
         for seq in drop {
-            self.lock_requests.remove(&seq);
-            self.dirty.locks.insert(seq);
+            self.entities.remove_lock_request(seq);
         }
         for seq in grant {
-            let Some(request) = self.lock_requests.remove(&seq) else {
+            let Some(request) = self.entities.remove_lock_request(seq) else {
                 continue;
             };
-            self.dirty.locks.insert(seq);
             for id in &request.lock_set {
                 let lock = (
                     request.critical_section_id.clone(),
                     request.parent_instance_id.clone(),
                 );
-                self.set_lock(id, Some(lock));
+                self.entities.set_lock(id, Some(lock));
             }
             let granted = events::event(
                 -1,
@@ -378,7 +357,7 @@ impl Hub {
             tracing::debug!(hub = %self.name, token, "ignoring a stale entity completion");
             return;
         };
-        let Some(entity) = self.entity_mut(&entity_id) else {
+        let Some(entity) = self.entities.get_mut(&entity_id) else {
             return;
         };
         let flight = EntityFlight {
@@ -511,16 +490,16 @@ impl Hub {
     /// The batch a completion token stands for: leased, or released but not handed out
     /// again.
     fn take_completed_batch(&mut self, token: &str) -> Option<(String, Vec<QueuedOperation>)> {
-        if let Some(LeaseTarget::Entity(id)) = self.leases.get(token).map(|lease| &lease.target) {
+        if let Some(LeaseTarget::Entity(id)) = self.dispatch.lease_target(token) {
             let id = id.clone();
-            self.end_lease(token);
-            let flight = self.entities.get_mut(&id)?.in_flight.take()?;
+            self.dispatch.end_lease(token);
+            let flight = self.entities.get_mut_unsaved(&id)?.in_flight.take()?;
             return Some((id, flight.operations));
         }
-        let Some(LeaseTarget::Entity(id)) = self.released.remove(token) else {
+        let Some(LeaseTarget::Entity(id)) = self.dispatch.forget_released(token) else {
             return None;
         };
-        let entity = self.entities.get_mut(&id)?;
+        let entity = self.entities.get_mut_unsaved(&id)?;
         if entity.in_flight.is_some() {
             return None;
         }
@@ -530,14 +509,14 @@ impl Hub {
                 .into_iter()
                 .partition(|operation| seqs.contains(&operation.seq));
         entity.record.operations = rest;
-        self.ready_entities.remove(&id);
+        self.dispatch.ready.entities.remove(&id);
         Some((id, batch))
     }
 
     /// `AbandonTaskEntityWorkItem`: the batch's operations go back, first in line.
     pub fn abandon_entity(&mut self, token: &str) {
         if matches!(
-            self.leases.get(token).map(|lease| &lease.target),
+            self.dispatch.lease_target(token),
             Some(LeaseTarget::Entity(_))
         ) {
             self.release(token, false);
@@ -561,7 +540,7 @@ impl Hub {
             return Err(Status::invalid_argument("an operation name is required"));
         }
         // The entity exists from its first signal on, even a delayed one.
-        self.entity_or_create(&request.instance_id);
+        self.entities.get_or_create(&request.instance_id);
         let request_id = if request.request_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
         } else {
@@ -624,7 +603,8 @@ impl Hub {
         let after = query.continuation_token.filter(|token| !token.is_empty());
         let mut matching: Vec<&Entity> = self
             .entities
-            .values()
+            .iter()
+            .map(|(_, entity)| entity)
             .filter(|entity| {
                 let record = &entity.record;
                 record.instance_id.starts_with(&prefix)
@@ -679,11 +659,11 @@ impl Hub {
         let mut released = 0;
         if request.release_orphaned_locks {
             let orphaned: Vec<String> = self
-                .locked
-                .iter()
+                .entities
+                .locked()
                 .filter(|id| {
                     self.entities
-                        .get(*id)
+                        .get(id)
                         .and_then(|entity| entity.record.lock_owner.as_ref())
                         .and_then(|owner| self.instances.get(owner))
                         .is_none_or(|owner| owner.is_terminal())
@@ -691,7 +671,7 @@ impl Hub {
                 .cloned()
                 .collect();
             for id in &orphaned {
-                self.set_lock(id, None);
+                self.entities.set_lock(id, None);
                 released += 1;
             }
             self.try_grant_locks();
@@ -702,9 +682,9 @@ impl Hub {
         let mut removed = 0;
         if request.remove_empty_entities {
             let waiting: HashSet<&String> = self
-                .lock_requests
-                .values()
-                .flat_map(|request| request.lock_set.iter())
+                .entities
+                .lock_requests()
+                .flat_map(|(_, request)| request.lock_set.iter())
                 .collect();
             let empty: Vec<String> = self
                 .entities
@@ -721,8 +701,7 @@ impl Hub {
                 .collect();
             for id in empty {
                 self.entities.remove(&id);
-                self.ready_entities.remove(&id);
-                self.dirty.entities.insert(id);
+                self.dispatch.ready.entities.remove(&id);
                 removed += 1;
             }
         }

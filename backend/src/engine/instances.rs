@@ -7,12 +7,14 @@ use std::collections::{HashMap, HashSet};
 use durabletask_proto::history_event::EventType;
 use durabletask_proto::purge_instances_request::Request as PurgeRequest;
 use durabletask_proto::*;
-use tokio::sync::oneshot;
 use tonic::Status;
 
 use super::events::{self, Nanos, now, to_timestamp};
-use super::hub::{Hub, Instance, WaitUntil, Waiter};
+use super::hub::Hub;
+use super::state::instances::Instance;
+use super::state::waiters::{WaitReply, WaitUntil, Waiter};
 use crate::records::{InstanceRecord, ParentLink, ScheduledStart, TimerTarget};
+use crate::store::Store;
 
 /// What a new instance starts with.
 pub struct NewInstance {
@@ -50,13 +52,13 @@ impl Hub {
         } else {
             request.instance_id.clone()
         };
-        if let Some(existing) = self.instances.get(&id) {
+        if let Some(existing) = self.instances.status(&id) {
             let replaceable = request
                 .orchestration_id_reuse_policy
                 .as_ref()
-                .is_some_and(|policy| policy.replaceable_status.contains(&existing.status()));
+                .is_some_and(|policy| policy.replaceable_status.contains(&existing));
             if !replaceable {
-                let status = OrchestrationStatus::try_from(existing.status())
+                let status = OrchestrationStatus::try_from(existing)
                     .map_or("unknown", |status| status.as_str_name());
                 return Err(Status::already_exists(format!(
                     "orchestration instance '{id}' already exists (status {status})"
@@ -84,14 +86,14 @@ impl Hub {
     /// Creates an instance (replacing any instance of that id) and makes it ready, or
     /// schedules it for its start time.
     pub fn create_instance(&mut self, new: NewInstance) {
-        if self.instances.contains_key(&new.id) {
+        if self.instances.contains(&new.id) {
             self.remove_instance(&new.id);
         }
         let now = now();
         let execution_id = new_instance_id();
         // A run of its own: links, activities and timers of an earlier run under this id
         // (replaced, restarted, purged) never match it.
-        let generation = self.new_generation();
+        let generation = self.instances.new_generation();
         let future_start = new.scheduled_start.filter(|&at| at > now);
         let started = events::event(
             -1,
@@ -131,24 +133,17 @@ impl Hub {
             ..Default::default()
         };
         let id = new.id;
-        if let Some(link) = &record.parent {
-            self.children
-                .entry(link.instance_id.clone())
-                .or_default()
-                .insert(id.clone());
-        }
-        self.instances.insert(id.clone(), Instance::new(record));
-        self.dirty.instances.insert(id.clone());
-        self.changed.insert(id.clone());
+        self.instances.insert(Instance::new(record));
+        self.waiters.changed(&id);
         if let Some(at) = future_start {
-            let timer = self.add_timer(
+            let timer = self.timers.add(
                 at,
                 TimerTarget::ScheduledStart(ScheduledStart {
                     instance_id: id.clone(),
                     generation,
                 }),
             );
-            if let Some(instance) = self.instances.get_mut(&id) {
+            if let Some(instance) = self.instances.get_mut_unsaved(&id) {
                 instance.timers.insert(timer);
             }
         }
@@ -158,33 +153,27 @@ impl Hub {
     /// Deletes an instance with everything that belongs to it (purge, replacement).
     pub(super) fn remove_instance(&mut self, id: &str) {
         self.cancel_work(id);
-        let Some(instance) = self.instances.remove(id) else {
+        if !self.instances.contains(id) {
             return;
-        };
-        if let Some(link) = &instance.record.parent
-            && let Some(siblings) = self.children.get_mut(&link.instance_id)
-        {
-            siblings.remove(id);
-            if siblings.is_empty() {
-                self.children.remove(&link.instance_id);
+        }
+        // A finished instance out of memory has no work item or lease to end.
+        if let Some(instance) = self.instances.remove(id) {
+            if let Some(flight) = instance.in_flight {
+                // The worker's completion will find no lease and be ignored.
+                self.dispatch.end_lease(&flight.token);
+            }
+            if let Some(released) = instance.released {
+                self.dispatch.forget_released(&released.token);
             }
         }
-        if let Some(flight) = instance.in_flight {
-            // The worker's completion will find no lease and be ignored.
-            self.end_lease(&flight.token);
-        }
-        if let Some(released) = instance.released {
-            self.released.remove(&released.token);
-        }
-        self.ready_orchestrations.remove(&id.to_owned());
-        self.dirty.instances.insert(id.to_owned());
-        self.changed.insert(id.to_owned());
+        self.dispatch.ready.orchestrations.remove(&id.to_owned());
+        self.waiters.changed(id);
     }
 
     /// Cancels an instance's outstanding activities and timers (it finished, continued
     /// as new, or is being removed): they would only produce results nobody reads.
     pub(super) fn cancel_work(&mut self, id: &str) {
-        let Some(instance) = self.instances.get_mut(id) else {
+        let Some(instance) = self.instances.get_mut_unsaved(id) else {
             return;
         };
         let activities: Vec<u64> = instance.activities.drain().map(|(_, id)| id).collect();
@@ -193,13 +182,13 @@ impl Hub {
             self.remove_activity(activity_id);
         }
         for timer_id in timers {
-            self.remove_timer(timer_id);
+            self.timers.remove(timer_id);
         }
     }
 
     /// Appends an event to an instance's pending events and wakes it.
     pub(super) fn push_event(&mut self, id: &str, event: HistoryEvent) -> bool {
-        let Some(instance) = self.instance_mut(id) else {
+        let Some(instance) = self.instances.get_mut(id) else {
             return false;
         };
         instance.record.pending.push(event);
@@ -219,7 +208,7 @@ impl Hub {
     /// An instance just reached a terminal status.
     pub(super) fn on_finished(&mut self, id: &str) {
         self.cancel_work(id);
-        let Some(instance) = self.instance_mut(id) else {
+        let Some(instance) = self.instances.get_mut(id) else {
             return;
         };
         instance.record.completed_at = Some(now());
@@ -277,40 +266,22 @@ impl Hub {
         }
     }
 
-    /// The `GetInstanceResponse` for `id` (`exists: false` if unknown).
-    pub fn instance_response(&self, id: &str, include_payloads: bool) -> GetInstanceResponse {
-        let Some(instance) = self.instances.get(id) else {
-            return GetInstanceResponse {
-                exists: false,
-                orchestration_state: None,
-            };
-        };
-        let record = &instance.record;
-        let payload = |value: &Option<String>| {
-            value
-                .clone()
-                .filter(|value| include_payloads && !value.is_empty())
-        };
-        GetInstanceResponse {
-            exists: true,
-            orchestration_state: Some(OrchestrationState {
-                instance_id: record.instance_id.clone(),
-                name: record.name.clone(),
-                version: record.version.clone(),
-                orchestration_status: record.status,
-                scheduled_start_timestamp: record.scheduled_start.map(to_timestamp),
-                created_timestamp: Some(to_timestamp(record.created_at)),
-                last_updated_timestamp: Some(to_timestamp(record.last_updated_at)),
-                input: payload(&record.input),
-                output: payload(&record.output),
-                custom_status: record.custom_status.clone().filter(|s| !s.is_empty()),
-                failure_details: record.failure_details.clone(),
-                execution_id: Some(record.execution_id.clone()),
-                completed_timestamp: record.completed_at.map(to_timestamp),
-                parent_instance_id: record.parent.as_ref().map(|link| link.instance_id.clone()),
-                tags: record.tags.clone(),
-            }),
-        }
+    /// The `GetInstanceResponse` for `id` (`exists: false` if unknown); a finished
+    /// instance's record is read from the store.
+    pub fn instance_response(
+        &self,
+        id: &str,
+        include_payloads: bool,
+        store: &Store,
+    ) -> Result<GetInstanceResponse, Status> {
+        let record = self.instances.stored_record(id, store).map_err(|error| {
+            Status::internal(format!("could not read instance '{id}': {error}"))
+        })?;
+        Ok(GetInstanceResponse {
+            exists: record.is_some(),
+            orchestration_state: record
+                .map(|record| orchestration_state(&record, include_payloads)),
+        })
     }
 
     /// `WaitForInstanceStart` / `WaitForInstanceCompletion`: answers at once if the
@@ -320,25 +291,24 @@ impl Hub {
         &mut self,
         request: GetInstanceRequest,
         until: WaitUntil,
-        reply: oneshot::Sender<Result<GetInstanceResponse, Status>>,
-    ) -> Option<(
-        oneshot::Sender<Result<GetInstanceResponse, Status>>,
-        GetInstanceResponse,
-    )> {
+        reply: WaitReply,
+        store: &Store,
+    ) -> Option<(WaitReply, Result<GetInstanceResponse, Status>)> {
         let id = request.instance_id;
-        if let Some(instance) = self.instances.get(&id)
-            && until.satisfied_by(instance.status())
+        if let Some(status) = self.instances.status(&id)
+            && until.satisfied_by(status)
         {
-            return Some((
-                reply,
-                self.instance_response(&id, request.get_inputs_and_outputs),
-            ));
+            let response = self.instance_response(&id, request.get_inputs_and_outputs, store);
+            return Some((reply, response));
         }
-        self.waiters.entry(id).or_default().push(Waiter {
-            until,
-            include_payloads: request.get_inputs_and_outputs,
-            reply,
-        });
+        self.waiters.add(
+            id,
+            Waiter {
+                until,
+                include_payloads: request.get_inputs_and_outputs,
+                reply,
+            },
+        );
         None
     }
 
@@ -347,13 +317,17 @@ impl Hub {
         &mut self,
         request: RaiseEventRequest,
     ) -> Result<RaiseEventResponse, Status> {
-        let Some(instance) = self.instances.get(&request.instance_id) else {
-            return Err(not_found(&request.instance_id));
-        };
-        if instance.is_terminal() {
+        if self
+            .instances
+            .summary(&request.instance_id)
+            .is_some_and(|summary| summary.is_terminal())
+        {
             tracing::debug!(hub = %self.name, instance_id = %request.instance_id, name = %request.name, "dropping an event raised on a finished instance");
             return Ok(RaiseEventResponse {});
         }
+        let Some(instance) = self.instances.get(&request.instance_id) else {
+            return Err(not_found(&request.instance_id));
+        };
         let projected =
             instance.recorded_and_handed_out_events() + instance.record.pending.len() + 1;
         let limit = self.limits.max_history_events;
@@ -372,7 +346,7 @@ impl Hub {
 
     /// `TerminateInstance`.
     pub fn terminate(&mut self, request: TerminateRequest) -> Result<TerminateResponse, Status> {
-        if !self.instances.contains_key(&request.instance_id) {
+        if !self.instances.contains(&request.instance_id) {
             return Err(not_found(&request.instance_id));
         }
         self.terminate_instance(&request.instance_id, request.output, request.recursive);
@@ -397,7 +371,8 @@ impl Hub {
             }
             if recursive {
                 stack.extend(
-                    self.children_of(&id)
+                    self.instances
+                        .children_of(&id)
                         .into_iter()
                         .filter(|child| !visited.contains(child)),
                 );
@@ -435,34 +410,14 @@ impl Hub {
         true
     }
 
-    /// Instances whose parent is the current run of `id` (children of an earlier run
-    /// under the same id are not its children).
-    fn children_of(&self, id: &str) -> Vec<String> {
-        let Some(children) = self.children.get(id) else {
-            return Vec::new();
-        };
-        let Some(generation) = self.instances.get(id).map(|i| i.record.generation) else {
-            return Vec::new();
-        };
-        children
-            .iter()
-            .filter(|child| {
-                self.instances.get(*child).is_some_and(|instance| {
-                    instance
-                        .record
-                        .parent
-                        .as_ref()
-                        .is_some_and(|link| link.instance_id == id && link.generation == generation)
-                })
-            })
-            .cloned()
-            .collect()
-    }
-
     /// `SuspendInstance`: a no-op if already suspended or finished.
     pub fn suspend(&mut self, request: SuspendRequest) -> Result<SuspendResponse, Status> {
-        let Some(instance) = self.instances.get(&request.instance_id) else {
+        if !self.instances.contains(&request.instance_id) {
             return Err(not_found(&request.instance_id));
+        }
+        // A finished instance (in memory or not) is left as it is.
+        let Some(instance) = self.instances.get(&request.instance_id) else {
+            return Ok(SuspendResponse {});
         };
         if instance.is_terminal() || instance.effectively_suspended() {
             return Ok(SuspendResponse {});
@@ -482,8 +437,11 @@ impl Hub {
     /// `ResumeInstance`: a no-op unless suspended (a stray resume would fail the
     /// orchestration on some workers).
     pub fn resume(&mut self, request: ResumeRequest) -> Result<ResumeResponse, Status> {
-        let Some(instance) = self.instances.get(&request.instance_id) else {
+        if !self.instances.contains(&request.instance_id) {
             return Err(not_found(&request.instance_id));
+        }
+        let Some(instance) = self.instances.get(&request.instance_id) else {
+            return Ok(ResumeResponse {});
         };
         if instance.is_terminal() || !instance.effectively_suspended() {
             return Ok(ResumeResponse {});
@@ -516,21 +474,8 @@ impl Hub {
                     .as_ref()
                     .map(events::from_timestamp);
                 let to = filter.created_time_to.as_ref().map(events::from_timestamp);
-                let mut ids: Vec<String> = self
-                    .instances
-                    .iter()
-                    .filter(|(_, instance)| {
-                        let record = &instance.record;
-                        instance.is_terminal()
-                            && (filter.runtime_status.is_empty()
-                                || filter.runtime_status.contains(&record.status))
-                            && from.is_none_or(|from| record.created_at >= from)
-                            && to.is_none_or(|to| record.created_at < to)
-                    })
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                ids.sort();
-                ids
+                self.instances
+                    .finished_matching(&filter.runtime_status, from, to)
             }
             None => {
                 return Err(Status::invalid_argument(
@@ -549,11 +494,15 @@ impl Hub {
     }
 
     fn purge_instance(&mut self, id: &str, recursive: bool) -> i32 {
-        if !self.instances.get(id).is_some_and(Instance::is_terminal) {
+        if !self
+            .instances
+            .summary(id)
+            .is_some_and(|summary| summary.is_terminal())
+        {
             return 0;
         }
         let children = if recursive {
-            self.children_of(id)
+            self.instances.children_of(id)
         } else {
             Vec::new()
         };
@@ -570,17 +519,19 @@ impl Hub {
     pub fn restart(
         &mut self,
         request: RestartInstanceRequest,
+        store: &Store,
     ) -> Result<RestartInstanceResponse, Status> {
-        let Some(instance) = self.instances.get(&request.instance_id) else {
-            return Err(not_found(&request.instance_id));
-        };
-        if !instance.is_terminal() {
+        let record = self
+            .instances
+            .stored_record(&request.instance_id, store)
+            .map_err(|error| Status::internal(format!("could not read the instance: {error}")))?
+            .ok_or_else(|| not_found(&request.instance_id))?;
+        if !events::is_terminal(record.status) {
             return Err(Status::failed_precondition(format!(
                 "orchestration instance '{}' is not in a terminal state",
                 request.instance_id
             )));
         }
-        let record = &instance.record;
         let id = if request.restart_with_new_instance_id {
             new_instance_id()
         } else {
@@ -604,13 +555,20 @@ impl Hub {
     pub fn rewind(
         &mut self,
         request: RewindInstanceRequest,
+        store: &Store,
     ) -> Result<RewindInstanceResponse, Status> {
-        let Some(instance) = self.instances.get(&request.instance_id) else {
+        let Some(status) = self.instances.status(&request.instance_id) else {
             return Err(not_found(&request.instance_id));
         };
-        if instance.status() != OrchestrationStatus::Failed as i32 {
+        if status != OrchestrationStatus::Failed as i32 {
             return Err(Status::failed_precondition(format!(
                 "orchestration instance '{}' is not in a failed state",
+                request.instance_id
+            )));
+        }
+        if !self.instances.hydrate(&request.instance_id, store) {
+            return Err(Status::internal(format!(
+                "could not read orchestration instance '{}'",
                 request.instance_id
             )));
         }
@@ -627,12 +585,16 @@ impl Hub {
             .and_then(|instance| instance.in_flight.as_ref())
             .map(|flight| flight.token.clone());
         if let Some(token) = token {
-            self.end_lease(&token);
+            self.dispatch.end_lease(&token);
         }
-        if let Some(released) = self.instances.get_mut(id).and_then(|i| i.released.take()) {
-            self.released.remove(&released.token);
+        if let Some(released) = self
+            .instances
+            .get_mut_unsaved(id)
+            .and_then(|i| i.released.take())
+        {
+            self.dispatch.forget_released(&released.token);
         }
-        let Some(instance) = self.instance_mut(id) else {
+        let Some(instance) = self.instances.get_mut(id) else {
             return;
         };
         let record = &mut instance.record;
@@ -651,7 +613,33 @@ impl Hub {
                 ..Default::default()
             })),
         });
-        self.changed.insert(id.to_owned());
+        self.waiters.changed(id);
         self.wake(id);
+    }
+}
+
+/// The state a client reads of an instance.
+pub fn orchestration_state(record: &InstanceRecord, include_payloads: bool) -> OrchestrationState {
+    let payload = |value: &Option<String>| {
+        value
+            .clone()
+            .filter(|value| include_payloads && !value.is_empty())
+    };
+    OrchestrationState {
+        instance_id: record.instance_id.clone(),
+        name: record.name.clone(),
+        version: record.version.clone(),
+        orchestration_status: record.status,
+        scheduled_start_timestamp: record.scheduled_start.map(to_timestamp),
+        created_timestamp: Some(to_timestamp(record.created_at)),
+        last_updated_timestamp: Some(to_timestamp(record.last_updated_at)),
+        input: payload(&record.input),
+        output: payload(&record.output),
+        custom_status: record.custom_status.clone().filter(|s| !s.is_empty()),
+        failure_details: record.failure_details.clone(),
+        execution_id: Some(record.execution_id.clone()),
+        completed_timestamp: record.completed_at.map(to_timestamp),
+        parent_instance_id: record.parent.as_ref().map(|link| link.instance_id.clone()),
+        tags: record.tags.clone(),
     }
 }

@@ -19,6 +19,7 @@ mod events;
 mod hub;
 mod instances;
 mod queries;
+mod state;
 mod timers;
 mod tokens;
 
@@ -30,8 +31,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tonic::Status;
 
-pub use dispatch::Stream;
-pub use hub::{HubLimits, WaitUntil};
+pub use hub::HubLimits;
+pub use state::dispatch::Stream;
+pub use state::waiters::WaitUntil;
 
 /// An `eventRaised` event as the engine records it (tests of other modules).
 #[cfg(test)]
@@ -258,7 +260,7 @@ impl Engine {
         let limits = self.limits;
         self.hubs
             .entry(name.to_owned())
-            .or_insert_with(|| new_hub(name, mint, floor, limits))
+            .or_insert_with(|| Hub::new(name, mint.clone(), floor, limits))
     }
 
     /// Forgets hubs that hold nothing (no state, no worker, no waiter): a call that only
@@ -268,7 +270,7 @@ impl Engine {
         self.hubs.retain(|_, hub| {
             let vacant = hub.is_vacant();
             if vacant {
-                *floor = (*floor).max(hub.next_token);
+                *floor = (*floor).max(hub.dispatch.token_counter());
             }
             !vacant
         });
@@ -277,7 +279,11 @@ impl Engine {
     async fn run(mut self, mut receiver: UnboundedReceiver<Control>) {
         let mut last_sweep = tokio::time::Instant::now();
         loop {
-            let next_due = self.hubs.values_mut().filter_map(Hub::next_due).min();
+            let next_due = self
+                .hubs
+                .values_mut()
+                .filter_map(|hub| hub.timers.next_due())
+                .min();
             let first = match next_due {
                 Some(due) => {
                     let wait = u64::try_from(due.saturating_sub(events::now())).unwrap_or(0);
@@ -318,14 +324,14 @@ impl Engine {
                     tracing::info!("backend engine stopped");
                     return;
                 }
-                if let Err(error) = self.reload() {
+                if let Err(error) = self.recover() {
                     tracing::error!(%error, "could not reload the backend state after a failed save; the backend engine stops");
                     return;
                 }
                 continue;
             }
             for hub in self.hubs.values_mut() {
-                hub.notify_waiters();
+                hub.notify_waiters(&self.store);
             }
             if stop.is_some() {
                 tracing::info!("backend engine stopped");
@@ -337,7 +343,7 @@ impl Engine {
             if last_sweep.elapsed() >= SWEEP_INTERVAL {
                 last_sweep = tokio::time::Instant::now();
                 for hub in self.hubs.values_mut() {
-                    hub.sweep_waiters();
+                    hub.waiters.sweep();
                 }
             }
             self.drop_vacant_hubs();
@@ -377,40 +383,19 @@ impl Engine {
         }
     }
 
-    /// Replaces the in-memory state with the last committed one, loaded from the store:
-    /// the state a restart would find. Like a restart, every work-item stream ends (with
-    /// `UNAVAILABLE`; workers reconnect), handed-out work is ready again and redelivered,
-    /// and tokens handed out before are stale (token numbers go on, so none is reused).
-    /// Waiters stay and are checked against the reloaded state.
-    fn reload(&mut self) -> Result<(), StoreError> {
-        let records = self.store.load_records()?;
-        let mut previous = std::mem::take(&mut self.hubs);
-        for hub in previous.values_mut() {
-            for (_, stream) in std::mem::take(&mut hub.streams) {
-                let _ = stream.sender.send(Err(Status::unavailable(
-                    "the backend could not save its state and went back to the last saved state; reconnect",
-                )));
-            }
-        }
-        let count = records.len();
-        for record in records {
-            let hub = self.hub(&record.hub.clone());
-            hub.load_record(record);
-        }
-        for (name, old) in previous {
-            let hub = self.hub(&name);
-            hub.next_token = old.next_token;
-            hub.next_generation = hub.next_generation.max(old.next_generation);
-            hub.changed.extend(old.waiters.keys().cloned());
-            hub.waiters = old.waiters;
-        }
+    /// Brings every hub back to the last committed state: each part reads back only
+    /// the records the failed batch changed (see [`Hub::recover`]), so recovering costs
+    /// what the batch touched, not the size of the database. Like a restart, every
+    /// work-item stream ends and handed-out work is redelivered.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         for hub in self.hubs.values_mut() {
-            hub.finish_load(&self.store);
+            hub.recover(&self.store)?;
         }
         tracing::warn!(
-            records = count,
             hubs = self.hubs.len(),
-            "backend state reloaded from the last save"
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "backend state restored to the last save"
         );
         Ok(())
     }
@@ -444,19 +429,22 @@ impl Engine {
         let hub = self
             .hubs
             .entry(name.clone())
-            .or_insert_with(|| new_hub(&name, &mint, floor, limits));
+            .or_insert_with(|| Hub::new(&name, mint, floor, limits));
         match command {
             Command::StartInstance(request, reply) => {
                 replies.push(reply, hub.start_instance(request));
             }
             Command::GetInstance(request, reply) => {
-                let response =
-                    hub.instance_response(&request.instance_id, request.get_inputs_and_outputs);
-                replies.push(reply, Ok(response));
+                let response = hub.instance_response(
+                    &request.instance_id,
+                    request.get_inputs_and_outputs,
+                    store,
+                );
+                replies.push(reply, response);
             }
             Command::Wait(request, until, reply) => {
-                if let Some((reply, response)) = hub.wait(request, until, reply) {
-                    replies.push(reply, Ok(response));
+                if let Some((reply, response)) = hub.wait(request, until, reply, store) {
+                    replies.push(reply, response);
                 }
             }
             Command::RaiseEvent(request, reply) => replies.push(reply, hub.raise_event(request)),
@@ -464,10 +452,10 @@ impl Engine {
             Command::Suspend(request, reply) => replies.push(reply, hub.suspend(request)),
             Command::Resume(request, reply) => replies.push(reply, hub.resume(request)),
             Command::Purge(request, reply) => replies.push(reply, hub.purge(request)),
-            Command::Restart(request, reply) => replies.push(reply, hub.restart(request)),
-            Command::Rewind(request, reply) => replies.push(reply, hub.rewind(request)),
+            Command::Restart(request, reply) => replies.push(reply, hub.restart(request, store)),
+            Command::Rewind(request, reply) => replies.push(reply, hub.rewind(request, store)),
             Command::QueryInstances(request, reply) => {
-                replies.push(reply, hub.query_instances(&request));
+                replies.push(reply, hub.query_instances(&request, store));
             }
             Command::ListInstanceIds(request, reply) => {
                 replies.push(reply, hub.list_instance_ids(&request));
@@ -479,10 +467,13 @@ impl Engine {
                 id,
                 request,
                 sender,
-            } => hub.open_stream(id, Stream::new(&request, sender)),
+            } => hub.dispatch.open_stream(id, Stream::new(&request, sender)),
             Command::CloseStream { id } => hub.close_stream(id),
             Command::CompleteOrchestration(response, reply) => {
-                replies.push(reply, hub.complete_orchestration_within_limits(response));
+                replies.push(
+                    reply,
+                    hub.complete_orchestration_within_limits(response, store),
+                );
             }
             Command::CompleteActivity(response, reply) => {
                 hub.complete_activity(response);
@@ -515,68 +506,10 @@ impl Engine {
                 replies.push(reply, Ok(hub.clean_entity_storage(&request)));
             }
             Command::DeleteHub(reply) => {
-                let mut fresh = new_hub(&name, &mint, floor, limits);
-                fresh.dirty.deleted = true;
-                // Its streams stay open: workers keep their connection to the (now empty) hub.
-                fresh.streams = std::mem::take(&mut hub.streams);
-                for stream in fresh.streams.values_mut() {
-                    // Their leases went with the old state.
-                    stream.leased = [0; 3];
-                }
-                fresh.next_token = hub.next_token;
-                fresh.next_generation = hub.next_generation;
-                for waiters in hub.waiters.values_mut() {
-                    for waiter in waiters.drain(..) {
-                        let _ = waiter
-                            .reply
-                            .send(Err(Status::not_found("the task hub was deleted")));
-                    }
-                }
-                *hub = fresh;
+                *hub = hub.emptied();
                 replies.push(reply, Ok(DeleteTaskHubResponse {}));
             }
             Command::Quiesce(reply) => replies.push(reply, Ok(())),
-        }
-    }
-}
-
-fn new_hub(name: &str, mint: &TokenMint, token_floor: u64, limits: HubLimits) -> Hub {
-    let mut hub = Hub::new(name.to_owned(), mint.clone());
-    hub.next_token = token_floor;
-    hub.limits = limits;
-    hub
-}
-
-impl Hub {
-    /// Whether the hub holds nothing worth keeping in memory: no instance, activity,
-    /// timer, entity or lock request, no worker stream or lease, no waiter, no unsaved
-    /// change.
-    fn is_vacant(&self) -> bool {
-        self.instances.is_empty()
-            && self.activities.is_empty()
-            && self.timers.is_empty()
-            && self.entities.is_empty()
-            && self.lock_requests.is_empty()
-            && self.streams.is_empty()
-            && self.leases.is_empty()
-            && self.released.is_empty()
-            && self.waiters.is_empty()
-            && self.changed.is_empty()
-            && !self.is_dirty()
-    }
-
-    /// Ends every stream (their leases are released) and answers every waiter.
-    fn quiesce(&mut self) {
-        let ids: Vec<u64> = self.streams.keys().copied().collect();
-        for id in ids {
-            self.close_stream(id);
-        }
-        for (_, waiters) in self.waiters.drain() {
-            for waiter in waiters {
-                let _ = waiter
-                    .reply
-                    .send(Err(Status::unavailable("the backend is shutting down")));
-            }
         }
     }
 }

@@ -1,11 +1,14 @@
 //! Read-only queries: instance listings (with continuation tokens) and histories.
 
+use std::ops::Bound;
+
 use durabletask_proto::*;
 use prost::Message;
 use tonic::Status;
 
 use super::events::{self, Nanos};
-use super::hub::{Hub, Instance};
+use super::hub::Hub;
+use super::instances;
 use crate::store::Store;
 
 /// The most bytes of instance states one page of `QueryInstances` carries (a page holds
@@ -25,10 +28,13 @@ fn parse_cursor(token: &str) -> Result<(Nanos, String), Status> {
 }
 
 impl Hub {
-    /// `QueryInstances`, ordered by creation time then id.
+    /// `QueryInstances`, ordered by creation time then id: walks the creation index from
+    /// the cursor, so a page costs about its own size; the records of finished
+    /// instances on the page are read from the store.
     pub fn query_instances(
         &self,
         request: &QueryInstancesRequest,
+        store: &Store,
     ) -> Result<QueryInstancesResponse, Status> {
         let query = request.query.clone().unwrap_or_default();
         let from = query.created_time_from.as_ref().map(events::from_timestamp);
@@ -38,24 +44,13 @@ impl Hub {
             Some(token) if !token.is_empty() => Some(parse_cursor(token)?),
             _ => None,
         };
-        let mut matching: Vec<&Instance> = self
-            .instances
-            .values()
-            .filter(|instance| {
-                let record = &instance.record;
-                (query.runtime_status.is_empty() || query.runtime_status.contains(&record.status))
-                    && from.is_none_or(|from| record.created_at >= from)
-                    && to.is_none_or(|to| record.created_at < to)
-                    && record.instance_id.starts_with(&prefix)
-                    && after.as_ref().is_none_or(|(at, id)| {
-                        (record.created_at, record.instance_id.as_str()) > (*at, id.as_str())
-                    })
-            })
-            .collect();
-        matching.sort_by(|a, b| {
-            (a.record.created_at, &a.record.instance_id)
-                .cmp(&(b.record.created_at, &b.record.instance_id))
-        });
+        // Start at the later of the cursor and the `from` bound ("" sorts before any id).
+        let start = match (&after, from) {
+            (Some((at, _)), Some(from)) if from > *at => Bound::Included((from, "")),
+            (Some((at, id)), _) => Bound::Excluded((*at, id.as_str())),
+            (None, Some(from)) => Bound::Included((from, "")),
+            (None, None) => Bound::Unbounded,
+        };
         let page_size = usize::try_from(query.max_instance_count)
             .ok()
             .filter(|&size| size > 0)
@@ -64,30 +59,40 @@ impl Hub {
         // a few instances with large payloads cannot make a listing too big to send.
         let mut orchestration_state = Vec::new();
         let mut bytes = 0usize;
-        let mut last = None;
+        let mut last: Option<(Nanos, &str)> = None;
         let mut more = false;
-        for instance in matching {
+        for (created_at, id) in self.instances.created_from(start) {
+            if to.is_some_and(|to| created_at >= to) {
+                break;
+            }
+            if !id.starts_with(&prefix) {
+                continue;
+            }
+            if !self.has_status(id, &query.runtime_status) {
+                continue;
+            }
             if orchestration_state.len() == page_size {
                 more = true;
                 break;
             }
-            let Some(state) = self
-                .instance_response(&instance.record.instance_id, query.fetch_inputs_and_outputs)
-                .orchestration_state
-            else {
+            let record = self.instances.stored_record(id, store).map_err(|error| {
+                Status::internal(format!("could not read instance '{id}': {error}"))
+            })?;
+            let Some(record) = record else {
                 continue;
             };
+            let state = instances::orchestration_state(&record, query.fetch_inputs_and_outputs);
             let size = state.encoded_len();
             if !orchestration_state.is_empty() && bytes + size > PAGE_BYTES {
                 more = true;
                 break;
             }
             bytes += size;
-            last = Some(instance);
+            last = Some((created_at, id));
             orchestration_state.push(state);
         }
         let continuation_token = if more {
-            last.map(|last| cursor_token(last.record.created_at, &last.record.instance_id))
+            last.map(|(at, id)| cursor_token(at, id))
         } else {
             None
         };
@@ -97,7 +102,8 @@ impl Hub {
         })
     }
 
-    /// `ListInstanceIds`: finished instances, ordered by completion time then id.
+    /// `ListInstanceIds`: finished instances, ordered by completion time then id (the
+    /// completion index, from the cursor).
     pub fn list_instance_ids(
         &self,
         request: &ListInstanceIdsRequest,
@@ -114,32 +120,31 @@ impl Hub {
             Some(token) if !token.is_empty() => Some(parse_cursor(token)?),
             _ => None,
         };
-        let mut matching: Vec<(Nanos, &str)> = self
-            .instances
-            .values()
-            .filter(|instance| {
-                instance.is_terminal()
-                    && (request.runtime_status.is_empty()
-                        || request.runtime_status.contains(&instance.record.status))
-            })
-            .filter_map(|instance| {
-                let at = instance.record.completed_at?;
-                let id = instance.record.instance_id.as_str();
-                let wanted = from.is_none_or(|from| at >= from)
-                    && to.is_none_or(|to| at < to)
-                    && after.as_ref().is_none_or(|(after_at, after_id)| {
-                        (at, id) > (*after_at, after_id.as_str())
-                    });
-                wanted.then_some((at, id))
-            })
-            .collect();
-        matching.sort_unstable();
         let page_size = usize::try_from(request.page_size)
             .ok()
             .filter(|&size| size > 0)
             .unwrap_or(100);
-        let more = matching.len() > page_size;
-        matching.truncate(page_size);
+        let completed = self
+            .instances
+            .completed_after(after.as_ref().map(|(at, id)| (*at, id.as_str())));
+        let mut matching: Vec<(Nanos, &str)> = Vec::new();
+        let mut more = false;
+        for (at, id) in completed {
+            if from.is_some_and(|from| at < from) {
+                continue;
+            }
+            if to.is_some_and(|to| at >= to) {
+                break;
+            }
+            if !self.has_status(id, &request.runtime_status) {
+                continue;
+            }
+            if matching.len() == page_size {
+                more = true;
+                break;
+            }
+            matching.push((at, id));
+        }
         let last_instance_key = if more {
             matching.last().map(|(at, id)| cursor_token(*at, id))
         } else {
@@ -151,25 +156,22 @@ impl Hub {
         })
     }
 
+    /// Whether `id` has one of `statuses` (any status when empty).
+    fn has_status(&self, id: &str, statuses: &[i32]) -> bool {
+        statuses.is_empty()
+            || self
+                .instances
+                .status(id)
+                .is_some_and(|status| statuses.contains(&status))
+    }
+
     /// `StreamInstanceHistory`: the whole history (from the store if not in memory).
     pub fn history(&self, instance_id: &str, store: &Store) -> Result<Vec<HistoryEvent>, Status> {
-        let Some(instance) = self.instances.get(instance_id) else {
-            return Err(Status::not_found(format!(
-                "orchestration instance '{instance_id}' not found"
-            )));
-        };
-        if let Some(history) = &instance.history {
-            return Ok(history.clone());
-        }
-        let encoded = store
-            .load_history(&self.name, instance_id)
-            .map_err(|error| Status::internal(format!("could not read the history: {error}")))?;
-        encoded
-            .iter()
-            .map(|bytes| HistoryEvent::decode(bytes.as_slice()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| {
-                Status::internal(format!("a stored history event does not decode: {error}"))
+        self.instances
+            .history(instance_id, store)
+            .map_err(|error| Status::internal(format!("could not read the history: {error}")))?
+            .ok_or_else(|| {
+                Status::not_found(format!("orchestration instance '{instance_id}' not found"))
             })
     }
 }
