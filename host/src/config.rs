@@ -8,8 +8,10 @@
 //! toml's span points at the offending value. The few checks that involve two keys run
 //! afterwards and find the line themselves ([`locate_key`]).
 //!
-//! Relative paths (`plugins.dir`, `logging.file`, `backend.token_file`) are resolved against
-//! the config file's directory at load time, so the rest of the host only sees usable paths.
+//! Relative paths (`plugins.dir`, `logging.file`, `backend.token_file`, `backend.ca_file`,
+//! `embedded.database`, `embedded.token_file`, `embedded.tls_cert_file`,
+//! `embedded.tls_key_file`) are resolved against the config file's directory at load time,
+//! so the rest of the host only sees usable paths.
 
 use std::fmt;
 use std::ops::Range;
@@ -49,6 +51,13 @@ pub struct BackendSettings {
     pub token_env: Option<String>,
     /// A file holding a bearer token (resolved against the config directory).
     pub token_file: Option<PathBuf>,
+    /// PEM certificates (resolved against the config directory) that an https endpoint's
+    /// certificate must chain to, instead of the system's roots: a private CA, or a
+    /// self-signed certificate itself. Re-read on every (re)connect.
+    pub ca_file: Option<PathBuf>,
+    /// The name an https endpoint's certificate must carry, when it is not the
+    /// endpoint's host (e.g. the endpoint is an IP address, the certificate names a host).
+    pub tls_server_name: Option<String>,
 }
 
 /// Where the backend runs.
@@ -80,8 +89,8 @@ pub struct EmbeddedSettings {
     pub listen: std::net::SocketAddr,
     /// The SQLite file holding its state (resolved against the config directory).
     pub database: PathBuf,
-    /// Allow `listen` on an address other machines can reach although the backend
-    /// checks no credentials (only for a network where every peer is trusted).
+    /// Allow `listen` on an address other machines can reach without TLS and a
+    /// `token_file` (only for a network where every peer is trusted).
     pub insecure: bool,
     /// The largest payload (input, output, event, result, custom status) the backend
     /// accepts, in bytes.
@@ -94,6 +103,16 @@ pub struct EmbeddedSettings {
     /// Accept only calls bearing one of the tokens of this file (one per line; resolved
     /// against the config directory). The host's worker and client send its first.
     pub token_file: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM; resolved against the config
+    /// directory). Set with `tls_key_file`, or neither. The host's worker and client
+    /// trust this file as their root.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `tls_cert_file` (PEM; resolved against the config directory).
+    pub tls_key_file: Option<PathBuf>,
+    /// The name the host's worker and client expect in the certificate. Absent:
+    /// "localhost" when `listen` is loopback or unspecified (they connect over loopback),
+    /// else the `listen` IP.
+    pub tls_server_name: Option<String>,
 }
 
 impl Default for EmbeddedSettings {
@@ -106,15 +125,38 @@ impl Default for EmbeddedSettings {
             history_streaming_bytes: durabletask_backend::DEFAULT_HISTORY_STREAMING_BYTES,
             max_history_events: durabletask_backend::DEFAULT_MAX_HISTORY_EVENTS,
             token_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_server_name: None,
         }
     }
 }
 
 impl EmbeddedSettings {
     /// The address clients use to reach it: `listen`, with an unspecified IP (0.0.0.0)
-    /// replaced by loopback.
+    /// replaced by loopback, over https when it serves TLS.
     pub fn client_endpoint(&self) -> Endpoint {
-        Endpoint::to_listener(self.listen)
+        Endpoint::to_listener(self.listen, self.serves_tls())
+    }
+
+    /// Whether it serves TLS (the config refuses one TLS file without the other).
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert_file.is_some() && self.tls_key_file.is_some()
+    }
+
+    /// The name its clients expect in its certificate: `tls_server_name`, else
+    /// "localhost" when they connect over loopback, else the `listen` IP.
+    pub fn tls_server_name(&self) -> String {
+        if let Some(name) = &self.tls_server_name {
+            return name.clone();
+        }
+        let ip = self.listen.ip();
+        // An unspecified listen (0.0.0.0) is reached over loopback too (client_endpoint).
+        if ip.is_loopback() || ip.is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            ip.to_string()
+        }
     }
 }
 
@@ -126,6 +168,8 @@ impl Default for BackendSettings {
             taskhub: "default".to_owned(),
             token_env: None,
             token_file: None,
+            ca_file: None,
+            tls_server_name: None,
         }
     }
 }
@@ -140,6 +184,8 @@ impl fmt::Debug for BackendSettings {
             .field("taskhub", &self.taskhub)
             .field("token_env", &self.token_env)
             .field("token_file", &self.token_file)
+            .field("ca_file", &self.ca_file)
+            .field("tls_server_name", &self.tls_server_name)
             .finish()
     }
 }
@@ -147,7 +193,7 @@ impl fmt::Debug for BackendSettings {
 /// A validated backend address.
 ///
 /// Accepts `http://`, `https://`, `grpc://` and `grpcs://` (case-insensitive). The `s`
-/// forms use TLS with the system roots.
+/// forms use TLS (with the system roots unless `[backend] ca_file` names others).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// As written in the config, for messages.
@@ -185,17 +231,17 @@ impl Endpoint {
         })
     }
 
-    /// The plaintext address of a listener on this machine: an unspecified IP (0.0.0.0,
-    /// ::) is reached through loopback.
-    pub fn to_listener(mut address: std::net::SocketAddr) -> Self {
+    /// The address of a listener on this machine (`https` when it serves TLS): an
+    /// unspecified IP (0.0.0.0, ::) is reached through loopback.
+    pub fn to_listener(mut address: std::net::SocketAddr, tls: bool) -> Self {
         if address.ip().is_unspecified() {
             address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        let text = format!("http://{address}");
+        let text = format!("{}://{address}", if tls { "https" } else { "http" });
         Self {
             configured: text.clone(),
             uri: text,
-            tls: false,
+            tls,
         }
     }
 
@@ -460,20 +506,30 @@ impl Config {
             BackendMode::Embedded
         }));
         config.validate_embedded(text, path)?;
+        config.validate_remote(text, path)?;
         config.source = path.to_owned();
         let base = config_dir(path);
+        let resolve = |file: Option<PathBuf>| file.map(|file| base.join(file));
         config.embedded.database = base.join(&config.embedded.database);
         config.plugins.dir = base.join(&config.plugins.dir);
-        config.logging.file = config.logging.file.map(|file| base.join(file));
-        config.backend.token_file = config.backend.token_file.map(|file| base.join(file));
-        config.embedded.token_file = config.embedded.token_file.map(|file| base.join(file));
+        config.logging.file = resolve(config.logging.file);
+        config.backend.token_file = resolve(config.backend.token_file);
+        config.backend.ca_file = resolve(config.backend.ca_file);
+        config.embedded.token_file = resolve(config.embedded.token_file);
+        config.embedded.tls_cert_file = resolve(config.embedded.tls_cert_file);
+        config.embedded.tls_key_file = resolve(config.embedded.tls_key_file);
         if config.backend.mode() == BackendMode::Embedded {
             // The host's own worker and the client authenticate with the embedded
-            // backend's token ([backend] tokens are refused in this mode).
+            // backend's token, and trust its certificate as their root (a self-signed
+            // one included) under the name it serves ([backend] settings for these are
+            // refused in this mode).
             config
                 .backend
                 .token_file
                 .clone_from(&config.embedded.token_file);
+            let tls = config.embedded.serves_tls();
+            config.backend.ca_file = config.embedded.tls_cert_file.clone().filter(|_| tls);
+            config.backend.tls_server_name = tls.then(|| config.embedded.tls_server_name());
         }
         Ok(config)
     }
@@ -505,6 +561,48 @@ impl Config {
                 ));
             }
         }
+        for key in ["ca_file", "tls_server_name"] {
+            if locate_key(text, "backend", key).is_some() {
+                return Err(invalid(
+                    "backend",
+                    key,
+                    format!(
+                        "'{key}' in [backend] would be ignored: with mode = \"embedded\" the host's worker talks to its own backend; set tls_cert_file and tls_key_file (and tls_server_name if needed) in [embedded] to make that backend serve TLS (the host's worker and client then trust its certificate)"
+                    ),
+                ));
+            }
+        }
+        let embedded = &self.embedded;
+        let half_of_tls = match (&embedded.tls_cert_file, &embedded.tls_key_file) {
+            (Some(_), None) => Some(("tls_cert_file", "tls_key_file")),
+            (None, Some(_)) => Some(("tls_key_file", "tls_cert_file")),
+            _ => None,
+        };
+        if let Some((set, missing)) = half_of_tls {
+            return Err(invalid(
+                "embedded",
+                set,
+                format!(
+                    "'{set}' in [embedded] is set without '{missing}': set both (the certificate chain and its private key, PEM files) to serve TLS, or neither"
+                ),
+            ));
+        }
+        if let Some(name) = &embedded.tls_server_name {
+            if !embedded.serves_tls() {
+                return Err(invalid(
+                    "embedded",
+                    "tls_server_name",
+                    "'tls_server_name' in [embedded] would be ignored: it is the name the host's worker and client expect in the certificate of tls_cert_file, which is not set".to_owned(),
+                ));
+            }
+            if name.trim().is_empty() {
+                return Err(invalid(
+                    "embedded",
+                    "tls_server_name",
+                    "invalid value for 'tls_server_name' in [embedded]: must not be empty (leave the key out for the default)".to_owned(),
+                ));
+            }
+        }
         // Input and output of one instance must fit in one 64 MiB message together.
         if !(1..=MAX_EMBEDDED_PAYLOAD_BYTES).contains(&self.embedded.max_payload_bytes) {
             return Err(invalid(
@@ -516,15 +614,68 @@ impl Config {
                 ),
             ));
         }
-        let ip = self.embedded.listen.ip();
-        if !ip.is_loopback() && !self.embedded.insecure {
+        // Reachable from other machines, it needs both: TLS so that calls, payloads and
+        // the token cannot be read or changed on the way, a token so that not everyone
+        // who reaches the port can use it.
+        let mut missing = Vec::new();
+        if !embedded.serves_tls() {
+            missing.push(
+                "TLS (tls_cert_file and tls_key_file: without it calls, their payloads and any token cross the network in the clear)",
+            );
+        }
+        if embedded.token_file.is_none() {
+            missing.push(
+                "a token_file (without it anyone who reaches the port can start, terminate or purge every orchestration)",
+            );
+        }
+        if !embedded.listen.ip().is_loopback() && !embedded.insecure && !missing.is_empty() {
             return Err(invalid(
                 "embedded",
                 "listen",
                 format!(
-                    "'listen' in [embedded] is {}, reachable from other machines, and the embedded backend does not serve TLS yet: calls, their payloads and any token would cross the network in the clear, and without token_file anyone who reaches it could start, terminate or purge every orchestration. Listen on loopback (127.0.0.1), or set insecure = true in [embedded] if every machine on the network is trusted",
-                    self.embedded.listen
+                    "'listen' in [embedded] is {}, reachable from other machines, without {}. Set what is missing in [embedded], listen on loopback (127.0.0.1), or set insecure = true in [embedded] if every machine on the network is trusted",
+                    embedded.listen,
+                    missing.join(" and without ")
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks of `[backend]`'s TLS settings with a remote backend: they only mean
+    /// something for an https endpoint.
+    fn validate_remote(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        if self.backend.mode() != BackendMode::Remote {
+            return Ok(());
+        }
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            location: locate_key(text, "backend", key),
+            message,
+        };
+        for (key, set) in [
+            ("ca_file", self.backend.ca_file.is_some()),
+            ("tls_server_name", self.backend.tls_server_name.is_some()),
+        ] {
+            if set && !self.backend.endpoint.uses_tls() {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "'{key}' in [backend] would be ignored: the endpoint {} is plaintext; write https:// to connect with TLS",
+                        self.backend.endpoint
+                    ),
+                ));
+            }
+        }
+        if self
+            .backend
+            .tls_server_name
+            .as_deref()
+            .is_some_and(|name| name.trim().is_empty())
+        {
+            return Err(invalid(
+                "tls_server_name",
+                "invalid value for 'tls_server_name' in [backend]: must not be empty (leave the key out to use the endpoint's host)".to_owned(),
             ));
         }
         Ok(())
@@ -1059,11 +1210,35 @@ rotation = "hourly"
     }
 
     #[test]
-    fn an_embedded_backend_reachable_from_other_machines_needs_insecure() {
+    fn an_embedded_backend_reachable_from_other_machines_needs_tls_and_a_token_or_insecure() {
+        const TLS: &str = "tls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"\n";
+        const TOKEN: &str = "token_file = \"tokens\"\n";
         for listen in ["0.0.0.0:4001", "192.0.2.7:4001", "[::]:4001"] {
             let message = error_of(&format!("[embedded]\nlisten = \"{listen}\"\n"));
             assert!(message.starts_with("/etc/dt/host.toml:2:1:"), "{message}");
             assert!(message.contains("insecure = true"), "{message}");
+            assert!(message.contains("without TLS"), "{message}");
+            assert!(message.contains("without a token_file"), "{message}");
+
+            // The message names only what is missing.
+            let message = error_of(&format!("[embedded]\nlisten = \"{listen}\"\n{TOKEN}"));
+            assert!(message.starts_with("/etc/dt/host.toml:2:1:"), "{message}");
+            assert!(message.contains("without TLS"), "{message}");
+            assert!(!message.contains("token_file"), "{message}");
+            let message = error_of(&format!("[embedded]\nlisten = \"{listen}\"\n{TLS}"));
+            assert!(message.contains("without a token_file"), "{message}");
+            assert!(!message.contains("without TLS"), "{message}");
+
+            // Both, or an explicit insecure, are accepted.
+            parse(&format!("[embedded]\nlisten = \"{listen}\"\n{TLS}{TOKEN}")).unwrap();
+            parse(&format!(
+                "[embedded]\nlisten = \"{listen}\"\ninsecure = true\n"
+            ))
+            .unwrap();
+            parse(&format!(
+                "[embedded]\nlisten = \"{listen}\"\ninsecure = true\n{TOKEN}"
+            ))
+            .unwrap();
         }
         for listen in ["127.0.0.1:4001", "127.0.0.2:0", "[::1]:4001"] {
             parse(&format!("[embedded]\nlisten = \"{listen}\"\n")).unwrap();
@@ -1104,6 +1279,109 @@ rotation = "hourly"
         let path = PathBuf::from("/etc/dt/secrets/tokens");
         assert_eq!(config.embedded.token_file.as_ref(), Some(&path));
         assert_eq!(config.backend.token_file, Some(path));
+    }
+
+    #[test]
+    fn the_tls_files_are_both_or_neither() {
+        let message = error_of("[embedded]\ntls_cert_file = \"cert.pem\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:1:"), "{message}");
+        assert!(
+            message.contains("'tls_cert_file' in [embedded] is set without 'tls_key_file'"),
+            "{message}"
+        );
+        let message =
+            error_of("[embedded]\nlisten = \"127.0.0.1:1\"\ntls_key_file = \"key.pem\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:3:1:"), "{message}");
+        assert!(
+            message.contains("'tls_key_file' in [embedded] is set without 'tls_cert_file'"),
+            "{message}"
+        );
+        let config = parse("").unwrap();
+        assert!(!config.embedded.serves_tls());
+        assert_eq!(config.backend.ca_file, None);
+        assert_eq!(config.backend.tls_server_name, None);
+    }
+
+    #[test]
+    fn with_tls_files_the_worker_and_client_use_https_and_trust_the_certificate() {
+        let config = parse(
+            "[embedded]\ntls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"/secret/key.pem\"\n",
+        )
+        .unwrap();
+        // Relative to the config file's directory, as database and token_file are.
+        let certificate = PathBuf::from("/etc/dt/tls/cert.pem");
+        assert_eq!(config.embedded.tls_cert_file.as_ref(), Some(&certificate));
+        assert_eq!(
+            config.embedded.tls_key_file,
+            Some(PathBuf::from("/secret/key.pem"))
+        );
+        assert!(config.embedded.serves_tls());
+        assert_eq!(
+            config.embedded.client_endpoint().uri(),
+            "https://127.0.0.1:4001"
+        );
+        assert!(config.embedded.client_endpoint().uses_tls());
+        assert_eq!(config.backend.ca_file, Some(certificate));
+        assert_eq!(config.backend.tls_server_name.as_deref(), Some("localhost"));
+    }
+
+    #[test]
+    fn the_embedded_tls_server_name_defaults_to_what_the_client_connects_to() {
+        let name = |listen: &str, extra: &str| {
+            parse(&format!(
+                "[embedded]\nlisten = \"{listen}\"\ntls_cert_file = \"c\"\ntls_key_file = \"k\"\ntoken_file = \"t\"\n{extra}"
+            ))
+            .unwrap()
+            .backend
+            .tls_server_name
+            .unwrap()
+        };
+        assert_eq!(name("127.0.0.1:1", ""), "localhost");
+        assert_eq!(name("[::1]:1", ""), "localhost");
+        // An unspecified address is reached over loopback.
+        assert_eq!(name("0.0.0.0:1", ""), "localhost");
+        assert_eq!(name("192.0.2.7:1", ""), "192.0.2.7");
+        assert_eq!(
+            name("192.0.2.7:1", "tls_server_name = \"dt.example.com\"\n"),
+            "dt.example.com"
+        );
+
+        let message = error_of("[embedded]\ntls_server_name = \"dt.example.com\"\n");
+        assert!(message.starts_with("/etc/dt/host.toml:2:1:"), "{message}");
+        assert!(message.contains("would be ignored"), "{message}");
+        let message = error_of(
+            "[embedded]\ntls_cert_file = \"c\"\ntls_key_file = \"k\"\ntls_server_name = \" \"\n",
+        );
+        assert!(message.starts_with("/etc/dt/host.toml:4:1:"), "{message}");
+        assert!(message.contains("must not be empty"), "{message}");
+    }
+
+    #[test]
+    fn the_backend_ca_file_is_for_an_https_remote_endpoint() {
+        let config = parse(
+            "[backend]\nendpoint = \"https://10.0.0.5:4001\"\nca_file = \"tls/ca.pem\"\ntls_server_name = \"dt.internal\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.backend.ca_file,
+            Some(PathBuf::from("/etc/dt/tls/ca.pem"))
+        );
+        assert_eq!(
+            config.backend.tls_server_name.as_deref(),
+            Some("dt.internal")
+        );
+
+        for key in ["ca_file = \"ca.pem\"", "tls_server_name = \"h\""] {
+            // A plaintext endpoint would ignore it.
+            let message = error_of(&format!("[backend]\nendpoint = \"http://h:4001\"\n{key}\n"));
+            assert!(message.starts_with("/etc/dt/host.toml:3:1:"), "{message}");
+            assert!(message.contains("is plaintext"), "{message}");
+            // So would embedded mode, whose TLS is configured in [embedded].
+            let message = error_of(&format!("[backend]\n{key}\n"));
+            assert!(message.starts_with("/etc/dt/host.toml:2:1:"), "{message}");
+            assert!(message.contains("would be ignored"), "{message}");
+            assert!(message.contains("tls_cert_file"), "{message}");
+        }
     }
 
     #[test]

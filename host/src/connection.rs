@@ -5,6 +5,7 @@
 //! surfaces as an `UNAVAILABLE` status that the callers already know how to handle.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use durabletask_proto::task_hub_sidecar_service_client::TaskHubSidecarServiceCli
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::config::{BackendSettings, Endpoint};
 
@@ -34,6 +35,8 @@ pub enum ConnectionError {
         path: std::path::PathBuf,
         reason: String,
     },
+    #[error("TLS: cannot use the CA file {}: {reason}", path.display())]
+    CaFile { path: PathBuf, reason: String },
     #[error("bearer token: {source_name} is empty")]
     TokenEmpty { source_name: String },
     #[error("invalid value for the {header} header: {reason}")]
@@ -213,9 +216,63 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// A client on a new, lazily connected channel to `endpoint`.
+/// How a TLS connection checks the backend's certificate: the roots it must chain to
+/// (the system's, unless `ca_file` names others) and the name it must carry (the
+/// endpoint's host, unless `server_name` says otherwise). Unused for plaintext endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsTrust {
+    /// PEM certificates to trust instead of the system's roots: a private CA, or a
+    /// self-signed certificate itself (the embedded backend's `tls_cert_file`).
+    pub ca_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+impl TlsTrust {
+    /// `[backend] ca_file` and `tls_server_name` (in embedded mode the config derives them
+    /// from `[embedded]`).
+    pub fn from_settings(settings: &BackendSettings) -> Self {
+        Self {
+            ca_file: settings.ca_file.clone(),
+            server_name: settings.tls_server_name.clone(),
+        }
+    }
+
+    /// The client TLS configuration. The CA file is read here, on every (re)connect, so a
+    /// renewed certificate is picked up as a rotated token file is.
+    fn client_config(&self) -> Result<ClientTlsConfig, ConnectionError> {
+        let mut config = match &self.ca_file {
+            Some(path) => {
+                let ca_error = |reason: String| ConnectionError::CaFile {
+                    path: path.clone(),
+                    reason,
+                };
+                let pem = std::fs::read(path).map_err(|error| ca_error(error.to_string()))?;
+                // tonic would accept a file without certificates and then trust nothing,
+                // failing every handshake with an unhelpful "unknown issuer".
+                if !pem
+                    .windows(CERTIFICATE_PEM_HEADER.len())
+                    .any(|window| window == CERTIFICATE_PEM_HEADER)
+                {
+                    return Err(ca_error("it holds no PEM certificate".to_owned()));
+                }
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+            }
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        if let Some(name) = &self.server_name {
+            config = config.domain_name(name.clone());
+        }
+        Ok(config)
+    }
+}
+
+const CERTIFICATE_PEM_HEADER: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+/// A client on a new, lazily connected channel to `endpoint`; `tls` says how an https
+/// endpoint's certificate is checked.
 pub fn connect(
     endpoint: &Endpoint,
+    tls: &TlsTrust,
     metadata: CallMetadata,
 ) -> Result<SidecarClient, ConnectionError> {
     let invalid = |reason: String| ConnectionError::Endpoint {
@@ -228,7 +285,7 @@ pub fn connect(
         .tcp_nodelay(true);
     if endpoint.uses_tls() {
         transport = transport
-            .tls_config(ClientTlsConfig::new().with_native_roots())
+            .tls_config(tls.client_config()?)
             .map_err(|error| invalid(error.to_string()))?;
     }
     let channel = transport.connect_lazy();
@@ -283,6 +340,27 @@ old
         };
         let token = BearerToken::from_settings(&settings).unwrap().unwrap();
         assert_eq!(token.0, "new");
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_holds_no_certificate_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        let endpoint = Endpoint::parse("https://127.0.0.1:1").unwrap();
+        let tls = TlsTrust {
+            ca_file: Some(path.clone()),
+            server_name: None,
+        };
+        let error = |tls: &TlsTrust| {
+            let metadata = CallMetadata::new("hub", None, None).unwrap();
+            connect(&endpoint, tls, metadata).err().unwrap().to_string()
+        };
+        let missing = error(&tls);
+        assert!(missing.contains(&path.display().to_string()), "{missing}");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let empty = error(&tls);
+        assert!(empty.contains("holds no PEM certificate"), "{empty}");
+        assert!(empty.contains(&path.display().to_string()), "{empty}");
     }
 
     #[test]

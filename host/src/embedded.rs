@@ -2,7 +2,7 @@
 //! Task backend, with its state in a SQLite file, on `[embedded] listen`. The host's
 //! worker, the project's client and any other Durable Task SDK connect to it there.
 
-use durabletask_backend::{BackendOptions, EmbeddedBackend};
+use durabletask_backend::{BackendOptions, EmbeddedBackend, TlsFiles};
 
 use crate::config::{BackendSettings, EmbeddedSettings, Endpoint};
 
@@ -24,6 +24,13 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, Strin
         history_streaming_bytes: settings.history_streaming_bytes,
         max_history_events: settings.max_history_events,
         token_file: settings.token_file.clone(),
+        tls: match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(certificate), Some(key)) => Some(TlsFiles {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
         ..BackendOptions::new(settings.database.clone(), settings.listen)
     })
     .await
@@ -36,6 +43,7 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, Strin
     })?;
     tracing::info!(
         database = %settings.database.display(),
+        tls = settings.serves_tls(),
         "embedded backend listening on {}",
         backend.local_addr()
     );
@@ -43,11 +51,17 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<EmbeddedBackend, Strin
 }
 
 /// The backend settings the worker uses to reach the embedded backend: its actual
-/// address (the configured port may be 0), the configured task hub, and the first token
-/// of `[embedded] token_file` if it is set (the config puts it in `backend.token_file`).
-pub fn worker_settings(backend: &EmbeddedBackend, configured: &BackendSettings) -> BackendSettings {
+/// address (the configured port may be 0), over https when it serves TLS, the configured
+/// task hub, the first token of `[embedded] token_file` if it is set, and its certificate
+/// as the root to trust (the config puts these in `backend.token_file`, `ca_file` and
+/// `tls_server_name`).
+pub fn worker_settings(
+    backend: &EmbeddedBackend,
+    embedded: &EmbeddedSettings,
+    configured: &BackendSettings,
+) -> BackendSettings {
     let mut settings = configured.clone();
-    settings.endpoint = Endpoint::to_listener(backend.local_addr());
+    settings.endpoint = Endpoint::to_listener(backend.local_addr(), embedded.serves_tls());
     settings.token_env = None;
     settings
 }

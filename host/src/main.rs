@@ -179,7 +179,7 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         BackendMode::Remote => None,
     };
     let backend = match &embedded {
-        Some(embedded) => embedded::worker_settings(embedded, &config.backend),
+        Some(embedded) => embedded::worker_settings(embedded, &config.embedded, &config.backend),
         None => config.backend.clone(),
     };
     let plugins = start_plugins(config)?;

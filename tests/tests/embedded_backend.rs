@@ -220,3 +220,74 @@ fn with_a_token_file_the_embedded_backend_serves_only_its_token_holders() -> Res
     );
     Ok(())
 }
+
+/// Issue 10, item 5: with `[embedded] tls_cert_file` and `tls_key_file` the embedded
+/// backend serves TLS only. The host's own worker and the client reading the same config
+/// connect with https and trust its certificate (self-signed here) as their root; a
+/// plaintext client gets nothing.
+#[test]
+fn with_tls_files_the_embedded_backend_serves_tls_to_its_worker_and_client_only() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let plugins = scratch.path().join("plugins");
+    std::fs::create_dir(&plugins)?;
+    let hello = PluginFile::built("hello")?;
+    std::fs::copy(hello.source(), plugins.join(hello.file_name()))?;
+    let tls = scratch.path().join("tls");
+    std::fs::create_dir(&tls)?;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("a self-signed certificate");
+    std::fs::write(tls.join("cert.pem"), certified.cert.pem())?;
+    std::fs::write(tls.join("key.pem"), certified.key_pair.serialize_pem())?;
+    std::fs::write(scratch.path().join("tokens"), "s3cret-token\n")?;
+    let config_path = scratch.path().join("host.toml");
+    // A fixed port: the client reads its address from the same config. Paths are
+    // relative to the config file.
+    let port = free_port()?;
+    std::fs::write(
+        &config_path,
+        format!(
+            "[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\ntoken_file = \"tokens\"\ntls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"tls/key.pem\"\n\n[plugins]\ndir = \"plugins\"\n"
+        ),
+    )?;
+
+    let mut host = Host::start_with_config_file(&config_path)?;
+    // `http://127.0.0.1:<port>`: the address it listens on, as a plaintext client sees it.
+    let plaintext_endpoint = host.embedded_endpoint()?;
+    let binary = durabletask_e2e::paths::host_binary()?;
+    let run = |args: &[&str]| {
+        std::process::Command::new(&binary)
+            .arg("client")
+            .args(args)
+            .output()
+    };
+    let config_arg = config_path.to_string_lossy().into_owned();
+    let started = run(&["--config", &config_arg, "start", "hello_cities", "--wait"])?;
+    let stdout = String::from_utf8_lossy(&started.stdout);
+    let state: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&started.stderr)));
+    assert!(started.status.success(), "{state}");
+    assert_eq!(
+        state["status"],
+        "COMPLETED",
+        "{state:#}\n{}",
+        host.log_tail()
+    );
+    assert_eq!(
+        state["output"],
+        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]),
+        "{state:#}"
+    );
+
+    // With the right token, so that only the missing TLS can be why it is refused.
+    let plaintext = std::process::Command::new(&binary)
+        .env("DURABLETASK_E2E_TOKEN", "s3cret-token")
+        .args(["client", "--endpoint", &plaintext_endpoint])
+        .args(["--token-env", "DURABLETASK_E2E_TOKEN", "list"])
+        .output()?;
+    assert!(
+        !plaintext.status.success(),
+        "a plaintext client was served: {}",
+        String::from_utf8_lossy(&plaintext.stdout)
+    );
+    Ok(())
+}

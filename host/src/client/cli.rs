@@ -16,7 +16,7 @@ use super::{
     validate_json,
 };
 use crate::config::{BackendMode, Config};
-use crate::connection::BearerToken;
+use crate::connection::{BearerToken, TlsTrust};
 
 /// Where the client connects when neither a flag nor a config file says.
 const DEFAULT_ENDPOINT: &str = "http://localhost:4001";
@@ -26,8 +26,9 @@ const DEFAULT_CONFIG: &str = "host.toml";
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// The host's configuration file: the client uses its backend endpoint, task hub and
-    /// token, and its [versioning] default_version for `start`. Default: host.toml in the
+    /// The host's configuration file: the client uses its backend endpoint, task hub,
+    /// token and TLS trust (the embedded backend's certificate, or [backend] ca_file), and
+    /// its [versioning] default_version for `start`. Default: host.toml in the
     /// current directory, if there is one. Flags win over the file.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -232,6 +233,10 @@ fn connection_settings(args: &ClientArgs) -> Result<(ClientOptions, Option<Strin
         .clone()
         .or_else(|| config.as_ref().map(|c| c.backend.taskhub.clone()))
         .unwrap_or_else(|| DEFAULT_TASKHUB.to_owned());
+    let tls = config
+        .as_ref()
+        .map(|config| TlsTrust::from_settings(&config.backend))
+        .unwrap_or_default();
     let default_version = config
         .and_then(|c| c.versioning)
         .and_then(|versioning| versioning.default_version);
@@ -240,6 +245,7 @@ fn connection_settings(args: &ClientArgs) -> Result<(ClientOptions, Option<Strin
             endpoint,
             taskhub,
             token,
+            tls,
         },
         default_version,
     ))
@@ -751,6 +757,26 @@ mod tests {
         .unwrap();
         let (options, _) = connection_settings(&args_with(Some(path), &[])).unwrap();
         assert_eq!(options.endpoint, "http://127.0.0.1:4100");
+    }
+
+    #[test]
+    fn with_an_embedded_backend_serving_tls_the_client_uses_https_and_trusts_its_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(
+            &path,
+            "[embedded]\nlisten = \"127.0.0.1:4100\"\ntls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"tls/key.pem\"\n",
+        )
+        .unwrap();
+        let (options, _) = connection_settings(&args_with(Some(path), &[])).unwrap();
+        assert_eq!(options.endpoint, "https://127.0.0.1:4100");
+        assert_eq!(
+            options.tls,
+            TlsTrust {
+                ca_file: Some(dir.path().join("tls/cert.pem")),
+                server_name: Some("localhost".to_owned()),
+            }
+        );
     }
 
     #[test]

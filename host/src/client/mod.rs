@@ -29,7 +29,7 @@ pub use schedule::signal_time;
 pub use state::{entity_to_json, failure_to_json, payload, state_to_json, status_name};
 
 use crate::config::Endpoint;
-use crate::connection::{self, BearerToken, CallMetadata, SidecarClient};
+use crate::connection::{self, BearerToken, CallMetadata, SidecarClient, TlsTrust};
 
 /// A deadline for calls that should answer at once, so a hung backend cannot hang the CLI.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,6 +116,8 @@ pub struct ClientOptions {
     pub endpoint: String,
     pub taskhub: String,
     pub token: Option<BearerToken>,
+    /// How an https endpoint's certificate is checked.
+    pub tls: TlsTrust,
 }
 
 /// What `start` needs beyond the orchestrator name.
@@ -242,7 +244,7 @@ impl Client {
             .map_err(|reason| ClientError::Usage(format!("invalid --endpoint: {reason}")))?;
         let metadata = CallMetadata::new(&options.taskhub, None, options.token.as_ref())
             .map_err(|error| ClientError::Usage(error.to_string()))?;
-        let inner = connection::connect(&endpoint, metadata)
+        let inner = connection::connect(&endpoint, &options.tls, metadata)
             .map_err(|error| ClientError::Usage(error.to_string()))?;
         Ok(Client {
             inner,
@@ -924,6 +926,7 @@ mod tests {
             endpoint: "http://127.0.0.1:1".into(),
             taskhub: "default".into(),
             token: None,
+            tls: TlsTrust::default(),
         })
         .unwrap();
         let error = client.status("abc").await.unwrap_err();

@@ -135,6 +135,10 @@ fn check_connection_settings(
     let token = BearerToken::from_settings(backend)?;
     let metadata = CallMetadata::new(&backend.taskhub, Some(worker_id), token.as_ref())?;
     // Lazy: this does not touch the network, it only validates the address.
-    connection::connect(&backend.endpoint, metadata)?;
+    connection::connect(
+        &backend.endpoint,
+        &connection::TlsTrust::from_settings(backend),
+        metadata,
+    )?;
     Ok(())
 }

@@ -107,7 +107,8 @@ impl Session<'_> {
         let metadata =
             CallMetadata::new(&self.backend.taskhub, Some(self.worker_id), token.as_ref())
                 .map_err(local)?;
-        let client = connection::connect(&self.backend.endpoint, metadata).map_err(local)?;
+        let tls = connection::TlsTrust::from_settings(self.backend);
+        let client = connection::connect(&self.backend.endpoint, &tls, metadata).map_err(local)?;
         match tokio::time::timeout(HELLO_TIMEOUT, client.clone().hello(())).await {
             Ok(Ok(_)) => Ok(client),
             Ok(Err(status)) => Err(Failure {
