@@ -136,6 +136,7 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
 
 /// The worker: load the config, start logging and the plugins, serve until a signal.
 fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> ExitCode {
+    make_created_files_private();
     let (config, config_path) = match load_config(config_path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -162,6 +163,25 @@ fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> 
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// Adds group and other to the process umask, before the daemon creates any file, so
+/// that the log files are created 0600 and the folders it creates (the log folder, the
+/// database's folder) 0700.
+///
+/// Why the umask and not a mode per file: tracing-appender opens each log file itself,
+/// the first at start and every later one at rotation time on its writer thread, with no
+/// way to pass a mode; only the umask governs those. What else the host creates is
+/// already private by an explicit mode (the database, its WAL and lock: 0600; the
+/// plugins' private copies: 0600 in a 0700 folder), so for the host's own files this
+/// changes nothing else. It does apply to files plugin code creates: those are private to
+/// the host's user too unless the plugin sets their mode afterwards (documented in the
+/// README). Bits the operator's umask already masks stay masked. The client and
+/// `plugins` create no files and keep the caller's umask.
+fn make_created_files_private() {
+    use rustix::fs::Mode;
+    let inherited = rustix::process::umask(Mode::from_raw_mode(0o077));
+    rustix::process::umask(inherited | Mode::from_raw_mode(0o077));
 }
 
 /// What SIGHUP needs besides the plugins: where the config file is, and the logger's level.

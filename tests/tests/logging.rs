@@ -151,3 +151,45 @@ fn json_logs_and_rolling_file() -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue 10, item 5: the log files are private to the host's user (0600), whatever the
+/// umask it was started with, and so is the log folder it creates (0700): a log can hold
+/// instance ids, inputs in error messages and plugin output.
+#[test]
+fn the_log_file_and_the_folder_the_host_creates_for_it_are_private() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut fixture = Fixture::start_with(&["hello"], |config| {
+        config.log_file("private-logs/host.log")
+    })?;
+    let state = fixture.run("hello_cities", None)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    fixture.host.sigterm()?;
+    let status = fixture.host.wait_exit(WAIT)?;
+    assert!(status.success(), "{status}\n{}", fixture.host.log_tail());
+
+    let log_dir = fixture.host.config_dir().join("private-logs");
+    let mode = |path: &Path| -> Result<u32> {
+        let metadata = std::fs::metadata(path)
+            .map_err(|error| Error::new(format!("cannot stat {}: {error}", path.display())))?;
+        Ok(metadata.permissions().mode() & 0o777)
+    };
+    assert_eq!(
+        mode(&log_dir)?,
+        0o700,
+        "the log folder {} is not private",
+        log_dir.display()
+    );
+    // The file written (its name carries the date) holds the run's log.
+    assert!(rolled_log_text(&log_dir)?.contains("saying hello"));
+    for entry in std::fs::read_dir(&log_dir)? {
+        let path = entry?.path();
+        assert_eq!(
+            mode(&path)?,
+            0o600,
+            "the log file {} is not private",
+            path.display()
+        );
+    }
+    Ok(())
+}
