@@ -9,8 +9,13 @@
 //! - a worker's result is not refused (the work item would come back forever): an
 //!   activity result becomes a failure of the activity (`PayloadTooLarge`), so retry
 //!   policies and orchestrator code can react; an orchestration that sends a payload too
-//!   large fails with `PayloadTooLarge`.
+//!   large fails with `PayloadTooLarge`;
+//! - an entity operation whose result is too large fails (`PayloadTooLarge`), the rest of
+//!   its batch stands; a batch whose new entity state or one of whose actions is too large
+//!   is not applied at all: every operation fails and the state stays as it was.
 
+use durabletask_proto::operation_action::OperationActionType;
+use durabletask_proto::operation_result::ResultType;
 use durabletask_proto::orchestrator_action::OrchestratorActionType;
 use durabletask_proto::*;
 use tonic::Status;
@@ -59,15 +64,10 @@ impl PayloadLimit {
     pub fn activity_response(self, response: &mut ActivityResponse) {
         if let Some(length) = self.too_large(response.result.as_ref()) {
             response.result = None;
-            response.failure_details = Some(TaskFailureDetails {
-                error_type: PAYLOAD_TOO_LARGE.to_owned(),
-                error_message: format!(
-                    "the activity's result is {length} bytes; the backend accepts payloads of at most {} bytes",
-                    self.0
-                ),
-                is_non_retriable: true,
-                ..Default::default()
-            });
+            response.failure_details = Some(payload_too_large(format!(
+                "the activity's result is {length} bytes; the backend accepts payloads of at most {} bytes",
+                self.0
+            )));
         }
     }
 
@@ -111,6 +111,97 @@ impl PayloadLimit {
             self.0
         );
         replace_with_failure(response, PAYLOAD_TOO_LARGE, message);
+    }
+
+    /// An entity batch's payloads: an operation whose result is too large fails (the
+    /// caller learns why; like an activity, what the operation did stays done). A new
+    /// state or an action (a signal's or a started orchestration's input) too large
+    /// cannot be stored, and neither can part of a batch (an action is not tied to the
+    /// operation that sent it), so the whole batch is rejected: see
+    /// [`EntityBatchCheck::Rejected`].
+    pub fn entity_batch_result(self, result: &mut EntityBatchResult) -> EntityBatchCheck {
+        let mut oversized = self
+            .too_large(result.entity_state.as_ref())
+            .map(|length| ("entityState".to_owned(), length));
+        for action in &result.actions {
+            if oversized.is_some() {
+                break;
+            }
+            let (what, payload) = match &action.operation_action_type {
+                Some(OperationActionType::SendSignal(signal)) => {
+                    ("sendSignal.input", signal.input.as_ref())
+                }
+                Some(OperationActionType::StartNewOrchestration(start)) => {
+                    ("startNewOrchestration.input", start.input.as_ref())
+                }
+                None => continue,
+            };
+            oversized = self
+                .too_large(payload)
+                .map(|length| (format!("action {} {what}", action.id), length));
+        }
+        if let Some((what, length)) = oversized {
+            let message = format!(
+                "the entity's {what} is {length} bytes; the backend accepts payloads of at most {} bytes, so no operation of the batch was applied",
+                self.0
+            );
+            let failure = || OperationResult {
+                result_type: Some(ResultType::Failure(OperationResultFailure {
+                    failure_details: Some(payload_too_large(message.clone())),
+                    ..Default::default()
+                })),
+            };
+            let operations = result.results.len().max(result.operation_infos.len());
+            result.results = (0..operations).map(|_| failure()).collect();
+            result.actions.clear();
+            result.entity_state = None;
+            // For an operation the worker sent no result for: the engine reports this.
+            result.failure_details = Some(payload_too_large(message.clone()));
+            return EntityBatchCheck::Rejected(message);
+        }
+        for (index, operation) in result.results.iter_mut().enumerate() {
+            let length = match &operation.result_type {
+                Some(ResultType::Success(success)) => self.too_large(success.result.as_ref()),
+                _ => None,
+            };
+            let Some(length) = length else {
+                continue;
+            };
+            let Some(ResultType::Success(success)) = operation.result_type.take() else {
+                continue;
+            };
+            let message = format!(
+                "the result of operation {index} of the entity's batch is {length} bytes; the backend accepts payloads of at most {} bytes",
+                self.0
+            );
+            operation.result_type = Some(ResultType::Failure(OperationResultFailure {
+                failure_details: Some(payload_too_large(message)),
+                start_time_utc: success.start_time_utc,
+                end_time_utc: success.end_time_utc,
+            }));
+        }
+        EntityBatchCheck::Fits
+    }
+}
+
+/// What [`PayloadLimit::entity_batch_result`] made of an entity batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EntityBatchCheck {
+    /// It may be stored (any operation whose result was too large now fails).
+    Fits,
+    /// Its new state or an action was too large (the message says which): every
+    /// operation now fails with `PayloadTooLarge` and the actions are gone. Its
+    /// `entityState` is cleared; the caller must put back the state the batch started
+    /// from, since the engine stores whatever state a batch brings.
+    Rejected(String),
+}
+
+fn payload_too_large(message: String) -> TaskFailureDetails {
+    TaskFailureDetails {
+        error_type: PAYLOAD_TOO_LARGE.to_owned(),
+        error_message: message,
+        is_non_retriable: true,
+        ..Default::default()
     }
 }
 
@@ -216,5 +307,108 @@ mod tests {
                 .contains("action 3 scheduleTask.input"),
             "{details:?}"
         );
+    }
+
+    fn success(result: &str) -> OperationResult {
+        OperationResult {
+            result_type: Some(ResultType::Success(OperationResultSuccess {
+                result: Some(result.to_owned()),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn failure_of(result: &OperationResult) -> Option<&TaskFailureDetails> {
+        match &result.result_type {
+            Some(ResultType::Failure(failure)) => failure.failure_details.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn batch(results: &[&str], state: &str, signal_input: &str) -> EntityBatchResult {
+        EntityBatchResult {
+            results: results.iter().map(|result| success(result)).collect(),
+            actions: vec![OperationAction {
+                id: 2,
+                operation_action_type: Some(OperationActionType::SendSignal(SendSignalAction {
+                    instance_id: "@other@key".into(),
+                    name: "add".into(),
+                    input: Some(signal_input.to_owned()),
+                    ..Default::default()
+                })),
+            }],
+            entity_state: Some(state.to_owned()),
+            completion_token: "t".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_entity_operation_whose_result_is_too_large_fails_alone() {
+        let limit = PayloadLimit(4);
+        let mut result = batch(&["1234", "12345", "1"], "1234", "1234");
+        assert_eq!(
+            limit.entity_batch_result(&mut result),
+            EntityBatchCheck::Fits
+        );
+        assert_eq!(result.results[0], success("1234"));
+        assert_eq!(result.results[2], success("1"));
+        let details = failure_of(&result.results[1]).unwrap();
+        assert_eq!(details.error_type, PAYLOAD_TOO_LARGE);
+        assert!(
+            details.error_message.contains("operation 1")
+                && details.error_message.contains("5 bytes")
+                && details.error_message.contains("at most 4 bytes"),
+            "{details:?}"
+        );
+        // The rest of the batch stands.
+        assert_eq!(result.entity_state.as_deref(), Some("1234"));
+        assert_eq!(result.actions.len(), 1);
+        assert_eq!(result.failure_details, None);
+    }
+
+    #[test]
+    fn an_entity_state_or_action_too_large_rejects_the_whole_batch() {
+        let limit = PayloadLimit(4);
+        for (mut result, what) in [
+            (batch(&["1", "2"], "12345", "1"), "entityState is 5 bytes"),
+            (
+                batch(&["1", "2"], "1", "123456"),
+                "action 2 sendSignal.input is 6 bytes",
+            ),
+        ] {
+            let EntityBatchCheck::Rejected(message) = limit.entity_batch_result(&mut result) else {
+                panic!("{result:?} was not rejected");
+            };
+            assert!(message.contains(what), "{message}");
+            assert!(message.contains("at most 4 bytes"), "{message}");
+            assert_eq!(result.results.len(), 2);
+            for operation in &result.results {
+                let details = failure_of(operation).unwrap();
+                assert_eq!(details.error_type, PAYLOAD_TOO_LARGE);
+                assert_eq!(details.error_message, message);
+            }
+            assert!(result.actions.is_empty());
+            assert_eq!(
+                result.entity_state, None,
+                "the caller puts the old one back"
+            );
+            assert_eq!(
+                result.failure_details.unwrap().error_type,
+                PAYLOAD_TOO_LARGE
+            );
+        }
+    }
+
+    #[test]
+    fn an_entity_batch_within_the_limit_is_untouched() {
+        let limit = PayloadLimit(4);
+        let mut result = batch(&["1234"], "1234", "1234");
+        let before = result.clone();
+        assert_eq!(
+            limit.entity_batch_result(&mut result),
+            EntityBatchCheck::Fits
+        );
+        assert_eq!(result, before);
     }
 }
