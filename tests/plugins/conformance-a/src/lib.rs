@@ -3,7 +3,8 @@
 //! The orchestrators and activities of the conformance scenarios 1-13 and 27-34 of
 //! `shared/spec/protocol.md` §8, written with the SDK as a plugin author would. The
 //! end-to-end tests in `tests/tests/conformance_a.rs` run them in the host against the
-//! reference backend. Test-only.
+//! reference backend. Also [`large_history`], whose history passes the gRPC message
+//! limit (`tests/tests/history_streaming.rs`). Test-only.
 //!
 //! Every function that a scenario counts logs one line per execution (see [`mark`]):
 //! `conformance_a ran <what> [instance=<instance id>]`. Orchestrators that await log only
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use durabletask_sdk::orchestration::{ActivityOptions, when_all, when_any};
 use durabletask_sdk::{ActivityContext, Error, OrchestrationContext};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// How many children [`sub_orchestration_fan_out`] starts.
@@ -61,6 +63,11 @@ pub async fn compensate(ctx: ActivityContext, _input: ()) -> Result<(), Error> {
 pub async fn increment(ctx: ActivityContext, _input: ()) -> Result<(), Error> {
     mark("increment", ctx.instance_id());
     Ok(())
+}
+
+/// Activity: a string of `bytes` bytes ([`large_history`]).
+pub async fn large_string(_ctx: ActivityContext, bytes: usize) -> Result<String, Error> {
+    Ok("x".repeat(bytes))
 }
 
 /// Activity: `Hello, <name>!` (scenarios 4, 12, 13).
@@ -205,6 +212,26 @@ pub async fn root_awaiting_child(ctx: OrchestrationContext, _input: ()) -> Resul
     Ok(ctx.call_sub_orchestrator("wait_for_event", ()).await?)
 }
 
+/// The input of [`large_history`].
+#[derive(Deserialize)]
+pub struct LargeHistory {
+    /// How many times to call [`large_string`].
+    pub calls: u32,
+    /// The length of each string.
+    pub bytes: usize,
+}
+
+/// Calls [`large_string`] `calls` times in sequence, so that its history holds every
+/// string; returns the sum of their lengths.
+pub async fn large_history(ctx: OrchestrationContext, input: LargeHistory) -> Result<u64, Error> {
+    let mut total = 0u64;
+    for _ in 0..input.calls {
+        let text: String = ctx.call_activity("large_string", input.bytes).await?;
+        total += text.len() as u64;
+    }
+    Ok(total)
+}
+
 durabletask_sdk::export_plugin! {
     name: "conformance_a",
     version: env!("CARGO_PKG_VERSION"),
@@ -221,6 +248,7 @@ durabletask_sdk::export_plugin! {
         wait_for_event_or_timeout,
         wait_for_event,
         root_awaiting_child,
+        large_history,
     ],
-    activities: [plus_one, throw, compensate, increment, say_hello],
+    activities: [plus_one, throw, compensate, increment, say_hello, large_string],
 }
