@@ -190,9 +190,9 @@ pub enum EntityBatchCheck {
     /// It may be stored (any operation whose result was too large now fails).
     Fits,
     /// Its new state or an action was too large (the message says which): every
-    /// operation now fails with `PayloadTooLarge` and the actions are gone. Its
-    /// `entityState` is cleared; the caller must put back the state the batch started
-    /// from, since the engine stores whatever state a batch brings.
+    /// operation now fails with `PayloadTooLarge`, the actions and the state are gone,
+    /// and `failureDetails` is set: the engine treats it as a batch that failed as a
+    /// whole, which leaves the entity's state as it was.
     Rejected(String),
 }
 

@@ -1,11 +1,10 @@
 //! The `TaskHubSidecarService` gRPC surface: each call reads its task hub from the
 //! `taskhub` header and is forwarded to the engine; the engine's answer is the reply.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,55 +33,6 @@ pub struct Service {
     engine: EngineHandle,
     limit: PayloadLimit,
     next_stream: Arc<AtomicU64>,
-    entity_batches: EntityBatches,
-}
-
-/// The entity of each entity batch handed out on a stream still open, by hub and
-/// completion token: an `EntityBatchResult` does not name its entity, and a batch the
-/// payload limit rejects must be stored with the state the batch started from.
-#[derive(Clone, Default)]
-struct EntityBatches(Arc<Mutex<HashMap<(String, String), HandedOut>>>);
-
-struct HandedOut {
-    stream: u64,
-    entity_id: String,
-}
-
-impl EntityBatches {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), HandedOut>> {
-        // The map stays consistent whatever panicked while holding it (one insert or
-        // remove at a time).
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn handed_out(&self, hub: &str, stream: u64, item: &WorkItem) {
-        let entity_id = match &item.request {
-            Some(work_item::Request::EntityRequestV2(request)) => &request.instance_id,
-            Some(work_item::Request::EntityRequest(request)) => &request.instance_id,
-            _ => return,
-        };
-        self.map().insert(
-            (hub.to_owned(), item.completion_token.clone()),
-            HandedOut {
-                stream,
-                entity_id: entity_id.clone(),
-            },
-        );
-    }
-
-    /// The entity a batch was handed out for; the batch is forgotten (it is being
-    /// completed or abandoned).
-    fn take(&self, hub: &str, token: &str) -> Option<String> {
-        self.map()
-            .remove(&(hub.to_owned(), token.to_owned()))
-            .map(|handed| handed.entity_id)
-    }
-
-    /// Forgets the batches of a stream that closed (the engine releases them), so
-    /// batches whose worker never answers do not pile up.
-    fn stream_closed(&self, stream: u64) {
-        self.map().retain(|_, handed| handed.stream != stream);
-    }
 }
 
 impl Service {
@@ -91,25 +41,7 @@ impl Service {
             engine,
             limit,
             next_stream: Arc::new(AtomicU64::new(1)),
-            entity_batches: EntityBatches::default(),
         }
-    }
-
-    /// The serialized state of entity `entity_id`, `None` if it has none.
-    async fn entity_state(&self, hub: String, entity_id: String) -> Result<Option<String>, Status> {
-        let response = self
-            .call(hub, |reply| {
-                Command::GetEntity(
-                    GetEntityRequest {
-                        instance_id: entity_id,
-                        include_state: true,
-                    },
-                    reply,
-                )
-            })
-            .await?
-            .into_inner();
-        Ok(response.entity.and_then(|entity| entity.serialized_state))
     }
 
     /// Sends a command built around a reply channel and waits for the engine's answer.
@@ -262,7 +194,6 @@ pub struct WorkItemStream {
     engine: EngineHandle,
     items: UnboundedReceiver<Result<WorkItem, Status>>,
     ping: Pin<Box<tokio::time::Sleep>>,
-    entity_batches: EntityBatches,
 }
 
 impl Stream for WorkItemStream {
@@ -273,9 +204,6 @@ impl Stream for WorkItemStream {
             Poll::Ready(item) => {
                 let next = tokio::time::Instant::now() + HEALTH_PING_INTERVAL;
                 self.ping.as_mut().reset(next);
-                if let Some(Ok(item)) = &item {
-                    self.entity_batches.handed_out(&self.hub, self.id, item);
-                }
                 Poll::Ready(item)
             }
             Poll::Pending => match self.ping.as_mut().poll(cx) {
@@ -295,7 +223,6 @@ impl Stream for WorkItemStream {
 
 impl Drop for WorkItemStream {
     fn drop(&mut self) {
-        self.entity_batches.stream_closed(self.id);
         self.engine
             .send(self.hub.clone(), Command::CloseStream { id: self.id });
     }
@@ -467,7 +394,6 @@ impl TaskHubSidecarService for Service {
             engine: self.engine.clone(),
             items,
             ping: Box::pin(tokio::time::sleep(HEALTH_PING_INTERVAL)),
-            entity_batches: self.entity_batches.clone(),
         }))
     }
 
@@ -500,26 +426,10 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<CompleteTaskResponse>, Status> {
         let hub = hub_of(&request)?;
         let mut request = request.into_inner();
-        let entity_id = self.entity_batches.take(&hub, &request.completion_token);
         if let EntityBatchCheck::Rejected(message) = self.limit.entity_batch_result(&mut request) {
-            let Some(entity_id) = entity_id else {
-                // Not handed out on a stream that is still open, so the state the batch
-                // started from is not known here: it goes back in line and runs again
-                // (a token no longer leased is ignored, its batch is already back).
-                tracing::warn!(
-                    hub,
-                    "an entity batch of a closed stream was rejected ({message}); it will run again"
-                );
-                let token = request.completion_token;
-                self.call(hub, |reply| Command::AbandonEntity(token, reply))
-                    .await?;
-                return Ok(Response::new(CompleteTaskResponse {}));
-            };
-            tracing::warn!(hub, entity_id, "an entity batch was rejected: {message}");
-            // No batch of this entity can complete between this read and the
-            // completion: only the batch of the latest token may, and that is this one
-            // (a batch handed out again gets a new token and makes this one stale).
-            request.entity_state = self.entity_state(hub.clone(), entity_id).await?;
+            // The batch now carries failureDetails: the engine keeps the entity's state
+            // and applies none of its actions.
+            tracing::warn!(hub, "an entity batch was rejected: {message}");
         }
         validate::entity_batch_result(&request)?;
         self.call(hub, |reply| Command::CompleteEntity(request, reply))
@@ -632,7 +542,6 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<AbandonEntityTaskResponse>, Status> {
         let hub = hub_of(&request)?;
         let token = request.into_inner().completion_token;
-        self.entity_batches.take(&hub, &token);
         self.call(hub, |reply| Command::AbandonEntity(token, reply))
             .await
     }
@@ -688,7 +597,6 @@ mod tests {
             engine: EngineHandle::detached(),
             items,
             ping: Box::pin(tokio::time::sleep(HEALTH_PING_INTERVAL)),
-            entity_batches: EntityBatches::default(),
         };
         let started = tokio::time::Instant::now();
         let ping = stream.next().await.unwrap().unwrap();
@@ -726,29 +634,6 @@ mod tests {
         let sizes: Vec<usize> = chunks.iter().map(|c| c.events.len()).collect();
         assert_eq!(sizes, vec![2, 2, 1, 1, 1]);
         assert_eq!(chunks.iter().map(|c| c.events.len()).sum::<usize>(), 7);
-    }
-
-    #[test]
-    fn entity_batches_are_remembered_until_completed_or_their_stream_closes() {
-        let batches = EntityBatches::default();
-        let item = |token: &str, entity: &str| WorkItem {
-            request: Some(work_item::Request::EntityRequestV2(EntityRequest {
-                instance_id: entity.into(),
-                ..Default::default()
-            })),
-            completion_token: token.into(),
-        };
-        batches.handed_out("h", 1, &item("a", "@e@1"));
-        batches.handed_out("h", 2, &item("b", "@e@2"));
-        batches.handed_out("h", 1, &WorkItem::default());
-        assert_eq!(batches.take("other", "a"), None, "tokens are per hub");
-        assert_eq!(batches.take("h", "a").as_deref(), Some("@e@1"));
-        assert_eq!(batches.take("h", "a"), None);
-        batches.handed_out("h", 1, &item("c", "@e@3"));
-        batches.stream_closed(1);
-        assert_eq!(batches.take("h", "c"), None);
-        assert_eq!(batches.take("h", "b").as_deref(), Some("@e@2"));
-        assert!(batches.map().is_empty());
     }
 
     #[test]

@@ -364,8 +364,14 @@ impl Hub {
             token: token.to_owned(),
             operations,
         };
-        entity.record.state = result.entity_state.filter(|state| !state.is_empty());
-        entity.record.last_modified_at = now();
+        // `failureDetails` means the batch failed as a whole (the worker could not run
+        // it, or its result was refused): nothing of it is applied, the state stays as
+        // it was, and each operation without a result fails with those details.
+        let failed_as_a_whole = result.failure_details.is_some();
+        if !failed_as_a_whole {
+            entity.record.state = result.entity_state.filter(|state| !state.is_empty());
+            entity.record.last_modified_at = now();
+        }
 
         // Where each result goes: `operationInfos` (v2 workers), else the callers
         // recorded in the operations themselves.
@@ -443,7 +449,12 @@ impl Hub {
             self.push_event_if_running(&parent, events::event(-1, event_type));
         }
 
-        for action in result.actions {
+        let actions = if failed_as_a_whole {
+            Vec::new()
+        } else {
+            result.actions
+        };
+        for action in actions {
             match action.operation_action_type {
                 Some(OperationActionType::SendSignal(signal)) => {
                     let due = signal.scheduled_time.as_ref().map(events::from_timestamp);
