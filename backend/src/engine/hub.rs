@@ -230,7 +230,9 @@ impl Hub {
     /// find it. Every work-item stream ends (with `UNAVAILABLE`; workers reconnect), so
     /// handed-out work is ready again and tokens handed out before are stale; waiters
     /// stay and are checked against the restored state.
-    pub fn recover(&mut self, store: &Store) -> Result<(), StoreError> {
+    ///
+    /// Returns how many changed records it read back (or found gone).
+    pub fn recover(&mut self, store: &Store) -> Result<usize, StoreError> {
         let ended = Status::unavailable(
             "the backend could not save its state and went back to the last saved state; reconnect",
         );
@@ -261,7 +263,8 @@ impl Hub {
         let instances = self.instances.reload_dirty(store)?;
         let activities = self.activities.reload_dirty(store)?;
         let timers = self.timers.reload_dirty(store)?;
-        self.entities.reload_dirty(store)?;
+        let entities = self.entities.reload_dirty(store)?;
+        let read_back = instances.len() + activities.len() + timers.len() + entities.len();
 
         // Links of the instances read back, and of the activities and timers read back
         // (whose instances may not have changed).
@@ -296,11 +299,11 @@ impl Hub {
             self.wake_entity(&id);
         }
         self.waiters.recheck_all();
-        Ok(())
+        Ok(read_back)
     }
 
     /// A failed `DeleteTaskHub`: the whole hub is read back from the store.
-    fn reload_all(&mut self, store: &Store) -> Result<(), StoreError> {
+    fn reload_all(&mut self, store: &Store) -> Result<usize, StoreError> {
         let mut fresh = Hub::new(
             &self.name,
             self.dispatch.mint().clone(),
@@ -310,14 +313,16 @@ impl Hub {
         fresh
             .instances
             .saw_generation(self.instances.next_generation().saturating_sub(1));
-        for record in store.load_hub_records(&self.name)? {
+        let records = store.load_hub_records(&self.name)?;
+        let read_back = records.len();
+        for record in records {
             fresh.load_record(record);
         }
         fresh.finish_load(store);
         fresh.waiters = std::mem::take(&mut self.waiters);
         fresh.waiters.recheck_all();
         *self = fresh;
-        Ok(())
+        Ok(read_back)
     }
 
     /// Sends the waiters of changed instances the state they waited for.
@@ -367,4 +372,106 @@ impl Hub {
 /// row) is loaded under id 0, which no live record uses.
 fn parse_numeric_key(key: &str) -> u64 {
     key.parse().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::engine::state::instances::Instance;
+
+    fn save(hub: &mut Hub, store: &mut Store) {
+        let mut ops = Vec::new();
+        hub.collect_ops(&mut ops);
+        store.apply(&ops).unwrap();
+        hub.mark_flushed();
+    }
+
+    fn instance(id: &str, status: OrchestrationStatus) -> Instance {
+        Instance::new(InstanceRecord {
+            instance_id: id.into(),
+            name: "o".into(),
+            status: status as i32,
+            completed_at: crate::engine::events::is_terminal(status as i32).then_some(2),
+            created_at: 1,
+            generation: 1,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_failed_commit_reads_back_only_what_the_batch_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let mut hub = Hub::new("h", TokenMint::new([1; 32]), 0, HubLimits::default());
+        for i in 0..500 {
+            hub.instances.insert(instance(
+                &format!("done-{i}"),
+                OrchestrationStatus::Completed,
+            ));
+        }
+        hub.instances
+            .insert(instance("running", OrchestrationStatus::Running));
+        save(&mut hub, &mut store);
+
+        // A batch that starts an instance and raises an event, then is not saved.
+        hub.start_instance(CreateInstanceRequest {
+            instance_id: "new".into(),
+            name: "o".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        hub.raise_event(RaiseEventRequest {
+            instance_id: "running".into(),
+            name: "e".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            hub.recover(&store).unwrap(),
+            2,
+            "only the two changed records"
+        );
+
+        assert!(!hub.instances.contains("new"), "the unsaved start is gone");
+        let running = hub.instances.get("running").unwrap();
+        assert!(
+            running.record.pending.is_empty(),
+            "the unsaved event is gone"
+        );
+        assert_eq!(
+            hub.instances.status("done-499"),
+            Some(OrchestrationStatus::Completed as i32)
+        );
+        assert!(!hub.is_dirty());
+        // And it goes on: the same start succeeds and is saved.
+        hub.start_instance(CreateInstanceRequest {
+            instance_id: "new".into(),
+            name: "o".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        save(&mut hub, &mut store);
+        assert!(
+            store
+                .load_record("h", Kind::Instance, "new")
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_failed_delete_of_the_hub_reads_the_hub_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let mut hub = Hub::new("h", TokenMint::new([1; 32]), 0, HubLimits::default());
+        hub.instances
+            .insert(instance("kept", OrchestrationStatus::Completed));
+        save(&mut hub, &mut store);
+        let mut emptied = hub.emptied();
+        assert!(!emptied.instances.contains("kept"));
+        assert_eq!(emptied.recover(&store).unwrap(), 1);
+        assert!(emptied.instances.contains("kept"));
+    }
 }

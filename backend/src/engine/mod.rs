@@ -389,11 +389,13 @@ impl Engine {
     /// work-item stream ends and handed-out work is redelivered.
     fn recover(&mut self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
+        let mut read_back = 0;
         for hub in self.hubs.values_mut() {
-            hub.recover(&self.store)?;
+            read_back += hub.recover(&self.store)?;
         }
         tracing::warn!(
             hubs = self.hubs.len(),
+            records_read_back = read_back,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "backend state restored to the last save"
         );
