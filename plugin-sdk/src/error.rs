@@ -2,7 +2,9 @@
 //! carries them ([`FailureDetails`] ⇄ `TaskFailureDetails`).
 
 use std::any::Any;
-use std::fmt;
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::fmt::{self, Write as _};
+use std::panic::Location;
 
 use durabletask_proto as proto;
 
@@ -115,7 +117,11 @@ pub struct FailureDetails {
     pub error_type: String,
     /// The human-readable message.
     pub message: String,
-    /// A stack trace, when one is available.
+    /// Where the failure arose, when known. The SDK puts here the location of the `?` that
+    /// converted an error into an [`Error`] (`at src/lib.rs:42:17`, with a backtrace
+    /// after it when `RUST_BACKTRACE` asks for one: see [`Error`]'s `From` impl), or, for a
+    /// `PluginPanic`, the panic's backtrace. Other SDKs put their own
+    /// languages' stack traces here.
     pub stack_trace: Option<String>,
     /// The cause, if any.
     pub inner: Option<Box<FailureDetails>>,
@@ -436,11 +442,38 @@ impl Error {
 /// assert!(error.details().message.contains("'al@ice'"));
 /// ```
 ///
-/// Stack traces: a `TaskFailedError` records the backtrace of the conversion (where the
-/// orchestrator gave up); other errors record one when `RUST_BACKTRACE` or
-/// `RUST_LIB_BACKTRACE` asks for it, as `std::backtrace::Backtrace::capture` does.
+/// # Stack traces
+///
+/// The conversion records where it happened, the `?` (or the `Error::from` or `.into()`
+/// call), as the failure's [`stack_trace`](FailureDetails::stack_trace):
+/// `at src/lib.rs:42:17`. That costs a few hundred nanoseconds and no memory that
+/// stays, so a failure that is part of normal operation (an activity that retries, an
+/// orchestration that gives up) stays cheap. A full backtrace follows that line only when
+/// `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` asks for one, as
+/// [`Backtrace::capture`](std::backtrace::Backtrace::capture) decides; it is captured and
+/// symbolised on the thread that converts, and the first one in a process costs
+/// 100-200 ms and about 100 MB of debug information that stays loaded
+/// (`RUST_LIB_BACKTRACE=0` turns them off while `RUST_BACKTRACE=1` is set). A conversion
+/// inside Rust's standard library, as with `.map_err(Error::from)`, has no location to
+/// tell. [`Error::new`] and [`Error::from_details`] carry no stack trace of their own.
+///
+/// ```
+/// use durabletask_sdk::Error;
+///
+/// fn parse(text: &str) -> Result<u32, Error> {
+///     Ok(text.parse::<u32>()?)
+/// }
+///
+/// let error = parse("x").unwrap_err();
+/// let trace = error.details().stack_trace.clone().unwrap_or_default();
+/// // The `?` above, in this file.
+/// assert!(trace.starts_with("at ") && trace.contains(file!()), "{trace}");
+/// ```
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
+    // The caller's location is the `?`'s: the standard library's `?` passes it through.
+    #[track_caller]
     fn from(error: E) -> Self {
+        let stack_trace = propagation_trace(Location::caller());
         // A failed task propagated with `?` keeps the task's own failure as the cause, so
         // the orchestration's failure says both what was awaited and why it failed.
         if let Some(task) = (&error as &dyn Any).downcast_ref::<TaskFailedError>() {
@@ -448,9 +481,8 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
                 details: FailureDetails {
                     error_type: error_types::TASK_FAILED.to_owned(),
                     message: task.message.clone(),
-                    // Where the orchestrator gave up on the task: the stack of the `?`.
-                    // Only a failing orchestration pays for it, once.
-                    stack_trace: Some(std::backtrace::Backtrace::force_capture().to_string()),
+                    // Where the orchestrator gave up on the task.
+                    stack_trace,
                     inner: Some(Box::new(task.details.clone())),
                     is_non_retriable: false,
                 },
@@ -463,7 +495,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
                 details: FailureDetails {
                     error_type: error_types::INVALID_INPUT.to_owned(),
                     message: invalid.to_string(),
-                    stack_trace: captured_backtrace(),
+                    stack_trace,
                     inner: None,
                     is_non_retriable: false,
                 },
@@ -473,9 +505,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
             details: FailureDetails {
                 error_type: std::any::type_name::<E>().to_owned(),
                 message: error.to_string(),
-                // Errors can be frequent and expected (an activity that retries), so their
-                // backtraces follow Rust's own switch: RUST_BACKTRACE / RUST_LIB_BACKTRACE.
-                stack_trace: captured_backtrace(),
+                stack_trace,
                 inner: source_chain(error.source(), 0),
                 is_non_retriable: false,
             },
@@ -483,10 +513,31 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
     }
 }
 
-/// The backtrace here, when `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` turns capture on.
-fn captured_backtrace() -> Option<String> {
-    let backtrace = std::backtrace::Backtrace::capture();
-    (backtrace.status() == std::backtrace::BacktraceStatus::Captured).then(|| backtrace.to_string())
+/// The stack trace of a conversion at `location`: the location, then the backtrace when
+/// `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` turns capture on. Failures can be frequent and
+/// expected (an activity that retries), and symbolising a backtrace costs milliseconds and
+/// loads the debug information for good, so the full backtrace is Rust's own opt-in; the
+/// location alone already says which `?` gave up.
+fn propagation_trace(location: &Location<'_>) -> Option<String> {
+    let mut trace = String::new();
+    // A location in Rust's own library (`map_err(Error::from)` calls through `FnOnce`)
+    // names the standard library's source, which tells the reader nothing.
+    if !location.file().starts_with("/rustc/") {
+        trace = format!(
+            "at {}:{}:{}",
+            location.file(),
+            location.line(),
+            location.column()
+        );
+    }
+    let backtrace = Backtrace::capture();
+    if backtrace.status() == BacktraceStatus::Captured {
+        if !trace.is_empty() {
+            trace.push('\n');
+        }
+        let _ = write!(trace, "{backtrace}");
+    }
+    (!trace.is_empty()).then_some(trace)
 }
 
 /// The `source()` chain as nested details. Sources are `dyn Error`, whose concrete type
@@ -529,6 +580,7 @@ impl fmt::Debug for Error {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::EntityInstanceId;
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
@@ -561,6 +613,70 @@ mod tests {
         assert_eq!(details.error_type, "TaskFailed");
         assert_eq!(details.message, "i: Activity task #1 failed: boom");
         assert_eq!(details.inner.map(|i| i.message), Some("boom".to_owned()));
+    }
+
+    /// Whether `RUST_BACKTRACE` / `RUST_LIB_BACKTRACE` turn backtraces on in this process
+    /// (the tests run either way).
+    fn backtraces_on() -> bool {
+        Backtrace::capture().status() == BacktraceStatus::Captured
+    }
+
+    #[test]
+    fn question_mark_records_its_location_and_a_backtrace_only_when_asked() {
+        let line = line!() + 2;
+        let propagate = |failed: TaskFailedError| -> Result<(), Error> {
+            Err(failed)?;
+            Ok(())
+        };
+        let task = TaskFailedError {
+            task_id: 1,
+            message: "i: Activity task #1 failed: boom".into(),
+            details: FailureDetails::new("X", "boom"),
+        };
+        let trace = propagate(task).unwrap_err().into_details().stack_trace;
+        let trace = trace.unwrap_or_default();
+        let mut lines = trace.lines();
+        assert_eq!(
+            lines.next(),
+            Some(format!("at {}:{line}:13", file!()).as_str()),
+            "{trace}"
+        );
+        assert_eq!(lines.next().is_some(), backtraces_on(), "{trace}");
+    }
+
+    #[test]
+    fn every_conversion_records_its_location() {
+        // Each `line!()` is on the line of its conversion.
+        let outer = (Error::from(Outer(std::io::Error::other("x"))), line!());
+        let invalid = EntityInstanceId::parse("").unwrap_err();
+        let entity = (Error::from(invalid), line!());
+        let parsed: (Error, u32) = ("x".parse::<u32>().unwrap_err().into(), line!());
+        for (error, line) in [outer, entity, parsed] {
+            let trace = error.into_details().stack_trace.unwrap_or_default();
+            let at = format!("at {}:{line}:", file!());
+            assert!(trace.starts_with(&at), "{trace}");
+        }
+    }
+
+    #[test]
+    fn a_conversion_inside_std_names_no_location() {
+        let result: Result<u32, _> = "x".parse::<u32>();
+        let trace = result
+            .map_err(Error::from)
+            .unwrap_err()
+            .into_details()
+            .stack_trace;
+        if backtraces_on() {
+            assert!(trace.is_some_and(|trace| !trace.starts_with("at /rustc/")));
+        } else {
+            assert_eq!(trace, None);
+        }
+    }
+
+    #[test]
+    fn errors_made_by_hand_carry_no_stack_trace() {
+        assert_eq!(Error::new("T", "m").into_details().stack_trace, None);
+        assert_eq!(Error::message("m").into_details().stack_trace, None);
     }
 
     #[test]

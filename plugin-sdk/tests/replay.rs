@@ -58,6 +58,9 @@ async fn catch_failure(ctx: OrchestrationContext, _: ()) -> Result<String, Error
     }
 }
 
+/// The line of `propagate_failure`'s `?`, which its failure's stack trace names.
+const PROPAGATE_FAILURE_LINE: u32 = line!() + 3;
+
 async fn propagate_failure(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
     Ok(ctx.call_activity::<_, String>("boom", ()).await?)
 }
@@ -347,6 +350,10 @@ fn activity_failure_propagated_fails_with_task_failed_and_inner() {
         details.error_message,
         "inst: Activity task #1 failed: Kah-BOOOOM!!!"
     );
+    // The stack trace says where the orchestrator gave up: its `?`.
+    let trace = details.stack_trace.clone().unwrap_or_default();
+    let at = format!("at {}:{PROPAGATE_FAILURE_LINE}:", file!());
+    assert!(trace.starts_with(&at), "{trace}");
     let inner = details.inner_failure.expect("inner failure");
     assert_eq!(
         (inner.error_type.as_str(), inner.error_message.as_str()),

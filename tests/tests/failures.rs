@@ -20,6 +20,11 @@ fn error_message(state: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// The `stack_trace` of failure details (empty if there is none).
+fn stack_trace(details: &Value) -> &str {
+    details["stack_trace"].as_str().unwrap_or_default()
+}
+
 #[test]
 fn an_activity_error_surfaces_as_task_failed_with_the_inner_failure() -> Result<()> {
     let fixture = Fixture::start(&["faulty"])?;
@@ -30,6 +35,11 @@ fn an_activity_error_surfaces_as_task_failed_with_the_inner_failure() -> Result<
     assert_eq!(error_type(&state), "TaskFailed", "{state:#}");
     assert!(
         error_message(&state).contains("no such city: Atlantis"),
+        "{state:#}"
+    );
+    // The stack trace is where the orchestrator gave up on the activity: its `?`.
+    assert!(
+        stack_trace(&state["failure_details"]).starts_with("at tests/plugins/faulty/src/lib.rs:"),
         "{state:#}"
     );
     let inner = &state["failure_details"]["inner_failure"];
@@ -98,9 +108,7 @@ fn an_orchestrator_panic_fails_it_and_the_host_keeps_serving() -> Result<()> {
     );
     // The panic's backtrace comes with it, so the user can find the line.
     assert!(
-        state["failure_details"]["stack_trace"]
-            .as_str()
-            .is_some_and(|trace| trace.contains("faulty")),
+        stack_trace(&state["failure_details"]).contains("faulty::panic_orchestrator"),
         "a PluginPanic should carry the panic's backtrace: {state:#}"
     );
 
@@ -128,9 +136,7 @@ fn an_activity_panic_fails_the_task_with_plugin_panic() -> Result<()> {
         "{state:#}"
     );
     assert!(
-        inner["stack_trace"]
-            .as_str()
-            .is_some_and(|trace| trace.contains("faulty")),
+        stack_trace(inner).contains("faulty::panic_activity"),
         "the activity's PluginPanic should carry the panic's backtrace: {state:#}"
     );
 
