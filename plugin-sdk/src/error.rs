@@ -120,7 +120,7 @@ pub struct FailureDetails {
     /// Where the failure arose, when known. The SDK puts here the location of the `?` that
     /// converted an error into an [`Error`] (`at src/lib.rs:42:17`, with a backtrace
     /// after it when `RUST_BACKTRACE` asks for one: see [`Error`]'s `From` impl), or, for a
-    /// `PluginPanic`, the panic's backtrace. Other SDKs put their own
+    /// `PluginPanic`, the panic's location and backtrace. Other SDKs put their own
     /// languages' stack traces here.
     pub stack_trace: Option<String>,
     /// The cause, if any.

@@ -264,7 +264,19 @@ fn spawn_activity(bytes: Vec<u8>, token: u64) {
         let mut guard = guard;
         match future.await {
             Ok(response) => guard.complete(response),
-            Err(panic) => guard.complete_with_failure(panic_failure(panic.as_ref())),
+            Err(panic) => {
+                let mut details =
+                    FailureDetails::new(error_types::PLUGIN_PANIC, panic_message(panic.as_ref()));
+                // Taken on the thread that panicked, symbolised on the runtime's blocking
+                // pool: this may be the first poll, which runs on the host's thread, and
+                // the first symbolisation in a process takes 100-200 ms (panic_trace).
+                if let Some(trace) = crate::panic_trace::take_unresolved() {
+                    details.stack_trace = tokio::task::spawn_blocking(move || trace.resolve())
+                        .await
+                        .ok();
+                }
+                guard.complete_with_failure(details);
+            }
         }
     };
     match runtime_handle() {

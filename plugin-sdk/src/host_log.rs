@@ -22,7 +22,8 @@ pub(crate) fn install(host: HostCallbacks) {
     let _ = tracing::subscriber::set_global_default(subscriber);
 
     std::panic::set_hook(Box::new(move |info| {
-        crate::panic_trace::record();
+        // Captured here, symbolised only when the failure is reported: see panic_trace.
+        crate::panic_trace::record(info.location());
         let location = info
             .location()
             .map(|location| format!(" at {}:{}", location.file(), location.line()))

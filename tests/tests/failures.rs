@@ -106,10 +106,12 @@ fn an_orchestrator_panic_fails_it_and_the_host_keeps_serving() -> Result<()> {
         error_message(&state).contains("orchestrator exploded"),
         "{state:#}"
     );
-    // The panic's backtrace comes with it, so the user can find the line.
+    // The panic's location and backtrace come with it, so the user can find the line.
+    let trace = stack_trace(&state["failure_details"]);
     assert!(
-        stack_trace(&state["failure_details"]).contains("faulty::panic_orchestrator"),
-        "a PluginPanic should carry the panic's backtrace: {state:#}"
+        trace.starts_with("at tests/plugins/faulty/src/lib.rs:")
+            && trace.contains("faulty::panic_orchestrator"),
+        "a PluginPanic should carry the panic's location and backtrace: {state:#}"
     );
 
     assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());
@@ -135,9 +137,11 @@ fn an_activity_panic_fails_the_task_with_plugin_panic() -> Result<()> {
             .contains("activity exploded"),
         "{state:#}"
     );
+    let trace = stack_trace(inner);
     assert!(
-        stack_trace(inner).contains("faulty::panic_activity"),
-        "the activity's PluginPanic should carry the panic's backtrace: {state:#}"
+        trace.starts_with("at tests/plugins/faulty/src/lib.rs:")
+            && trace.contains("faulty::panic_activity"),
+        "the activity's PluginPanic should carry the panic's location and backtrace: {state:#}"
     );
 
     assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());
