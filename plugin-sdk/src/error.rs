@@ -10,81 +10,9 @@ use durabletask_proto as proto;
 
 use crate::entity::InvalidEntityId;
 
-/// The `errorType` names the SDK itself produces. They are stable: backends, dashboards and
-/// tests may match on them.
-///
-/// | Name | When |
-/// |---|---|
-/// | [`TASK_FAILED`](error_types::TASK_FAILED) `TaskFailed` | an orchestrator let a failed durable task (an activity, a sub-orchestration) propagate; `innerFailure` holds the task's own failure |
-/// | [`NON_DETERMINISM`](error_types::NON_DETERMINISM) `NonDeterminism` | the orchestrator code no longer makes the calls its history recorded (code changed, or non-deterministic logic) |
-/// | [`ORCHESTRATOR_NOT_REGISTERED`](error_types::ORCHESTRATOR_NOT_REGISTERED) `OrchestratorNotRegistered` | the plugin has no orchestrator of the requested name |
-/// | [`ACTIVITY_NOT_REGISTERED`](error_types::ACTIVITY_NOT_REGISTERED) `ActivityNotRegistered` | the plugin has no activity of the requested name |
-/// | [`ENTITY_NOT_REGISTERED`](error_types::ENTITY_NOT_REGISTERED) `EntityNotRegistered` | the plugin has no entity of the requested name |
-/// | [`PLUGIN_PANIC`](error_types::PLUGIN_PANIC) `PluginPanic` | user code panicked; the message is the panic message |
-/// | [`INVALID_INPUT`](error_types::INVALID_INPUT) `InvalidInput` | a payload (input, result, event data) is not valid JSON for the Rust type that reads it, a request could not be decoded, or an entity name, key or id is invalid ([`InvalidEntityId`](crate::entity::InvalidEntityId) converted with `?`) |
-/// | [`ORCHESTRATION_STATE_ERROR`](error_types::ORCHESTRATION_STATE_ERROR) `OrchestrationStateError` | the request itself is unusable (e.g. no new events) |
-/// | [`NON_DURABLE_AWAIT`](error_types::NON_DURABLE_AWAIT) `NonDurableAwait` | an orchestrator awaited something other than a durable task (a tokio timer, a channel, I/O) |
-/// | [`OUTPUT_NOT_SERIALIZABLE`](error_types::OUTPUT_NOT_SERIALIZABLE) `OutputNotSerializable` | a value the SDK must send (orchestration output, custom status) failed to serialize to JSON |
-/// | [`TASK_CANCELLED`](error_types::TASK_CANCELLED) `TaskCancelled` | an orchestrator awaited an event wait it had cancelled (in [`TaskFailedError::details`]) |
-/// | [`CRITICAL_SECTION_VIOLATION`](error_types::CRITICAL_SECTION_VIOLATION) `CriticalSectionViolation` | an orchestrator broke a rule of its critical section (`lock_entities`): a nested lock, a call before the grant, to an entity not locked or already being called, a signal to a locked entity |
-/// | [`CONTINUED_AS_NEW`](error_types::CONTINUED_AS_NEW) `ContinuedAsNew` | the `Err` that `OrchestrationContext::continue_as_new` returns for the orchestrator to return; the engine knows it is not a failure, so it is never reported |
-///
-/// Errors a plugin creates itself carry whatever type name it gives them ([`Error::new`]),
-/// or the Rust type name of the error converted with `?` (except the SDK's own errors:
-/// see [`Error`]'s `From` impl).
-///
-/// # Examples
-///
-/// Telling the SDK's own failures apart from an activity's failure:
-///
-/// ```
-/// use durabletask_sdk::{FailureDetails, error_types};
-///
-/// fn is_bug_in_plugin(failure: &FailureDetails) -> bool {
-///     matches!(
-///         failure.error_type.as_str(),
-///         error_types::PLUGIN_PANIC
-///             | error_types::NON_DETERMINISM
-///             | error_types::NON_DURABLE_AWAIT
-///     )
-/// }
-///
-/// assert!(is_bug_in_plugin(&FailureDetails::new("PluginPanic", "index out of bounds")));
-/// assert!(!is_bug_in_plugin(&FailureDetails::new("PaymentDeclined", "card expired")));
-/// ```
-pub mod error_types {
-    /// An unhandled failed durable task.
-    pub const TASK_FAILED: &str = "TaskFailed";
-    /// History and code disagree.
-    pub const NON_DETERMINISM: &str = "NonDeterminism";
-    /// Unknown orchestrator name.
-    pub const ORCHESTRATOR_NOT_REGISTERED: &str = "OrchestratorNotRegistered";
-    /// Unknown activity name.
-    pub const ACTIVITY_NOT_REGISTERED: &str = "ActivityNotRegistered";
-    /// Unknown entity name.
-    pub const ENTITY_NOT_REGISTERED: &str = "EntityNotRegistered";
-    /// User code panicked.
-    pub const PLUGIN_PANIC: &str = "PluginPanic";
-    /// A payload does not fit the type that reads it.
-    pub const INVALID_INPUT: &str = "InvalidInput";
-    /// The request cannot be processed.
-    pub const ORCHESTRATION_STATE_ERROR: &str = "OrchestrationStateError";
-    /// An orchestrator awaited a non-durable future.
-    pub const NON_DURABLE_AWAIT: &str = "NonDurableAwait";
-    /// A value could not be serialized to JSON.
-    pub const OUTPUT_NOT_SERIALIZABLE: &str = "OutputNotSerializable";
-    /// An awaited timer or event wait was cancelled.
-    pub const TASK_CANCELLED: &str = "TaskCancelled";
-    /// A rule of an orchestration's critical section was broken.
-    pub const CRITICAL_SECTION_VIOLATION: &str = "CriticalSectionViolation";
-    /// The marker error `continue_as_new` returns; never reported as a failure.
-    pub const CONTINUED_AS_NEW: &str = "ContinuedAsNew";
-    /// The orchestration's version is not one the worker serves (the worker's versioning
-    /// settings); never retried. The name is shared by every Durable Task SDK.
-    pub const VERSION_MISMATCH: &str = "VersionMismatch";
-    /// An operation a class entity does not have.
-    pub const UNKNOWN_ENTITY_OPERATION: &str = crate::entity::UNKNOWN_ENTITY_OPERATION;
-}
+/// The `errorType` names the SDK itself produces, defined in `durabletask-abi` (the host
+/// reports some of them too).
+pub use durabletask_abi::error_types;
 
 /// How deep an inner-failure chain may go, both from `source()` and from the wire: deep
 /// enough for any real cause chain, small enough that hostile input cannot blow the stack.

@@ -15,6 +15,8 @@ use abi_stable::library::{
 };
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RString, RVec};
+use durabletask_abi::entity::EntityWorkItem;
+use durabletask_abi::failure;
 use durabletask_proto as proto;
 use futures::FutureExt;
 use prost::Message;
@@ -160,27 +162,16 @@ fn orchestrate(bytes: &[u8]) -> proto::OrchestratorResponse {
 }
 
 /// A response that fails the orchestration. Used only when the engine itself could not
-/// run (it fails orchestrations on its own otherwise), so the action id is the one the
-/// reference uses for that case: -1.
+/// run (it fails orchestrations on its own otherwise), hence the action id of that case.
 fn failed_orchestration(
     instance_id: Option<String>,
     details: FailureDetails,
 ) -> proto::OrchestratorResponse {
-    use proto::orchestrator_action::OrchestratorActionType;
-    proto::OrchestratorResponse {
-        instance_id: instance_id.unwrap_or_default(),
-        actions: vec![proto::OrchestratorAction {
-            id: -1,
-            orchestrator_action_type: Some(OrchestratorActionType::CompleteOrchestration(
-                proto::CompleteOrchestrationAction {
-                    orchestration_status: proto::OrchestrationStatus::Failed as i32,
-                    failure_details: Some(details.to_proto()),
-                    ..Default::default()
-                },
-            )),
-        }],
-        ..Default::default()
-    }
+    failure::orchestration(
+        instance_id.unwrap_or_default(),
+        failure::REQUEST_FAILED_ACTION_ID,
+        details.to_proto(),
+    )
 }
 
 extern "C" fn run_entity_batch(shape: u8, request: RSlice<'_, u8>) -> RVec<u8> {
@@ -190,25 +181,11 @@ extern "C" fn run_entity_batch(shape: u8, request: RSlice<'_, u8>) -> RVec<u8> {
 }
 
 fn entity_batch(shape: u8, bytes: &[u8]) -> proto::EntityBatchResult {
-    let work = match shape {
-        crate::abi::ENTITY_BATCH_V1 => {
-            proto::EntityBatchRequest::decode(bytes).map(crate::entity::EntityWorkItem::V1)
-        }
-        crate::abi::ENTITY_BATCH_V2 => {
-            proto::EntityRequest::decode(bytes).map(crate::entity::EntityWorkItem::V2)
-        }
-        other => {
-            return failed_entity_batch(FailureDetails::new(
-                error_types::INVALID_INPUT,
-                format!("the host sent an entity batch of unknown shape {other}"),
-            ));
-        }
-    };
-    match (work, STATE.get()) {
+    match (EntityWorkItem::decode(shape, bytes), STATE.get()) {
         (Ok(work), Some(state)) => state.registry.run_entity_batch(work),
         (Err(error), _) => failed_entity_batch(FailureDetails::new(
             error_types::INVALID_INPUT,
-            format!("the host sent an entity request that does not decode: {error}"),
+            format!("the host sent {error}"),
         )),
         (Ok(_), None) => failed_entity_batch(FailureDetails::new(
             error_types::PLUGIN_PANIC,
@@ -220,10 +197,7 @@ fn entity_batch(shape: u8, bytes: &[u8]) -> proto::EntityBatchResult {
 /// A batch the SDK could not run at all (the batch runner fails operations one by one
 /// on its own otherwise).
 fn failed_entity_batch(details: FailureDetails) -> proto::EntityBatchResult {
-    proto::EntityBatchResult {
-        failure_details: Some(details.to_proto()),
-        ..Default::default()
-    }
+    failure::entity_batch(details.to_proto())
 }
 
 extern "C" fn start_activity(request: RSlice<'_, u8>, token: u64) {
@@ -391,12 +365,7 @@ impl CompletionGuard {
     }
 
     fn failure(&self, details: FailureDetails) -> proto::ActivityResponse {
-        proto::ActivityResponse {
-            instance_id: self.instance_id.clone(),
-            task_id: self.task_id,
-            failure_details: Some(details.to_proto()),
-            ..Default::default()
-        }
+        failure::activity(self.instance_id.clone(), self.task_id, details.to_proto())
     }
 }
 

@@ -239,8 +239,7 @@ pub mod __private {
     }
 }
 
-/// The `errorType` of an operation a class entity does not have.
-pub const UNKNOWN_ENTITY_OPERATION: &str = "UnknownEntityOperation";
+pub use durabletask_abi::error_types::UNKNOWN_ENTITY_OPERATION;
 
 /// Implements [`DurableEntity`] for a type from the list of its operation methods.
 ///

@@ -52,15 +52,13 @@
 mod batch;
 mod class;
 mod context;
-mod id;
 
-pub use batch::EntityWorkItem;
 pub(crate) use batch::{Entities, EntityStart, class_entity, function_entity, run};
 #[doc(hidden)]
 pub use class::__private;
 pub use class::{DurableEntity, EntityOperation, UNKNOWN_ENTITY_OPERATION, shapes};
 pub use context::EntityContext;
-pub use id::{EntityInstanceId, InvalidEntityId};
+pub use durabletask_abi::entity::{EntityInstanceId, EntityWorkItem, InvalidEntityId};
 
 #[cfg(test)]
 mod tests;

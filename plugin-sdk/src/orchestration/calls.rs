@@ -18,31 +18,7 @@ use super::tasks::{
 };
 use crate::error::{FailureDetails, error_types};
 
-/// The request property under which the host passes the worker's default version, as a
-/// `google.protobuf.Value` string (`OrchestratorRequest.properties`, protocol.md §5).
-///
-/// A sub-orchestration started without a version (or with an empty one) is started with
-/// this version instead (spec §4.3); an explicit version always wins. The orchestration's
-/// own version, and that of the execution it continues as, are never affected. Absent,
-/// empty or not a string: children without a version get none (the default).
-///
-/// # Examples
-///
-/// How a host passes its default version, `"2.0.0"`:
-///
-/// ```
-/// use durabletask_sdk::orchestration::DEFAULT_VERSION_PROPERTY;
-/// use durabletask_sdk::proto::{self, prost_types};
-///
-/// let mut request = proto::OrchestratorRequest::default();
-/// request.properties.insert(
-///     DEFAULT_VERSION_PROPERTY.to_owned(),
-///     prost_types::Value {
-///         kind: Some(prost_types::value::Kind::StringValue("2.0.0".to_owned())),
-///     },
-/// );
-/// ```
-pub const DEFAULT_VERSION_PROPERTY: &str = "durabletask.default_version";
+pub use durabletask_abi::properties::DEFAULT_VERSION_PROPERTY;
 
 /// Reads [`DEFAULT_VERSION_PROPERTY`] from a request; `None` = children keep no version.
 pub(crate) fn default_version(request: &proto::OrchestratorRequest) -> Option<String> {

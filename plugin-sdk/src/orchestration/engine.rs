@@ -96,24 +96,11 @@ fn request_failed(
     request: &proto::OrchestratorRequest,
     message: &str,
 ) -> proto::OrchestratorResponse {
-    let details = FailureDetails::new(error_types::ORCHESTRATION_STATE_ERROR, message);
-    let action = proto::OrchestratorAction {
-        id: -1,
-        orchestrator_action_type: Some(
-            proto::orchestrator_action::OrchestratorActionType::CompleteOrchestration(
-                proto::CompleteOrchestrationAction {
-                    orchestration_status: proto::OrchestrationStatus::Failed as i32,
-                    failure_details: Some(details.to_proto()),
-                    ..Default::default()
-                },
-            ),
-        ),
-    };
-    proto::OrchestratorResponse {
-        instance_id: request.instance_id.clone(),
-        actions: vec![action],
-        ..Default::default()
-    }
+    durabletask_abi::failure::orchestration(
+        request.instance_id.clone(),
+        durabletask_abi::failure::REQUEST_FAILED_ACTION_ID,
+        FailureDetails::new(error_types::ORCHESTRATION_STATE_ERROR, message).to_proto(),
+    )
 }
 
 /// The root waker: remembers that something asked to be polled again.

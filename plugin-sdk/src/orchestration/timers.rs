@@ -12,30 +12,7 @@ use proto::orchestrator_action::OrchestratorActionType;
 use super::state::{PendingTask, PendingTimer, State, TimerThen};
 use super::time;
 
-/// The request property under which the host passes the maximum timer interval, in
-/// seconds, as a `google.protobuf.Value` number (`OrchestratorRequest.properties`).
-///
-/// A timer longer than this is created as a chain of shorter timers, each at most this
-/// long, because some backends cannot store timers far in the future. Absent, zero,
-/// negative or not a number: timers are never split (the default).
-///
-/// # Examples
-///
-/// How a host asks for 3-day chunks:
-///
-/// ```
-/// use durabletask_sdk::orchestration::MAXIMUM_TIMER_INTERVAL_PROPERTY;
-/// use durabletask_sdk::proto::{self, prost_types};
-///
-/// let mut request = proto::OrchestratorRequest::default();
-/// request.properties.insert(
-///     MAXIMUM_TIMER_INTERVAL_PROPERTY.to_owned(),
-///     prost_types::Value {
-///         kind: Some(prost_types::value::Kind::NumberValue(3.0 * 24.0 * 3600.0)),
-///     },
-/// );
-/// ```
-pub const MAXIMUM_TIMER_INTERVAL_PROPERTY: &str = "durabletask.maximum_timer_interval_seconds";
+pub use durabletask_abi::properties::MAXIMUM_TIMER_INTERVAL_PROPERTY;
 
 /// Reads [`MAXIMUM_TIMER_INTERVAL_PROPERTY`] from a request; `None` = chunking off.
 pub(crate) fn maximum_interval(request: &proto::OrchestratorRequest) -> Option<Duration> {

@@ -15,7 +15,7 @@ use std::str::FromStr;
 /// # Examples
 ///
 /// ```
-/// use durabletask_sdk::EntityInstanceId;
+/// use durabletask_abi::entity::EntityInstanceId;
 ///
 /// let id = EntityInstanceId::new("Counter", "Tokyo")?;
 /// assert_eq!(id.name(), "counter");
@@ -25,7 +25,7 @@ use std::str::FromStr;
 /// let parsed: EntityInstanceId = "@COUNTER@Tokyo".parse()?;
 /// assert_eq!(parsed, id);
 /// assert!("counter@Tokyo".parse::<EntityInstanceId>().is_err());
-/// # Ok::<(), durabletask_sdk::entity::InvalidEntityId>(())
+/// # Ok::<(), durabletask_abi::entity::InvalidEntityId>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct EntityInstanceId {
@@ -38,7 +38,7 @@ pub struct EntityInstanceId {
 /// # Examples
 ///
 /// ```
-/// use durabletask_sdk::EntityInstanceId;
+/// use durabletask_abi::entity::EntityInstanceId;
 ///
 /// let error = EntityInstanceId::new("", "k").unwrap_err();
 /// assert!(error.to_string().contains("empty"));
@@ -68,12 +68,12 @@ impl EntityInstanceId {
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::EntityInstanceId;
+    /// use durabletask_abi::entity::EntityInstanceId;
     ///
     /// let id = EntityInstanceId::new("MyEntity", "instance1")?;
     /// assert_eq!(id, EntityInstanceId::new("myentity", "instance1")?);
     /// assert!(EntityInstanceId::new("my@entity", "instance1").is_err());
-    /// # Ok::<(), durabletask_sdk::entity::InvalidEntityId>(())
+    /// # Ok::<(), durabletask_abi::entity::InvalidEntityId>(())
     /// ```
     pub fn new(name: impl AsRef<str>, key: impl Into<String>) -> Result<Self, InvalidEntityId> {
         let name = name.as_ref();
@@ -95,14 +95,14 @@ impl EntityInstanceId {
     /// # Examples
     ///
     /// ```
-    /// use durabletask_sdk::EntityInstanceId;
+    /// use durabletask_abi::entity::EntityInstanceId;
     ///
     /// let id = EntityInstanceId::parse("@MyEntity@TestInstance")?;
     /// assert_eq!((id.name(), id.key()), ("myentity", "TestInstance"));
     /// for bad in ["", "@", "@@", "@name@", "@@key", "name@key", "@a@b@c"] {
     ///     assert!(EntityInstanceId::parse(bad).is_err(), "{bad}");
     /// }
-    /// # Ok::<(), durabletask_sdk::entity::InvalidEntityId>(())
+    /// # Ok::<(), durabletask_abi::entity::InvalidEntityId>(())
     /// ```
     pub fn parse(text: &str) -> Result<Self, InvalidEntityId> {
         let malformed = || {
