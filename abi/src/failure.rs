@@ -36,9 +36,10 @@ use crate::entity::EntityBatch;
 /// worker's outer error path uses -1 (spec §3.1).
 pub const REQUEST_FAILED_ACTION_ID: i32 = -1;
 
-/// The action id of the failure when the orchestration is failed before any code of it
-/// ran (no plugin registers it, no generation serves its version): the first action of a
-/// first execution, as in the reference worker.
+/// The action id of the failure when the host fails the orchestration without an answer
+/// from a plugin (no plugin registers it, no generation serves its version, the plugin's
+/// answer does not decode): the first action of a first execution, as in the reference
+/// worker.
 pub const FIRST_ACTION_ID: i32 = 1;
 
 /// The failure details of a type and a message, with no stack trace, no cause, and

@@ -12,6 +12,7 @@ mod state;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use durabletask_abi::entity::EntityInstanceId;
 use durabletask_proto::{
     CreateInstanceRequest, EntityQuery, GetEntityRequest, GetInstanceRequest, GetInstanceResponse,
     InstanceQuery, OrchestrationStatus, PurgeInstancesRequest, QueryEntitiesRequest,
@@ -19,7 +20,6 @@ use durabletask_proto::{
     RewindInstanceRequest, SignalEntityRequest, StreamInstanceHistoryRequest, SuspendRequest,
     TerminateRequest, purge_instances_request,
 };
-use durabletask_sdk::EntityInstanceId;
 use prost_types::Timestamp;
 use serde_json::{Value, json};
 use tonic::Code;

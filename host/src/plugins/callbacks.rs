@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, RwLock};
 
 use abi_stable::std_types::RVec;
-use durabletask_sdk::abi::{HostCallbacks, LogLevel, LogRecord};
+use durabletask_abi::{HostCallbacks, LogLevel, LogRecord};
 use tokio::sync::oneshot;
 
 /// Name and version of each plugin, indexed by plugin id, for log tags.

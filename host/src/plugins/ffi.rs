@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use abi_stable::library::lib_header_from_path;
-use durabletask_sdk::abi::{
+use durabletask_abi::{
     ABI_VERSION, DECLARATION_SYMBOL, PLUGIN_MAGIC, PanicStrategy, PluginDeclaration,
     PluginModuleRef,
 };

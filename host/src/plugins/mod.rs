@@ -35,10 +35,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use abi_stable::std_types::RSlice;
+use durabletask_abi::PluginModuleRef;
+use durabletask_abi::properties::{DEFAULT_VERSION_PROPERTY, MAXIMUM_TIMER_INTERVAL_PROPERTY};
+use durabletask_abi::{error_types, failure};
 use durabletask_proto as proto;
-use durabletask_sdk::abi::{ENTITY_BATCH_V1, ENTITY_BATCH_V2, PluginModuleRef};
-use durabletask_sdk::error_types;
-use durabletask_sdk::orchestration::{DEFAULT_VERSION_PROPERTY, MAXIMUM_TIMER_INTERVAL_PROPERTY};
 use futures::future::BoxFuture;
 use prost::Message;
 
@@ -438,11 +438,14 @@ impl WorkItemExecutor for PluginHost {
             }
             let response = proto::OrchestratorResponse::decode(response.as_slice())
                 .unwrap_or_else(|error| {
-                    routing::failed_orchestration(
+                    failure::orchestration(
                         instance_id,
-                        error_types::PLUGIN_PANIC,
-                        format!(
-                            "the plugin returned an OrchestratorResponse that does not decode: {error}"
+                        failure::FIRST_ACTION_ID,
+                        failure::details(
+                            error_types::PLUGIN_PANIC,
+                            format!(
+                                "the plugin returned an OrchestratorResponse that does not decode: {error}"
+                            ),
                         ),
                     )
                 });
@@ -479,22 +482,22 @@ impl WorkItemExecutor for PluginHost {
             start(RSlice::from_slice(&bytes), token);
             let response = completion.await;
             drop(pending);
-            match response {
-                Ok(bytes) => proto::ActivityResponse::decode(bytes.as_slice()).unwrap_or_else(|error| {
-                    routing::failed_activity(
-                        instance_id,
-                        task_id,
+            let details = match response {
+                Ok(bytes) => match proto::ActivityResponse::decode(bytes.as_slice()) {
+                    Ok(response) => return response,
+                    Err(error) => failure::details(
                         error_types::PLUGIN_PANIC,
-                        format!("the plugin returned an ActivityResponse that does not decode: {error}"),
-                    )
-                }),
-                Err(_) => routing::failed_activity(
-                    instance_id,
-                    task_id,
+                        format!(
+                            "the plugin returned an ActivityResponse that does not decode: {error}"
+                        ),
+                    ),
+                },
+                Err(_) => failure::details(
                     error_types::PLUGIN_PANIC,
-                    "the plugin dropped the activity without completing it".to_owned(),
+                    "the plugin dropped the activity without completing it",
                 ),
-            }
+            };
+            failure::activity(instance_id, task_id, details)
         })
     }
 }
@@ -513,17 +516,16 @@ fn completes(response: &proto::OrchestratorResponse) -> bool {
 
 /// Runs an entity batch in a plugin: synchronous, like an orchestration step.
 fn run_entity_batch(plugin: &LoadedPlugin, work: EntityWork) -> proto::EntityBatchResult {
-    let (shape, bytes) = match &work {
-        EntityWork::V1(request) => (ENTITY_BATCH_V1, request.encode_to_vec()),
-        EntityWork::V2(request) => (ENTITY_BATCH_V2, request.encode_to_vec()),
-    };
+    let (shape, bytes) = work.encode();
     let run = plugin.module.run_entity_batch();
     let result = run(shape, RSlice::from_slice(&bytes));
     proto::EntityBatchResult::decode(result.as_slice()).unwrap_or_else(|error| {
-        routing::failed_entity_batch(
-            &work,
-            error_types::PLUGIN_PANIC,
-            &format!("the plugin returned an EntityBatchResult that does not decode: {error}"),
+        failure::every_operation(
+            work,
+            failure::details(
+                error_types::PLUGIN_PANIC,
+                format!("the plugin returned an EntityBatchResult that does not decode: {error}"),
+            ),
         )
     })
 }

@@ -12,8 +12,9 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use durabletask_abi::entity::EntityInstanceId;
+use durabletask_abi::{error_types, failure};
 use durabletask_proto as proto;
-use durabletask_sdk::error_types;
 use proto::history_event::EventType;
 
 use super::catalog::Catalog;
@@ -50,10 +51,10 @@ pub(crate) fn orchestrator(
     sticky: Option<&str>,
 ) -> Result<Route, Refusal> {
     let fail = |error_type: &str, message: String| {
-        Refusal::Fail(Box::new(failed_orchestration(
+        Refusal::Fail(Box::new(failure::orchestration(
             request.instance_id.clone(),
-            error_type,
-            message,
+            failure::FIRST_ACTION_ID,
+            failure::details(error_type, message),
         )))
     };
     let Some(started) = execution_started(request) else {
@@ -175,71 +176,43 @@ pub(crate) fn activity(
     request: &proto::ActivityRequest,
 ) -> Result<Arc<Generation>, Box<proto::ActivityResponse>> {
     catalog.activity(&request.name).cloned().ok_or_else(|| {
-        Box::new(failed_activity(
+        Box::new(failure::activity(
             request
                 .orchestration_instance
                 .as_ref()
                 .map(|instance| instance.instance_id.clone())
                 .unwrap_or_default(),
             request.task_id,
-            error_types::ACTIVITY_NOT_REGISTERED,
-            format!(
-                "no loaded plugin registers an activity named '{}'",
-                request.name
+            failure::details(
+                error_types::ACTIVITY_NOT_REGISTERED,
+                format!(
+                    "no loaded plugin registers an activity named '{}'",
+                    request.name
+                ),
             ),
         ))
     })
 }
 
 /// The generation for an entity batch, by the name in `@name@key` (case-insensitive),
-/// or the result that fails every operation of the batch.
+/// or the result that fails every operation of the batch: `EntityNotRegistered`, or
+/// `InvalidInput` for an id that is not `@name@key`, as a plugin's batch runner fails
+/// them (with `operationInfos` aligned and the state returned as it came).
 pub(crate) fn entity(
     catalog: &Catalog,
     work: &EntityWork,
 ) -> Result<Arc<Generation>, Box<proto::EntityBatchResult>> {
-    let generation =
-        entity_name(work.instance_id()).and_then(|name| catalog.entity(&name.to_lowercase()));
-    match generation {
-        Some(generation) => Ok(Arc::clone(generation)),
-        // The host's own copy of the SDK answers: with no entity registered it fails
-        // each operation (`EntityNotRegistered`, or `InvalidInput` for an id that is
-        // not `@name@key`), keeping `operationInfos` aligned exactly as plugins do.
-        None => Err(Box::new(
-            durabletask_sdk::Registry::new().run_entity_batch(to_sdk(work.clone())),
-        )),
-    }
-}
-
-/// The name in `@name@key`, if the id has that shape.
-fn entity_name(instance_id: &str) -> Option<&str> {
-    let rest = instance_id.strip_prefix('@')?;
-    let (name, key) = rest.split_once('@')?;
-    (!name.is_empty() && !key.is_empty()).then_some(name)
-}
-
-fn to_sdk(work: EntityWork) -> durabletask_sdk::EntityWorkItem {
-    match work {
-        EntityWork::V1(request) => durabletask_sdk::EntityWorkItem::V1(request),
-        EntityWork::V2(request) => durabletask_sdk::EntityWorkItem::V2(request),
-    }
-}
-
-/// A batch result that fails every operation, for a plugin that answered nonsense.
-pub(crate) fn failed_entity_batch(
-    work: &EntityWork,
-    error_type: &str,
-    message: &str,
-) -> proto::EntityBatchResult {
-    let mut result = durabletask_sdk::Registry::new().run_entity_batch(to_sdk(work.clone()));
-    for operation in &mut result.results {
-        operation.result_type = Some(proto::operation_result::ResultType::Failure(
-            proto::OperationResultFailure {
-                failure_details: Some(failure(error_type, message.to_owned())),
-                ..Default::default()
-            },
-        ));
-    }
-    result
+    let details = match EntityInstanceId::parse(work.instance_id()) {
+        Ok(id) => match catalog.entity(id.name()) {
+            Some(generation) => return Ok(Arc::clone(generation)),
+            None => failure::details(
+                error_types::ENTITY_NOT_REGISTERED,
+                format!("no loaded plugin registers an entity named '{}'", id.name()),
+            ),
+        },
+        Err(invalid) => failure::details(error_types::INVALID_INPUT, invalid.to_string()),
+    };
+    Err(Box::new(failure::every_operation(work.clone(), details)))
 }
 
 fn execution_started(
@@ -258,64 +231,9 @@ fn execution_started(
 /// The response that fails an orchestration whose version no generation serves: the
 /// details every SDK gives a version mismatch (`VersionMismatch`, not retriable).
 fn version_mismatch(instance_id: String, message: String) -> proto::OrchestratorResponse {
-    let mut response = failed_orchestration(instance_id, error_types::VERSION_MISMATCH, message);
-    for action in &mut response.actions {
-        if let Some(proto::orchestrator_action::OrchestratorActionType::CompleteOrchestration(
-            complete,
-        )) = &mut action.orchestrator_action_type
-            && let Some(details) = &mut complete.failure_details
-        {
-            details.is_non_retriable = true;
-        }
-    }
-    response
-}
-
-/// A response that fails the orchestration before any plugin ran. Action id 1: this
-/// is the first action of a first execution, as in the reference worker.
-pub(crate) fn failed_orchestration(
-    instance_id: String,
-    error_type: &str,
-    message: String,
-) -> proto::OrchestratorResponse {
-    use proto::orchestrator_action::OrchestratorActionType;
-    proto::OrchestratorResponse {
-        instance_id,
-        actions: vec![proto::OrchestratorAction {
-            id: 1,
-            orchestrator_action_type: Some(OrchestratorActionType::CompleteOrchestration(
-                proto::CompleteOrchestrationAction {
-                    orchestration_status: proto::OrchestrationStatus::Failed as i32,
-                    failure_details: Some(failure(error_type, message)),
-                    ..Default::default()
-                },
-            )),
-        }],
-        ..Default::default()
-    }
-}
-
-/// A failed activity response produced by the host itself.
-pub(crate) fn failed_activity(
-    instance_id: String,
-    task_id: i32,
-    error_type: &str,
-    message: String,
-) -> proto::ActivityResponse {
-    proto::ActivityResponse {
-        instance_id,
-        task_id,
-        failure_details: Some(failure(error_type, message)),
-        ..Default::default()
-    }
-}
-
-fn failure(error_type: &str, message: String) -> proto::TaskFailureDetails {
-    proto::TaskFailureDetails {
-        error_type: error_type.to_owned(),
-        error_message: message,
-        ..Default::default()
-    }
+    let mut details = failure::details(error_types::VERSION_MISMATCH, message);
+    details.is_non_retriable = true;
+    failure::orchestration(instance_id, failure::FIRST_ACTION_ID, details)
 }
 
 #[cfg(test)]

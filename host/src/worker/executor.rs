@@ -5,8 +5,7 @@
 //! plugins, replay and user errors lives behind this trait.
 
 use durabletask_proto::{
-    ActivityRequest, ActivityResponse, EntityBatchRequest, EntityBatchResult, EntityRequest,
-    OrchestratorRequest, OrchestratorResponse,
+    ActivityRequest, ActivityResponse, EntityBatchResult, OrchestratorRequest, OrchestratorResponse,
 };
 use futures::future::BoxFuture;
 
@@ -37,21 +36,6 @@ pub enum OrchestratorOutcome {
     },
 }
 
-/// An entity work item in either of the protocol's shapes.
-#[derive(Debug, Clone)]
-pub enum EntityWork {
-    /// `entityRequest`: answered without `operationInfos`.
-    V1(EntityBatchRequest),
-    /// `entityRequestV2`: answered with `operationInfos` aligned with the results.
-    V2(EntityRequest),
-}
-
-impl EntityWork {
-    /// The entity's instance id, `@name@key`.
-    pub fn instance_id(&self) -> &str {
-        match self {
-            EntityWork::V1(request) => &request.instance_id,
-            EntityWork::V2(request) => &request.instance_id,
-        }
-    }
-}
+/// An entity work item in either of the protocol's shapes: the type plugins take, so it
+/// crosses the ABI as it came.
+pub use durabletask_abi::entity::EntityWorkItem as EntityWork;
