@@ -21,7 +21,7 @@ use durabletask_abi::{
     PluginModuleRef,
 };
 
-use super::LoadError;
+use super::error::LoadError;
 
 /// A plugin library whose declaration and layout were checked.
 #[derive(Clone, Copy)]

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::LoadedPlugin;
+use super::loaded_plugin::LoadedPlugin;
 
 /// A plugin library in service.
 pub struct Generation {
@@ -43,7 +43,6 @@ impl Drop for Generation {
     /// holds it. Its activity runtime (threads) is stopped; should the same library be
     /// put back in service later, its runtime starts again on first use.
     fn drop(&mut self) {
-        let shutdown = self.plugin.module.shutdown();
-        shutdown();
+        self.plugin.shutdown();
     }
 }

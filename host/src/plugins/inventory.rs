@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::error::PluginError;
 use super::generation::Generation;
 use super::manager::Manager;
-use super::{PluginError, private_dir, trust};
+use super::{private_dir, trust};
 
 /// The outcome of loading a plugins folder.
 #[derive(Debug)]

@@ -12,15 +12,16 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use abi_stable::std_types::RResult;
 use sha2::{Digest, Sha256};
 
 use super::callbacks;
+use super::calls;
 use super::elf;
+use super::error::LoadError;
 use super::ffi::{self, PluginLibrary};
+use super::loaded_plugin::LoadedPlugin;
 use super::private_dir;
 use super::trust::{self, Policy};
-use super::{LoadError, LoadedPlugin};
 
 /// Library files in `dir`, sorted by name so loading order (and so which plugin wins a
 /// name registered twice) does not depend on the file system. Dotfiles and names that
@@ -185,11 +186,8 @@ fn initialise(
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     let plugin_id = callbacks::register_plugin(&file_name);
-    let init = library.module.init();
-    let description = match init(callbacks::host_callbacks(plugin_id)) {
-        RResult::ROk(description) => description,
-        RResult::RErr(message) => return Err(LoadError::InitFailed(message.into_string())),
-    };
+    let description = calls::init(library.module, callbacks::host_callbacks(plugin_id))
+        .map_err(LoadError::InitFailed)?;
     callbacks::name_plugin(plugin_id, &description.name, &description.version);
     Ok(LoadedPlugin {
         name: description.name.into_string(),

@@ -22,10 +22,12 @@ use std::time::SystemTime;
 
 use std::cmp::Ordering;
 
+use super::error::LoadError;
 use super::generation::Generation;
+use super::loaded_plugin::LoadedPlugin;
+use super::loader;
 use super::private_dir::PrivateDir;
 use super::trust::{self, Policy};
-use super::{LoadError, LoadedPlugin, loader};
 use crate::versioning;
 
 /// What a file looked like at the last scan; a change means "read it again". The

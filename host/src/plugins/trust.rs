@@ -26,7 +26,7 @@ use std::fs::Metadata;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use super::LoadError;
+use super::error::LoadError;
 
 /// Group- and other-write bits.
 const WRITABLE_BY_OTHERS: u32 = 0o022;

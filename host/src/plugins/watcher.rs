@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher as _};
 
-use super::PluginHost;
+use super::plugin_host::PluginHost;
 
 /// How long the folder must be quiet before a rescan: a deployer's copy and rename land
 /// in one scan.

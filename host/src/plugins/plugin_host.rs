@@ -1,0 +1,280 @@
+//! The plugin host's lifecycle: it loads the plugins folder at start, rescans it (on
+//! SIGHUP and, with `[plugins] watch`, when it changes), publishes each new catalog of
+//! generations, and shuts every generation down at the end. Running work items in them
+//! is `executor`'s job.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use durabletask_abi::properties::{DEFAULT_VERSION_PROPERTY, MAXIMUM_TIMER_INTERVAL_PROPERTY};
+use tokio::sync::watch;
+
+use super::catalog::Catalog;
+use super::error::PluginError;
+use super::manager::{self, Manager};
+use super::sticky::StickyRoutes;
+use super::{private_dir, trust, watcher};
+use crate::config::VersioningSettings;
+
+/// What the plugin host needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct PluginHostSettings {
+    /// The plugins folder.
+    pub dir: PathBuf,
+    /// `[plugins] strict_permissions`: refuse a library others could have written (else
+    /// load it with a warning).
+    pub strict_permissions: bool,
+    /// `[worker] maximum_timer_interval` (`None` = off), passed to the plugins with every
+    /// orchestration request so that they split longer timers.
+    pub maximum_timer_interval: Option<Duration>,
+    /// `[versioning]`, if the file has that section: which generation runs which
+    /// orchestration version.
+    pub versioning: Option<VersioningSettings>,
+}
+
+impl Default for PluginHostSettings {
+    /// Strict about permissions: a forgotten setting must not make the host less safe.
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::new(),
+            strict_permissions: true,
+            maximum_timer_interval: None,
+            versioning: None,
+        }
+    }
+}
+
+/// What a [`PluginHost::rescan`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rescan {
+    /// The generations in service changed.
+    pub changed: bool,
+    /// A changed file waits to settle: scan again shortly.
+    pub settling: bool,
+}
+
+/// The plugin generations in service, and the executor the worker hands its work items
+/// to.
+pub struct PluginHost {
+    manager: Mutex<Manager>,
+    /// The current catalog; work items read it, the work-item filters follow it.
+    catalog: watch::Sender<Arc<Catalog>>,
+    pub(super) versioning: Option<VersioningSettings>,
+    /// The generation each orchestration without a generation of its own version runs
+    /// on, so that a new version dropped in mid-run does not take it over.
+    pub(super) sticky: Arc<StickyRoutes>,
+    /// Added to every orchestration request's `properties`: the worker settings the
+    /// plugins' replay engines read.
+    pub(super) properties: Vec<(String, prost_types::Value)>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("generations", &self.catalog().generations())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// Loads every plugin library in the folder. A library that fails to load is logged
+    /// (one line naming the file and the reason) and skipped; only an unreadable folder
+    /// is an error.
+    pub fn start(settings: &PluginHostSettings) -> Result<Arc<PluginHost>, PluginError> {
+        let private_dir =
+            private_dir::PrivateDir::create().map_err(|source| PluginError::PrivateDir {
+                dir: std::env::temp_dir(),
+                source,
+            })?;
+        let mut manager = Manager::new(
+            settings.dir.clone(),
+            private_dir,
+            trust::Policy::new(settings.strict_permissions),
+        );
+        let change = manager
+            .scan()
+            .map_err(|source| PluginError::UnreadableDir {
+                dir: settings.dir.clone(),
+                source,
+            })?;
+        log_change(&change);
+        // Later scans (hot swap) wait for a changed file to settle before reading it.
+        manager.settle_changes();
+        if manager.active().is_empty() {
+            tracing::warn!(dir = %settings.dir.display(), "no plugin loaded: every work item will fail as not registered");
+        }
+        let (catalog, _) = watch::channel(Arc::new(Catalog::new(manager.active().to_vec())));
+        Ok(Arc::new(PluginHost {
+            manager: Mutex::new(manager),
+            catalog,
+            versioning: settings.versioning.clone(),
+            sticky: Arc::default(),
+            properties: request_properties(settings),
+        }))
+    }
+
+    /// Rescans the plugins folder when it changes (`[plugins] watch`), on a thread of its
+    /// own, for as long as the host lives.
+    pub fn watch(self: &Arc<Self>) -> Result<(), PluginError> {
+        let dir = self.lock_manager().dir().to_path_buf();
+        watcher::spawn(Arc::downgrade(self), &dir)
+            .map_err(|source| PluginError::Watch { dir, source })
+    }
+
+    /// Reads the plugins folder again and puts its changes in service. A new or changed
+    /// file is read once it looks the same in two scans in a row; until then the outcome
+    /// says `settling`, and the caller should scan again shortly. Errors are logged: a
+    /// folder that cannot be read changes nothing.
+    pub fn rescan(&self) -> Rescan {
+        let mut manager = self.lock_manager();
+        let change = match manager.scan() {
+            Ok(change) => change,
+            Err(error) => {
+                tracing::error!(dir = %manager.dir().display(), "cannot read the plugins folder: {error}");
+                return Rescan::default();
+            }
+        };
+        log_change(&change);
+        let changed = change.changes_service();
+        if changed {
+            self.catalog
+                .send_replace(Arc::new(Catalog::new(manager.active().to_vec())));
+        }
+        Rescan {
+            changed,
+            settling: change.settling,
+        }
+    }
+
+    /// The generations in service and who serves which name, now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.catalog.borrow())
+    }
+
+    /// A receiver that sees every new catalog.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Catalog>> {
+        self.catalog.subscribe()
+    }
+
+    /// Stops every generation's runtime. Activities still running complete with a failure.
+    pub fn shutdown(&self) {
+        for generation in self.catalog().generations() {
+            generation.plugin().shutdown();
+        }
+    }
+
+    fn lock_manager(&self) -> std::sync::MutexGuard<'_, Manager> {
+        // A panic while scanning leaves nothing half-done that matters: the next scan
+        // compares the folder afresh.
+        self.manager
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One line per generation put in or taken out of service, and per library refused or
+/// ignored.
+fn log_change(change: &manager::Change) {
+    for (file, error) in &change.refused {
+        tracing::error!("refused plugin {}: {error}", file.display());
+    }
+    for (file, reason) in &change.ignored {
+        tracing::warn!("ignored plugin {}: {reason}", file.display());
+    }
+    for (file, reason) in &change.untrusted {
+        tracing::warn!(
+            "loading plugin {} although its permissions are unsafe ([plugins] strict_permissions = false): {reason}",
+            file.display()
+        );
+    }
+    for generation in &change.added {
+        let plugin = generation.plugin();
+        tracing::info!(
+            plugin = %plugin.name,
+            plugin_version = %plugin.version,
+            file = %plugin.source.display(),
+            build = %plugin.content_hash,
+            orchestrators = ?plugin.orchestrators,
+            activities = ?plugin.activities,
+            entities = ?plugin.entities,
+            "loaded plugin {}: in service",
+            generation.label()
+        );
+    }
+    for generation in &change.retired {
+        let plugin = generation.plugin();
+        tracing::info!(
+            plugin = %plugin.name,
+            plugin_version = %plugin.version,
+            file = %plugin.source.display(),
+            "retired plugin {}: its file is gone; it takes no new work and finishes what it started",
+            generation.label()
+        );
+    }
+}
+
+/// The `OrchestratorRequest.properties` entries that carry the worker's settings: the
+/// timer chunking interval (absent or zero = off) and the version sub-orchestrations
+/// started without one get (`[versioning] default_version`).
+fn request_properties(settings: &PluginHostSettings) -> Vec<(String, prost_types::Value)> {
+    use prost_types::value::Kind;
+    let interval = settings
+        .maximum_timer_interval
+        .filter(|interval| !interval.is_zero())
+        .map(|interval| {
+            (
+                MAXIMUM_TIMER_INTERVAL_PROPERTY,
+                Kind::NumberValue(interval.as_secs_f64()),
+            )
+        });
+    let default_version = settings
+        .versioning
+        .as_ref()
+        .and_then(|versioning| versioning.default_version.clone())
+        .map(|version| (DEFAULT_VERSION_PROPERTY, Kind::StringValue(version)));
+    interval
+        .into_iter()
+        .chain(default_version)
+        .map(|(key, kind)| (key.to_owned(), prost_types::Value { kind: Some(kind) }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maximum_timer_interval_is_passed_in_seconds_and_only_when_set() {
+        let with_interval = |interval| PluginHostSettings {
+            maximum_timer_interval: interval,
+            ..Default::default()
+        };
+        assert!(request_properties(&with_interval(None)).is_empty());
+        assert!(request_properties(&with_interval(Some(Duration::ZERO))).is_empty());
+        let properties = request_properties(&with_interval(Some(Duration::from_millis(2500))));
+        assert_eq!(properties.len(), 1);
+        let (key, value) = &properties[0];
+        assert_eq!(key, MAXIMUM_TIMER_INTERVAL_PROPERTY);
+        assert_eq!(value.kind, Some(prost_types::value::Kind::NumberValue(2.5)));
+    }
+
+    #[test]
+    fn the_default_version_is_passed_when_configured() {
+        let settings = PluginHostSettings {
+            versioning: Some(VersioningSettings {
+                default_version: Some("1.2.0".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let properties = request_properties(&settings);
+        assert_eq!(properties.len(), 1);
+        let (key, value) = &properties[0];
+        assert_eq!(key, DEFAULT_VERSION_PROPERTY);
+        assert_eq!(
+            value.kind,
+            Some(prost_types::value::Kind::StringValue("1.2.0".to_owned()))
+        );
+    }
+}
