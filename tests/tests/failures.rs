@@ -175,3 +175,31 @@ fn awaiting_a_tokio_timer_in_an_orchestrator_fails_instead_of_hanging() -> Resul
     assert_eq!(error_type(&state), "NonDurableAwait", "{state:#}");
     Ok(())
 }
+
+/// Issue 11: an orchestrator that blocks held up the whole worker loop, and the host said
+/// so only once the step had ended (or never, for a step that never ends). The watchdog
+/// names it while it still runs.
+#[test]
+fn a_step_that_blocks_is_named_while_it_still_runs() -> Result<()> {
+    let mut fixture = Fixture::start(&["faulty"])?;
+    let id = fixture.client.start("block_in_step", Some(&json!(2500)))?;
+    let line = fixture.host.wait_for_log_line(
+        &["block_in_step", "has been running for", &id],
+        std::time::Duration::from_secs(10),
+    )?;
+    assert!(line.contains("faulty"), "names the plugin: {line}");
+    assert!(line.contains("orchestration step"), "{line}");
+    // Reported while it ran: the step's own "took long" line comes after.
+    let logs = fixture.host.logs();
+    let named = logs.find("has been running for").unwrap_or(usize::MAX);
+    let ended = logs
+        .find("an orchestration step took long")
+        .unwrap_or(usize::MAX);
+    assert!(named < ended, "{logs}");
+    let state = fixture
+        .client
+        .wait(&id, std::time::Duration::from_secs(30))?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], json!(2500));
+    Ok(())
+}

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use durabletask_proto as proto;
 use futures::future::BoxFuture;
 
+use super::generation::Generation;
 use super::plugin_host::PluginHost;
 use super::routing::{self, Refusal};
+use super::watchdog::Call;
 use crate::worker::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
 /// A step slower than this is logged: it held up every other work item.
@@ -18,7 +20,13 @@ const SLOW_STEP: Duration = Duration::from_millis(100);
 impl WorkItemExecutor for PluginHost {
     fn execute_entity(&self, work: EntityWork) -> BoxFuture<'static, proto::EntityBatchResult> {
         let result = match routing::entity(&self.catalog(), &work) {
-            Ok(generation) => generation.plugin().run_entity_batch(work),
+            Ok(generation) => {
+                let entity_id = work.instance_id();
+                let _watched =
+                    self.watchdog
+                        .enter(call(&generation, "entity batch", entity_id, entity_id));
+                generation.plugin().run_entity_batch(work)
+            }
             Err(result) => *result,
         };
         Box::pin(std::future::ready(result))
@@ -58,6 +66,7 @@ impl WorkItemExecutor for PluginHost {
         // The host's settings win over anything the backend put under the same keys.
         request.properties.extend(self.properties.iter().cloned());
         let sticky_routes = Arc::clone(&self.sticky);
+        let watchdog = Arc::clone(&self.watchdog);
         Box::pin(async move {
             // Orchestration steps run right here, on the event loop. A step is replay of
             // pure, deterministic code (no I/O, by the rules of orchestrations) and takes
@@ -66,7 +75,14 @@ impl WorkItemExecutor for PluginHost {
             // The generation is held until the step is done: a generation retired
             // meanwhile finishes it.
             let started = Instant::now();
+            let watched = watchdog.enter(call(
+                &generation,
+                "orchestration step",
+                orchestrator_name(&request),
+                &request.instance_id,
+            ));
             let response = generation.plugin().run_orchestrator(&request);
+            drop(watched);
             let elapsed = started.elapsed();
             if elapsed > SLOW_STEP {
                 tracing::warn!(
@@ -91,12 +107,58 @@ impl WorkItemExecutor for PluginHost {
             Err(response) => return Box::pin(std::future::ready(*response)),
         };
         let activity = generation.plugin().start_activity(&request);
+        let watchdog = Arc::clone(&self.watchdog);
+        let instance_id = request
+            .orchestration_instance
+            .map(|instance| instance.instance_id)
+            .unwrap_or_default();
+        let name = request.name;
         Box::pin(async move {
+            let mut activity = std::pin::pin!(activity);
+            // The first poll starts the activity, which the plugin polls once in place:
+            // plugin code on the loop, watched like a step.
+            let first = {
+                let _watched = watchdog.enter(call(
+                    &generation,
+                    "activity (first poll)",
+                    &name,
+                    &instance_id,
+                ));
+                futures::poll!(activity.as_mut())
+            };
             // Held until the activity is done: a generation retired meanwhile finishes it.
             let _generation = generation;
-            activity.await
+            match first {
+                std::task::Poll::Ready(response) => response,
+                std::task::Poll::Pending => activity.await,
+            }
         })
     }
+}
+
+/// What the watchdog says of a call into `generation`.
+fn call(generation: &Generation, kind: &'static str, name: &str, instance_id: &str) -> Call {
+    let plugin = generation.plugin();
+    Call {
+        plugin: format!("{} {}", plugin.name, plugin.version),
+        kind,
+        name: name.to_owned(),
+        instance_id: instance_id.to_owned(),
+    }
+}
+
+/// The orchestrator's name, from `executionStarted` in the new or past events.
+fn orchestrator_name(request: &proto::OrchestratorRequest) -> &str {
+    use proto::history_event::EventType;
+    request
+        .past_events
+        .iter()
+        .chain(request.new_events.iter())
+        .find_map(|event| match &event.event_type {
+            Some(EventType::ExecutionStarted(started)) => Some(started.name.as_str()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Whether the response ends this execution of the orchestration (completed, failed,

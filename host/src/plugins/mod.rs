@@ -21,7 +21,8 @@
 //!   orchestration ran;
 //! - [`plugin_host`] is the [`PluginHost`]'s lifecycle (start, rescan, shutdown), and
 //!   [`executor`] makes it the worker's
-//!   [`WorkItemExecutor`](crate::worker::WorkItemExecutor).
+//!   [`WorkItemExecutor`](crate::worker::WorkItemExecutor); [`watchdog`] names a plugin
+//!   call that holds up the event loop while it still runs.
 
 mod callbacks;
 mod calls;
@@ -40,6 +41,7 @@ mod private_dir;
 mod routing;
 mod sticky;
 mod trust;
+mod watchdog;
 mod watcher;
 
 pub use error::{LoadError, PluginError};

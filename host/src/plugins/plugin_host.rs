@@ -3,6 +3,7 @@
 //! generations, and shuts every generation down at the end. Running work items in them
 //! is `executor`'s job.
 
+use super::watchdog::{self, Watchdog};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,6 +68,8 @@ pub struct PluginHost {
     /// Added to every orchestration request's `properties`: the worker settings the
     /// plugins' replay engines read.
     pub(super) properties: Vec<(String, prost_types::Value)>,
+    /// Reports plugin calls that hold up the event loop while they run.
+    pub(super) watchdog: Arc<Watchdog>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -111,6 +114,7 @@ impl PluginHost {
             versioning: settings.versioning.clone(),
             sticky: Arc::default(),
             properties: request_properties(settings),
+            watchdog: Arc::new(Watchdog::start(watchdog::STILL_RUNNING)),
         }))
     }
 

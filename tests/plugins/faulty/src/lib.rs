@@ -234,6 +234,13 @@ async fn call_unknown_entity(ctx: OrchestrationContext, _input: ()) -> Result<i6
         .await?)
 }
 
+/// Orchestrator that breaks the rules: it blocks the thread it runs on for `ms`
+/// milliseconds (the watchdog must name it while it does), then completes with `ms`.
+pub async fn block_in_step(_ctx: OrchestrationContext, ms: u64) -> Result<u64, Error> {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    Ok(ms)
+}
+
 durabletask_sdk::export_plugin! {
     name: "faulty",
     version: env!("CARGO_PKG_VERSION"),
@@ -253,6 +260,7 @@ durabletask_sdk::export_plugin! {
         calls_python_retrying,
         count_with_entity,
         call_unknown_entity,
+        block_in_step,
     ],
     activities: [fail_always, panic_activity, sleep_ms, rust_square],
     entities: [counter],
