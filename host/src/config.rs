@@ -292,6 +292,11 @@ pub struct WorkerSettings {
     pub max_concurrent_orchestrations: u32,
     #[serde(deserialize_with = "at_least_one")]
     pub max_concurrent_activities: u32,
+    /// The most activities one plugin generation may run at once, within
+    /// `max_concurrent_activities`, so that a plugin whose activities hang holds up only
+    /// itself. `None` (absent): see [`WorkerSettings::activities_per_plugin`].
+    #[serde(deserialize_with = "some_at_least_one")]
+    pub max_concurrent_activities_per_plugin: Option<u32>,
     #[serde(deserialize_with = "at_least_one")]
     pub max_concurrent_entities: u32,
     /// How long in-flight work may take to finish after a shutdown signal.
@@ -316,12 +321,28 @@ impl Default for WorkerSettings {
         Self {
             max_concurrent_orchestrations: 100,
             max_concurrent_activities: 100,
+            max_concurrent_activities_per_plugin: None,
             max_concurrent_entities: 100,
             drain_timeout: Duration::from_secs(30),
             stream_silence_timeout: Duration::from_secs(120),
             maximum_timer_interval: None,
             work_item_filters: false,
         }
+    }
+}
+
+impl WorkerSettings {
+    /// How many activities one plugin generation may run at once:
+    /// `max_concurrent_activities_per_plugin`, or by default three quarters of
+    /// `max_concurrent_activities` (at least 1). Three quarters lets a host with one
+    /// plugin keep most of its concurrency, while whatever one plugin does, a quarter of
+    /// the activity slots stay free for the others.
+    pub fn activities_per_plugin(&self) -> u32 {
+        self.max_concurrent_activities_per_plugin
+            .unwrap_or_else(|| {
+                let three_quarters = u64::from(self.max_concurrent_activities) * 3 / 4;
+                u32::try_from(three_quarters).unwrap_or(u32::MAX).max(1)
+            })
     }
 }
 
@@ -721,6 +742,17 @@ impl Config {
                 ),
             ));
         }
+        if self.worker.activities_per_plugin() > self.worker.max_concurrent_activities {
+            return Err(invalid(
+                "worker",
+                "max_concurrent_activities_per_plugin",
+                format!(
+                    "'max_concurrent_activities_per_plugin' in [worker] ({}) is larger than 'max_concurrent_activities' ({}), which also bounds each plugin",
+                    self.worker.activities_per_plugin(),
+                    self.worker.max_concurrent_activities
+                ),
+            ));
+        }
         if let Some(versioning) = &self.versioning {
             versioning
                 .contradiction()
@@ -900,6 +932,10 @@ fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Er
     }
 }
 
+fn some_at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    at_least_one(deserializer).map(Some)
+}
+
 fn log_filter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let text = String::deserialize(deserializer)?;
     tracing_subscriber::EnvFilter::builder()
@@ -938,6 +974,8 @@ mod tests {
         assert_eq!(config.backend.token_file, None);
         assert_eq!(config.worker.max_concurrent_orchestrations, 100);
         assert_eq!(config.worker.max_concurrent_activities, 100);
+        assert_eq!(config.worker.max_concurrent_activities_per_plugin, None);
+        assert_eq!(config.worker.activities_per_plugin(), 75);
         assert_eq!(config.worker.max_concurrent_entities, 100);
         assert_eq!(config.worker.drain_timeout, Duration::from_secs(30));
         assert_eq!(
@@ -968,6 +1006,7 @@ token_file = "secrets/token"
 [worker]
 max_concurrent_orchestrations = 7
 max_concurrent_activities = 8
+max_concurrent_activities_per_plugin = 5
 max_concurrent_entities = 9
 drain_timeout = "500ms"
 stream_silence_timeout = "0s"
@@ -1005,6 +1044,8 @@ rotation = "hourly"
         );
         assert_eq!(config.worker.max_concurrent_orchestrations, 7);
         assert_eq!(config.worker.max_concurrent_activities, 8);
+        assert_eq!(config.worker.max_concurrent_activities_per_plugin, Some(5));
+        assert_eq!(config.worker.activities_per_plugin(), 5);
         assert_eq!(config.worker.max_concurrent_entities, 9);
         assert_eq!(config.worker.drain_timeout, Duration::from_millis(500));
         assert_eq!(config.worker.stream_silence_timeout, Duration::ZERO);
@@ -1146,6 +1187,38 @@ rotation = "hourly"
         assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
         assert!(
             message.contains("'max_concurrent_entities' in [worker]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn each_plugin_gets_three_quarters_of_the_activity_permits_unless_told_otherwise() {
+        let per_plugin = |text: &str| parse(text).unwrap().worker.activities_per_plugin();
+        assert_eq!(per_plugin("[worker]\nmax_concurrent_activities = 8\n"), 6);
+        assert_eq!(per_plugin("[worker]\nmax_concurrent_activities = 3\n"), 2);
+        // One permit cannot be shared: the plugin gets it.
+        assert_eq!(per_plugin("[worker]\nmax_concurrent_activities = 1\n"), 1);
+        assert_eq!(
+            per_plugin("[worker]\nmax_concurrent_activities = 2147483647\n"),
+            1_610_612_735
+        );
+        assert_eq!(
+            per_plugin(
+                "[worker]\nmax_concurrent_activities = 8\nmax_concurrent_activities_per_plugin = 8\n"
+            ),
+            8
+        );
+        let message = error_of(
+            "[worker]\nmax_concurrent_activities = 4\nmax_concurrent_activities_per_plugin = 5\n",
+        );
+        assert!(message.starts_with("/etc/dt/host.toml:3:"), "{message}");
+        assert!(
+            message.contains("'max_concurrent_activities_per_plugin' in [worker] (5) is larger"),
+            "{message}"
+        );
+        let message = error_of("[worker]\nmax_concurrent_activities_per_plugin = 0\n");
+        assert!(
+            message.contains("'max_concurrent_activities_per_plugin' in [worker]"),
             "{message}"
         );
     }

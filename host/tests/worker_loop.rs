@@ -307,8 +307,7 @@ fn settings() -> WorkerSettings {
         max_concurrent_entities: 5,
         drain_timeout: Duration::from_secs(5),
         stream_silence_timeout: Duration::from_secs(60),
-        maximum_timer_interval: None,
-        work_item_filters: false,
+        ..WorkerSettings::default()
     }
 }
 

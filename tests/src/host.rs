@@ -83,6 +83,8 @@ pub struct HostConfig {
     pub max_concurrent_orchestrations: u32,
     /// `worker.max_concurrent_activities`.
     pub max_concurrent_activities: u32,
+    /// `worker.max_concurrent_activities_per_plugin`, if set.
+    pub max_concurrent_activities_per_plugin: Option<u32>,
     /// `worker.max_concurrent_entities`.
     pub max_concurrent_entities: u32,
     /// `worker.drain_timeout`.
@@ -118,6 +120,7 @@ impl HostConfig {
             taskhub: "default".to_owned(),
             max_concurrent_orchestrations: 100,
             max_concurrent_activities: 100,
+            max_concurrent_activities_per_plugin: None,
             max_concurrent_entities: 100,
             drain_timeout: "30s".to_owned(),
             stream_silence_timeout: "120s".to_owned(),
@@ -169,6 +172,12 @@ impl HostConfig {
     /// Sets `worker.max_concurrent_activities`.
     pub fn max_concurrent_activities(mut self, limit: u32) -> Self {
         self.max_concurrent_activities = limit;
+        self
+    }
+
+    /// Sets `worker.max_concurrent_activities_per_plugin`.
+    pub fn max_concurrent_activities_per_plugin(mut self, limit: u32) -> Self {
+        self.max_concurrent_activities_per_plugin = Some(limit);
         self
     }
 
@@ -230,7 +239,7 @@ max_concurrent_entities = {entities}
 drain_timeout = {drain}
 stream_silence_timeout = {silence}
 work_item_filters = {filters}
-{timer_interval}
+{timer_interval}{per_plugin}
 [plugins]
 dir = "plugins"
 watch = {watch}
@@ -271,6 +280,10 @@ format = {format}
                 .maximum_timer_interval
                 .as_deref()
                 .map(|interval| format!("maximum_timer_interval = {}\n", toml_string(interval)))
+                .unwrap_or_default(),
+            per_plugin = self
+                .max_concurrent_activities_per_plugin
+                .map(|limit| format!("max_concurrent_activities_per_plugin = {limit}\n"))
                 .unwrap_or_default(),
             level = toml_string(&self.log_level),
             format = toml_string(&self.log_format),

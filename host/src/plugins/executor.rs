@@ -12,7 +12,7 @@ use super::generation::Generation;
 use super::plugin_host::PluginHost;
 use super::routing::{self, Refusal};
 use super::watchdog::Call;
-use crate::worker::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
+use crate::worker::{ActivityOwner, EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
 /// A step slower than this is logged: it held up every other work item.
 const SLOW_STEP: Duration = Duration::from_millis(100);
@@ -96,6 +96,15 @@ impl WorkItemExecutor for PluginHost {
             }
             OrchestratorOutcome::Completed(response)
         })
+    }
+
+    fn activity_owner(&self, name: &str) -> Option<ActivityOwner> {
+        self.catalog()
+            .activity(name)
+            .map(|generation| ActivityOwner {
+                key: generation.plugin().content_hash.clone(),
+                label: generation.label(),
+            })
     }
 
     fn execute_activity(

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use durabletask_proto::{
-    AbandonEntityTaskRequest, AbandonOrchestrationTaskRequest, ActivityResponse, EntityBatchResult,
-    OrchestratorResponse,
+    AbandonActivityTaskRequest, AbandonEntityTaskRequest, AbandonOrchestrationTaskRequest,
+    ActivityResponse, EntityBatchResult, OrchestratorResponse,
 };
 use tokio::sync::watch;
 use tonic::Code;
@@ -103,6 +103,29 @@ pub async fn abandon_orchestration(
             async move {
                 client
                     .abandon_task_orchestrator_work_item(request)
+                    .await
+                    .map(drop)
+            }
+        },
+    )
+    .await;
+}
+
+/// Only for a backend known to hand an abandoned activity out again: the reference one
+/// loses it, stranding its orchestration (protocol.md §7).
+pub async fn abandon_activity(client: &CurrentClient, instance_id: &str, completion_token: &str) {
+    let request = AbandonActivityTaskRequest {
+        completion_token: completion_token.to_owned(),
+    };
+    deliver(
+        client,
+        "AbandonTaskActivityWorkItem",
+        instance_id,
+        move |mut client| {
+            let request = request.clone();
+            async move {
+                client
+                    .abandon_task_activity_work_item(request)
                     .await
                     .map(drop)
             }

@@ -3,7 +3,8 @@
 //! Dispatch never waits: the stream is read as fast as the backend sends, and each item
 //! becomes a task that waits for a permit of its kind (the configured concurrency), runs,
 //! and completes. The backend is told our limits in `GetWorkItemsRequest`, so the number
-//! of tasks waiting for a permit stays bounded on backends that honour them.
+//! of tasks waiting for a permit stays bounded on backends that honour them. Activities
+//! also wait for a permit of their plugin generation first ([`ActivityPermits`]).
 
 use std::sync::Arc;
 
@@ -14,10 +15,18 @@ use tokio::sync::Semaphore;
 use super::completion::{self, CurrentClient};
 use super::executor::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
 use super::in_flight::{InFlight, Unfinished, WorkKind};
+use super::permits::{ActivityPermits, NoPermit};
 use crate::config::WorkerSettings;
 
 /// How long a rejected orchestration work item is held before it is abandoned.
 const REJECT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long an activity waits for a permit of a plugin that gives none back before it is
+/// handed back to a backend that hands it out again (see [`Dispatcher::new`]). Short, so
+/// that other plugins' activities get the backend's leases soon; a plugin that is merely
+/// busy gives permits back within it, and only a stalled one has its waiting activities
+/// cycle through the backend, each once per period.
+const STALL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Dispatcher {
     shared: Arc<Shared>,
@@ -27,25 +36,38 @@ pub struct Dispatcher {
 struct Shared {
     executor: Arc<dyn WorkItemExecutor>,
     orchestration_permits: Semaphore,
-    activity_permits: Semaphore,
+    activity_permits: ActivityPermits,
     entity_permits: Semaphore,
+    /// How long an activity waits for its stalled plugin before it is handed back, if
+    /// the backend hands abandoned activities out again.
+    stall_patience: Option<std::time::Duration>,
     client: CurrentClient,
 }
 
 impl Dispatcher {
+    /// `redelivers_abandoned_activities`: the backend hands an abandoned activity out
+    /// again (the embedded one does; the reference one loses it). Then an activity that
+    /// waits for a stalled plugin is handed back, so that the backend's
+    /// `maxConcurrentActivityWorkItems` leases, which waiting activities count against,
+    /// go to other plugins' work. Elsewhere it waits for as long as it takes.
     pub fn new(
         settings: &WorkerSettings,
         executor: Arc<dyn WorkItemExecutor>,
         client: CurrentClient,
         in_flight: Arc<InFlight>,
+        redelivers_abandoned_activities: bool,
     ) -> Self {
         let permits = |limit: u32| Semaphore::new(usize::try_from(limit).unwrap_or(usize::MAX));
         Self {
             shared: Arc::new(Shared {
                 executor,
                 orchestration_permits: permits(settings.max_concurrent_orchestrations),
-                activity_permits: permits(settings.max_concurrent_activities),
+                activity_permits: ActivityPermits::new(
+                    settings.max_concurrent_activities,
+                    settings.activities_per_plugin(),
+                ),
                 entity_permits: permits(settings.max_concurrent_entities),
+                stall_patience: redelivers_abandoned_activities.then_some(STALL_PATIENCE),
                 client,
             }),
             in_flight,
@@ -56,10 +78,16 @@ impl Dispatcher {
     /// is not already spoken for. The session calls it before reading the next item, so
     /// a backend that ignores our `maxConcurrent*` (the reference one does) is held back
     /// by HTTP/2 flow control instead of filling our memory with queued work items.
+    /// Activities waiting for a permit of their plugin do not count: they hold no host
+    /// permit, so a plugin whose activities hang does not stop the stream (their own
+    /// bound is [`ActivityPermits::wait_for_capacity`]'s).
     pub async fn wait_for_capacity(&self, kind: Option<WorkKind>) {
         let permits = match kind {
             Some(WorkKind::Orchestration) => &self.shared.orchestration_permits,
-            Some(WorkKind::Activity) => &self.shared.activity_permits,
+            Some(WorkKind::Activity) => {
+                self.shared.activity_permits.wait_for_capacity().await;
+                return;
+            }
             Some(WorkKind::Entity) => &self.shared.entity_permits,
             None => return,
         };
@@ -170,8 +198,27 @@ impl Dispatcher {
         );
         let shared = Arc::clone(&self.shared);
         self.in_flight.spawn(item, async move {
-            let Ok(_permit) = shared.activity_permits.acquire().await else {
-                return;
+            // Looked up when the activity starts waiting: a generation put in service
+            // meanwhile may run it, under the permits of the one that was current.
+            let owner = shared.executor.activity_owner(&request.name);
+            let acquired = shared
+                .activity_permits
+                .acquire(owner.as_ref(), shared.stall_patience)
+                .await;
+            let _permit = match acquired {
+                Ok(permit) => permit,
+                Err(NoPermit::Stalled) => {
+                    tracing::debug!(
+                        instance_id,
+                        task_id,
+                        name = %request.name,
+                        plugin = owner.as_ref().map(|owner| owner.label.as_str()),
+                        "the activity's plugin gives no permit back; handing the activity back to the backend for later"
+                    );
+                    completion::abandon_activity(&shared.client, &instance_id, &token).await;
+                    return;
+                }
+                Err(NoPermit::Closed) => return,
             };
             let mut response = shared.executor.execute_activity(request).await;
             response.completion_token = token;

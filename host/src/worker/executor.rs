@@ -21,6 +21,21 @@ pub trait WorkItemExecutor: Send + Sync + 'static {
     /// Runs one entity batch. Never fails: each operation's failure is in its result
     /// (completion_token left empty).
     fn execute_entity(&self, request: EntityWork) -> BoxFuture<'static, EntityBatchResult>;
+    /// Which plugin generation would run activity `name` now, for the per-plugin permits
+    /// and log lines; `None` when none would (the activity then fails at once).
+    fn activity_owner(&self, _name: &str) -> Option<ActivityOwner> {
+        None
+    }
+}
+
+/// The plugin generation that runs an activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityOwner {
+    /// Tells generations apart (the build's content hash): each has permits of its own,
+    /// so a fixed build dropped in beside one whose activities hang gets to run.
+    pub key: String,
+    /// `plugin-name version`, for log lines.
+    pub label: String,
 }
 
 /// What became of an orchestration work item.

@@ -4,7 +4,8 @@
 //!
 //! Module map: [`session`] is one connection's life; [`dispatch`] turns work items into
 //! tasks; [`completion`] sends results back; [`in_flight`] tracks accepted work;
-//! [`drain`] finishes it on shutdown; [`backoff`] spaces out reconnects (soon for a
+//! [`drain`] finishes it on shutdown; [`permits`] bounds running activities, host-wide and
+//! per plugin generation; [`backoff`] spaces out reconnects (soon for a
 //! backend that does not answer, slowly for one that answers with errors) and [`outage`]
 //! logs them; [`filters`] builds the optional work-item filters.
 
@@ -17,6 +18,7 @@ pub mod filters;
 mod history;
 mod in_flight;
 mod outage;
+mod permits;
 mod session;
 
 use std::future::Future;
@@ -25,9 +27,9 @@ use std::sync::Arc;
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
-pub use executor::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
+pub use executor::{ActivityOwner, EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
-use crate::config::{BackendSettings, WorkerSettings};
+use crate::config::{BackendMode, BackendSettings, WorkerSettings};
 use crate::connection::{self, BearerToken, CallMetadata, ConnectionError};
 use backoff::Backoff;
 use dispatch::Dispatcher;
@@ -67,6 +69,9 @@ pub async fn run(
         executor,
         completion_client.clone(),
         Arc::clone(&in_flight),
+        // The host's own backend hands an abandoned activity out again; of other backends
+        // we cannot know it, and the reference one loses it.
+        backend.mode() == BackendMode::Embedded,
     );
     let session = Session {
         settings,

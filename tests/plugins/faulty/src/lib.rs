@@ -2,8 +2,9 @@
 //!
 //! Orchestrators and activities that fail in every way the end-to-end tests need to
 //! watch the host and SDK cope with: returned errors, panics, unknown names, bad input,
-//! non-durable awaits, slow activities for drain and restart tests, and a wide fan-out of
-//! sleeping activities for the concurrency test. Test-only.
+//! non-durable awaits, slow activities for drain and restart tests, a wide fan-out of
+//! sleeping activities for the concurrency test, and activities that never finish for the
+//! activity timeout and per-plugin permits. Test-only.
 //!
 //! Built a second time with `cargo build -p faulty-plugin --profile panic-abort`, it is
 //! also the `panic = "abort"` library the host must refuse to load.
@@ -112,6 +113,51 @@ pub async fn fan_out_sleep(ctx: OrchestrationContext, input: FanOutSleep) -> Res
         .collect();
     when_all(calls).await?;
     Ok(input.n)
+}
+
+/// Activity: never finishes. It awaits a future that never resolves, so it holds no thread
+/// of the plugin's runtime: only the host's permits, until the host times it out.
+pub async fn hang_forever(ctx: ActivityContext, _input: ()) -> Result<(), Error> {
+    // Tests wait for this line to know the activity holds its permit.
+    tracing::info!(
+        instance_id = ctx.instance_id(),
+        task_id = ctx.task_id(),
+        "hang_forever started"
+    );
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Orchestrator: calls [`hang_forever`] and lets its failure (an `ActivityTimeout`, when
+/// the host has an activity timeout) propagate with `?`.
+pub async fn call_hanging_activity(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ctx.call_activity::<_, ()>("hang_forever", ()).await?;
+    Ok(())
+}
+
+/// Orchestrator: calls [`hang_forever`] with a retry policy of `attempts` attempts 10 ms
+/// apart, then lets the last failure propagate.
+pub async fn call_hanging_activity_with_retries(
+    ctx: OrchestrationContext,
+    attempts: u32,
+) -> Result<(), Error> {
+    let policy = RetryPolicy::new(Duration::from_millis(10), attempts)?;
+    ctx.call_activity_with::<_, ()>(
+        "hang_forever",
+        (),
+        ActivityOptions::new().retry_policy(policy),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Orchestrator: schedules `n` [`hang_forever`] calls at once and awaits them all.
+pub async fn fan_out_hang(ctx: OrchestrationContext, n: u32) -> Result<(), Error> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| ctx.call_activity::<_, ()>("hang_forever", ()))
+        .collect();
+    when_all(calls).await?;
+    Ok(())
 }
 
 /// The input of [`typed_input`].
@@ -254,6 +300,9 @@ durabletask_sdk::export_plugin! {
         typed_input,
         await_tokio_sleep,
         fan_out_sleep,
+        call_hanging_activity,
+        call_hanging_activity_with_retries,
+        fan_out_hang,
         wait_timer,
         rust_child,
         calls_python,
@@ -262,6 +311,6 @@ durabletask_sdk::export_plugin! {
         call_unknown_entity,
         block_in_step,
     ],
-    activities: [fail_always, panic_activity, sleep_ms, rust_square],
+    activities: [fail_always, panic_activity, sleep_ms, hang_forever, rust_square],
     entities: [counter],
 }

@@ -1,0 +1,108 @@
+//! Activities that never finish: they hold only their own plugin's permits, and (with an
+//! activity timeout) they fail with `ActivityTimeout` and give their permit back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use durabletask_e2e::{
+    Backend, Client, Context, Error, Fixture, Host, HostConfig, PluginFile, Result, WAIT,
+    assert_hello_cities_completed, poll_until,
+};
+use serde_json::json;
+
+/// Waits until the host has logged `text` at least `count` times; returns how often.
+fn wait_for_log_count(host: &mut Host, text: &str, count: usize) -> Result<usize> {
+    let seen = poll_until(WAIT, || {
+        if !host.is_running()? {
+            return Err(Error::new(format!("the host exited\n{}", host.log_tail())));
+        }
+        let seen = host.logs().matches(text).count();
+        Ok((seen >= count).then_some(seen))
+    })?;
+    seen.ok_or_else(|| {
+        Error::new(format!(
+            "the host did not log {text:?} {count} times within {WAIT:?}\n{}",
+            host.log_tail()
+        ))
+    })
+}
+
+/// Starts `hung` activities of the faulty plugin that never finish, on a host with four
+/// activity permits of which one plugin may hold two, and checks that the hello plugin's
+/// activities still run.
+fn a_hung_plugin_starves_only_itself(
+    config: HostConfig,
+    client: impl FnOnce(&mut Host) -> Result<Client>,
+    hung: u32,
+) -> Result<()> {
+    let config = config
+        .plugin(PluginFile::built("faulty")?)
+        .plugin(PluginFile::built("hello")?)
+        .max_concurrent_activities(4)
+        .max_concurrent_activities_per_plugin(2);
+    let mut host = Host::start(&config)?;
+    let client = client(&mut host)?;
+    let fan_out = client.start("fan_out_hang", Some(&json!(hung)))?;
+    wait_for_log_count(&mut host, "hang_forever started", 2)?;
+    host.wait_for_log(
+        "plugin faulty 1.0.0 has all its activity permits taken",
+        WAIT,
+    )?;
+
+    let state = client
+        .start_and_wait("hello_cities", None, WAIT)
+        .with_context(|| host.log_tail())?;
+    assert_hello_cities_completed(&state, &host);
+
+    // The faulty plugin never ran more than its two.
+    assert_eq!(
+        host.logs().matches("hang_forever started").count(),
+        2,
+        "{}",
+        host.log_tail()
+    );
+    let state = client.status(&fan_out)?;
+    assert_eq!(state["status"], "RUNNING", "{state:#}\n{}", host.log_tail());
+    Ok(())
+}
+
+#[test]
+fn a_hung_plugin_with_all_its_permits_taken_does_not_stop_another_plugins_activities() -> Result<()>
+{
+    // The reference backend sends every activity at once, ignoring the host's limit of
+    // four: five hung ones would take every host permit; two run, three wait.
+    let backend = Backend::start()?;
+    a_hung_plugin_starves_only_itself(
+        HostConfig::new(backend.endpoint()),
+        |_| Client::new(backend.endpoint()),
+        5,
+    )
+}
+
+#[test]
+fn a_hung_plugin_does_not_keep_the_embedded_backends_activities_from_other_plugins() -> Result<()> {
+    // The embedded backend hands out at most four activities at a time, and those that
+    // wait count: the host hands back those that wait on the stalled plugin, so that the
+    // hello plugin's get their turn however many of the faulty plugin's are queued.
+    a_hung_plugin_starves_only_itself(
+        HostConfig::embedded(),
+        |host| Client::new(host.embedded_endpoint()?),
+        8,
+    )
+}
+
+#[test]
+fn activities_hold_their_own_plugins_permits_only_while_they_run() -> Result<()> {
+    // Each plugin may run one activity at a time: a plugin's activities in sequence still
+    // go through, one after the other.
+    let fixture = Fixture::start_with(&["faulty", "hello"], |config| {
+        config
+            .max_concurrent_activities(2)
+            .max_concurrent_activities_per_plugin(1)
+    })?;
+    let state = fixture.run("fan_out_sleep", Some(json!({"n": 4, "ms": 10})))?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], json!(4));
+    let state = fixture.run("hello_cities", None)?;
+    assert_hello_cities_completed(&state, &fixture.host);
+    Ok(())
+}
