@@ -305,6 +305,14 @@ pub struct WorkerSettings {
     /// A stream silent for longer than this is considered dead. Zero disables the check.
     #[serde(deserialize_with = "duration")]
     pub stream_silence_timeout: Duration,
+    /// An activity that has run this long without completing is failed with errorType
+    /// `ActivityTimeout` and its permits are released; whatever the plugin returns later
+    /// is ignored. `None` (absent or zero): activities may run as long as they take. Off
+    /// by default: the host cannot know how long an activity may rightly take, nor stop
+    /// its code, and a timed-out activity that a retry policy runs again may then run
+    /// twice at once.
+    #[serde(deserialize_with = "optional_duration")]
+    pub activity_timeout: Option<Duration>,
     /// Timers longer than this are created as a chain of timers at most this long (spec
     /// §4.2), for backends that cannot keep timers far in the future. `None` (absent or
     /// zero) creates every timer whole.
@@ -325,6 +333,7 @@ impl Default for WorkerSettings {
             max_concurrent_entities: 100,
             drain_timeout: Duration::from_secs(30),
             stream_silence_timeout: Duration::from_secs(120),
+            activity_timeout: None,
             maximum_timer_interval: None,
             work_item_filters: false,
         }
@@ -983,6 +992,7 @@ mod tests {
             Duration::from_secs(120)
         );
         assert_eq!(config.worker.maximum_timer_interval, None);
+        assert_eq!(config.worker.activity_timeout, None);
         assert!(!config.worker.work_item_filters);
         assert_eq!(config.versioning, None);
         assert_eq!(config.plugins.dir, PathBuf::from("/etc/dt/plugins"));
@@ -1010,6 +1020,7 @@ max_concurrent_activities_per_plugin = 5
 max_concurrent_entities = 9
 drain_timeout = "500ms"
 stream_silence_timeout = "0s"
+activity_timeout = "10m"
 maximum_timer_interval = "3d"
 work_item_filters = true
 
@@ -1049,6 +1060,10 @@ rotation = "hourly"
         assert_eq!(config.worker.max_concurrent_entities, 9);
         assert_eq!(config.worker.drain_timeout, Duration::from_millis(500));
         assert_eq!(config.worker.stream_silence_timeout, Duration::ZERO);
+        assert_eq!(
+            config.worker.activity_timeout,
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(
             config.worker.maximum_timer_interval,
             Some(Duration::from_secs(3 * 86_400))

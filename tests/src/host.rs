@@ -91,6 +91,8 @@ pub struct HostConfig {
     pub drain_timeout: String,
     /// `worker.stream_silence_timeout`.
     pub stream_silence_timeout: String,
+    /// `worker.activity_timeout`, if set (absent = activities may take as long as they take).
+    pub activity_timeout: Option<String>,
     /// `worker.maximum_timer_interval`, if set (absent = timers are never split).
     pub maximum_timer_interval: Option<String>,
     /// `worker.work_item_filters`: send filters built from the plugins' registrations.
@@ -124,6 +126,7 @@ impl HostConfig {
             max_concurrent_entities: 100,
             drain_timeout: "30s".to_owned(),
             stream_silence_timeout: "120s".to_owned(),
+            activity_timeout: None,
             maximum_timer_interval: None,
             work_item_filters: false,
             log_level: "info".to_owned(),
@@ -193,6 +196,12 @@ impl HostConfig {
         self
     }
 
+    /// Sets `worker.activity_timeout` (a duration string like `"1s"`).
+    pub fn activity_timeout(mut self, timeout: &str) -> Self {
+        self.activity_timeout = Some(timeout.to_owned());
+        self
+    }
+
     /// Sets `worker.maximum_timer_interval` (a duration string like `"2s"`).
     pub fn maximum_timer_interval(mut self, interval: &str) -> Self {
         self.maximum_timer_interval = Some(interval.to_owned());
@@ -239,7 +248,7 @@ max_concurrent_entities = {entities}
 drain_timeout = {drain}
 stream_silence_timeout = {silence}
 work_item_filters = {filters}
-{timer_interval}{per_plugin}
+{timer_interval}{per_plugin}{activity_timeout}
 [plugins]
 dir = "plugins"
 watch = {watch}
@@ -284,6 +293,11 @@ format = {format}
             per_plugin = self
                 .max_concurrent_activities_per_plugin
                 .map(|limit| format!("max_concurrent_activities_per_plugin = {limit}\n"))
+                .unwrap_or_default(),
+            activity_timeout = self
+                .activity_timeout
+                .as_deref()
+                .map(|timeout| format!("activity_timeout = {}\n", toml_string(timeout)))
                 .unwrap_or_default(),
             level = toml_string(&self.log_level),
             format = toml_string(&self.log_format),

@@ -5,9 +5,9 @@
 
 use durabletask_e2e::{
     Backend, Client, Context, Error, Fixture, Host, HostConfig, PluginFile, Result, WAIT,
-    assert_hello_cities_completed, poll_until,
+    assert_hello_cities_completed, instance_id, poll_until,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Waits until the host has logged `text` at least `count` times; returns how often.
 fn wait_for_log_count(host: &mut Host, text: &str, count: usize) -> Result<usize> {
@@ -104,5 +104,97 @@ fn activities_hold_their_own_plugins_permits_only_while_they_run() -> Result<()>
     assert_eq!(state["output"], json!(4));
     let state = fixture.run("hello_cities", None)?;
     assert_hello_cities_completed(&state, &fixture.host);
+    Ok(())
+}
+
+/// The failure details of the activity whose failure failed the orchestration.
+fn inner_failure(state: &Value) -> &Value {
+    &state["failure_details"]["inner_failure"]
+}
+
+#[test]
+fn an_activity_past_the_timeout_fails_with_activity_timeout_and_gives_its_permit_back() -> Result<()>
+{
+    // One activity permit in all: the activities after the hung one run only if the
+    // timeout gave it back.
+    let fixture = Fixture::start_with(&["faulty"], |config| {
+        config.max_concurrent_activities(1).activity_timeout("1s")
+    })?;
+
+    let state = fixture.run("call_hanging_activity", None)?;
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(
+        state["failure_details"]["error_type"], "TaskFailed",
+        "{state:#}"
+    );
+    let instance_id = instance_id(&state)?;
+    let inner = inner_failure(&state);
+    assert_eq!(inner["error_type"], "ActivityTimeout", "{state:#}");
+    assert_eq!(
+        inner["message"],
+        format!(
+            "activity 'hang_forever' (instance '{instance_id}', task 1) did not complete within its timeout of 1s"
+        ),
+        "{state:#}"
+    );
+    assert!(
+        fixture
+            .host
+            .log_contains("activity timed out: failing it with ActivityTimeout"),
+        "{}",
+        fixture.host.log_tail()
+    );
+
+    let state = fixture.run("slow_sequence", Some(json!(2)))?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], json!(2));
+    Ok(())
+}
+
+#[test]
+fn a_timed_out_activity_is_retried_by_its_retry_policy() -> Result<()> {
+    let mut fixture = Fixture::start_with(&["faulty"], |config| config.activity_timeout("500ms"))?;
+
+    let state = fixture.run("call_hanging_activity_with_retries", Some(json!(2)))?;
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(
+        inner_failure(&state)["error_type"],
+        "ActivityTimeout",
+        "{state:#}"
+    );
+    // Two attempts, each timed out.
+    assert_eq!(
+        wait_for_log_count(&mut fixture.host, "hang_forever started", 2)?,
+        2,
+        "{}",
+        fixture.host.log_tail()
+    );
+    Ok(())
+}
+
+#[test]
+fn the_late_result_of_a_timed_out_activity_is_ignored() -> Result<()> {
+    // slow_sequence's activity sleeps 300 ms, then returns.
+    let mut fixture = Fixture::start_with(&["faulty"], |config| {
+        config
+            .activity_timeout("100ms")
+            .log_level("info,durabletask_host=debug")
+    })?;
+
+    let state = fixture.run("slow_sequence", Some(json!(1)))?;
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert_eq!(
+        inner_failure(&state)["error_type"],
+        "ActivityTimeout",
+        "{state:#}"
+    );
+    fixture.host.wait_for_log("sleep_ms finished", WAIT)?;
+    fixture
+        .host
+        .wait_for_log("completed an activity nobody is waiting for any more", WAIT)?;
+
+    let state = fixture.client.status(&instance_id(&state)?)?;
+    assert_eq!(state["status"], "FAILED", "{}", fixture.explain(&state));
+    assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());
     Ok(())
 }

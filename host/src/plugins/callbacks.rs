@@ -107,9 +107,11 @@ extern "C" fn activity_completed(_plugin_id: u64, token: u64, response: RVec<u8>
                 // The receiver is gone only if the work item was abandoned meanwhile.
                 let _ = sender.send(response);
             }
-            None => tracing::warn!(
+            // The host stopped waiting: the activity timed out, or the work item was
+            // dropped at shutdown. Neither is news by the time the late result comes.
+            None => tracing::debug!(
                 token,
-                "a plugin completed an activity nobody is waiting for"
+                "a plugin completed an activity nobody is waiting for any more (it timed out, or the host is shutting down); its result is ignored"
             ),
         }
     }));

@@ -12,6 +12,7 @@ use durabletask_proto::work_item::Request;
 use durabletask_proto::{ActivityRequest, OrchestratorRequest, WorkItem};
 use tokio::sync::Semaphore;
 
+use super::activity_watch;
 use super::completion::{self, CurrentClient};
 use super::executor::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
 use super::in_flight::{InFlight, Unfinished, WorkKind};
@@ -41,6 +42,8 @@ struct Shared {
     /// How long an activity waits for its stalled plugin before it is handed back, if
     /// the backend hands abandoned activities out again.
     stall_patience: Option<std::time::Duration>,
+    /// `[worker] activity_timeout`.
+    activity_timeout: Option<std::time::Duration>,
     client: CurrentClient,
 }
 
@@ -68,6 +71,7 @@ impl Dispatcher {
                 ),
                 entity_permits: permits(settings.max_concurrent_entities),
                 stall_patience: redelivers_abandoned_activities.then_some(STALL_PATIENCE),
+                activity_timeout: settings.activity_timeout,
                 client,
             }),
             in_flight,
@@ -220,7 +224,16 @@ impl Dispatcher {
                 }
                 Err(NoPermit::Closed) => return,
             };
-            let mut response = shared.executor.execute_activity(request).await;
+            let name = request.name.clone();
+            let running = activity_watch::Running {
+                name: &name,
+                instance_id: &instance_id,
+                task_id,
+                plugin: owner.as_ref().map(|owner| owner.label.as_str()),
+            };
+            // The clock starts once the activity runs: waiting for a permit does not count.
+            let activity = shared.executor.execute_activity(request);
+            let mut response = activity_watch::watch(activity, running, shared.activity_timeout).await;
             response.completion_token = token;
             if response.instance_id.is_empty() {
                 response.instance_id = instance_id;

@@ -5,10 +5,11 @@
 //! Module map: [`session`] is one connection's life; [`dispatch`] turns work items into
 //! tasks; [`completion`] sends results back; [`in_flight`] tracks accepted work;
 //! [`drain`] finishes it on shutdown; [`permits`] bounds running activities, host-wide and
-//! per plugin generation; [`backoff`] spaces out reconnects (soon for a
+//! per plugin generation, and [`activity_watch`] times them out; [`backoff`] spaces out reconnects (soon for a
 //! backend that does not answer, slowly for one that answers with errors) and [`outage`]
 //! logs them; [`filters`] builds the optional work-item filters.
 
+mod activity_watch;
 pub mod backoff;
 mod completion;
 mod dispatch;
