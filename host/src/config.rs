@@ -313,6 +313,11 @@ pub struct WorkerSettings {
     /// twice at once.
     #[serde(deserialize_with = "optional_duration")]
     pub activity_timeout: Option<Duration>,
+    /// An activity still running after this long is logged (WARN, with its plugin, name,
+    /// instance, task id and running time), then again each time its running time has
+    /// doubled. `None` ("0s"): never.
+    #[serde(deserialize_with = "optional_duration")]
+    pub long_activity_threshold: Option<Duration>,
     /// Timers longer than this are created as a chain of timers at most this long (spec
     /// §4.2), for backends that cannot keep timers far in the future. `None` (absent or
     /// zero) creates every timer whole.
@@ -334,6 +339,7 @@ impl Default for WorkerSettings {
             drain_timeout: Duration::from_secs(30),
             stream_silence_timeout: Duration::from_secs(120),
             activity_timeout: None,
+            long_activity_threshold: Some(Duration::from_secs(60)),
             maximum_timer_interval: None,
             work_item_filters: false,
         }
@@ -993,6 +999,10 @@ mod tests {
         );
         assert_eq!(config.worker.maximum_timer_interval, None);
         assert_eq!(config.worker.activity_timeout, None);
+        assert_eq!(
+            config.worker.long_activity_threshold,
+            Some(Duration::from_secs(60))
+        );
         assert!(!config.worker.work_item_filters);
         assert_eq!(config.versioning, None);
         assert_eq!(config.plugins.dir, PathBuf::from("/etc/dt/plugins"));
@@ -1021,6 +1031,7 @@ max_concurrent_entities = 9
 drain_timeout = "500ms"
 stream_silence_timeout = "0s"
 activity_timeout = "10m"
+long_activity_threshold = "0s"
 maximum_timer_interval = "3d"
 work_item_filters = true
 

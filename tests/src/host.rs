@@ -93,6 +93,8 @@ pub struct HostConfig {
     pub stream_silence_timeout: String,
     /// `worker.activity_timeout`, if set (absent = activities may take as long as they take).
     pub activity_timeout: Option<String>,
+    /// `worker.long_activity_threshold`, if set (absent = the host's default, 60 s).
+    pub long_activity_threshold: Option<String>,
     /// `worker.maximum_timer_interval`, if set (absent = timers are never split).
     pub maximum_timer_interval: Option<String>,
     /// `worker.work_item_filters`: send filters built from the plugins' registrations.
@@ -127,6 +129,7 @@ impl HostConfig {
             drain_timeout: "30s".to_owned(),
             stream_silence_timeout: "120s".to_owned(),
             activity_timeout: None,
+            long_activity_threshold: None,
             maximum_timer_interval: None,
             work_item_filters: false,
             log_level: "info".to_owned(),
@@ -202,6 +205,12 @@ impl HostConfig {
         self
     }
 
+    /// Sets `worker.long_activity_threshold` (a duration string like `"500ms"`).
+    pub fn long_activity_threshold(mut self, threshold: &str) -> Self {
+        self.long_activity_threshold = Some(threshold.to_owned());
+        self
+    }
+
     /// Sets `worker.maximum_timer_interval` (a duration string like `"2s"`).
     pub fn maximum_timer_interval(mut self, interval: &str) -> Self {
         self.maximum_timer_interval = Some(interval.to_owned());
@@ -248,7 +257,7 @@ max_concurrent_entities = {entities}
 drain_timeout = {drain}
 stream_silence_timeout = {silence}
 work_item_filters = {filters}
-{timer_interval}{per_plugin}{activity_timeout}
+{timer_interval}{per_plugin}{activity_timeout}{long_activity}
 [plugins]
 dir = "plugins"
 watch = {watch}
@@ -298,6 +307,13 @@ format = {format}
                 .activity_timeout
                 .as_deref()
                 .map(|timeout| format!("activity_timeout = {}\n", toml_string(timeout)))
+                .unwrap_or_default(),
+            long_activity = self
+                .long_activity_threshold
+                .as_deref()
+                .map(|threshold| {
+                    format!("long_activity_threshold = {}\n", toml_string(threshold))
+                })
                 .unwrap_or_default(),
             level = toml_string(&self.log_level),
             format = toml_string(&self.log_format),

@@ -198,3 +198,30 @@ fn the_late_result_of_a_timed_out_activity_is_ignored() -> Result<()> {
     assert!(fixture.host.is_running()?, "{}", fixture.host.log_tail());
     Ok(())
 }
+
+#[test]
+fn a_long_running_activity_is_reported_while_it_runs() -> Result<()> {
+    let mut fixture = Fixture::start_with(&["faulty"], |config| {
+        config.long_activity_threshold("300ms")
+    })?;
+    let id = fixture.client.start("call_hanging_activity", None)?;
+
+    let first = fixture
+        .host
+        .wait_for_log_line(&["activity still running after", "hang_forever", &id], WAIT)?;
+    for field in [
+        "plugin=faulty 1.0.0",
+        "task_id=1",
+        "next report after 600ms",
+    ] {
+        assert!(first.contains(field), "{field:?} missing from: {first}");
+    }
+    // Reported again once its running time has doubled.
+    fixture.host.wait_for_log_line(
+        &["activity still running after", "next report after 1.2s"],
+        WAIT,
+    )?;
+    let state = fixture.client.status(&id)?;
+    assert_eq!(state["status"], "RUNNING", "{}", fixture.explain(&state));
+    Ok(())
+}

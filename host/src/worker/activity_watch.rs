@@ -1,5 +1,7 @@
-//! Watching one running activity: past its timeout (`[worker] activity_timeout`) the host
-//! stops waiting for it and fails it with [`ACTIVITY_TIMEOUT`].
+//! Watching one running activity: while it runs long it is reported in the log
+//! (`[worker] long_activity_threshold`), and past its timeout (`[worker]
+//! activity_timeout`) the host stops waiting for it and fails it with
+//! [`ACTIVITY_TIMEOUT`].
 //!
 //! The host cannot stop plugin code: an activity that timed out may still be running in
 //! its plugin, and whatever it returns later is ignored. What the timeout gives back is
@@ -25,29 +27,87 @@ pub struct Running<'a> {
     pub plugin: Option<&'a str>,
 }
 
-/// Runs `activity` to its end or to `timeout` (`None`: no timeout), whichever comes
-/// first; a timed-out activity's future is dropped and its failure returned instead.
+/// How long an activity may run, and when it is reported as long-running.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// `None`: no timeout.
+    pub timeout: Option<Duration>,
+    /// Reported once it has run this long, then again each time its running time has
+    /// doubled; `None`: never.
+    pub report_after: Option<Duration>,
+}
+
+/// A WARN line about a running activity: its plugin, name, instance, task id and running
+/// time, then the message.
+macro_rules! warn_about {
+    ($running:expr, $elapsed:expr, $($message:tt)+) => {
+        tracing::warn!(
+            plugin = %$running.plugin.unwrap_or("none"),
+            name = %$running.name,
+            instance_id = $running.instance_id,
+            task_id = $running.task_id,
+            elapsed_ms = $elapsed.as_millis(),
+            $($message)+
+        )
+    };
+}
+
+/// Runs `activity` to its end or to its timeout, whichever comes first, reporting it
+/// while it runs long; a timed-out activity's future is dropped and its failure returned
+/// instead.
 pub async fn watch(
     activity: impl Future<Output = ActivityResponse>,
     running: Running<'_>,
-    timeout: Option<Duration>,
+    limits: Limits,
 ) -> ActivityResponse {
-    let Some(timeout) = timeout else {
+    if limits.timeout.is_none() && limits.report_after.is_none() {
         return activity.await;
-    };
+    }
     let started = Instant::now();
-    match tokio::time::timeout(timeout, activity).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(
-                plugin = running.plugin,
-                name = running.name,
-                instance_id = running.instance_id,
-                task_id = running.task_id,
-                elapsed_ms = started.elapsed().as_millis(),
+    let deadline = limits.timeout.map(|timeout| started + timeout);
+    let mut next_report = limits.report_after;
+    tokio::pin!(activity);
+    loop {
+        let report_at = next_report.map(|after| started + after);
+        let wake = match (deadline, report_at) {
+            (Some(deadline), Some(report_at)) => deadline.min(report_at),
+            (deadline, report_at) => match deadline.or(report_at) {
+                Some(wake) => wake,
+                None => return activity.await,
+            },
+        };
+        tokio::select! {
+            biased;
+            response = &mut activity => return response,
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        let elapsed = started.elapsed();
+        if let Some(timeout) = limits.timeout
+            && elapsed >= timeout
+        {
+            warn_about!(
+                running,
+                elapsed,
                 "activity timed out: failing it with {ACTIVITY_TIMEOUT} and releasing its permit; the plugin's late result will be ignored"
             );
-            timed_out(running, timeout)
+            return timed_out(running, timeout);
+        }
+        if let Some(after) = next_report
+            && elapsed >= after
+        {
+            // Growing intervals: a hung activity is reported a few times, not forever
+            // at the same rate.
+            let again = after.saturating_mul(2);
+            warn_about!(
+                running,
+                elapsed,
+                "activity still running after {elapsed:.1?}; it holds an activity permit of its plugin until it ends{} (next report after {again:?})",
+                limits
+                    .timeout
+                    .map(|timeout| format!(" or times out at {timeout:?}"))
+                    .unwrap_or_default(),
+            );
+            next_report = Some(again);
         }
     }
 }
@@ -75,6 +135,9 @@ fn timed_out(running: Running<'_>, timeout: Duration) -> ActivityResponse {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     const RUNNING: Running<'static> = Running {
@@ -99,7 +162,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             succeeded()
         };
-        let response = watch(activity, RUNNING, Some(Duration::from_secs(2))).await;
+        let response = watch(activity, RUNNING, timeout(Duration::from_secs(2))).await;
         assert_eq!(response, succeeded());
     }
 
@@ -109,7 +172,7 @@ mod tests {
         let response = watch(
             std::future::pending(),
             RUNNING,
-            Some(Duration::from_millis(1500)),
+            timeout(Duration::from_millis(1500)),
         )
         .await;
         assert_eq!(started.elapsed(), Duration::from_millis(1500));
@@ -132,6 +195,70 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(86_400)).await;
             succeeded()
         };
-        assert_eq!(watch(activity, RUNNING, None).await, succeeded());
+        assert_eq!(
+            watch(activity, RUNNING, Limits::default()).await,
+            succeeded()
+        );
+    }
+
+    /// Counts the long-running reports the watched activity makes.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_activity_is_reported_at_growing_intervals() {
+        let reports = Arc::new(AtomicUsize::new(0));
+        let subscriber = CountWarnings(Arc::clone(&reports));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let activity = async {
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            succeeded()
+        };
+        let limits = Limits {
+            timeout: None,
+            report_after: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(watch(activity, RUNNING, limits).await, succeeded());
+        // At 1 s, 2 s, 4 s and 8 s.
+        assert_eq!(reports.load(Ordering::Relaxed), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_activity_is_reported_until_it_times_out() {
+        let warnings = Arc::new(AtomicUsize::new(0));
+        let _guard = tracing::subscriber::set_default(CountWarnings(Arc::clone(&warnings)));
+        let limits = Limits {
+            timeout: Some(Duration::from_secs(3)),
+            report_after: Some(Duration::from_secs(1)),
+        };
+        let response = watch(std::future::pending(), RUNNING, limits).await;
+        assert!(response.failure_details.is_some());
+        // Reports at 1 s and 2 s, then the timeout.
+        assert_eq!(warnings.load(Ordering::Relaxed), 3);
+    }
+
+    fn timeout(timeout: Duration) -> Limits {
+        Limits {
+            timeout: Some(timeout),
+            report_after: None,
+        }
+    }
+
+    /// A subscriber that counts WARN events.
+    struct CountWarnings(Arc<AtomicUsize>);
+
+    impl tracing::Subscriber for CountWarnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
     }
 }

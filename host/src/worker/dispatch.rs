@@ -42,8 +42,8 @@ struct Shared {
     /// How long an activity waits for its stalled plugin before it is handed back, if
     /// the backend hands abandoned activities out again.
     stall_patience: Option<std::time::Duration>,
-    /// `[worker] activity_timeout`.
-    activity_timeout: Option<std::time::Duration>,
+    /// `[worker] activity_timeout` and `long_activity_threshold`.
+    activity_limits: activity_watch::Limits,
     client: CurrentClient,
 }
 
@@ -71,7 +71,10 @@ impl Dispatcher {
                 ),
                 entity_permits: permits(settings.max_concurrent_entities),
                 stall_patience: redelivers_abandoned_activities.then_some(STALL_PATIENCE),
-                activity_timeout: settings.activity_timeout,
+                activity_limits: activity_watch::Limits {
+                    timeout: settings.activity_timeout,
+                    report_after: settings.long_activity_threshold,
+                },
                 client,
             }),
             in_flight,
@@ -233,7 +236,7 @@ impl Dispatcher {
             };
             // The clock starts once the activity runs: waiting for a permit does not count.
             let activity = shared.executor.execute_activity(request);
-            let mut response = activity_watch::watch(activity, running, shared.activity_timeout).await;
+            let mut response = activity_watch::watch(activity, running, shared.activity_limits).await;
             response.completion_token = token;
             if response.instance_id.is_empty() {
                 response.instance_id = instance_id;
