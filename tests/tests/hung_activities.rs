@@ -225,3 +225,32 @@ fn a_long_running_activity_is_reported_while_it_runs() -> Result<()> {
     assert_eq!(state["status"], "RUNNING", "{}", fixture.explain(&state));
     Ok(())
 }
+
+#[test]
+fn an_activity_with_a_timeout_of_its_own_fails_past_it_on_the_embedded_backend() -> Result<()> {
+    // The host has no activity timeout; the orchestration gives the activity 500 ms
+    // (ActivityOptions::timeout, carried in the scheduled task's tags, which the embedded
+    // backend passes on to the work item).
+    let mut host = Host::start(&HostConfig::embedded().plugin(PluginFile::built("faulty")?))?;
+    let client = Client::new(host.embedded_endpoint()?)?;
+
+    let state = client
+        .start_and_wait(
+            "call_hanging_activity_with_timeout",
+            Some(&json!(500)),
+            WAIT,
+        )
+        .with_context(|| host.log_tail())?;
+    assert_eq!(state["status"], "FAILED", "{state:#}\n{}", host.log_tail());
+    let inner = inner_failure(&state);
+    assert_eq!(inner["error_type"], "ActivityTimeout", "{state:#}");
+    assert_eq!(
+        inner["message"],
+        format!(
+            "activity 'hang_forever' (instance '{}', task 1) did not complete within its timeout of 500ms",
+            instance_id(&state)?
+        ),
+        "{state:#}"
+    );
+    Ok(())
+}

@@ -8,10 +8,12 @@
 //! the activity's permits, and the orchestration an answer it can act on (the failure is
 //! retriable, so retry policies apply).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use durabletask_proto::{ActivityResponse, TaskFailureDetails};
+use durabletask_sdk::orchestration::ACTIVITY_TIMEOUT_TAG;
 use tokio::time::Instant;
 
 /// The errorType of an activity the host failed because it ran past its timeout.
@@ -35,6 +37,37 @@ pub struct Limits {
     /// Reported once it has run this long, then again each time its running time has
     /// doubled; `None`: never.
     pub report_after: Option<Duration>,
+}
+
+impl Limits {
+    /// These limits for an activity with `tags`: its own timeout
+    /// ([`ACTIVITY_TIMEOUT_TAG`], set by the SDK's `ActivityOptions::timeout`; `0`: none)
+    /// wins over the host's, which a tag that does not read as seconds leaves in place.
+    pub fn for_activity(self, tags: &HashMap<String, String>, running: Running<'_>) -> Self {
+        let Some(value) = tags.get(ACTIVITY_TIMEOUT_TAG) else {
+            return self;
+        };
+        let seconds = value.trim().parse::<f64>().ok();
+        let timeout = match seconds {
+            Some(0.0) => None,
+            Some(seconds) if seconds > 0.0 => match Duration::try_from_secs_f64(seconds) {
+                Ok(timeout) => Some(timeout),
+                Err(_) => return self.ignoring(value, running),
+            },
+            _ => return self.ignoring(value, running),
+        };
+        Self { timeout, ..self }
+    }
+
+    fn ignoring(self, value: &str, running: Running<'_>) -> Self {
+        tracing::warn!(
+            name = %running.name,
+            instance_id = running.instance_id,
+            task_id = running.task_id,
+            "ignoring the activity's tag {ACTIVITY_TIMEOUT_TAG} = {value:?}: not a number of seconds (0 or more); the host's activity_timeout applies"
+        );
+        self
+    }
 }
 
 /// A WARN line about a running activity: its plugin, name, instance, task id and running
@@ -232,6 +265,40 @@ mod tests {
         assert!(response.failure_details.is_some());
         // Reports at 1 s and 2 s, then the timeout.
         assert_eq!(warnings.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn an_activitys_own_timeout_wins_over_the_hosts() {
+        let host = Limits {
+            timeout: Some(Duration::from_secs(60)),
+            report_after: Some(Duration::from_secs(10)),
+        };
+        let with_tag = |value: &str| {
+            let tags = HashMap::from([(ACTIVITY_TIMEOUT_TAG.to_owned(), value.to_owned())]);
+            host.for_activity(&tags, RUNNING)
+        };
+        let timeout = |value: &str| with_tag(value).timeout;
+        assert_eq!(timeout("2.5"), Some(Duration::from_millis(2500)));
+        assert_eq!(timeout("600"), Some(Duration::from_secs(600)));
+        // Zero: as long as it takes, whatever the host says.
+        assert_eq!(timeout("0"), None);
+        // Nonsense leaves the host's in place.
+        for bad in ["", "soon", "-1", "NaN", "inf", "1e300"] {
+            assert_eq!(timeout(bad), Some(Duration::from_secs(60)), "{bad:?}");
+        }
+        assert_eq!(
+            with_tag("1").report_after,
+            Some(Duration::from_secs(10)),
+            "reports are the host's business"
+        );
+        let untagged = host.for_activity(&HashMap::new(), RUNNING);
+        assert_eq!(untagged.timeout, Some(Duration::from_secs(60)));
+        // Without a host timeout, the activity's own still applies.
+        let tags = HashMap::from([(ACTIVITY_TIMEOUT_TAG.to_owned(), "3".to_owned())]);
+        assert_eq!(
+            Limits::default().for_activity(&tags, RUNNING).timeout,
+            Some(Duration::from_secs(3))
+        );
     }
 
     fn timeout(timeout: Duration) -> Limits {

@@ -235,8 +235,9 @@ impl Dispatcher {
                 plugin: owner.as_ref().map(|owner| owner.label.as_str()),
             };
             // The clock starts once the activity runs: waiting for a permit does not count.
+            let limits = shared.activity_limits.for_activity(&request.tags, running);
             let activity = shared.executor.execute_activity(request);
-            let mut response = activity_watch::watch(activity, running, shared.activity_limits).await;
+            let mut response = activity_watch::watch(activity, running, limits).await;
             response.completion_token = token;
             if response.instance_id.is_empty() {
                 response.instance_id = instance_id;

@@ -52,7 +52,7 @@ pub use context::OrchestrationContext;
 pub use critical_section::CriticalSection;
 pub use entity_tasks::{EntityCallTask, LockTask};
 pub use logger::ReplaySafeLogger;
-pub use options::{ActivityOptions, SubOrchestrationOptions};
+pub use options::{ACTIVITY_TIMEOUT_TAG, ActivityOptions, SubOrchestrationOptions};
 pub use retry::{InvalidRetryPolicy, RetryPolicy};
 pub use tasks::{ActivityTask, EventTask, SubOrchestrationTask, TimerTask};
 pub use timers::MAXIMUM_TIMER_INTERVAL_PROPERTY;

@@ -2,8 +2,14 @@
 //! without breaking callers.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::retry::RetryPolicy;
+
+/// The `ScheduleTaskAction.tags` key that carries [`ActivityOptions::timeout`]: the
+/// activity's timeout in seconds, as a decimal number (`0`: none). durabletask-host reads it
+/// from the activity's work item and prefers it to its `[worker] activity_timeout`.
+pub const ACTIVITY_TIMEOUT_TAG: &str = "durabletask.activity_timeout_seconds";
 
 /// Optional settings of an activity call, for
 /// [`call_activity_with`](super::OrchestrationContext::call_activity_with).
@@ -45,6 +51,36 @@ impl ActivityOptions {
     pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.insert(key.into(), value.into());
         self
+    }
+
+    /// Fails each attempt that has not completed `timeout` after it started running with
+    /// errorType `ActivityTimeout` (retriable: a retry policy tries again), instead of
+    /// durabletask-host's `[worker] activity_timeout`; `Duration::ZERO` lets the activity
+    /// run as long as it takes whatever that setting says. The host cannot stop the
+    /// activity's code: it frees the activity's permit and ignores its late result.
+    ///
+    /// It travels as the tag [`ACTIVITY_TIMEOUT_TAG`], so it takes a backend that passes
+    /// a scheduled activity's tags on to its work item: the host's embedded backend does;
+    /// Microsoft's in-memory test backend does not, and there the host's setting applies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::{ActivityOptions, RetryPolicy};
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn quote(ctx: OrchestrationContext, sku: String) -> Result<u64, Error> {
+    ///     // A price service that answers within seconds or not at all: 3 tries of 10 s.
+    ///     let options = ActivityOptions::new()
+    ///         .timeout(Duration::from_secs(10))
+    ///         .retry_policy(RetryPolicy::new(Duration::from_secs(1), 3)?);
+    ///     Ok(ctx.call_activity_with("fetch_price", sku, options).await?)
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("quote", quote);
+    /// ```
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.tag(ACTIVITY_TIMEOUT_TAG, timeout.as_secs_f64().to_string())
     }
 }
 
@@ -101,5 +137,24 @@ impl SubOrchestrationOptions {
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry_policy = Some(policy);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_travels_as_a_tag_in_seconds() {
+        let tag = |timeout| {
+            ActivityOptions::new()
+                .timeout(timeout)
+                .tags
+                .get(ACTIVITY_TIMEOUT_TAG)
+                .cloned()
+        };
+        assert_eq!(tag(Duration::from_millis(2500)).as_deref(), Some("2.5"));
+        assert_eq!(tag(Duration::from_secs(600)).as_deref(), Some("600"));
+        assert_eq!(tag(Duration::ZERO).as_deref(), Some("0"));
     }
 }

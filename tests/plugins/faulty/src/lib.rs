@@ -151,6 +151,18 @@ pub async fn call_hanging_activity_with_retries(
     Ok(())
 }
 
+/// Orchestrator: calls [`hang_forever`] with a timeout of its own of `ms` milliseconds
+/// (`ActivityOptions::timeout`) and lets its failure propagate.
+pub async fn call_hanging_activity_with_timeout(
+    ctx: OrchestrationContext,
+    ms: u64,
+) -> Result<(), Error> {
+    let options = ActivityOptions::new().timeout(Duration::from_millis(ms));
+    ctx.call_activity_with::<_, ()>("hang_forever", (), options)
+        .await?;
+    Ok(())
+}
+
 /// Orchestrator: schedules `n` [`hang_forever`] calls at once and awaits them all.
 pub async fn fan_out_hang(ctx: OrchestrationContext, n: u32) -> Result<(), Error> {
     let calls: Vec<_> = (0..n)
@@ -302,6 +314,7 @@ durabletask_sdk::export_plugin! {
         fan_out_sleep,
         call_hanging_activity,
         call_hanging_activity_with_retries,
+        call_hanging_activity_with_timeout,
         fan_out_hang,
         wait_timer,
         rust_child,
