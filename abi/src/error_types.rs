@@ -18,6 +18,7 @@
 //! | [`CONTINUED_AS_NEW`] `ContinuedAsNew` | the `Err` that `OrchestrationContext::continue_as_new` returns for the orchestrator to return; the engine knows it is not a failure, so it is never reported |
 //! | [`VERSION_MISMATCH`] `VersionMismatch` | the orchestration's version is not one the worker serves |
 //! | [`UNKNOWN_ENTITY_OPERATION`] `UnknownEntityOperation` | a class entity was asked for an operation it does not have |
+//! | [`ACTIVITY_TIMEOUT`] `ActivityTimeout` | the host stopped waiting for an activity that ran past its timeout (`[worker] activity_timeout`, or the call's own); retriable |
 //!
 //! Errors a plugin creates itself carry whatever type name it gives them, or the Rust
 //! type name of the error converted with `?`.
@@ -78,3 +79,6 @@ pub const CONTINUED_AS_NEW: &str = "ContinuedAsNew";
 pub const VERSION_MISMATCH: &str = "VersionMismatch";
 /// The `errorType` of an operation a class entity does not have.
 pub const UNKNOWN_ENTITY_OPERATION: &str = "UnknownEntityOperation";
+/// The `errorType` of an activity the host failed because it ran past its timeout. The
+/// host cannot stop the plugin's code; it stops waiting and ignores a late result.
+pub const ACTIVITY_TIMEOUT: &str = "ActivityTimeout";

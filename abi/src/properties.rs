@@ -52,3 +52,10 @@ pub const MAXIMUM_TIMER_INTERVAL_PROPERTY: &str = "durabletask.maximum_timer_int
 /// );
 /// ```
 pub const DEFAULT_VERSION_PROPERTY: &str = "durabletask.default_version";
+
+/// The `ScheduleTaskAction.tags` key (and so `ActivityRequest.tags`) that carries an
+/// activity call's own timeout, in seconds, as a decimal number (`0`: none). The SDK's
+/// `ActivityOptions::timeout` sets it; the host prefers it to its `[worker]
+/// activity_timeout`. It reaches the host only through a backend that passes tags on to
+/// the activity (the embedded backend does).
+pub const ACTIVITY_TIMEOUT_TAG: &str = "durabletask.activity_timeout_seconds";

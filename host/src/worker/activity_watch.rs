@@ -12,12 +12,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use durabletask_proto::{ActivityResponse, TaskFailureDetails};
-use durabletask_sdk::orchestration::ACTIVITY_TIMEOUT_TAG;
+use durabletask_abi::error_types::ACTIVITY_TIMEOUT;
+use durabletask_abi::failure;
+use durabletask_abi::properties::ACTIVITY_TIMEOUT_TAG;
+use durabletask_proto::ActivityResponse;
 use tokio::time::Instant;
-
-/// The errorType of an activity the host failed because it ran past its timeout.
-pub const ACTIVITY_TIMEOUT: &str = "ActivityTimeout";
 
 /// What is known of a running activity, for its failure and the log.
 #[derive(Debug, Clone, Copy)]
@@ -145,23 +144,18 @@ pub async fn watch(
     }
 }
 
-/// The failure of an activity that did not complete within `timeout`.
+/// The failure of an activity that did not complete within `timeout`: retriable, since
+/// a retry policy may well succeed where a hung call did not.
 fn timed_out(running: Running<'_>, timeout: Duration) -> ActivityResponse {
-    ActivityResponse {
-        instance_id: running.instance_id.to_owned(),
-        task_id: running.task_id,
-        failure_details: Some(TaskFailureDetails {
-            error_type: ACTIVITY_TIMEOUT.to_owned(),
-            error_message: format!(
-                "activity '{}' (instance '{}', task {}) did not complete within its timeout of {timeout:?}",
-                running.name, running.instance_id, running.task_id
-            ),
-            // Retriable: a retry policy may well succeed where a hung call did not.
-            is_non_retriable: false,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    let message = format!(
+        "activity '{}' (instance '{}', task {}) did not complete within its timeout of {timeout:?}",
+        running.name, running.instance_id, running.task_id
+    );
+    failure::activity(
+        running.instance_id,
+        running.task_id,
+        failure::details(ACTIVITY_TIMEOUT, message),
+    )
 }
 
 #[cfg(test)]

@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use super::retry::RetryPolicy;
 
-/// The `ScheduleTaskAction.tags` key that carries [`ActivityOptions::timeout`]: the
-/// activity's timeout in seconds, as a decimal number (`0`: none). durabletask-host reads it
-/// from the activity's work item and prefers it to its `[worker] activity_timeout`.
-pub const ACTIVITY_TIMEOUT_TAG: &str = "durabletask.activity_timeout_seconds";
+pub use durabletask_abi::properties::ACTIVITY_TIMEOUT_TAG;
 
 /// Optional settings of an activity call, for
 /// [`call_activity_with`](super::OrchestrationContext::call_activity_with).
