@@ -119,7 +119,17 @@ fn thousands_of_async_activities_are_in_flight_without_a_thread_each() -> Result
     );
 
     let left = COMPLETION_TIMEOUT.saturating_sub(began.elapsed());
-    let state = fixture.client.wait(&id, left.max(Duration::from_secs(1)))?;
+    // On a failure, say what the host was doing: every activity finished, so a stuck
+    // fan-in is the host's or the backend's, and its log tail tells which.
+    let state = fixture
+        .client
+        .wait(&id, left.max(Duration::from_secs(1)))
+        .map_err(|error| {
+            Error::new(format!(
+                "{error}\nafter every activity had finished\n{}",
+                fixture.host.log_tail()
+            ))
+        })?;
     assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
     assert_eq!(state["output"], json!(ACTIVITIES));
     assert!(
