@@ -291,3 +291,35 @@ fn with_tls_files_the_embedded_backend_serves_tls_to_its_worker_and_client_only(
     );
     Ok(())
 }
+
+/// Issue 11: the embedded backend's gRPC server ran on the worker's event loop, so an
+/// orchestrator that blocked froze the backend for every other client (a `Hello` took
+/// 10 s). It has a thread of its own now: while a step blocks the loop, the backend still
+/// answers. Shown by order, not by time: the client's answer comes before the step ends
+/// (the host logs "took long" the moment a blocking step returns).
+#[test]
+fn the_embedded_backend_answers_while_a_plugin_blocks_the_worker_loop() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let mut host = embedded_host(&["faulty"], 0, &scratch.path().join("state.sqlite"))?;
+    let client = Client::new(host.embedded_endpoint()?)?;
+    let id = client.start("block_in_step", Some(&json!(4000)))?;
+    // The step is running and blocking the loop (the watchdog says so after 1 s).
+    host.wait_for_log_line(&["block_in_step", "has been running for", &id], WAIT)?;
+    let state = client.status(&id)?;
+    assert!(
+        !host.log_contains("an orchestration step took long"),
+        "the backend answered only once the step had ended\n{}",
+        host.log_tail()
+    );
+    assert_ne!(state["status"], "COMPLETED", "{state:#}");
+    let listed = client.list(&[], None, None)?;
+    assert!(
+        !host.log_contains("an orchestration step took long"),
+        "{listed:?}"
+    );
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let done = client.wait(&id, WAIT)?;
+    assert_eq!(done["status"], "COMPLETED", "{done:#}");
+    assert_eq!(done["output"], json!(4000));
+    Ok(())
+}
