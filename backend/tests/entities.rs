@@ -146,18 +146,6 @@ fn unlock(id: i32, parent: &str, section: &str, entity: &str) -> OrchestratorAct
     )
 }
 
-async fn get_entity(client: &mut Client, id: &str) -> Option<EntityMetadata> {
-    let response = client
-        .get_entity(GetEntityRequest {
-            instance_id: id.into(),
-            include_state: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    response.exists.then(|| response.entity.unwrap())
-}
-
 #[tokio::test]
 async fn signals_run_in_batches_and_keep_state() {
     let db = TestDb::new();

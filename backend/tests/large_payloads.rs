@@ -276,15 +276,9 @@ async fn complete_batch(
 }
 
 async fn entity_state(client: &mut Client, id: &str) -> Option<String> {
-    let response = client
-        .get_entity(GetEntityRequest {
-            instance_id: id.into(),
-            include_state: true,
-        })
+    get_entity(client, id)
         .await
-        .unwrap()
-        .into_inner();
-    response.entity.and_then(|entity| entity.serialized_state)
+        .and_then(|entity| entity.serialized_state)
 }
 
 /// The failure the orchestration's next step reports for its entity call.

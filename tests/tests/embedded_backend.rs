@@ -36,6 +36,22 @@ fn embedded_host(plugins: &[&str], port: u16, database: &Path) -> Result<Host> {
     Host::start(&config)
 }
 
+/// Runs the real client (`durabletask-host client <args>`).
+fn run_client(args: &[&str]) -> std::io::Result<std::process::Output> {
+    let binary = durabletask_e2e::paths::host_binary().map_err(std::io::Error::other)?;
+    std::process::Command::new(binary)
+        .arg("client")
+        .args(args)
+        .output()
+}
+
+/// The client's JSON answer on stdout (a panic shows what it printed instead).
+fn json_of(output: &std::process::Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+}
+
 /// The bench workload's expected output for `bench_seq_fan(x, k, f)`.
 fn expected(x: i64, k: i64, f: i64) -> Value {
     json!({ "seq": x + k, "fan_sum": f * (x + k) + f * (f + 1) / 2 })
@@ -197,21 +213,12 @@ fn with_a_token_file_the_embedded_backend_serves_only_its_token_holders() -> Res
     std::fs::write(scratch.path().join("tokens"), "# ops\ns3cret-token\n")?;
     let mut host = Host::start_with_config_file(&config_path)?;
     let endpoint = host.embedded_endpoint()?;
-    let binary = durabletask_e2e::paths::host_binary()?;
-    let run = |args: &[&str]| {
-        std::process::Command::new(&binary)
-            .arg("client")
-            .args(args)
-            .output()
-    };
     let config_arg = config_path.to_string_lossy().into_owned();
-    let started = run(&["--config", &config_arg, "start", "hello_cities", "--wait"])?;
-    let stdout = String::from_utf8_lossy(&started.stdout);
-    let state: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&started.stderr)));
+    let started = run_client(&["--config", &config_arg, "start", "hello_cities", "--wait"])?;
+    let state = json_of(&started);
     assert_hello_cities_completed(&state, &host);
 
-    let anonymous = run(&["--endpoint", &endpoint, "list"])?;
+    let anonymous = run_client(&["--endpoint", &endpoint, "list"])?;
     assert!(!anonymous.status.success());
     let stderr = String::from_utf8_lossy(&anonymous.stderr);
     assert!(
@@ -253,18 +260,9 @@ fn with_tls_files_the_embedded_backend_serves_tls_to_its_worker_and_client_only(
     let mut host = Host::start_with_config_file(&config_path)?;
     // `http://127.0.0.1:<port>`: the address it listens on, as a plaintext client sees it.
     let plaintext_endpoint = host.embedded_endpoint()?;
-    let binary = durabletask_e2e::paths::host_binary()?;
-    let run = |args: &[&str]| {
-        std::process::Command::new(&binary)
-            .arg("client")
-            .args(args)
-            .output()
-    };
     let config_arg = config_path.to_string_lossy().into_owned();
-    let started = run(&["--config", &config_arg, "start", "hello_cities", "--wait"])?;
-    let stdout = String::from_utf8_lossy(&started.stdout);
-    let state: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&started.stderr)));
+    let started = run_client(&["--config", &config_arg, "start", "hello_cities", "--wait"])?;
+    let state = json_of(&started);
     assert!(started.status.success(), "{state}");
     assert_eq!(
         state["status"],
@@ -279,7 +277,7 @@ fn with_tls_files_the_embedded_backend_serves_tls_to_its_worker_and_client_only(
     );
 
     // With the right token, so that only the missing TLS can be why it is refused.
-    let plaintext = std::process::Command::new(&binary)
+    let plaintext = std::process::Command::new(durabletask_e2e::paths::host_binary()?)
         .env("DURABLETASK_E2E_TOKEN", "s3cret-token")
         .args(["client", "--endpoint", &plaintext_endpoint])
         .args(["--token-env", "DURABLETASK_E2E_TOKEN", "list"])

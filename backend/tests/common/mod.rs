@@ -384,3 +384,15 @@ pub fn spawn_auto_worker(mut client: Client) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+pub async fn get_entity(client: &mut Client, id: &str) -> Option<EntityMetadata> {
+    let response = client
+        .get_entity(GetEntityRequest {
+            instance_id: id.into(),
+            include_state: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    response.exists.then(|| response.entity.unwrap())
+}
