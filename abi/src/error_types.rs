@@ -19,6 +19,7 @@
 //! | [`VERSION_MISMATCH`] `VersionMismatch` | the orchestration's version is not one the worker serves |
 //! | [`UNKNOWN_ENTITY_OPERATION`] `UnknownEntityOperation` | a class entity was asked for an operation it does not have |
 //! | [`ACTIVITY_TIMEOUT`] `ActivityTimeout` | the host stopped waiting for an activity that ran past its timeout (`[worker] activity_timeout`, or the call's own); retriable |
+//! | [`PLUGIN_CRASHED`] `PluginCrashed` | the host refused a work item that crashed its plugin (and, in process, the host) `[worker] max_crashes` times; not retriable |
 //!
 //! Errors a plugin creates itself carry whatever type name it gives them, or the Rust
 //! type name of the error converted with `?`.
@@ -82,3 +83,8 @@ pub const UNKNOWN_ENTITY_OPERATION: &str = "UnknownEntityOperation";
 /// The `errorType` of an activity the host failed because it ran past its timeout. The
 /// host cannot stop the plugin's code; it stops waiting and ignores a late result.
 pub const ACTIVITY_TIMEOUT: &str = "ActivityTimeout";
+/// The `errorType` of a work item the host refused to run again because it crashed its
+/// plugin (for an in-process plugin, the whole host) `[worker] max_crashes` times: an
+/// orchestration step, an activity or every operation of an entity batch. Not
+/// retriable: running it again would crash again.
+pub const PLUGIN_CRASHED: &str = "PluginCrashed";
