@@ -8,7 +8,8 @@
 //! toml's span points at the offending value. The few checks that involve two keys run
 //! afterwards and find the line themselves ([`locate_key`]).
 //!
-//! Relative paths (`plugins.dir`, `logging.file`, `backend.token_file`, `backend.ca_file`,
+//! Relative paths (`plugins.dir`, `logging.file`, `worker.crash_journal`,
+//! `backend.token_file`, `backend.ca_file`,
 //! `embedded.database`, `embedded.token_file`, `embedded.tls_cert_file`,
 //! `embedded.tls_key_file`) are resolved against the config file's directory at load time,
 //! so the rest of the host only sees usable paths.
@@ -327,6 +328,13 @@ pub struct WorkerSettings {
     /// §1.4), so a backend shared with other workers only hands this host work it can
     /// run. Off by default: the backend then sends everything.
     pub work_item_filters: bool,
+    /// A work item that was inside a plugin this many times when the host died (a plugin
+    /// that exits, aborts or overflows its stack takes the host with it) is failed with
+    /// errorType `PluginCrashed` instead of being run again. 0: off (no crash journal).
+    pub max_crashes: u32,
+    /// The crash journal that counts those crashes (see [`Config::crash_journal`] for
+    /// the default). Resolved against the config file's directory.
+    pub crash_journal: Option<PathBuf>,
 }
 
 impl Default for WorkerSettings {
@@ -342,6 +350,8 @@ impl Default for WorkerSettings {
             long_activity_threshold: Some(Duration::from_secs(60)),
             maximum_timer_interval: None,
             work_item_filters: false,
+            max_crashes: 3,
+            crash_journal: None,
         }
     }
 }
@@ -549,6 +559,7 @@ impl Config {
         config.embedded.database = base.join(&config.embedded.database);
         config.plugins.dir = base.join(&config.plugins.dir);
         config.logging.file = resolve(config.logging.file);
+        config.worker.crash_journal = resolve(config.worker.crash_journal);
         config.backend.token_file = resolve(config.backend.token_file);
         config.backend.ca_file = resolve(config.backend.ca_file);
         config.embedded.token_file = resolve(config.embedded.token_file);
@@ -568,6 +579,43 @@ impl Config {
             config.backend.tls_server_name = tls.then(|| config.embedded.tls_server_name());
         }
         Ok(config)
+    }
+
+    /// Where the crash journal is (`None` when `[worker] max_crashes = 0`):
+    /// `[worker] crash_journal`, else beside the embedded backend's database
+    /// (`<database>.crashes`, so that it lives as long as the state it counts for), else,
+    /// for a remote backend, `durabletask-crashes.<taskhub>` in the config file's folder
+    /// (characters other than letters, digits, `-`, `_` and `.` in the task hub's name
+    /// become `_`).
+    pub fn crash_journal(&self) -> Option<PathBuf> {
+        if self.worker.max_crashes == 0 {
+            return None;
+        }
+        if let Some(path) = &self.worker.crash_journal {
+            return Some(path.clone());
+        }
+        Some(match self.backend.mode() {
+            BackendMode::Embedded => {
+                let mut path = self.embedded.database.clone().into_os_string();
+                path.push(".crashes");
+                PathBuf::from(path)
+            }
+            BackendMode::Remote => {
+                let hub: String = self
+                    .backend
+                    .taskhub
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                self.config_dir().join(format!("durabletask-crashes.{hub}"))
+            }
+        })
     }
 
     /// The directory relative paths in this config were resolved against.
@@ -1004,6 +1052,11 @@ mod tests {
             Some(Duration::from_secs(60))
         );
         assert!(!config.worker.work_item_filters);
+        assert_eq!(config.worker.max_crashes, 3);
+        assert_eq!(
+            config.crash_journal(),
+            Some(PathBuf::from("/etc/dt/data/durabletask.sqlite.crashes"))
+        );
         assert_eq!(config.versioning, None);
         assert_eq!(config.plugins.dir, PathBuf::from("/etc/dt/plugins"));
         assert!(config.plugins.watch);
@@ -1034,6 +1087,8 @@ activity_timeout = "10m"
 long_activity_threshold = "0s"
 maximum_timer_interval = "3d"
 work_item_filters = true
+max_crashes = 5
+crash_journal = "state/crashes"
 
 [versioning]
 version = "1.2.0"
@@ -1080,6 +1135,11 @@ rotation = "hourly"
             Some(Duration::from_secs(3 * 86_400))
         );
         assert!(config.worker.work_item_filters);
+        assert_eq!(config.worker.max_crashes, 5);
+        assert_eq!(
+            config.crash_journal(),
+            Some(PathBuf::from("/etc/dt/state/crashes"))
+        );
         assert_eq!(
             config.versioning,
             Some(VersioningSettings {
@@ -1581,5 +1641,17 @@ rotation = "hourly"
     fn relative_paths_resolve_against_a_bare_file_name() {
         let config = Config::from_str_with_origin("", Path::new("host.toml")).unwrap();
         assert_eq!(config.plugins.dir, PathBuf::from("./plugins"));
+    }
+
+    #[test]
+    fn a_remote_hosts_crash_journal_is_named_after_its_task_hub_and_zero_turns_it_off() {
+        let config =
+            parse("[backend]\nendpoint = \"http://dts:4001\"\ntaskhub = \"a/b:c\"\n").unwrap();
+        assert_eq!(
+            config.crash_journal(),
+            Some(PathBuf::from("/etc/dt/durabletask-crashes.a_b_c"))
+        );
+        let config = parse("[worker]\nmax_crashes = 0\ncrash_journal = \"x\"\n").unwrap();
+        assert_eq!(config.crash_journal(), None);
     }
 }

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use durabletask_host::client::cli::{self as client_cli, ClientArgs};
 use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
-use durabletask_host::plugins::{PluginHost, PluginHostSettings};
+use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
 use durabletask_host::{embedded, logging, signals, worker};
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
@@ -228,6 +228,11 @@ fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
         strict_permissions: config.plugins.strict_permissions,
         maximum_timer_interval: config.worker.maximum_timer_interval,
         versioning: config.versioning.clone(),
+        crash_journal: config.crash_journal().map(|path| CrashJournalSettings {
+            path,
+            max_crashes: config.worker.max_crashes,
+            remote: config.backend.mode() == BackendMode::Remote,
+        }),
     };
     let plugins = PluginHost::start(&settings)
         .map_err(|error| format!("cannot start the plugins: {error}"))?;

@@ -63,4 +63,7 @@ pub enum PluginError {
         /// Why.
         source: std::io::Error,
     },
+    /// The crash journal (`[worker] crash_journal`) cannot be read or written.
+    #[error("cannot use the crash journal: {0}")]
+    CrashJournal(String),
 }

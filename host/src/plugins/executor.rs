@@ -5,9 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use durabletask_abi::{error_types, failure};
 use durabletask_proto as proto;
 use futures::future::BoxFuture;
 
+use super::crash_journal::{self, Key};
 use super::generation::Generation;
 use super::plugin_host::PluginHost;
 use super::routing::{self, Refusal};
@@ -21,7 +23,14 @@ impl WorkItemExecutor for PluginHost {
     fn execute_entity(&self, work: EntityWork) -> BoxFuture<'static, proto::EntityBatchResult> {
         let result = match routing::entity(&self.catalog(), &work) {
             Ok(generation) => {
+                let key = self.crash_journal.as_ref().map(|_| Key::entity(&work));
+                if let Some(crashes) = self.poisoned(key) {
+                    let what = format!("the entity batch of {}", work.instance_id());
+                    let details = self.crashed(&generation, &what, crashes);
+                    return Box::pin(std::future::ready(failure::every_operation(work, details)));
+                }
                 let entity_id = work.instance_id();
+                let _journaled = self.journal_entry(key);
                 let _watched =
                     self.watchdog
                         .enter(call(&generation, "entity batch", entity_id, entity_id));
@@ -63,10 +72,32 @@ impl WorkItemExecutor for PluginHost {
                 return Box::pin(std::future::ready(OrchestratorOutcome::Rejected { reason }));
             }
         };
+        let key = self
+            .crash_journal
+            .as_ref()
+            .map(|_| Key::orchestration(&request));
+        if let Some(crashes) = self.poisoned(key) {
+            let what = format!(
+                "the step of orchestration '{}' (instance {}, after {} history events)",
+                orchestrator_name(&request),
+                request.instance_id,
+                request.past_events.len()
+            );
+            let details = self.crashed(&generation, &what, crashes);
+            self.sticky.forget(&request.instance_id);
+            return Box::pin(std::future::ready(OrchestratorOutcome::Completed(
+                failure::orchestration(
+                    request.instance_id.clone(),
+                    failure::FIRST_ACTION_ID,
+                    details,
+                ),
+            )));
+        }
         // The host's settings win over anything the backend put under the same keys.
         request.properties.extend(self.properties.iter().cloned());
         let sticky_routes = Arc::clone(&self.sticky);
         let watchdog = Arc::clone(&self.watchdog);
+        let journal = self.crash_journal.clone();
         Box::pin(async move {
             // Orchestration steps run right here, on the event loop. A step is replay of
             // pure, deterministic code (no I/O, by the rules of orchestrations) and takes
@@ -81,7 +112,11 @@ impl WorkItemExecutor for PluginHost {
                 orchestrator_name(&request),
                 &request.instance_id,
             ));
+            // On disk before the plugin runs: if the step takes the host down, the next
+            // host counts it.
+            let journaled = journal.zip(key).map(|(journal, key)| journal.enter(key));
             let response = generation.plugin().run_orchestrator(&request);
+            drop(journaled);
             drop(watched);
             let elapsed = started.elapsed();
             if elapsed > SLOW_STEP {
@@ -115,15 +150,33 @@ impl WorkItemExecutor for PluginHost {
             Ok(generation) => generation,
             Err(response) => return Box::pin(std::future::ready(*response)),
         };
-        let activity = generation.plugin().start_activity(&request);
-        let watchdog = Arc::clone(&self.watchdog);
         let instance_id = request
             .orchestration_instance
-            .map(|instance| instance.instance_id)
+            .as_ref()
+            .map(|instance| instance.instance_id.clone())
             .unwrap_or_default();
+        let key = self.crash_journal.as_ref().map(|_| Key::activity(&request));
+        if let Some(crashes) = self.poisoned(key) {
+            let what = format!(
+                "activity '{}' (instance {instance_id}, task {})",
+                request.name, request.task_id
+            );
+            let details = self.crashed(&generation, &what, crashes);
+            return Box::pin(std::future::ready(failure::activity(
+                instance_id,
+                request.task_id,
+                details,
+            )));
+        }
+        let activity = generation.plugin().start_activity(&request);
+        let watchdog = Arc::clone(&self.watchdog);
+        let journal = self.crash_journal.clone();
         let name = request.name;
         Box::pin(async move {
             let mut activity = std::pin::pin!(activity);
+            // Ends when the activity completes, or when its work item is dropped (timed
+            // out, cut off by shutdown): then it is no longer the host's to answer for.
+            let journaled = journal.zip(key).map(|(journal, key)| journal.enter(key));
             // The first poll starts the activity, which the plugin polls once in place:
             // plugin code on the loop, watched like a step.
             let first = {
@@ -139,9 +192,57 @@ impl WorkItemExecutor for PluginHost {
             let _generation = generation;
             match first {
                 std::task::Poll::Ready(response) => response,
-                std::task::Poll::Pending => activity.await,
+                std::task::Poll::Pending => {
+                    // Out of the host's call, on the plugin's runtime: a crash while a
+                    // call is open is that call's, not this activity's.
+                    if let Some(entry) = &journaled {
+                        entry.waiting();
+                    }
+                    activity.await
+                }
             }
         })
+    }
+}
+
+impl PluginHost {
+    /// How many times the work item `key` crashed the host, if it must not run again.
+    /// (`key` is `None` when there is no journal: keys are only computed for one.)
+    fn poisoned(&self, key: Option<Key>) -> Option<u32> {
+        self.crash_journal.as_ref()?.poisoned(key?)
+    }
+
+    /// Records that the work item `key` goes into a plugin, until the guard is dropped.
+    fn journal_entry(&self, key: Option<Key>) -> Option<crash_journal::Entry> {
+        Some(self.crash_journal.as_ref()?.enter(key?))
+    }
+
+    /// The failure of a work item that crashed the host `crashes` times: logged, and
+    /// not retriable, since running it again would crash again.
+    fn crashed(
+        &self,
+        generation: &Generation,
+        what: &str,
+        crashes: u32,
+    ) -> proto::TaskFailureDetails {
+        let plugin = generation.plugin();
+        let max_crashes = self
+            .crash_journal
+            .as_ref()
+            .map_or(crashes, |journal| journal.max_crashes());
+        let message = format!(
+            "{what} was inside plugin {} {} when the host died, {crashes} times ([worker] max_crashes = {max_crashes}); it is not run again. The plugin runs in the host's process, so it took the host down with it: how it died (exit code or signal) is not known to the host that restarted (the service manager that restarted it has it)",
+            plugin.name, plugin.version
+        );
+        tracing::error!(
+            plugin = %plugin.name,
+            plugin_version = %plugin.version,
+            crashes,
+            "failing a work item with PluginCrashed: {message}"
+        );
+        let mut details = failure::details(error_types::PLUGIN_CRASHED, message);
+        details.is_non_retriable = true;
+        details
     }
 }
 

@@ -22,11 +22,14 @@
 //! - [`plugin_host`] is the [`PluginHost`]'s lifecycle (start, rescan, shutdown), and
 //!   [`executor`] makes it the worker's
 //!   [`WorkItemExecutor`](crate::worker::WorkItemExecutor); [`watchdog`] names a plugin
-//!   call that holds up the event loop while it still runs.
+//!   call that holds up the event loop while it still runs; [`crash_journal`] counts the
+//!   work items that were inside a plugin when the host died, so one that keeps killing
+//!   the host is failed (`PluginCrashed`) instead of run again.
 
 mod callbacks;
 mod calls;
 pub mod catalog;
+mod crash_journal;
 mod elf;
 mod error;
 mod executor;
@@ -47,4 +50,4 @@ mod watcher;
 pub use error::{LoadError, PluginError};
 pub use inventory::{Inventory, inventory};
 pub use loaded_plugin::LoadedPlugin;
-pub use plugin_host::{PluginHost, PluginHostSettings, Rescan};
+pub use plugin_host::{CrashJournalSettings, PluginHost, PluginHostSettings, Rescan};

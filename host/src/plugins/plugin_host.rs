@@ -12,6 +12,7 @@ use durabletask_abi::properties::{DEFAULT_VERSION_PROPERTY, MAXIMUM_TIMER_INTERV
 use tokio::sync::watch;
 
 use super::catalog::Catalog;
+use super::crash_journal::{CrashJournal, JournalError};
 use super::error::PluginError;
 use super::manager::{self, Manager};
 use super::sticky::StickyRoutes;
@@ -32,6 +33,22 @@ pub struct PluginHostSettings {
     /// `[versioning]`, if the file has that section: which generation runs which
     /// orchestration version.
     pub versioning: Option<VersioningSettings>,
+    /// `[worker] crash_journal` and `max_crashes`; `None` when `max_crashes = 0`: no
+    /// journal, work items are run however often they crashed the host.
+    pub crash_journal: Option<CrashJournalSettings>,
+}
+
+/// Where the crash journal is and when a work item is poison.
+#[derive(Debug, Clone)]
+pub struct CrashJournalSettings {
+    /// The journal file.
+    pub path: PathBuf,
+    /// A work item that was inside a plugin this many times when the host died is failed
+    /// with `PluginCrashed` instead of run again (at least 1).
+    pub max_crashes: u32,
+    /// The backend is remote: other workers of the task hub may run the same work item,
+    /// and their crashes are not in this host's journal.
+    pub remote: bool,
 }
 
 impl Default for PluginHostSettings {
@@ -42,6 +59,7 @@ impl Default for PluginHostSettings {
             strict_permissions: true,
             maximum_timer_interval: None,
             versioning: None,
+            crash_journal: None,
         }
     }
 }
@@ -70,6 +88,9 @@ pub struct PluginHost {
     pub(super) properties: Vec<(String, prost_types::Value)>,
     /// Reports plugin calls that hold up the event loop while they run.
     pub(super) watchdog: Arc<Watchdog>,
+    /// Which work items are inside a plugin, on disk, and how many times each was when
+    /// the host died; `None` when `[worker] max_crashes = 0`.
+    pub(super) crash_journal: Option<Arc<CrashJournal>>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -107,6 +128,10 @@ impl PluginHost {
         if manager.active().is_empty() {
             tracing::warn!(dir = %settings.dir.display(), "no plugin loaded: every work item will fail as not registered");
         }
+        let crash_journal = match &settings.crash_journal {
+            Some(journal) => open_crash_journal(journal)?,
+            None => None,
+        };
         let (catalog, _) = watch::channel(Arc::new(Catalog::new(manager.active().to_vec())));
         Ok(Arc::new(PluginHost {
             manager: Mutex::new(manager),
@@ -115,6 +140,7 @@ impl PluginHost {
             sticky: Arc::default(),
             properties: request_properties(settings),
             watchdog: Arc::new(Watchdog::start(watchdog::STILL_RUNNING)),
+            crash_journal,
         }))
     }
 
@@ -162,9 +188,13 @@ impl PluginHost {
     }
 
     /// Stops every generation's runtime. Activities still running complete with a failure.
+    /// The crash journal is left with nothing open: what still ran did not crash.
     pub fn shutdown(&self) {
         for generation in self.catalog().generations() {
             generation.plugin().shutdown();
+        }
+        if let Some(journal) = &self.crash_journal {
+            journal.close();
         }
     }
 
@@ -175,6 +205,46 @@ impl PluginHost {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Opens the crash journal and says what it found. A journal another host holds leaves
+/// this one without (logged); one that cannot be read or written stops the start, as a
+/// bad setting.
+fn open_crash_journal(
+    settings: &CrashJournalSettings,
+) -> Result<Option<Arc<CrashJournal>>, PluginError> {
+    let (journal, recovery) = match CrashJournal::open(&settings.path, settings.max_crashes) {
+        Ok(opened) => opened,
+        Err(error @ JournalError::Held { .. }) => {
+            tracing::warn!(
+                "{error}: this host runs without one, so work items that crash it are run again however often they do"
+            );
+            return Ok(None);
+        }
+        Err(error) => return Err(PluginError::CrashJournal(error.to_string())),
+    };
+    if recovery.open > 0 {
+        tracing::warn!(
+            journal = %settings.path.display(),
+            running = recovery.open,
+            counted = recovery.suspects,
+            "the last host stopped without a clean shutdown while work items were inside plugins: {} of them counted as having crashed it; at {} crashes a work item is failed with PluginCrashed instead of run",
+            recovery.suspects,
+            settings.max_crashes
+        );
+    }
+    tracing::info!(
+        journal = %settings.path.display(),
+        max_crashes = settings.max_crashes,
+        with_crashes = recovery.counted,
+        "crash journal open"
+    );
+    if settings.remote {
+        tracing::info!(
+            "the crash journal counts only this host's crashes: a work item that crashed other workers of the task hub starts here from zero"
+        );
+    }
+    Ok(Some(journal))
 }
 
 /// One line per generation put in or taken out of service, and per library refused or
