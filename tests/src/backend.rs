@@ -189,8 +189,8 @@ pub(crate) fn wait_for_ready(stdout: std::process::ChildStdout) -> Result<()> {
     }
 }
 
-/// A port nothing listens on right now.
-fn free_port() -> Result<u16> {
+/// A port nothing listens on right now (for a host whose restarts must reuse its port).
+pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .map_err(|error| Error::new(format!("cannot find a free port: {error}")))?;
     listener

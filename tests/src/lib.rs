@@ -28,7 +28,7 @@ mod process;
 pub mod python;
 mod python_worker;
 
-pub use backend::Backend;
+pub use backend::{Backend, free_port};
 pub use client::{Client, ClientRun, exit_codes, instance_id};
 pub use error::{Context, Error, Result};
 pub use host::{EMBEDDED_LISTENING, EmbeddedBackend, Host, HostConfig, PluginFile};

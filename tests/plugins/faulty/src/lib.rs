@@ -4,7 +4,8 @@
 //! watch the host and SDK cope with: returned errors, panics, unknown names, bad input,
 //! non-durable awaits, slow activities for drain and restart tests, a wide fan-out of
 //! sleeping activities for the concurrency test, and activities that never finish for the
-//! activity timeout and per-plugin permits. Test-only.
+//! activity timeout and per-plugin permits, and an orchestrator that exits the process
+//! and an activity that aborts it, for the crash journal. Test-only.
 //!
 //! Built a second time with `cargo build -p faulty-plugin --profile panic-abort`, it is
 //! also the `panic = "abort"` library the host must refuse to load.
@@ -299,6 +300,25 @@ pub async fn block_in_step(_ctx: OrchestrationContext, ms: u64) -> Result<u64, E
     Ok(ms)
 }
 
+/// Orchestrator: ends the whole process with exit code 3 in its first step, as a plugin
+/// that calls `std::process::exit` does. In process, the host dies with it; the crash
+/// journal must end the crash loop (`PluginCrashed` after `[worker] max_crashes`).
+pub async fn exit_process(_ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    std::process::exit(3)
+}
+
+/// Activity: aborts the whole process (SIGABRT) in its first poll.
+pub async fn abort_process(_ctx: ActivityContext, _input: ()) -> Result<(), Error> {
+    std::process::abort()
+}
+
+/// Orchestrator: calls [`abort_process`] and propagates its failure with `?` (once the
+/// host stops running it: `PluginCrashed`, inside `TaskFailed`).
+pub async fn call_aborting_activity(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ctx.call_activity::<_, ()>("abort_process", ()).await?;
+    Ok(())
+}
+
 durabletask_sdk::export_plugin! {
     name: "faulty",
     version: env!("CARGO_PKG_VERSION"),
@@ -323,7 +343,16 @@ durabletask_sdk::export_plugin! {
         count_with_entity,
         call_unknown_entity,
         block_in_step,
+        exit_process,
+        call_aborting_activity,
     ],
-    activities: [fail_always, panic_activity, sleep_ms, hang_forever, rust_square],
+    activities: [
+        fail_always,
+        panic_activity,
+        sleep_ms,
+        hang_forever,
+        rust_square,
+        abort_process,
+    ],
     entities: [counter],
 }
