@@ -1,5 +1,6 @@
-//! Poison work (issue 11), in process: a plugin that exits or aborts still takes the host
-//! down with it, but the crash journal ends the crash loop. The host is restarted on the
+//! Poison work (issue 11), in process: a plugin that exits, aborts or overflows its stack
+//! (in an orchestration step, an activity or an entity batch) still takes the host down
+//! with it, but the crash journal ends the crash loop. The host is restarted on the
 //! same config and database after each crash, as a service manager would; after
 //! `[worker] max_crashes` (3) crashes the work item is failed with `PluginCrashed`, and
 //! the host keeps serving. Orchestrations started before, during and after the crash loop
@@ -232,5 +233,31 @@ fn an_activity_that_aborts_fails_with_plugin_crashed_after_3_crashes() -> Result
     let failure = &ended.state["failure_details"];
     assert_eq!(failure["error_type"], "TaskFailed", "{failure:#}");
     assert_plugin_crashed(&failure["inner_failure"], "activity 'abort_process'");
+    ended.assert_the_host_keeps_serving()
+}
+
+#[test]
+fn a_step_that_overflows_its_stack_fails_with_plugin_crashed_after_3_crashes() -> Result<()> {
+    // Rust reports the overflow and aborts; a guard page hit outside Rust's handler
+    // would be SIGSEGV.
+    let ended = crash_loop(("overflow_stack", "poison-overflow"), |status| {
+        matches!(status.signal(), Some(libc::SIGABRT | libc::SIGSEGV))
+    })?;
+    assert_plugin_crashed(
+        &ended.state["failure_details"],
+        "orchestration 'overflow_stack'",
+    );
+    ended.assert_the_host_keeps_serving()
+}
+
+#[test]
+fn an_entity_batch_that_aborts_fails_its_operations_with_plugin_crashed_after_3_crashes()
+-> Result<()> {
+    let ended = crash_loop(("call_crashing_entity", "poison-entity"), |status| {
+        status.signal() == Some(libc::SIGABRT)
+    })?;
+    let failure = &ended.state["failure_details"];
+    assert_eq!(failure["error_type"], "TaskFailed", "{failure:#}");
+    assert_plugin_crashed(&failure["inner_failure"], "@crasher@k");
     ended.assert_the_host_keeps_serving()
 }

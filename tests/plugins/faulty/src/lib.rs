@@ -307,6 +307,33 @@ pub async fn exit_process(_ctx: OrchestrationContext, _input: ()) -> Result<(), 
     std::process::exit(3)
 }
 
+/// Orchestrator: overflows the stack of the thread it runs on (unbounded recursion). The
+/// Rust runtime reports it and aborts the process; in process, the host dies with it.
+pub async fn overflow_stack(_ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    fn recurse(depth: u64) -> u64 {
+        // A frame the optimiser cannot shrink, so each call really takes stack.
+        let frame = std::hint::black_box([depth; 64]);
+        if depth == u64::MAX {
+            return frame[0];
+        }
+        recurse(depth + 1).wrapping_add(frame[1])
+    }
+    std::hint::black_box(recurse(0));
+    Ok(())
+}
+
+/// Entity: any operation aborts the whole process (SIGABRT).
+fn crasher(_ctx: &mut durabletask_sdk::EntityContext, _input: Option<i64>) -> Result<i64, Error> {
+    std::process::abort()
+}
+
+/// Orchestrator: calls the [`crasher`] entity and propagates its failure with `?` (once
+/// the host stops running its batch: `PluginCrashed`, inside `TaskFailed`).
+pub async fn call_crashing_entity(ctx: OrchestrationContext, _input: ()) -> Result<i64, Error> {
+    let id = EntityInstanceId::new("crasher", "k")?;
+    Ok(ctx.call_entity::<_, i64>(&id, "crash", ()).await?)
+}
+
 /// Activity: aborts the whole process (SIGABRT) in its first poll.
 pub async fn abort_process(_ctx: ActivityContext, _input: ()) -> Result<(), Error> {
     std::process::abort()
@@ -345,6 +372,8 @@ durabletask_sdk::export_plugin! {
         block_in_step,
         exit_process,
         call_aborting_activity,
+        overflow_stack,
+        call_crashing_entity,
     ],
     activities: [
         fail_always,
@@ -354,5 +383,5 @@ durabletask_sdk::export_plugin! {
         rust_square,
         abort_process,
     ],
-    entities: [counter],
+    entities: [counter, crasher],
 }
