@@ -40,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 mod declaration;
 pub mod entity;
 pub mod error_types;

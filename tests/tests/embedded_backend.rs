@@ -264,17 +264,7 @@ fn with_tls_files_the_embedded_backend_serves_tls_to_its_worker_and_client_only(
     let started = run_client(&["--config", &config_arg, "start", "hello_cities", "--wait"])?;
     let state = json_of(&started);
     assert!(started.status.success(), "{state}");
-    assert_eq!(
-        state["status"],
-        "COMPLETED",
-        "{state:#}\n{}",
-        host.log_tail()
-    );
-    assert_eq!(
-        state["output"],
-        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]),
-        "{state:#}"
-    );
+    assert_hello_cities_completed(&state, &host);
 
     // With the right token, so that only the missing TLS can be why it is refused.
     let plaintext = std::process::Command::new(durabletask_e2e::paths::host_binary()?)

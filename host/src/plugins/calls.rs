@@ -61,11 +61,7 @@ impl LoadedPlugin {
         request: &proto::ActivityRequest,
     ) -> impl Future<Output = proto::ActivityResponse> + Send + 'static {
         let start = self.module.start_activity();
-        let instance_id = request
-            .orchestration_instance
-            .as_ref()
-            .map(|instance| instance.instance_id.clone())
-            .unwrap_or_default();
+        let instance_id = durabletask_abi::activity::instance_id(request).to_owned();
         let task_id = request.task_id;
         let bytes = request.encode_to_vec();
         async move {

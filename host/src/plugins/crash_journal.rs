@@ -103,16 +103,8 @@ impl Key {
 
     /// An activity: instance id, execution id, task id.
     pub(crate) fn activity(request: &proto::ActivityRequest) -> Key {
-        let (instance_id, execution_id) = request
-            .orchestration_instance
-            .as_ref()
-            .map(|instance| {
-                (
-                    instance.instance_id.as_str(),
-                    instance.execution_id.as_deref().unwrap_or_default(),
-                )
-            })
-            .unwrap_or_default();
+        let instance_id = durabletask_abi::activity::instance_id(request);
+        let execution_id = durabletask_abi::activity::execution_id(request);
         Key::of(&[
             b"activity",
             instance_id.as_bytes(),

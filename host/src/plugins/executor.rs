@@ -150,11 +150,7 @@ impl WorkItemExecutor for PluginHost {
             Ok(generation) => generation,
             Err(response) => return Box::pin(std::future::ready(*response)),
         };
-        let instance_id = request
-            .orchestration_instance
-            .as_ref()
-            .map(|instance| instance.instance_id.clone())
-            .unwrap_or_default();
+        let instance_id = durabletask_abi::activity::instance_id(&request).to_owned();
         let key = self.crash_journal.as_ref().map(|_| Key::activity(&request));
         if let Some(crashes) = self.poisoned(key) {
             let what = format!(

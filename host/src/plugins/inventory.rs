@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::error::PluginError;
 use super::generation::Generation;
 use super::manager::Manager;
-use super::{private_dir, trust};
 
 /// The outcome of loading a plugins folder.
 #[derive(Debug)]
@@ -30,22 +29,7 @@ pub struct Inventory {
 /// Loads every library in `dir` from private copies, as the host does at start, with
 /// `[plugins] strict_permissions`.
 pub fn inventory(dir: &Path, strict_permissions: bool) -> Result<Inventory, PluginError> {
-    let private_dir =
-        private_dir::PrivateDir::create().map_err(|source| PluginError::PrivateDir {
-            dir: std::env::temp_dir(),
-            source,
-        })?;
-    let mut manager = Manager::new(
-        dir.to_path_buf(),
-        private_dir,
-        trust::Policy::new(strict_permissions),
-    );
-    let change = manager
-        .scan()
-        .map_err(|source| PluginError::UnreadableDir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+    let (_manager, change) = Manager::first_scan(dir, strict_permissions)?;
     Ok(Inventory {
         dir: dir.to_path_buf(),
         generations: change.added,

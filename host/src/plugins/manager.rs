@@ -155,6 +155,32 @@ impl Manager {
         }
     }
 
+    /// A manager of the plugins folder `dir` with a new private folder for its copies,
+    /// after its first scan (everything in the folder read at once), as the host and
+    /// `durabletask-host plugins` start.
+    pub(crate) fn first_scan(
+        dir: &Path,
+        strict_permissions: bool,
+    ) -> Result<(Self, Change), super::PluginError> {
+        let private_dir =
+            PrivateDir::create().map_err(|source| super::PluginError::PrivateDir {
+                dir: std::env::temp_dir(),
+                source,
+            })?;
+        let mut manager = Self::new(
+            dir.to_path_buf(),
+            private_dir,
+            Policy::new(strict_permissions),
+        );
+        let change = manager
+            .scan()
+            .map_err(|source| super::PluginError::UnreadableDir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        Ok((manager, change))
+    }
+
     /// From now on, read a new or changed file only once it looks the same in two scans
     /// in a row, so a deployer's copy still in progress is not read half-way. (The first
     /// scan at start-up reads everything at once; a library cut short is refused by its

@@ -16,7 +16,7 @@ use super::crash_journal::{CrashJournal, JournalError};
 use super::error::PluginError;
 use super::manager::{self, Manager};
 use super::sticky::StickyRoutes;
-use super::{private_dir, trust, watcher};
+use super::watcher;
 use crate::config::VersioningSettings;
 
 /// What the plugin host needs to know from the configuration.
@@ -106,22 +106,8 @@ impl PluginHost {
     /// (one line naming the file and the reason) and skipped; only an unreadable folder
     /// is an error.
     pub fn start(settings: &PluginHostSettings) -> Result<Arc<PluginHost>, PluginError> {
-        let private_dir =
-            private_dir::PrivateDir::create().map_err(|source| PluginError::PrivateDir {
-                dir: std::env::temp_dir(),
-                source,
-            })?;
-        let mut manager = Manager::new(
-            settings.dir.clone(),
-            private_dir,
-            trust::Policy::new(settings.strict_permissions),
-        );
-        let change = manager
-            .scan()
-            .map_err(|source| PluginError::UnreadableDir {
-                dir: settings.dir.clone(),
-                source,
-            })?;
+        let (mut manager, change) =
+            Manager::first_scan(&settings.dir, settings.strict_permissions)?;
         log_change(&change);
         // Later scans (hot swap) wait for a changed file to settle before reading it.
         manager.settle_changes();

@@ -177,11 +177,7 @@ pub(crate) fn activity(
 ) -> Result<Arc<Generation>, Box<proto::ActivityResponse>> {
     catalog.activity(&request.name).cloned().ok_or_else(|| {
         Box::new(failure::activity(
-            request
-                .orchestration_instance
-                .as_ref()
-                .map(|instance| instance.instance_id.clone())
-                .unwrap_or_default(),
+            durabletask_abi::activity::instance_id(request),
             request.task_id,
             failure::details(
                 error_types::ACTIVITY_NOT_REGISTERED,

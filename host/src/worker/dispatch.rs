@@ -190,11 +190,7 @@ impl Dispatcher {
     }
 
     fn activity(&self, request: ActivityRequest, token: String) {
-        let instance_id = request
-            .orchestration_instance
-            .as_ref()
-            .map(|instance| instance.instance_id.clone())
-            .unwrap_or_default();
+        let instance_id = durabletask_abi::activity::instance_id(&request).to_owned();
         let task_id = request.task_id;
         tracing::debug!(instance_id, task_id, name = %request.name, "activity work item received");
         let item = Unfinished::new(
