@@ -492,19 +492,39 @@ fn rewrite(
         .append(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
-    Ok((file, text.len() as u64))
+    Ok((owned_by_us(file, path)?, text.len() as u64))
 }
 
 /// Opens `path` for writing, creating it private to the host's user, never through a
 /// symbolic link (one planted at the path could make the host write elsewhere).
 fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(truncate)
         .mode(FILE_MODE)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
+        .open(path)?;
+    owned_by_us(file, path)
+}
+
+/// The file, if the host's user owns it. Another local user who can create files in the
+/// journal's folder could otherwise plant the journal (or its `.new` or `.lock`) and
+/// write crash counts into it that fail healthy work with `PluginCrashed`.
+fn owned_by_us(file: File, path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = file.metadata()?.uid();
+    let us = rustix::process::geteuid().as_raw();
+    if owner != us {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} belongs to user {owner}, not to the host's user {us}: remove it, or point [worker] crash_journal at a folder only the host's user can write",
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -516,6 +536,32 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    #[test]
+    fn a_journal_file_another_user_owns_is_refused_by_name() {
+        // Only root can give a file away; as another user the check cannot be staged.
+        if rustix::process::geteuid().as_raw() != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        std::fs::write(&path, "").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let error = super::rewrite(&path, &Default::default(), &Default::default())
+            .map(|_| ())
+            .err();
+        // The rewrite replaces it with a file of our own (rename), so the planted one is
+        // gone; a planted `.new` is what must be refused.
+        assert!(error.is_none(), "{error:?}");
+        let planted = super::with_suffix(&path, ".new");
+        std::fs::write(&planted, "").unwrap();
+        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        let error = super::rewrite(&path, &Default::default(), &Default::default())
+            .err()
+            .unwrap();
+        assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(error.to_string().contains("user 65534"), "{error}");
+    }
 
     use std::os::unix::fs::PermissionsExt;
 
