@@ -96,11 +96,15 @@ pub async fn watch(
         return activity.await;
     }
     let started = Instant::now();
-    let deadline = limits.timeout.map(|timeout| started + timeout);
+    // Checked: a timeout too far ahead to be a time (a tag of "1e19" seconds) is no
+    // deadline at all, not a panic.
+    let deadline = limits
+        .timeout
+        .and_then(|timeout| started.checked_add(timeout));
     let mut next_report = limits.report_after;
     tokio::pin!(activity);
     loop {
-        let report_at = next_report.map(|after| started + after);
+        let report_at = next_report.and_then(|after| started.checked_add(after));
         let wake = match (deadline, report_at) {
             (Some(deadline), Some(report_at)) => deadline.min(report_at),
             (deadline, report_at) => match deadline.or(report_at) {
@@ -226,6 +230,29 @@ mod tests {
             watch(activity, RUNNING, Limits::default()).await,
             succeeded()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_too_far_ahead_to_be_a_time_is_no_deadline_not_a_panic() {
+        let mut tags = HashMap::new();
+        tags.insert(ACTIVITY_TIMEOUT_TAG.to_owned(), "1e19".to_owned());
+        let limits = timeout(Duration::from_secs(5)).for_activity(&tags, RUNNING);
+        assert!(
+            limits
+                .timeout
+                .is_some_and(|t| t > Duration::from_secs(1 << 62))
+        );
+        let activity = async {
+            tokio::time::sleep(Duration::from_secs(86_400)).await;
+            succeeded()
+        };
+        assert_eq!(watch(activity, RUNNING, limits).await, succeeded());
+        let forever = Limits {
+            timeout: Some(Duration::MAX),
+            ..Limits::default()
+        };
+        let activity = async { succeeded() };
+        assert_eq!(watch(activity, RUNNING, forever).await, succeeded());
     }
 
     /// Counts the long-running reports the watched activity makes.
