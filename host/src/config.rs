@@ -772,6 +772,18 @@ impl Config {
             location: locate_key(text, section, key),
             message,
         };
+        if self
+            .worker
+            .crash_journal
+            .as_ref()
+            .is_some_and(|journal| journal.as_os_str().is_empty())
+        {
+            return Err(invalid(
+                "worker",
+                "crash_journal",
+                "'crash_journal' in [worker] is empty: name a file (or leave it out for the default beside the database; max_crashes = 0 turns the journal off)".to_owned(),
+            ));
+        }
         if self.backend.token_env.is_some() && self.backend.token_file.is_some() {
             return Err(invalid(
                 "backend",
@@ -1025,6 +1037,15 @@ mod tests {
         parse(text)
             .expect_err("config should be rejected")
             .to_string()
+    }
+
+    #[test]
+    fn an_empty_crash_journal_is_refused_by_name() {
+        let message = error_of("[worker]\ncrash_journal = \"\"\n");
+        assert!(
+            message.contains("'crash_journal' in [worker] is empty"),
+            "{message}"
+        );
     }
 
     #[test]
