@@ -528,8 +528,12 @@ impl Hub {
                 continue;
             };
             let child_id = sub.instance_id.clone();
-            // A finished child may be out of memory: take it back to change its link.
-            self.instances.hydrate(&child_id, store);
+            // A finished child may be out of memory: take it back to change its link. One
+            // that is there but cannot be read is left alone (never re-created over).
+            if self.instances.contains(&child_id) && !self.instances.hydrate(&child_id, store) {
+                tracing::error!(hub = %self.name, instance_id = id, child_id, "a rewind could not read its sub-orchestration; that child is left as it is");
+                continue;
+            }
             let Some(child) = self.instances.get_mut(&child_id) else {
                 // Purged: run it again from the start.
                 self.create_instance(NewInstance {
