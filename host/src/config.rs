@@ -14,6 +14,7 @@
 //! `embedded.tls_key_file`) are resolved against the config file's directory at load time,
 //! so the rest of the host only sees usable paths.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -450,6 +451,26 @@ pub struct PluginSettings {
     /// file, the folder or a folder above it); `false` loads it with a warning, for
     /// development only.
     pub strict_permissions: bool,
+    /// Where plugin code runs: in a supervised child process per plugin generation (the
+    /// default), or in the host's own process.
+    pub isolation: Isolation,
+    /// Process isolation: an orchestration step or entity batch still running after this
+    /// long has its child process killed (the step counts as having crashed it). Steps
+    /// replay deterministic code and take microseconds; one this slow is stuck.
+    #[serde(deserialize_with = "positive_duration")]
+    pub step_limit: Duration,
+    /// Process isolation: the most memory (MiB of data segment and anonymous mappings,
+    /// `RLIMIT_DATA`) each child may use; an allocation past it fails and the child dies
+    /// of it. 0: no limit.
+    pub memory_limit_mb: u64,
+    /// Process isolation: the CPU time (`RLIMIT_CPU`) after which a child is killed, in
+    /// total over its life; a backstop against code that spins forever. `None` (absent or
+    /// zero): no limit.
+    #[serde(deserialize_with = "optional_duration")]
+    pub cpu_time_limit: Option<Duration>,
+    /// `[plugins.overrides.<plugin name>]`: settings for one plugin, by the name it
+    /// registers with `export_plugin!`.
+    pub overrides: BTreeMap<String, PluginOverride>,
 }
 
 impl Default for PluginSettings {
@@ -458,8 +479,36 @@ impl Default for PluginSettings {
             dir: PathBuf::from("plugins"),
             watch: true,
             strict_permissions: true,
+            isolation: Isolation::Process,
+            step_limit: Duration::from_secs(30),
+            memory_limit_mb: 0,
+            cpu_time_limit: None,
+            overrides: BTreeMap::new(),
         }
     }
+}
+
+/// Where plugin code runs (`[plugins] isolation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// Each plugin generation in a child process of its own: a plugin that exits, aborts,
+    /// overflows its stack, leaks or blocks takes down only its child, which is restarted.
+    #[default]
+    Process,
+    /// In the host's process: the cheapest calls, but a plugin that exits or aborts takes
+    /// the host down with it.
+    InProcess,
+}
+
+/// `[plugins.overrides.<plugin name>]`: what differs for one plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginOverride {
+    /// Overrides `[plugins] isolation`.
+    pub isolation: Option<Isolation>,
+    /// Overrides `[plugins] memory_limit_mb`.
+    pub memory_limit_mb: Option<u64>,
 }
 
 /// `[logging]`
@@ -993,6 +1042,14 @@ fn optional_duration<'de, D: Deserializer<'de>>(
 ) -> Result<Option<Duration>, D::Error> {
     let value = duration(deserializer)?;
     Ok((!value.is_zero()).then_some(value))
+}
+
+fn positive_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let duration = duration(deserializer)?;
+    if duration.is_zero() {
+        return Err(serde::de::Error::custom("must be more than zero"));
+    }
+    Ok(duration)
 }
 
 fn at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
@@ -1641,6 +1698,54 @@ rotation = "hourly"
                 .to_string()
                 .starts_with("/nonexistent/host.toml: cannot read")
         );
+    }
+
+    #[test]
+    fn plugins_run_in_processes_of_their_own_unless_configured_otherwise() {
+        let config = parse("").unwrap();
+        assert_eq!(config.plugins.isolation, Isolation::Process);
+        assert_eq!(config.plugins.step_limit, Duration::from_secs(30));
+        assert_eq!(config.plugins.memory_limit_mb, 0);
+        assert_eq!(config.plugins.cpu_time_limit, None);
+
+        let config = parse(
+            "[plugins]\nisolation = \"in-process\"\nstep_limit = \"2s\"\nmemory_limit_mb = 256\ncpu_time_limit = \"1h\"\n[plugins.overrides.orders]\nisolation = \"process\"\nmemory_limit_mb = 512\n",
+        )
+        .unwrap();
+        assert_eq!(config.plugins.isolation, Isolation::InProcess);
+        assert_eq!(config.plugins.step_limit, Duration::from_secs(2));
+        assert_eq!(config.plugins.memory_limit_mb, 256);
+        assert_eq!(
+            config.plugins.cpu_time_limit,
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            config.plugins.overrides["orders"],
+            PluginOverride {
+                isolation: Some(Isolation::Process),
+                memory_limit_mb: Some(512),
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_isolation_setting_is_named() {
+        let error = parse("[plugins]\nisolation = \"thread\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("isolation"), "{error}");
+        assert!(error.contains("in-process"), "{error}");
+        let error = parse("[plugins]\nstep_limit = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("step_limit") && error.contains("more than zero"),
+            "{error}"
+        );
+        let error = parse("[plugins.overrides.orders]\nisolate = \"process\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("isolate"), "{error}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use durabletask_host::client::cli::{self as client_cli, ClientArgs};
 use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
+use durabletask_host::plugins::isolation::IsolationSettings;
 use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
 use durabletask_host::{embedded, logging, signals, worker};
 use durabletask_proto::WorkItemFilters;
@@ -61,10 +62,44 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A plugin's child process under process isolation: started by the host, never by
+    /// hand. It serves the host's calls on its standard input, a socket.
+    #[command(hide = true)]
+    PluginChild {
+        /// The host's private copy of the library.
+        #[arg(long, value_name = "FILE")]
+        library: PathBuf,
+        /// The most verbose log level the host prints (the ABI's number).
+        #[arg(long, default_value_t = 4)]
+        max_level: u8,
+        /// RLIMIT_DATA in bytes.
+        #[arg(long)]
+        memory_limit_bytes: Option<u64>,
+        /// RLIMIT_CPU in seconds.
+        #[arg(long)]
+        cpu_limit_seconds: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A plugin's child process runs no async runtime of the host's.
+    if let Some(Command::PluginChild {
+        library,
+        max_level,
+        memory_limit_bytes,
+        cpu_limit_seconds,
+    }) = &cli.command
+    {
+        return durabletask_host::plugins::isolation::run_child(
+            &durabletask_host::plugins::isolation::ChildArgs {
+                library: library.clone(),
+                max_level: *max_level,
+                memory_limit_bytes: *memory_limit_bytes,
+                cpu_limit_seconds: *cpu_limit_seconds,
+            },
+        );
+    }
     let build_runtime = match cli.command {
         Some(Command::Client(_)) => durabletask_host::runtime::for_client,
         _ => durabletask_host::runtime::for_daemon,
@@ -84,6 +119,7 @@ fn main() -> ExitCode {
         Some(Command::Run { config }) => run_host(&runtime, config.or(cli.config)),
         Some(Command::Plugins { config, json }) => list_plugins(config.or(cli.config), json),
         None => run_host(&runtime, cli.config),
+        Some(Command::PluginChild { .. }) => ExitCode::from(EXIT_FAILURE),
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     code
@@ -108,9 +144,19 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
         Ok((config, _)) => config,
         Err(code) => return code,
     };
+    let isolation = match IsolationSettings::for_this_binary(&config.plugins) {
+        Ok(isolation) => isolation,
+        Err(error) => {
+            client_cli::print_stderr(&format!(
+                "error: cannot find the host's own binary: {error}"
+            ));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let inventory = match durabletask_host::plugins::inventory(
         &config.plugins.dir,
         config.plugins.strict_permissions,
+        isolation,
     ) {
         Ok(inventory) => inventory,
         Err(error) => {
@@ -233,6 +279,9 @@ fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
             max_crashes: config.worker.max_crashes,
             remote: config.backend.mode() == BackendMode::Remote,
         }),
+        isolation: IsolationSettings::for_this_binary(&config.plugins).map_err(|error| {
+            format!("cannot start the plugins: cannot find the host's own binary: {error}")
+        })?,
     };
     let plugins = PluginHost::start(&settings)
         .map_err(|error| format!("cannot start the plugins: {error}"))?;

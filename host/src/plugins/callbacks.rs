@@ -66,7 +66,7 @@ pub(crate) fn host_callbacks(plugin_id: u64) -> HostCallbacks {
 
 /// The most verbose level the host's subscriber would print, so plugins can drop the
 /// rest before crossing the boundary.
-fn max_level() -> LogLevel {
+pub(crate) fn max_level() -> LogLevel {
     match tracing::level_filters::LevelFilter::current().into_level() {
         Some(tracing::Level::TRACE) => LogLevel::Trace,
         Some(tracing::Level::DEBUG) => LogLevel::Debug,
@@ -129,26 +129,42 @@ extern "C" fn log_from_plugin(plugin_id: u64, record: &LogRecord<'_>) {
         let (plugin, version) = identity
             .map(|identity| (identity.name, identity.version))
             .unwrap_or_else(|| ("unknown".to_owned(), String::new()));
-        let target = record.target.as_str();
-        let message = record.message.as_str();
-        macro_rules! forward {
-            ($level:expr) => {
-                tracing::event!(
-                    target: "plugin",
-                    $level,
-                    plugin = %plugin,
-                    plugin_version = %version,
-                    module = %target,
-                    "{message}"
-                )
-            };
-        }
-        match record.level {
-            LogLevel::Trace => forward!(tracing::Level::TRACE),
-            LogLevel::Debug => forward!(tracing::Level::DEBUG),
-            LogLevel::Info => forward!(tracing::Level::INFO),
-            LogLevel::Warn => forward!(tracing::Level::WARN),
-            LogLevel::Error => forward!(tracing::Level::ERROR),
-        }
+        forward_log(
+            &plugin,
+            &version,
+            record.level,
+            record.target.as_str(),
+            record.message.as_str(),
+        );
     }));
+}
+
+/// Writes a plugin's log record to the host's log, tagged with the plugin (for plugins
+/// in the host's process and in child processes alike).
+pub(crate) fn forward_log(
+    plugin: &str,
+    version: &str,
+    level: LogLevel,
+    target: &str,
+    message: &str,
+) {
+    macro_rules! forward {
+        ($level:expr) => {
+            tracing::event!(
+                target: "plugin",
+                $level,
+                plugin = %plugin,
+                plugin_version = %version,
+                module = %target,
+                "{message}"
+            )
+        };
+    }
+    match level {
+        LogLevel::Trace => forward!(tracing::Level::TRACE),
+        LogLevel::Debug => forward!(tracing::Level::DEBUG),
+        LogLevel::Info => forward!(tracing::Level::INFO),
+        LogLevel::Warn => forward!(tracing::Level::WARN),
+        LogLevel::Error => forward!(tracing::Level::ERROR),
+    }
 }

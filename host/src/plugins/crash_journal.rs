@@ -58,6 +58,25 @@ const FILE_MODE: u32 = 0o600;
 /// after the last compaction: about 1,600 steps between rewrites at the least.
 const COMPACT_AFTER_BYTES: u64 = 64 * 1024;
 
+/// The failure of a work item that is not run again because it crashed its plugin (or
+/// the host) too often, logged as it is handed back: not retriable, since a retry would
+/// crash again.
+pub(crate) fn plugin_crashed(
+    plugin: &str,
+    crashes: u32,
+    message: String,
+) -> proto::TaskFailureDetails {
+    tracing::error!(
+        plugin,
+        crashes,
+        "failing a work item with PluginCrashed: {message}"
+    );
+    let mut details =
+        durabletask_abi::failure::details(durabletask_abi::error_types::PLUGIN_CRASHED, message);
+    details.is_non_retriable = true;
+    details
+}
+
 /// Identifies one work item across redeliveries (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Key([u8; 16]);
@@ -308,6 +327,27 @@ impl CrashJournal {
             journal: Arc::clone(self),
             key,
         }
+    }
+
+    /// Counts one crash of `key` that the host saw happen (a plugin's child process died
+    /// while the work item was inside it) and returns its count now. On disk before this
+    /// returns, as a `crashed <key> <n>` line: the count survives the host.
+    pub(crate) fn count_crash(&self, key: Key) -> u32 {
+        let mut hex = [0u8; 32];
+        key.write_hex(&mut hex);
+        let mut state = self.lock();
+        let count = state.crashes.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        let count = *count;
+        let mut line = Vec::with_capacity(48);
+        line.extend_from_slice(b"crashed ");
+        line.extend_from_slice(&hex);
+        line.extend_from_slice(format!(" {count}\n").as_bytes());
+        if let Err(error) = state.file.write_all(&line) {
+            self.warn(&error);
+        }
+        state.appended_bytes += line.len() as u64;
+        count
     }
 
     /// Clears every open entry: the host stops cleanly, so whatever is still running
@@ -566,6 +606,23 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn a_crash_counted_while_the_host_runs_is_on_disk_for_the_next_host() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("journal");
+        let key = Key::of(&[b"child crash"]);
+        {
+            let (journal, _) = CrashJournal::open(&path, 2).unwrap();
+            assert_eq!(journal.count_crash(key), 1);
+            assert_eq!(journal.poisoned(key), None);
+            assert_eq!(journal.count_crash(key), 2);
+            assert_eq!(journal.poisoned(key), Some(2));
+        }
+        let (journal, recovery) = CrashJournal::open(&path, 2).unwrap();
+        assert_eq!(recovery.open, 0);
+        assert_eq!(journal.crashes(key), 2);
+    }
 
     fn key(n: u8) -> Key {
         Key([n; 16])

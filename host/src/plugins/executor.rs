@@ -1,19 +1,24 @@
 //! The plugin host as the worker's [`WorkItemExecutor`]: each work item goes to the
 //! generation `routing` picks (or is answered on the plugins' behalf when none serves
-//! it) and runs there through `calls`.
+//! it) and runs there: through `calls` in the host's process, or through the
+//! generation's `isolation::Supervisor` in its child process.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use durabletask_abi::{error_types, failure};
+use durabletask_abi::{PluginModuleRef, failure};
 use durabletask_proto as proto;
 use futures::future::BoxFuture;
+use prost::Message as _;
 
-use super::crash_journal::{self, Key};
+use super::calls;
+use super::crash_journal::{self, CrashJournal, Key};
 use super::generation::Generation;
+use super::isolation::{CallKind, Work};
+use super::loaded_plugin::Runner;
 use super::plugin_host::PluginHost;
 use super::routing::{self, Refusal};
-use super::watchdog::Call;
+use super::watchdog::{Call, Watchdog};
 use crate::worker::{ActivityOwner, EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
 /// A step slower than this is logged: it held up every other work item.
@@ -21,24 +26,49 @@ const SLOW_STEP: Duration = Duration::from_millis(100);
 
 impl WorkItemExecutor for PluginHost {
     fn execute_entity(&self, work: EntityWork) -> BoxFuture<'static, proto::EntityBatchResult> {
-        let result = match routing::entity(&self.catalog(), &work) {
-            Ok(generation) => {
-                let key = self.crash_journal.as_ref().map(|_| Key::entity(&work));
-                if let Some(crashes) = self.poisoned(key) {
-                    let what = format!("the entity batch of {}", work.instance_id());
-                    let details = self.crashed(&generation, &what, crashes);
-                    return Box::pin(std::future::ready(failure::every_operation(work, details)));
-                }
+        let generation = match routing::entity(&self.catalog(), &work) {
+            Ok(generation) => generation,
+            Err(result) => return Box::pin(std::future::ready(*result)),
+        };
+        let key = self.crash_journal.as_ref().map(|_| Key::entity(&work));
+        let what = format!("the entity batch of {}", work.instance_id());
+        if let Some(crashes) = self.poisoned(key) {
+            let details = self.crashed(&generation, &what, crashes);
+            return Box::pin(std::future::ready(failure::every_operation(work, details)));
+        }
+        match &generation.plugin().runner {
+            Runner::InProcess(module) => {
                 let entity_id = work.instance_id();
                 let _journaled = self.journal_entry(key);
                 let _watched =
                     self.watchdog
                         .enter(call(&generation, "entity batch", entity_id, entity_id));
-                generation.plugin().run_entity_batch(work)
+                Box::pin(std::future::ready(calls::run_entity_batch(*module, work)))
             }
-            Err(result) => *result,
-        };
-        Box::pin(std::future::ready(result))
+            Runner::Process(supervisor) => {
+                let supervisor = Arc::clone(supervisor);
+                let journal = self.crash_journal.clone();
+                Box::pin(async move {
+                    let (shape, request) = work.encode();
+                    let outcome = supervisor
+                        .call(Work {
+                            kind: CallKind::EntityBatch,
+                            shape,
+                            request: &request,
+                            what: &what,
+                            journal: journal.as_ref().zip(key),
+                        })
+                        .await;
+                    // Held until the batch is done: a generation retired meanwhile
+                    // finishes it.
+                    drop(generation);
+                    match outcome {
+                        Ok(result) => calls::decode_entity_batch_result(&result, work),
+                        Err(details) => failure::every_operation(work, details),
+                    }
+                })
+            }
+        }
     }
 
     fn execute_orchestrator(
@@ -76,13 +106,13 @@ impl WorkItemExecutor for PluginHost {
             .crash_journal
             .as_ref()
             .map(|_| Key::orchestration(&request));
+        let what = format!(
+            "the step of orchestration '{}' (instance {}, after {} history events)",
+            orchestrator_name(&request),
+            request.instance_id,
+            request.past_events.len()
+        );
         if let Some(crashes) = self.poisoned(key) {
-            let what = format!(
-                "the step of orchestration '{}' (instance {}, after {} history events)",
-                orchestrator_name(&request),
-                request.instance_id,
-                request.past_events.len()
-            );
             let details = self.crashed(&generation, &what, crashes);
             self.sticky.forget(&request.instance_id);
             return Box::pin(std::future::ready(OrchestratorOutcome::Completed(
@@ -99,33 +129,35 @@ impl WorkItemExecutor for PluginHost {
         let watchdog = Arc::clone(&self.watchdog);
         let journal = self.crash_journal.clone();
         Box::pin(async move {
-            // Orchestration steps run right here, on the event loop. A step is replay of
-            // pure, deterministic code (no I/O, by the rules of orchestrations) and takes
-            // microseconds; handing it to another thread cost more than the step itself.
-            // A step that does block is reported, so the offending orchestrator is named.
             // The generation is held until the step is done: a generation retired
             // meanwhile finishes it.
-            let started = Instant::now();
-            let watched = watchdog.enter(call(
-                &generation,
-                "orchestration step",
-                orchestrator_name(&request),
-                &request.instance_id,
-            ));
-            // On disk before the plugin runs: if the step takes the host down, the next
-            // host counts it.
-            let journaled = journal.zip(key).map(|(journal, key)| journal.enter(key));
-            let response = generation.plugin().run_orchestrator(&request);
-            drop(journaled);
-            drop(watched);
-            let elapsed = started.elapsed();
-            if elapsed > SLOW_STEP {
-                tracing::warn!(
-                    instance_id = request.instance_id,
-                    elapsed_ms = elapsed.as_millis(),
-                    "an orchestration step took long and held up the worker loop; orchestrator code must not block (no I/O, no sleeps, no heavy computation: use activities)"
-                );
-            }
+            let response = match &generation.plugin().runner {
+                Runner::InProcess(module) => {
+                    run_step_in_process(*module, &generation, &request, &watchdog, journal, key)
+                }
+                Runner::Process(supervisor) => {
+                    let bytes = request.encode_to_vec();
+                    let outcome = supervisor
+                        .call(Work {
+                            kind: CallKind::Orchestration,
+                            shape: 0,
+                            request: &bytes,
+                            what: &what,
+                            journal: journal.as_ref().zip(key),
+                        })
+                        .await;
+                    match outcome {
+                        Ok(response) => {
+                            calls::decode_orchestrator_response(&response, &request.instance_id)
+                        }
+                        Err(details) => failure::orchestration(
+                            request.instance_id.clone(),
+                            failure::FIRST_ACTION_ID,
+                            details,
+                        ),
+                    }
+                }
+            };
             if completes(&response) {
                 sticky_routes.forget(&response.instance_id);
             }
@@ -164,7 +196,41 @@ impl WorkItemExecutor for PluginHost {
                 details,
             )));
         }
-        let activity = generation.plugin().start_activity(&request);
+        let module = match &generation.plugin().runner {
+            Runner::InProcess(module) => *module,
+            Runner::Process(supervisor) => {
+                let supervisor = Arc::clone(supervisor);
+                let journal = self.crash_journal.clone();
+                return Box::pin(async move {
+                    let request_bytes = request.encode_to_vec();
+                    let what = format!(
+                        "activity '{}' (instance {instance_id}, task {})",
+                        request.name, request.task_id
+                    );
+                    let outcome = supervisor
+                        .call(Work {
+                            kind: CallKind::Activity,
+                            shape: 0,
+                            request: &request_bytes,
+                            what: &what,
+                            journal: journal.as_ref().zip(key),
+                        })
+                        .await;
+                    // Held until the activity is done: a generation retired meanwhile
+                    // finishes it.
+                    drop(generation);
+                    match outcome {
+                        Ok(response) => calls::decode_activity_response(
+                            &response,
+                            &instance_id,
+                            request.task_id,
+                        ),
+                        Err(details) => failure::activity(instance_id, request.task_id, details),
+                    }
+                });
+            }
+        };
+        let activity = calls::start_activity(module, &request);
         let watchdog = Arc::clone(&self.watchdog);
         let journal = self.crash_journal.clone();
         let name = request.name;
@@ -201,6 +267,42 @@ impl WorkItemExecutor for PluginHost {
     }
 }
 
+/// Runs an orchestration step in the host's process, on the event loop. A step is replay
+/// of pure, deterministic code (no I/O, by the rules of orchestrations) and takes
+/// microseconds; handing it to another thread cost more than the step itself. A step
+/// that does block is reported while it runs (`watchdog`), so the offending
+/// orchestrator is named, and it is on the crash journal's disk before the plugin runs:
+/// if the step takes the host down, the next host counts it.
+fn run_step_in_process(
+    module: PluginModuleRef,
+    generation: &Generation,
+    request: &proto::OrchestratorRequest,
+    watchdog: &Watchdog,
+    journal: Option<Arc<CrashJournal>>,
+    key: Option<Key>,
+) -> proto::OrchestratorResponse {
+    let started = Instant::now();
+    let watched = watchdog.enter(call(
+        generation,
+        "orchestration step",
+        orchestrator_name(request),
+        &request.instance_id,
+    ));
+    let journaled = journal.zip(key).map(|(journal, key)| journal.enter(key));
+    let response = calls::run_orchestrator(module, request);
+    drop(journaled);
+    drop(watched);
+    let elapsed = started.elapsed();
+    if elapsed > SLOW_STEP {
+        tracing::warn!(
+            instance_id = request.instance_id,
+            elapsed_ms = elapsed.as_millis(),
+            "an orchestration step took long and held up the worker loop; orchestrator code must not block (no I/O, no sleeps, no heavy computation: use activities)"
+        );
+    }
+    response
+}
+
 impl PluginHost {
     /// How many times the work item `key` crashed the host, if it must not run again.
     /// (`key` is `None` when there is no journal: keys are only computed for one.)
@@ -226,19 +328,18 @@ impl PluginHost {
             .crash_journal
             .as_ref()
             .map_or(crashes, |journal| journal.max_crashes());
-        let message = format!(
-            "{what} was inside plugin {} {} when the host died, {crashes} times ([worker] max_crashes = {max_crashes}); it is not run again. The plugin runs in the host's process, so it took the host down with it: how it died (exit code or signal) is not known to the host that restarted (the service manager that restarted it has it)",
-            plugin.name, plugin.version
-        );
-        tracing::error!(
-            plugin = %plugin.name,
-            plugin_version = %plugin.version,
-            crashes,
-            "failing a work item with PluginCrashed: {message}"
-        );
-        let mut details = failure::details(error_types::PLUGIN_CRASHED, message);
-        details.is_non_retriable = true;
-        details
+        let message = if plugin.isolated() {
+            format!(
+                "{what} crashed the process of plugin {} {} {crashes} times ([worker] max_crashes = {max_crashes}); it is not run again",
+                plugin.name, plugin.version
+            )
+        } else {
+            format!(
+                "{what} was inside plugin {} {} when the host died, {crashes} times ([worker] max_crashes = {max_crashes}); it is not run again. The plugin runs in the host's process, so it took the host down with it: how it died (exit code or signal) is not known to the host that restarted (the service manager that restarted it has it)",
+                plugin.name, plugin.version
+            )
+        };
+        crash_journal::plugin_crashed(&generation.label(), crashes, message)
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::error::PluginError;
 use super::generation::Generation;
+use super::isolation::IsolationSettings;
 use super::manager::Manager;
 
 /// The outcome of loading a plugins folder.
@@ -27,9 +28,14 @@ pub struct Inventory {
 }
 
 /// Loads every library in `dir` from private copies, as the host does at start, with
-/// `[plugins] strict_permissions`.
-pub fn inventory(dir: &Path, strict_permissions: bool) -> Result<Inventory, PluginError> {
-    let (_manager, change) = Manager::first_scan(dir, strict_permissions)?;
+/// `[plugins] strict_permissions`, each plugin where `isolation` says it runs (a
+/// library meant for a child process runs no code in this one).
+pub fn inventory(
+    dir: &Path,
+    strict_permissions: bool,
+    isolation: IsolationSettings,
+) -> Result<Inventory, PluginError> {
+    let (_manager, change) = Manager::first_scan(dir, strict_permissions, isolation)?;
     Ok(Inventory {
         dir: dir.to_path_buf(),
         generations: change.added,
@@ -50,7 +56,8 @@ impl Inventory {
     }
 
     /// One JSON object: `{"dir", "plugins": [...], "ignored": [...], "refused": [...],
-    /// "untrusted": [...]}`.
+    /// "untrusted": [...]}`; each plugin says where it would run (`"isolation"`:
+    /// `"process"` or `"in-process"`).
     pub fn to_json(&self) -> Value {
         let skipped = |list: &[(PathBuf, String)]| -> Vec<Value> {
             list.iter()
@@ -67,6 +74,7 @@ impl Inventory {
                     "file": plugin.source.display().to_string(),
                     "build": plugin.content_hash,
                     "sdk_version": plugin.sdk_version,
+                    "isolation": isolation(plugin),
                     "orchestrators": plugin.orchestrators,
                     "activities": plugin.activities,
                     "entities": plugin.entities,
@@ -94,12 +102,13 @@ impl Inventory {
         for generation in &self.generations {
             let plugin = generation.plugin();
             text.push_str(&format!(
-                "\n{} {}\n  file:          {} (build {}, sdk {})\n  orchestrators: {}\n  activities:    {}\n  entities:      {}\n",
+                "\n{} {}\n  file:          {} (build {}, sdk {})\n  runs:          {}\n  orchestrators: {}\n  activities:    {}\n  entities:      {}\n",
                 plugin.name,
                 plugin.version,
                 plugin.source.display(),
                 plugin.content_hash,
                 plugin.sdk_version,
+                isolation(plugin),
                 list(&plugin.orchestrators),
                 list(&plugin.activities),
                 list(&plugin.entities),
@@ -121,5 +130,14 @@ impl Inventory {
             }
         }
         text
+    }
+}
+
+/// `[plugins] isolation`'s value for where `plugin` runs.
+fn isolation(plugin: &super::LoadedPlugin) -> &'static str {
+    if plugin.isolated() {
+        "process"
+    } else {
+        "in-process"
     }
 }

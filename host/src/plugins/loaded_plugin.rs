@@ -1,9 +1,14 @@
 //! A loaded plugin library: what it said about itself at `init`, where it came from, and
-//! its function table.
+//! where its code runs (its function table in the host, or the child process that loaded
+//! it).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use durabletask_abi::PluginModuleRef;
+use durabletask_abi::{PluginDescription, PluginModuleRef};
+
+use super::calls;
+use super::isolation::Supervisor;
 
 /// One loaded plugin library.
 pub struct LoadedPlugin {
@@ -23,8 +28,78 @@ pub struct LoadedPlugin {
     pub source: PathBuf,
     /// The first 16 hex digits of the SHA-256 of its contents.
     pub content_hash: String,
-    /// The checked function table: called only through `calls`.
-    pub(super) module: PluginModuleRef,
+    /// Where its code runs.
+    pub(super) runner: Runner,
+}
+
+/// Where a plugin's code runs.
+pub(crate) enum Runner {
+    /// In the host's process: the checked function table, called through `calls`.
+    InProcess(PluginModuleRef),
+    /// In a supervised child process of its own.
+    Process(Arc<Supervisor>),
+}
+
+/// What a plugin says about itself at `init`, as plain strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Registrations {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) sdk_version: String,
+    pub(crate) orchestrators: Vec<String>,
+    pub(crate) activities: Vec<String>,
+    pub(crate) entities: Vec<String>,
+}
+
+impl From<PluginDescription> for Registrations {
+    fn from(description: PluginDescription) -> Self {
+        let strings = |names: abi_stable::std_types::RVec<abi_stable::std_types::RString>| {
+            names.into_iter().map(|name| name.into_string()).collect()
+        };
+        Self {
+            name: description.name.into_string(),
+            version: description.version.into_string(),
+            sdk_version: description.sdk_version.into_string(),
+            orchestrators: strings(description.orchestrators),
+            activities: strings(description.activities),
+            entities: strings(description.entities),
+        }
+    }
+}
+
+impl LoadedPlugin {
+    pub(crate) fn new(
+        registrations: Registrations,
+        source: PathBuf,
+        content_hash: String,
+        runner: Runner,
+    ) -> Self {
+        Self {
+            name: registrations.name,
+            version: registrations.version,
+            sdk_version: registrations.sdk_version,
+            orchestrators: registrations.orchestrators,
+            activities: registrations.activities,
+            entities: registrations.entities,
+            source,
+            content_hash,
+            runner,
+        }
+    }
+
+    /// Whether its code runs in a child process.
+    pub fn isolated(&self) -> bool {
+        matches!(self.runner, Runner::Process(_))
+    }
+
+    /// Stops the plugin's runtime (in-process) or its child process. Activities still
+    /// running complete with a failure. A child is started again on the next call.
+    pub(crate) fn shutdown(&self) {
+        match &self.runner {
+            Runner::InProcess(module) => calls::shutdown(*module),
+            Runner::Process(supervisor) => supervisor.shutdown(),
+        }
+    }
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -33,6 +108,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("name", &self.name)
             .field("version", &self.version)
             .field("source", &self.source)
+            .field("isolated", &self.isolated())
             .finish_non_exhaustive()
     }
 }

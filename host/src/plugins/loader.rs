@@ -12,14 +12,15 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use durabletask_abi::{HostCallbacks, PluginModuleRef};
 use sha2::{Digest, Sha256};
 
 use super::callbacks;
 use super::calls;
 use super::elf;
 use super::error::LoadError;
-use super::ffi::{self, PluginLibrary};
-use super::loaded_plugin::LoadedPlugin;
+use super::ffi;
+use super::loaded_plugin::{LoadedPlugin, Registrations, Runner};
 use super::private_dir;
 use super::trust::{self, Policy};
 
@@ -56,13 +57,35 @@ pub(crate) struct PrivateCopy {
     pub(crate) untrusted: Option<String>,
 }
 
-/// Loads a private copy of `source`, running every check before any plugin code, then
-/// the plugin's `init`.
+/// Loads a private copy of `source` into the host's process, running every check
+/// before any plugin code, then the plugin's `init`.
 pub(crate) fn load(source: &Path, copy: &PrivateCopy) -> Result<LoadedPlugin, LoadError> {
-    // A library cut short would crash the host inside dlopen (SIGBUS): refuse it first.
-    elf::check_complete(&copy.path).map_err(LoadError::NotALibrary)?;
-    let library = ffi::open_checked(&copy.path)?;
-    initialise(source, library, copy.hash.clone())
+    let file_name = source
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let plugin_id = callbacks::register_plugin(&file_name);
+    let (module, registrations) = open_and_init(&copy.path, callbacks::host_callbacks(plugin_id))?;
+    callbacks::name_plugin(plugin_id, &registrations.name, &registrations.version);
+    Ok(LoadedPlugin::new(
+        registrations,
+        source.to_path_buf(),
+        copy.hash.clone(),
+        Runner::InProcess(module),
+    ))
+}
+
+/// Opens the library at `path` in this process, runs every check, then its `init` with
+/// `host` (the host's callbacks, or a child's): what loading is in either process.
+pub(crate) fn open_and_init(
+    path: &Path,
+    host: HostCallbacks,
+) -> Result<(PluginModuleRef, Registrations), LoadError> {
+    // A library cut short would crash the process inside dlopen (SIGBUS): refuse it first.
+    elf::check_complete(path).map_err(LoadError::NotALibrary)?;
+    let library = ffi::open_checked(path)?;
+    let description = calls::init(library.module, host).map_err(LoadError::InitFailed)?;
+    Ok((library.module, description.into()))
 }
 
 /// Streams `source` into a temporary file in `private_dir` while hashing it, then names
@@ -174,44 +197,6 @@ fn copy_failed(path: &Path, error: &std::io::Error) -> LoadError {
         "cannot make a private copy at {}: {error}",
         path.display()
     ))
-}
-
-fn initialise(
-    source: &Path,
-    library: PluginLibrary,
-    hash: String,
-) -> Result<LoadedPlugin, LoadError> {
-    let file_name = source
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let plugin_id = callbacks::register_plugin(&file_name);
-    let description = calls::init(library.module, callbacks::host_callbacks(plugin_id))
-        .map_err(LoadError::InitFailed)?;
-    callbacks::name_plugin(plugin_id, &description.name, &description.version);
-    Ok(LoadedPlugin {
-        name: description.name.into_string(),
-        version: description.version.into_string(),
-        sdk_version: description.sdk_version.into_string(),
-        orchestrators: description
-            .orchestrators
-            .into_iter()
-            .map(|name| name.into_string())
-            .collect(),
-        activities: description
-            .activities
-            .into_iter()
-            .map(|name| name.into_string())
-            .collect(),
-        entities: description
-            .entities
-            .into_iter()
-            .map(|name| name.into_string())
-            .collect(),
-        source: source.to_path_buf(),
-        content_hash: hash,
-        module: library.module,
-    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use std::cmp::Ordering;
 
 use super::error::LoadError;
 use super::generation::Generation;
+use super::isolation::{self, IsolationSettings};
 use super::loaded_plugin::LoadedPlugin;
 use super::loader;
 use super::private_dir::PrivateDir;
@@ -79,6 +80,8 @@ pub(crate) struct Manager {
     dir: PathBuf,
     private_dir: PrivateDir,
     policy: Policy,
+    /// Where each plugin's code runs.
+    isolation: IsolationSettings,
     files: BTreeMap<PathBuf, FileEntry>,
     /// Every library loaded by this process, by content hash (libraries are never
     /// unloaded, and one image must not be initialised twice).
@@ -140,11 +143,17 @@ impl Refusal {
 }
 
 impl Manager {
-    pub(crate) fn new(dir: PathBuf, private_dir: PrivateDir, policy: Policy) -> Self {
+    pub(crate) fn new(
+        dir: PathBuf,
+        private_dir: PrivateDir,
+        policy: Policy,
+        isolation: IsolationSettings,
+    ) -> Self {
         Self {
             dir,
             private_dir,
             policy,
+            isolation,
             files: BTreeMap::new(),
             libraries: HashMap::new(),
             generations: HashMap::new(),
@@ -161,6 +170,7 @@ impl Manager {
     pub(crate) fn first_scan(
         dir: &Path,
         strict_permissions: bool,
+        isolation: IsolationSettings,
     ) -> Result<(Self, Change), super::PluginError> {
         let private_dir =
             PrivateDir::create().map_err(|source| super::PluginError::PrivateDir {
@@ -171,6 +181,7 @@ impl Manager {
             dir.to_path_buf(),
             private_dir,
             Policy::new(strict_permissions),
+            isolation,
         );
         let change = manager
             .scan()
@@ -287,7 +298,7 @@ impl Manager {
         if self.libraries.contains_key(&copy.hash) {
             return Ok((copy.hash, untrusted));
         }
-        let plugin = loader::load(path, &copy).map_err(Refusal::File)?;
+        let plugin = isolation::load(path, &copy, &self.isolation).map_err(Refusal::File)?;
         tracing::debug!(
             plugin = %plugin.name,
             plugin_version = %plugin.version,
@@ -411,6 +422,7 @@ mod folder_tests {
             dir.to_path_buf(),
             PrivateDir::create().unwrap(),
             Policy::new(strict_permissions),
+            IsolationSettings::in_process(),
         )
     }
 
@@ -573,7 +585,8 @@ mod folder_tests {
         patched[at..at + 5].copy_from_slice(b"v1.00");
         std::fs::write(dir.path().join("version-a.so"), &library).unwrap();
         std::fs::write(dir.path().join("version-b.so"), &patched).unwrap();
-        let inventory = super::super::inventory(dir.path(), true).unwrap();
+        let inventory =
+            super::super::inventory(dir.path(), true, IsolationSettings::in_process()).unwrap();
         let versions: Vec<&str> = inventory
             .generations
             .iter()
@@ -595,7 +608,8 @@ mod folder_tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(sample("orders_v1"), dir.path().join("dup-a.so")).unwrap();
         std::fs::copy(sample("orders_v1"), dir.path().join("dup-b.so")).unwrap();
-        let inventory = super::super::inventory(dir.path(), true).unwrap();
+        let inventory =
+            super::super::inventory(dir.path(), true, IsolationSettings::in_process()).unwrap();
         let mentioned = |name: &str| {
             inventory
                 .generations

@@ -36,6 +36,7 @@ mod executor;
 mod ffi;
 pub mod generation;
 mod inventory;
+pub mod isolation;
 mod loaded_plugin;
 mod loader;
 mod manager;

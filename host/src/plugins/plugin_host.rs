@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::catalog::Catalog;
 use super::crash_journal::{CrashJournal, JournalError};
 use super::error::PluginError;
+use super::isolation::IsolationSettings;
 use super::manager::{self, Manager};
 use super::sticky::StickyRoutes;
 use super::watcher;
@@ -36,6 +37,8 @@ pub struct PluginHostSettings {
     /// `[worker] crash_journal` and `max_crashes`; `None` when `max_crashes = 0`: no
     /// journal, work items are run however often they crashed the host.
     pub crash_journal: Option<CrashJournalSettings>,
+    /// `[plugins] isolation` and the limits of plugins' child processes.
+    pub isolation: IsolationSettings,
 }
 
 /// Where the crash journal is and when a work item is poison.
@@ -60,6 +63,10 @@ impl Default for PluginHostSettings {
             maximum_timer_interval: None,
             versioning: None,
             crash_journal: None,
+            isolation: IsolationSettings::new(
+                &crate::config::PluginSettings::default(),
+                std::env::current_exe().unwrap_or_default(),
+            ),
         }
     }
 }
@@ -106,8 +113,11 @@ impl PluginHost {
     /// (one line naming the file and the reason) and skipped; only an unreadable folder
     /// is an error.
     pub fn start(settings: &PluginHostSettings) -> Result<Arc<PluginHost>, PluginError> {
-        let (mut manager, change) =
-            Manager::first_scan(&settings.dir, settings.strict_permissions)?;
+        let (mut manager, change) = Manager::first_scan(
+            &settings.dir,
+            settings.strict_permissions,
+            settings.isolation.clone(),
+        )?;
         log_change(&change);
         // Later scans (hot swap) wait for a changed file to settle before reading it.
         manager.settle_changes();

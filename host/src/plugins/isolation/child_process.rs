@@ -1,0 +1,628 @@
+//! One running child process of a plugin, seen from the host: it is spawned with one end
+//! of a socket pair as its standard input, a writer thread sends it frames from a queue
+//! (so the event loop never blocks on a child that stopped reading), and a reader thread
+//! resolves the calls it answers. When the socket ends (the child died, or closed it),
+//! the reader reaps the child, and every call still inside it learns how it died and
+//! whether it is a suspect (see [`ChildProcess::call`]).
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::AsFd as _;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use super::child_main;
+use super::frame::{self, Body, Call, CallKind, Frame, Log};
+use super::limits::Limits;
+use crate::plugins::callbacks;
+use crate::plugins::error::LoadError;
+use crate::plugins::loaded_plugin::Registrations;
+
+/// How long a child that closed its socket may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// How the host starts a child.
+#[derive(Debug, Clone)]
+pub(crate) struct Launch {
+    /// The host's own binary.
+    pub(crate) program: std::path::PathBuf,
+    /// The private copy of the library.
+    pub(crate) library: std::path::PathBuf,
+    pub(crate) limits: Limits,
+}
+
+/// What ended a child, as calls inside it learn it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Death {
+    pub(crate) pid: u32,
+    /// `None` if it could not be reaped.
+    pub(crate) status: Option<ExitStatus>,
+    /// Why the host killed it, if it did.
+    pub(crate) killed: Option<KillReason>,
+}
+
+/// Why the host killed a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KillReason {
+    /// Call `call` (a step or batch) ran past `[plugins] step_limit`.
+    StepLimit { call: u64, limit: Duration },
+    /// An activity the host gave up on (timed out) was still running in it.
+    Recycle,
+    /// The generation was taken out of service, or the host stops.
+    Shutdown,
+}
+
+impl std::fmt::Display for Death {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pid = self.pid;
+        match &self.killed {
+            Some(KillReason::StepLimit { limit, .. }) => {
+                return write!(
+                    f,
+                    "its process (pid {pid}) was killed because the call ran past [plugins] step_limit = {}",
+                    humantime_secs(*limit)
+                );
+            }
+            Some(KillReason::Recycle) => {
+                return write!(
+                    f,
+                    "its process (pid {pid}) was recycled: an activity that timed out did not finish"
+                );
+            }
+            Some(KillReason::Shutdown) => {
+                return write!(f, "its process (pid {pid}) was stopped by the host");
+            }
+            None => {}
+        }
+        match self.status {
+            Some(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => write!(f, "its process (pid {pid}) exited with code {code}"),
+                (None, Some(signal)) => write!(
+                    f,
+                    "its process (pid {pid}) was killed by signal {signal} ({})",
+                    signal_name(signal)
+                ),
+                (None, None) => write!(f, "its process (pid {pid}) ended ({status})"),
+            },
+            None => write!(
+                f,
+                "its process (pid {pid}) closed its connection to the host"
+            ),
+        }
+    }
+}
+
+fn humantime_secs(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}
+
+/// The usual names of the signals a crashing process dies of.
+pub(crate) fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGTRAP => "SIGTRAP",
+        _ => "signal",
+    }
+}
+
+/// What a call inside a child ends with.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The child's encoded response.
+    Reply(Vec<u8>),
+    /// The child died first. `suspect`: the call was inside the plugin's code in a way
+    /// that makes it a candidate for what killed it (see [`ChildProcess::call`]);
+    /// `alone`: it was the only suspect, so it is the culprit.
+    Died {
+        death: Death,
+        suspect: bool,
+        alone: bool,
+    },
+}
+
+struct PendingCall {
+    kind: CallKind,
+    /// Which work item, for the log line when the child dies.
+    what: String,
+    /// An activity whose first poll has not returned yet (steps and batches are inside
+    /// only when they are the oldest: the child runs them one at a time, in order).
+    starting: bool,
+    reply: tokio::sync::oneshot::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct State {
+    calls: HashMap<u64, PendingCall>,
+    death: Option<Death>,
+    killed: Option<KillReason>,
+    /// Activities the host stopped waiting for that the child still runs.
+    abandoned: HashSet<u64>,
+}
+
+struct Shared {
+    label: String,
+    state: Mutex<State>,
+    child: Mutex<Child>,
+}
+
+/// A running (or dead) child process of a plugin generation.
+pub(crate) struct ChildProcess {
+    pid: u32,
+    started: Instant,
+    outbox: mpsc::Sender<Vec<u8>>,
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for ChildProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildProcess")
+            .field("pid", &self.pid)
+            .field("label", &self.shared.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChildProcess {
+    /// Starts a child for `launch`. `label` names it in log lines until it says what it
+    /// is; `loaded` is called once, from the reader thread, with what the plugin
+    /// registered or why it did not load.
+    pub(crate) fn spawn(
+        launch: &Launch,
+        label: &str,
+        loaded: impl FnOnce(Result<Registrations, LoadError>) + Send + 'static,
+    ) -> std::io::Result<Arc<ChildProcess>> {
+        let (host_end, child_end) = UnixStream::pair()?;
+        // The child's own output (a plugin's println!, Rust's abort messages) goes where
+        // the host's standard error goes.
+        let stdout = std::io::stderr().as_fd().try_clone_to_owned()?;
+        let mut command = Command::new(&launch.program);
+        command
+            .arg("plugin-child")
+            .arg("--library")
+            .arg(&launch.library)
+            .arg("--max-level")
+            .arg((callbacks::max_level() as u8).to_string())
+            .args(launch.limits.to_args())
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(child_end)))
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::inherit())
+            // A group of its own: Ctrl-C in the host's terminal (or `timeout`) signals
+            // the host, which drains and then stops its children, not the children
+            // first.
+            .process_group(0);
+        let child = command.spawn()?;
+        let pid = child.id();
+        let reader = host_end.try_clone()?;
+        let (outbox, queue) = mpsc::channel::<Vec<u8>>();
+        let shared = Arc::new(Shared {
+            label: label.to_owned(),
+            state: Mutex::new(State::default()),
+            child: Mutex::new(child),
+        });
+        let process = Arc::new(ChildProcess {
+            pid,
+            started: Instant::now(),
+            outbox,
+            shared: Arc::clone(&shared),
+            next_id: AtomicU64::new(1),
+        });
+        let mut writer = host_end;
+        std::thread::Builder::new()
+            .name(format!("plugin-writer-{pid}"))
+            .spawn(move || {
+                use std::io::Write as _;
+                for bytes in queue {
+                    if writer.write_all(&bytes).is_err() {
+                        // The reader sees the end of the socket and reports the death.
+                        return;
+                    }
+                }
+            })?;
+        std::thread::Builder::new()
+            .name(format!("plugin-reader-{pid}"))
+            .spawn(move || read_until_death(reader, pid, &shared, loaded))?;
+        Ok(process)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// How long ago it was started.
+    pub(crate) fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Whether it has died (its calls then fail at once).
+    pub(crate) fn death(&self) -> Option<Death> {
+        self.shared.lock_state().death.clone()
+    }
+
+    /// Sends a call; the receiver ends with its outcome. A call is a *suspect* if the
+    /// child dies while it is inside the plugin's code in a call of the host's: the
+    /// oldest step or batch (the child runs them in order), and activities still in
+    /// their first poll. Only when no such call was inside are the activities that were
+    /// running on the plugin's runtime the suspects, all of them. (The crash journal
+    /// judges a host that died with in-process plugins the same way.)
+    pub(crate) fn call(
+        &self,
+        kind: CallKind,
+        shape: u8,
+        request: &[u8],
+        what: &str,
+    ) -> Result<(u64, tokio::sync::oneshot::Receiver<Outcome>), Death> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.shared.lock_state();
+        if let Some(death) = &state.death {
+            return Err(death.clone());
+        }
+        state.calls.insert(
+            id,
+            PendingCall {
+                kind,
+                what: what.to_owned(),
+                starting: kind == CallKind::Activity,
+                reply,
+            },
+        );
+        drop(state);
+        let frame = Frame::new(Body::Call(Call {
+            id,
+            kind: kind as i32,
+            shape: u32::from(shape),
+            request: request.to_vec(),
+        }));
+        // Fails only if the writer thread is gone, after the socket broke: the reader
+        // then reports the death to this call too.
+        let _ = self.outbox.send(frame.to_bytes());
+        Ok((id, outcome))
+    }
+
+    /// Whether call `id` is the step or batch the child is running now: the oldest
+    /// (the child runs them one at a time, in order).
+    pub(crate) fn is_running_step(&self, id: u64) -> bool {
+        oldest_step(&self.shared.lock_state().calls) == Some(id)
+    }
+
+    /// The host stopped waiting for call `id`. Returns whether an activity of it still
+    /// runs in the child (the child should then be recycled if it does not finish).
+    pub(crate) fn abandon(&self, id: u64) -> bool {
+        let mut state = self.shared.lock_state();
+        match state.calls.remove(&id) {
+            Some(call) if call.kind == CallKind::Activity && state.death.is_none() => {
+                state.abandoned.insert(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the abandoned activity `id` still runs.
+    pub(crate) fn still_running_abandoned(&self, id: u64) -> bool {
+        let state = self.shared.lock_state();
+        state.death.is_none() && state.abandoned.contains(&id)
+    }
+
+    /// Kills the child (SIGKILL); its calls learn `reason`.
+    pub(crate) fn kill(&self, reason: KillReason) {
+        {
+            let mut state = self.shared.lock_state();
+            if state.death.is_some() {
+                return;
+            }
+            state.killed.get_or_insert(reason);
+        }
+        let _ = self.shared.lock_child().kill();
+    }
+
+    /// Asks the child to stop its plugin's runtime and exit; kills it if it is still
+    /// there after `grace`.
+    pub(crate) fn stop(self: &Arc<Self>, grace: Duration) {
+        self.shared
+            .lock_state()
+            .killed
+            .get_or_insert(KillReason::Shutdown);
+        let _ = self
+            .outbox
+            .send(Frame::new(Body::Shutdown(frame::Shutdown {})).to_bytes());
+        let process = Arc::clone(self);
+        let _ = std::thread::Builder::new()
+            .name(format!("plugin-stop-{}", self.pid))
+            .spawn(move || {
+                let deadline = Instant::now() + grace;
+                while Instant::now() < deadline {
+                    if process.death().is_some() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                process.kill(KillReason::Shutdown);
+            });
+    }
+}
+
+impl Shared {
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // Every change is one insert or remove: nothing is half-done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_child(&self) -> MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reaps the child after its socket ended, killing it if it does not exit by itself.
+    fn reap(&self) -> Option<ExitStatus> {
+        let deadline = Instant::now() + EXIT_GRACE;
+        let mut child = self.lock_child();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    return child.wait().ok();
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// The reader thread: the first frame says whether the plugin loaded; then replies,
+/// start notices and log records until the socket ends, then the death.
+fn read_until_death(
+    mut socket: UnixStream,
+    pid: u32,
+    shared: &Shared,
+    loaded: impl FnOnce(Result<Registrations, LoadError>),
+) {
+    let mut loaded = Some(loaded);
+    let mut identity = (shared.label.clone(), String::new());
+    let ended = loop {
+        let frame = match frame::read(&mut socket) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break None,
+            Err(error) => break Some(error.to_string()),
+        };
+        match frame.body {
+            Some(Body::Loaded(registrations)) => {
+                if let Some(loaded) = loaded.take() {
+                    identity = (registrations.name.clone(), registrations.version.clone());
+                    loaded(Ok(registrations.into()));
+                }
+            }
+            Some(Body::LoadFailed(failed)) => {
+                if let Some(loaded) = loaded.take() {
+                    loaded(Err(child_main::load_error(failed)));
+                }
+            }
+            Some(Body::Reply(reply)) => {
+                let mut state = shared.lock_state();
+                if let Some(call) = state.calls.remove(&reply.id) {
+                    drop(state);
+                    let _ = call.reply.send(Outcome::Reply(reply.response));
+                } else if state.abandoned.remove(&reply.id) {
+                    // The host stopped waiting: the activity timed out, or its work
+                    // item was dropped at shutdown. Neither is news by now.
+                    tracing::debug!(
+                        plugin = %identity.0,
+                        pid,
+                        "a plugin completed an activity nobody is waiting for any more (it timed out, or the host is shutting down); its result is ignored"
+                    );
+                }
+            }
+            Some(Body::Started(started)) => {
+                if let Some(call) = shared.lock_state().calls.get_mut(&started.id) {
+                    call.starting = false;
+                }
+            }
+            Some(Body::Log(Log {
+                level,
+                target,
+                message,
+            })) => {
+                let level = child_main::level_from_u8(u8::try_from(level).unwrap_or(u8::MAX));
+                callbacks::forward_log(&identity.0, &identity.1, level, &target, &message);
+            }
+            // Frames only the host sends: a confused or hostile child. Ignored.
+            Some(Body::Call(_) | Body::Shutdown(_)) | None => {}
+        }
+    };
+    if let Some(error) = &ended {
+        tracing::warn!(
+            plugin = %identity.0,
+            plugin_version = %identity.1,
+            pid,
+            "the connection to a plugin's process broke ({error}); the process is killed"
+        );
+        let _ = shared.lock_child().kill();
+    }
+    let status = shared.reap();
+    let mut state = shared.lock_state();
+    let death = Death {
+        pid,
+        status,
+        killed: state.killed.clone(),
+    };
+    state.death = Some(death.clone());
+    let calls = std::mem::take(&mut state.calls);
+    drop(state);
+    if let Some(loaded) = loaded.take() {
+        loaded(Err(LoadError::InitFailed(format!(
+            "{death} before it finished loading the library"
+        ))));
+        return;
+    }
+    let suspects = suspects(&calls, death.killed.as_ref(), death.status);
+    let inside: Vec<&str> = calls
+        .iter()
+        .filter(|(id, _)| suspects.contains(id))
+        .map(|(_, call)| call.what.as_str())
+        .collect();
+    let retried = calls.len() - inside.len();
+    if death.killed.is_none() && !crashed(death.status) {
+        tracing::warn!(
+            plugin = %identity.0,
+            plugin_version = %identity.1,
+            pid,
+            "plugin {} {}: {death}, sent from outside the host (a service manager stopping the whole group?); the {retried} work item(s) inside it run again in a new process",
+            identity.0,
+            identity.1,
+        );
+    } else if death.killed != Some(KillReason::Shutdown) {
+        tracing::error!(
+            plugin = %identity.0,
+            plugin_version = %identity.1,
+            pid,
+            inside = ?inside,
+            retried,
+            "plugin {} {}: {death}; the {retried} work item(s) that were not inside the plugin's code run again in a new process",
+            identity.0,
+            identity.1,
+        );
+    }
+    let alone = suspects.len() == 1;
+    for (id, call) in calls {
+        let suspect = suspects.contains(&id);
+        let _ = call.reply.send(Outcome::Died {
+            death: death.clone(),
+            suspect,
+            alone,
+        });
+    }
+}
+
+fn oldest_step(calls: &HashMap<u64, PendingCall>) -> Option<u64> {
+    calls
+        .iter()
+        .filter(|(_, call)| call.kind != CallKind::Activity)
+        .map(|(id, _)| *id)
+        .min()
+}
+
+/// Whether a process that ended with `status` crashed: an exit code or a signal of its
+/// own failing (abort, a bad access, the CPU limit, SIGKILL from the kernel's OOM
+/// killer). SIGTERM, SIGINT, SIGHUP and SIGQUIT come from outside (a service manager
+/// stopping the whole group, say): the work inside did not crash it.
+pub(crate) fn crashed(status: Option<ExitStatus>) -> bool {
+    let Some(status) = status else { return true };
+    !matches!(
+        status.signal(),
+        Some(libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT)
+    )
+}
+
+/// The calls that count a crash when the child dies (see [`ChildProcess::call`]).
+fn suspects(
+    calls: &HashMap<u64, PendingCall>,
+    killed: Option<&KillReason>,
+    status: Option<ExitStatus>,
+) -> HashSet<u64> {
+    match killed {
+        Some(KillReason::StepLimit { call, .. }) => return HashSet::from([*call]),
+        Some(KillReason::Recycle | KillReason::Shutdown) => return HashSet::new(),
+        None if !crashed(status) => return HashSet::new(),
+        None => {}
+    }
+    let oldest_step = oldest_step(calls);
+    let in_call: HashSet<u64> = calls
+        .iter()
+        .filter(|(id, call)| call.starting || Some(**id) == oldest_step)
+        .map(|(id, _)| *id)
+        .collect();
+    if !in_call.is_empty() {
+        return in_call;
+    }
+    calls.keys().copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(kind: CallKind, starting: bool) -> PendingCall {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        PendingCall {
+            kind,
+            what: String::new(),
+            starting,
+            reply,
+        }
+    }
+
+    #[test]
+    fn the_oldest_step_and_starting_activities_are_the_suspects() {
+        let calls = HashMap::from([
+            (3, pending(CallKind::Orchestration, false)),
+            (5, pending(CallKind::EntityBatch, false)),
+            (4, pending(CallKind::Activity, true)),
+            (1, pending(CallKind::Activity, false)),
+        ]);
+        assert_eq!(suspects(&calls, None, None), HashSet::from([3, 4]));
+    }
+
+    #[test]
+    fn with_no_call_inside_every_running_activity_is_a_suspect() {
+        let calls = HashMap::from([
+            (1, pending(CallKind::Activity, false)),
+            (2, pending(CallKind::Activity, false)),
+        ]);
+        assert_eq!(suspects(&calls, None, None), HashSet::from([1, 2]));
+        let term = Some(ExitStatus::from_raw(libc::SIGTERM));
+        assert!(suspects(&calls, None, term).is_empty());
+    }
+
+    #[test]
+    fn a_kill_by_the_host_names_its_own_suspect() {
+        let calls = HashMap::from([
+            (1, pending(CallKind::Activity, true)),
+            (2, pending(CallKind::Orchestration, false)),
+        ]);
+        let limit = KillReason::StepLimit {
+            call: 2,
+            limit: Duration::from_secs(1),
+        };
+        assert_eq!(suspects(&calls, Some(&limit), None), HashSet::from([2]));
+        assert!(suspects(&calls, Some(&KillReason::Recycle), None).is_empty());
+    }
+
+    #[test]
+    fn a_death_says_how_the_process_ended() {
+        let death = |status: ExitStatus, killed| Death {
+            pid: 42,
+            status: Some(status),
+            killed,
+        };
+        assert_eq!(
+            death(ExitStatus::from_raw(3 << 8), None).to_string(),
+            "its process (pid 42) exited with code 3"
+        );
+        assert_eq!(
+            death(ExitStatus::from_raw(libc::SIGABRT), None).to_string(),
+            "its process (pid 42) was killed by signal 6 (SIGABRT)"
+        );
+        let limit = KillReason::StepLimit {
+            call: 1,
+            limit: Duration::from_millis(2500),
+        };
+        assert_eq!(
+            death(ExitStatus::from_raw(libc::SIGKILL), Some(limit)).to_string(),
+            "its process (pid 42) was killed because the call ran past [plugins] step_limit = 2.5s"
+        );
+    }
+}

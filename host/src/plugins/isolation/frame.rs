@@ -1,0 +1,254 @@
+//! The frames the host and a plugin's child process exchange over their socket: a
+//! little-endian `u32` length, then a [`Frame`] encoded with protobuf (prost). The
+//! requests and responses inside are the protocol's own encodings, passed through as
+//! bytes: neither side decodes what it only forwards.
+//!
+//! The child runs plugin code, which may write anything to the socket: the host treats
+//! every frame as untrusted (a size limit, a decode that may fail, ids it checks).
+
+use std::io::{self, Read};
+
+use prost::Message;
+
+use crate::plugins::loaded_plugin::Registrations;
+
+/// The largest frame either side accepts. A work item's history can be large (the
+/// backend streams histories past gRPC's 64 MiB message limit), so this is generous;
+/// anything bigger is a broken or hostile child.
+pub(crate) const MAX_FRAME_BYTES: usize = 1 << 30;
+
+/// One message between the host and a child.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Frame {
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7")]
+    pub(crate) body: Option<Body>,
+}
+
+/// What a frame carries.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub(crate) enum Body {
+    /// Child → host, first frame: the plugin loaded and registered these names.
+    #[prost(message, tag = "1")]
+    Loaded(Loaded),
+    /// Child → host, first frame: the library could not be loaded, and why.
+    #[prost(message, tag = "2")]
+    LoadFailed(LoadFailed),
+    /// Host → child: run this work item.
+    #[prost(message, tag = "3")]
+    Call(Call),
+    /// Child → host: the response to call `id`.
+    #[prost(message, tag = "4")]
+    Reply(Reply),
+    /// Child → host: the activity of call `id` left its first poll and runs on the
+    /// plugin's runtime (no call of the host's is inside the plugin for it any more).
+    #[prost(message, tag = "5")]
+    Started(Started),
+    /// Child → host: a log record of the plugin's.
+    #[prost(message, tag = "6")]
+    Log(Log),
+    /// Host → child: stop the plugin's runtime and exit.
+    #[prost(message, tag = "7")]
+    Shutdown(Shutdown),
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Loaded {
+    #[prost(string, tag = "1")]
+    pub(crate) name: String,
+    #[prost(string, tag = "2")]
+    pub(crate) version: String,
+    #[prost(string, tag = "3")]
+    pub(crate) sdk_version: String,
+    #[prost(string, repeated, tag = "4")]
+    pub(crate) orchestrators: Vec<String>,
+    #[prost(string, repeated, tag = "5")]
+    pub(crate) activities: Vec<String>,
+    #[prost(string, repeated, tag = "6")]
+    pub(crate) entities: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct LoadFailed {
+    /// Which [`LoadError`](crate::plugins::LoadError) it was (see `child_main`).
+    #[prost(uint32, tag = "1")]
+    pub(crate) kind: u32,
+    #[prost(string, tag = "2")]
+    pub(crate) message: String,
+}
+
+/// The kinds of work a host hands a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub(crate) enum CallKind {
+    Orchestration = 0,
+    Activity = 1,
+    EntityBatch = 2,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Call {
+    #[prost(uint64, tag = "1")]
+    pub(crate) id: u64,
+    #[prost(enumeration = "CallKind", tag = "2")]
+    pub(crate) kind: i32,
+    /// For an entity batch: which request shape `request` is (the ABI's `EntityShape`).
+    #[prost(uint32, tag = "3")]
+    pub(crate) shape: u32,
+    /// The encoded `OrchestratorRequest`, `ActivityRequest` or entity request.
+    #[prost(bytes = "vec", tag = "4")]
+    pub(crate) request: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Reply {
+    #[prost(uint64, tag = "1")]
+    pub(crate) id: u64,
+    /// The encoded `OrchestratorResponse`, `ActivityResponse` or `EntityBatchResult`.
+    #[prost(bytes = "vec", tag = "2")]
+    pub(crate) response: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Started {
+    #[prost(uint64, tag = "1")]
+    pub(crate) id: u64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Log {
+    /// The ABI's `LogLevel` as a number.
+    #[prost(uint32, tag = "1")]
+    pub(crate) level: u32,
+    /// The plugin's module that logged it.
+    #[prost(string, tag = "2")]
+    pub(crate) target: String,
+    #[prost(string, tag = "3")]
+    pub(crate) message: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct Shutdown {}
+
+impl From<Registrations> for Loaded {
+    fn from(registrations: Registrations) -> Self {
+        Self {
+            name: registrations.name,
+            version: registrations.version,
+            sdk_version: registrations.sdk_version,
+            orchestrators: registrations.orchestrators,
+            activities: registrations.activities,
+            entities: registrations.entities,
+        }
+    }
+}
+
+impl From<Loaded> for Registrations {
+    fn from(loaded: Loaded) -> Self {
+        Self {
+            name: loaded.name,
+            version: loaded.version,
+            sdk_version: loaded.sdk_version,
+            orchestrators: loaded.orchestrators,
+            activities: loaded.activities,
+            entities: loaded.entities,
+        }
+    }
+}
+
+impl Frame {
+    pub(crate) fn new(body: Body) -> Self {
+        Self { body: Some(body) }
+    }
+
+    /// The frame with its length in front, ready for one `write_all`.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let length = self.encoded_len();
+        let mut bytes = Vec::with_capacity(4 + length);
+        // A frame over 4 GiB cannot be built from requests the backend accepts; the
+        // reader refuses anything over MAX_FRAME_BYTES anyway.
+        bytes.extend_from_slice(&u32::try_from(length).unwrap_or(u32::MAX).to_le_bytes());
+        self.encode_raw(&mut bytes);
+        bytes
+    }
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of the stream (the other side closed it
+/// between frames).
+pub(crate) fn read(reader: &mut impl Read) -> io::Result<Option<Frame>> {
+    let mut length = [0u8; 4];
+    match reader.read_exact(&mut length) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let length = u32::from_le_bytes(length) as usize;
+    if length > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a frame of {length} bytes is over the limit of {MAX_FRAME_BYTES}"),
+        ));
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    let frame = Frame::decode(body.as_slice())
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    if frame.body.is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a frame with nothing in it",
+        ));
+    }
+    Ok(Some(frame))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use std::io::Write;
+
+    fn write(writer: &mut impl Write, frame: &Frame) -> io::Result<()> {
+        writer.write_all(&frame.to_bytes())
+    }
+
+    #[test]
+    fn frames_read_back_as_written_and_a_clean_end_is_none() {
+        let call = Frame::new(Body::Call(Call {
+            id: 7,
+            kind: CallKind::EntityBatch as i32,
+            shape: 2,
+            request: vec![1, 2, 3],
+        }));
+        let log = Frame::new(Body::Log(Log {
+            level: 3,
+            target: "orders".to_owned(),
+            message: "charged".to_owned(),
+        }));
+        let mut bytes = Vec::new();
+        write(&mut bytes, &call).unwrap();
+        write(&mut bytes, &log).unwrap();
+        let mut reader = bytes.as_slice();
+        assert_eq!(read(&mut reader).unwrap(), Some(call));
+        assert_eq!(read(&mut reader).unwrap(), Some(log));
+        assert_eq!(read(&mut reader).unwrap(), None);
+    }
+
+    #[test]
+    fn an_oversized_a_cut_or_an_empty_frame_is_an_error() {
+        let oversized = (u32::try_from(MAX_FRAME_BYTES).unwrap() + 1).to_le_bytes();
+        let error = read(&mut oversized.as_slice()).unwrap_err();
+        assert!(error.to_string().contains("over the limit"), "{error}");
+
+        let mut cut = Frame::new(Body::Started(Started { id: 1 })).to_bytes();
+        cut.pop();
+        assert!(read(&mut cut.as_slice()).is_err());
+
+        let empty = 0u32.to_le_bytes();
+        let error = read(&mut empty.as_slice()).unwrap_err();
+        assert!(error.to_string().contains("nothing in it"), "{error}");
+
+        let garbage = [3u8, 0, 0, 0, 0xff, 0xff, 0xff];
+        assert!(read(&mut garbage.as_slice()).is_err());
+    }
+}
