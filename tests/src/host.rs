@@ -114,6 +114,8 @@ pub struct HostConfig {
     pub embedded: Option<EmbeddedBackend>,
     /// The `[versioning]` section's keys as TOML lines, if the file has that section.
     pub versioning: Option<String>,
+    /// More `[plugins]` keys as TOML lines (`isolation = "in-process"`, limits).
+    pub plugins_settings: Vec<String>,
 }
 
 impl HostConfig {
@@ -139,6 +141,7 @@ impl HostConfig {
             watch_plugins: false,
             versioning: None,
             embedded: None,
+            plugins_settings: Vec::new(),
         }
     }
 
@@ -166,6 +169,18 @@ impl HostConfig {
     /// `match_strategy = "strict"`).
     pub fn versioning(mut self, lines: &str) -> Self {
         self.versioning = Some(lines.to_owned());
+        self
+    }
+
+    /// Runs plugins in the host's process (`plugins.isolation = "in-process"`), for tests
+    /// of what that mode does and does not isolate.
+    pub fn in_process(self) -> Self {
+        self.plugins_setting(r#"isolation = "in-process""#)
+    }
+
+    /// Adds a TOML line to `[plugins]` (e.g. `step_limit = "2s"`).
+    pub fn plugins_setting(mut self, line: &str) -> Self {
+        self.plugins_settings.push(line.to_owned());
         self
     }
 
@@ -261,7 +276,7 @@ work_item_filters = {filters}
 [plugins]
 dir = "plugins"
 watch = {watch}
-{versioning}
+{plugins_settings}{versioning}
 [logging]
 level = {level}
 format = {format}
@@ -289,6 +304,11 @@ format = {format}
             silence = toml_string(&self.stream_silence_timeout),
             filters = self.work_item_filters,
             watch = self.watch_plugins,
+            plugins_settings = self
+                .plugins_settings
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect::<String>(),
             versioning = self
                 .versioning
                 .as_deref()
@@ -488,19 +508,49 @@ impl Host {
         }
     }
 
-    /// How many threads it has right now (the `Threads:` line of `/proc/<pid>/status`).
+    /// Its process and its plugins' child processes (and theirs), while it runs.
+    pub fn process_tree(&self) -> Vec<u32> {
+        let mut tree: Vec<u32> = self.pid().into_iter().collect();
+        let mut index = 0;
+        while index < tree.len() {
+            let parent = tree[index];
+            index += 1;
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                let children =
+                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                tree.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|child| child.parse::<u32>().ok()),
+                );
+            }
+        }
+        tree
+    }
+
+    /// How many threads it and its plugins' child processes have right now (the
+    /// `Threads:` lines of `/proc/<pid>/status`).
     pub fn thread_count(&self) -> Result<u32> {
-        let pid = self
-            .pid()
-            .ok_or_else(|| Error::new("the host is not running"))?;
-        let path = format!("/proc/{pid}/status");
-        let status = std::fs::read_to_string(&path)
-            .map_err(|error| Error::new(format!("cannot read {path}: {error}")))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Threads:"))
-            .and_then(|count| count.trim().parse().ok())
-            .ok_or_else(|| Error::new(format!("no Threads: line in {path}:\n{status}")))
+        if self.pid().is_none() {
+            return Err(Error::new("the host is not running"));
+        }
+        let mut threads = 0;
+        for pid in self.process_tree() {
+            let path = format!("/proc/{pid}/status");
+            // A child that just exited has no status any more.
+            let Ok(status) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            threads += status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .and_then(|count| count.trim().parse::<u32>().ok())
+                .ok_or_else(|| Error::new(format!("no Threads: line in {path}:\n{status}")))?;
+        }
+        Ok(threads)
     }
 
     /// Everything it logged to stdout so far (ANSI colours removed).

@@ -22,6 +22,7 @@
 mod backend;
 mod client;
 mod error;
+mod hello_probe;
 mod host;
 pub mod paths;
 mod process;
@@ -31,6 +32,7 @@ mod python_worker;
 pub use backend::{Backend, free_port};
 pub use client::{Client, ClientRun, exit_codes, instance_id};
 pub use error::{Context, Error, Result};
+pub use hello_probe::HelloProbe;
 pub use host::{EMBEDDED_LISTENING, EmbeddedBackend, Host, HostConfig, PluginFile};
 pub use process::{poll_until, run_with_timeout};
 pub use python_worker::PythonWorker;

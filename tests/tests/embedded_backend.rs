@@ -288,7 +288,14 @@ fn with_tls_files_the_embedded_backend_serves_tls_to_its_worker_and_client_only(
 #[test]
 fn the_embedded_backend_answers_while_a_plugin_blocks_the_worker_loop() -> Result<()> {
     let scratch = tempfile::tempdir()?;
-    let mut host = embedded_host(&["faulty"], 0, &scratch.path().join("state.sqlite"))?;
+    let config = HostConfig::embedded()
+        .with_embedded(EmbeddedBackend {
+            port: 0,
+            database: scratch.path().join("state.sqlite"),
+        })
+        .plugin(PluginFile::built("faulty")?)
+        .in_process();
+    let mut host = Host::start(&config)?;
     let client = Client::new(host.embedded_endpoint()?)?;
     let id = client.start("block_in_step", Some(&json!(4000)))?;
     // The step is running and blocking the loop (the watchdog says so after 1 s).

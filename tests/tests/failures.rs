@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durabletask_e2e::{Fixture, Result};
+use durabletask_e2e::{Fixture, HostConfig, Result};
 use serde_json::{Value, json};
 
 /// The `error_type` of a state's failure details (empty if there are none).
@@ -177,11 +177,11 @@ fn awaiting_a_tokio_timer_in_an_orchestrator_fails_instead_of_hanging() -> Resul
 }
 
 /// Issue 11: an orchestrator that blocks held up the whole worker loop, and the host said
-/// so only once the step had ended (or never, for a step that never ends). The watchdog
-/// names it while it still runs.
+/// so only once the step had ended (or never, for a step that never ends). In process,
+/// the watchdog names it while it still runs.
 #[test]
 fn a_step_that_blocks_is_named_while_it_still_runs() -> Result<()> {
-    let mut fixture = Fixture::start(&["faulty"])?;
+    let mut fixture = Fixture::start_with(&["faulty"], HostConfig::in_process)?;
     let id = fixture.client.start("block_in_step", Some(&json!(2500)))?;
     let line = fixture.host.wait_for_log_line(
         &["block_in_step", "has been running for", &id],

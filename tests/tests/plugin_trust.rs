@@ -228,11 +228,13 @@ fn without_strict_permissions_an_unsafe_library_loads_with_a_warning_and_runs() 
     Ok(())
 }
 
-/// The private folder a running host loads `libhello-<hash>.so` from, from the host's
-/// memory map (the mapped library's path).
+/// The private folder a running host loads `libhello-<hash>.so` from, from the memory
+/// maps of the host and its plugins' processes (the mapped library's path).
 fn private_dir_of(host: &Host) -> Result<PathBuf> {
-    let pid = host.pid().expect("the host runs");
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let mut maps = String::new();
+    for pid in host.process_tree() {
+        maps.push_str(&std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default());
+    }
     let library = maps
         .lines()
         .filter_map(|line| line.split_whitespace().nth(5))

@@ -1,4 +1,5 @@
-//! Poison work (issue 11), in process: a plugin that exits, aborts or overflows its stack
+//! Poison work (issue 11), in process (`[plugins] isolation = "in-process"`; see
+//! `process_isolation.rs` for the default): a plugin that exits, aborts or overflows its stack
 //! (in an orchestration step, an activity or an entity batch) still takes the host down
 //! with it, but the crash journal ends the crash loop. The host is restarted on the
 //! same config and database after each crash, as a service manager would; after
@@ -31,7 +32,8 @@ fn start_host(port: u16, database: &Path) -> Result<Host> {
             database: database.to_path_buf(),
         })
         .plugin(PluginFile::built("faulty")?)
-        .plugin(PluginFile::built("hello")?);
+        .plugin(PluginFile::built("hello")?)
+        .in_process();
     let mut host = Host::start(&config)?;
     host.embedded_endpoint()?;
     Ok(host)

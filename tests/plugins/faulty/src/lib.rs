@@ -346,6 +346,36 @@ pub async fn call_aborting_activity(ctx: OrchestrationContext, _input: ()) -> Re
     Ok(())
 }
 
+/// Activity: leaks memory until the process cannot allocate any more (64 MiB at a time,
+/// each page written so it is really used). Under a memory limit its process dies of
+/// it; nothing else should.
+pub async fn leak_memory(_ctx: ActivityContext, _input: ()) -> Result<(), Error> {
+    let mut leaked: Vec<Vec<u8>> = Vec::new();
+    loop {
+        leaked.push(vec![1u8; 64 << 20]);
+        std::hint::black_box(&leaked);
+    }
+}
+
+/// Orchestrator: calls [`leak_memory`] and propagates its failure with `?`.
+pub async fn call_leaking_activity(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ctx.call_activity::<_, ()>("leak_memory", ()).await?;
+    Ok(())
+}
+
+/// Activity that breaks the rules: it blocks its thread for `ms` milliseconds before its
+/// first `.await` (the host's thread, in process), then returns `ms`.
+pub async fn block_before_await(_ctx: ActivityContext, ms: u64) -> Result<u64, Error> {
+    tracing::info!(ms, "block_before_await blocks");
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    Ok(ms)
+}
+
+/// Orchestrator: calls [`block_before_await`] with its input and returns its output.
+pub async fn call_blocking_activity(ctx: OrchestrationContext, ms: u64) -> Result<u64, Error> {
+    Ok(ctx.call_activity("block_before_await", ms).await?)
+}
+
 durabletask_sdk::export_plugin! {
     name: "faulty",
     version: env!("CARGO_PKG_VERSION"),
@@ -374,8 +404,12 @@ durabletask_sdk::export_plugin! {
         call_aborting_activity,
         overflow_stack,
         call_crashing_entity,
+        call_leaking_activity,
+        call_blocking_activity,
     ],
     activities: [
+        leak_memory,
+        block_before_await,
         fail_always,
         panic_activity,
         sleep_ms,
