@@ -11,5 +11,6 @@ pub mod logging;
 pub mod plugins;
 pub mod runtime;
 pub mod signals;
+pub mod status;
 pub mod versioning;
 pub mod worker;

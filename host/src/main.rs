@@ -14,7 +14,7 @@ use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::isolation::IsolationSettings;
 use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
-use durabletask_host::{embedded, logging, signals, worker};
+use durabletask_host::{embedded, logging, signals, status, worker};
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
@@ -249,15 +249,32 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         None => config.backend.clone(),
     };
     let plugins = start_plugins(config)?;
-    control_signals.spawn(signals::Reloader {
-        config_path: reload.config_path,
-        level: reload.level,
-        current_level: config.logging.level.clone(),
-        plugins: Arc::clone(&plugins),
-    });
+    let in_flight = Arc::new(worker::InFlight::default());
+    let status = {
+        let plugins = Arc::clone(&plugins);
+        let in_flight = Arc::clone(&in_flight);
+        move || status::log(&plugins, &in_flight)
+    };
+    control_signals.spawn(
+        signals::Reloader {
+            config_path: reload.config_path,
+            level: reload.level,
+            current_level: config.logging.level.clone(),
+            plugins: Arc::clone(&plugins),
+        },
+        status,
+    );
     let executor: Arc<dyn worker::WorkItemExecutor> = plugins.clone();
     let filters = follow_work_item_filters(config, &plugins);
-    let result = worker::run(&config.worker, &backend, executor, filters, shutdown).await;
+    let result = worker::run(
+        &config.worker,
+        &backend,
+        executor,
+        filters,
+        in_flight,
+        shutdown,
+    )
+    .await;
     plugins.shutdown();
     // After the worker's drain: its last completions went to this backend.
     if let Some(embedded) = embedded {

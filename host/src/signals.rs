@@ -6,8 +6,10 @@
 //!   `[plugins] watch = false` too), and `[logging] level` is read again from the config
 //!   file and applied. One INFO line says what was reloaded. Nothing else is re-read: other
 //!   settings take effect at the next start.
-//! - SIGUSR1, SIGUSR2: ignored, with one log line each (their default action would end the
-//!   host without a drain).
+//! - SIGUSR1: the status report (`status`): generations in service, where each runs, and
+//!   the work items in flight.
+//! - SIGUSR2: ignored, with one log line (its default action would end the host without a
+//!   drain).
 //! - SIGPIPE: nothing to do. The Rust runtime sets it to "ignore" before `main`, so a write
 //!   to a closed pipe or socket fails with EPIPE instead of killing the process.
 //!
@@ -85,14 +87,14 @@ async fn next_stop_signal(terminate: &mut Signal, interrupt: &mut Signal) -> &'s
 }
 
 impl ControlSignals {
-    /// Handles SIGHUP with `reloader`, and SIGUSR1 and SIGUSR2 by saying they are ignored,
-    /// for as long as the runtime runs.
-    pub fn spawn(mut self, mut reloader: Reloader) {
+    /// Handles SIGHUP with `reloader`, SIGUSR1 with `status` (the status report) and
+    /// SIGUSR2 by saying it is ignored, for as long as the runtime runs.
+    pub fn spawn(mut self, mut reloader: Reloader, status: impl Fn() + Send + 'static) {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     Some(()) = self.hangup.recv() => reloader.reload().await,
-                    Some(()) = self.user1.recv() => tracing::info!("ignoring SIGUSR1"),
+                    Some(()) = self.user1.recv() => status(),
                     Some(()) = self.user2.recv() => tracing::info!("ignoring SIGUSR2"),
                     else => return,
                 }

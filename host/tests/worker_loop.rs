@@ -344,9 +344,16 @@ fn spawn_worker_with_filters(
 ) {
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
-        worker::run(&settings, &backend, Arc::new(executor), filters, async {
-            let _ = stopped.await;
-        })
+        worker::run(
+            &settings,
+            &backend,
+            Arc::new(executor),
+            filters,
+            Arc::default(),
+            async {
+                let _ = stopped.await;
+            },
+        )
         .await
     });
     (stop, handle)

@@ -1,5 +1,6 @@
 //! Signals other than the stop signals (resilience.rs has SIGINT and SIGTERM): SIGHUP
-//! reloads the plugins folder and the log level; SIGUSR1, SIGUSR2 and SIGPIPE are ignored.
+//! reloads the plugins folder and the log level; SIGUSR1 writes the status report (see
+//! process_isolation.rs for one with work in flight); SIGUSR2 and SIGPIPE are ignored.
 //! Before issue 10 item 8, each of them ended the host on the spot, without a drain or a
 //! log line.
 
@@ -19,7 +20,11 @@ fn sigusr1_sigusr2_and_sigpipe_leave_the_host_serving() -> Result<()> {
     let client = Client::new(host.embedded_endpoint()?)?;
 
     host.signal(libc::SIGUSR1)?;
-    host.wait_for_log("ignoring SIGUSR1", WAIT)?;
+    host.wait_for_log(
+        "status: 1 plugin generation(s) in service, 0 work item(s) in flight",
+        WAIT,
+    )?;
+    host.wait_for_log_line(&["plugin hello 1.0.0: in process "], WAIT)?;
     host.signal(libc::SIGUSR2)?;
     host.wait_for_log("ignoring SIGUSR2", WAIT)?;
     // Ignored by the Rust runtime itself (writes to a closed pipe fail with EPIPE instead).
@@ -29,7 +34,7 @@ fn sigusr1_sigusr2_and_sigpipe_leave_the_host_serving() -> Result<()> {
     assert_hello_cities_completed(&state, &host);
     assert!(host.is_running()?, "{}", host.log_tail());
     assert_eq!(
-        host.log_lines_with(&["ignoring SIGUSR1"]).len(),
+        host.log_lines_with(&["ignoring SIGUSR2"]).len(),
         1,
         "one line per signal\n{}",
         host.log_tail()

@@ -92,6 +92,18 @@ impl LoadedPlugin {
         matches!(self.runner, Runner::Process(_))
     }
 
+    /// Where its code runs, for people: `in the host's process`, or `in process <pid>`
+    /// (`in a process of its own, not running` between a death and the next start).
+    pub fn runs_where(&self) -> String {
+        match &self.runner {
+            Runner::InProcess(_) => "in the host's process".to_owned(),
+            Runner::Process(supervisor) => match supervisor.pid() {
+                Some(pid) => format!("in process {pid}"),
+                None => "in a process of its own, not running".to_owned(),
+            },
+        }
+    }
+
     /// Stops the plugin's runtime (in-process) or its child process. Activities still
     /// running complete with a failure. A child is started again on the next call.
     pub(crate) fn shutdown(&self) {

@@ -198,7 +198,8 @@ impl Dispatcher {
             instance_id.clone(),
             Some(task_id),
             token.clone(),
-        );
+        )
+        .named(&request.name);
         let shared = Arc::clone(&self.shared);
         self.in_flight.spawn(item, async move {
             // Looked up when the activity starts waiting: a generation put in service

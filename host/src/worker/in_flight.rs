@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -27,7 +28,10 @@ pub struct Unfinished {
     pub instance_id: String,
     /// The activity's task id; `None` for other kinds.
     pub task_id: Option<i32>,
+    /// The activity's name; `None` for other kinds.
+    pub name: Option<String>,
     pub completion_token: String,
+    received: Instant,
     abort: Option<AbortHandle>,
 }
 
@@ -42,8 +46,52 @@ impl Unfinished {
             kind,
             instance_id,
             task_id,
+            name: None,
             completion_token,
+            received: Instant::now(),
             abort: None,
+        }
+    }
+
+    /// Names the activity.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+}
+
+/// What the status report says of one work item in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlightItem {
+    pub kind: WorkKind,
+    pub instance_id: String,
+    pub task_id: Option<i32>,
+    pub name: Option<String>,
+    /// Since the host received it (waiting for a permit included).
+    pub age: Duration,
+}
+
+impl std::fmt::Display for InFlightItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let age = self.age.as_secs_f64();
+        match (self.kind, &self.name, self.task_id) {
+            (WorkKind::Activity, Some(name), Some(task_id)) => write!(
+                f,
+                "activity '{name}' (instance {}, task {task_id}), received {age:.1} s ago",
+                self.instance_id
+            ),
+            (WorkKind::Entity, ..) => {
+                write!(
+                    f,
+                    "entity batch of {}, received {age:.1} s ago",
+                    self.instance_id
+                )
+            }
+            _ => write!(
+                f,
+                "orchestration step of instance {}, received {age:.1} s ago",
+                self.instance_id
+            ),
         }
     }
 }
@@ -80,6 +128,23 @@ impl InFlight {
 
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Every work item in flight now, the longest in flight first.
+    pub fn snapshot(&self) -> Vec<InFlightItem> {
+        let mut items: Vec<InFlightItem> = self
+            .lock()
+            .values()
+            .map(|item| InFlightItem {
+                kind: item.kind,
+                instance_id: item.instance_id.clone(),
+                task_id: item.task_id,
+                name: item.name.clone(),
+                age: item.received.elapsed(),
+            })
+            .collect();
+        items.sort_by_key(|item| std::cmp::Reverse(item.age));
+        items
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,6 +224,29 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), in_flight.wait_until_empty())
             .await
             .unwrap_or_else(|_| panic!("registry never emptied"));
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_lists_what_is_in_flight_the_oldest_first() {
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.spawn(item().named("hang_forever"), std::future::pending());
+        in_flight.spawn(
+            Unfinished::new(WorkKind::Entity, "@counter@k".into(), None, "t2".into()),
+            std::future::pending(),
+        );
+        let snapshot = in_flight.snapshot();
+        assert_eq!(snapshot.len(), 2);
+        assert!(snapshot[0].age >= snapshot[1].age);
+        let described: Vec<String> = snapshot.iter().map(ToString::to_string).collect();
+        assert!(
+            described[0].starts_with("activity 'hang_forever' (instance i, task 1), received "),
+            "{described:?}"
+        );
+        assert!(
+            described[1].starts_with("entity batch of @counter@k"),
+            "{described:?}"
+        );
+        in_flight.abort_all();
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ mod drain;
 pub mod executor;
 pub mod filters;
 mod history;
-mod in_flight;
+pub mod in_flight;
 mod outage;
 mod permits;
 mod session;
@@ -34,7 +34,7 @@ use crate::config::{BackendMode, BackendSettings, WorkerSettings};
 use crate::connection::{self, BearerToken, CallMetadata, ConnectionError};
 use backoff::Backoff;
 use dispatch::Dispatcher;
-use in_flight::InFlight;
+pub use in_flight::InFlight;
 use session::{Failure, Session, SessionEnd};
 
 /// Problems that stop the worker before it starts; everything after start-up is retried.
@@ -52,19 +52,20 @@ pub enum WorkerError {
 /// them from the plugins' registrations). Each stream is opened with the current value,
 /// and a new value reopens the stream at once on the same connection, so whoever owns the
 /// sender can renew them when the set of plugins changes. A dropped sender keeps the
-/// last value.
+/// last value. Accepted work items are registered in `in_flight` until they end (the
+/// status report reads it).
 pub async fn run(
     settings: &WorkerSettings,
     backend: &BackendSettings,
     executor: Arc<dyn WorkItemExecutor>,
     filters: watch::Receiver<Option<WorkItemFilters>>,
+    in_flight: Arc<InFlight>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let worker_id = connection::new_worker_id();
     check_connection_settings(backend, &worker_id)?;
 
     let (current_client, completion_client) = watch::channel(None);
-    let in_flight = Arc::new(InFlight::default());
     let dispatcher = Dispatcher::new(
         settings,
         executor,

@@ -318,6 +318,11 @@ impl Supervisor {
         details
     }
 
+    /// The process id of its child, while one runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.live().map(|process| process.pid())
+    }
+
     fn live(&self) -> Option<Arc<ChildProcess>> {
         let slot = self.lock_slot();
         slot.running
