@@ -3,16 +3,19 @@
 //!
 //! ```text
 //! cargo build --release --workspace
-//! cargo run --release -p durabletask-host --example embedded_bench -- [N] [K] [F]
+//! cargo run --release -p durabletask-host --example embedded_bench -- [N] [K] [F] [L] [ISOLATION]
 //! ```
 //!
-//! Starts `durabletask-host` in embedded mode on a fresh database, schedules `N`
-//! `bench_seq_fan` orchestrations (`K` activities in sequence, then `F` in parallel;
-//! default 2000, 5, 0: 11 work items each, counting every orchestration step and every
-//! activity) from 16 concurrent clients, as fast as the backend accepts them, then waits
-//! for all of them and checks every output. It prints the wall time from the first start
-//! to the last completion, work items per second, and the host's CPU time and peak memory
-//! (backend and worker together: they are one process).
+//! Starts `durabletask-host` in embedded mode on a fresh database, with its plugin in
+//! `[plugins] isolation = ISOLATION` (`process`, the default, or `in-process`). First the
+//! latency: `L` (default 200) `bench_seq_fan` orchestrations one at a time, each started
+//! and waited for, with the p50 and p99 of start-to-completion. Then the throughput:
+//! `N` orchestrations (`K` activities in sequence, then `F` in parallel; default 2000,
+//! 5, 0: 11 work items each, counting every orchestration step and every activity) from
+//! 16 concurrent clients, as fast as the backend accepts them, then waits for all of
+//! them and checks every output. It prints the wall time from the first start to the
+//! last completion, work items per second, and the CPU time and peak memory of the host
+//! and its plugin's child process together (backend, worker and plugin).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +36,10 @@ async fn main() -> Result<(), BoxError> {
     let n = args.next().transpose()?.unwrap_or(2000);
     let k = args.next().transpose()?.unwrap_or(5);
     let f = args.next().transpose()?.unwrap_or(0);
+    let latency_runs = args.next().transpose()?.unwrap_or(200);
+    let isolation = std::env::args()
+        .nth(5)
+        .unwrap_or_else(|| "process".to_owned());
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let release = repo.join("target/release");
     let work = tempdir()?;
@@ -45,7 +52,7 @@ async fn main() -> Result<(), BoxError> {
     std::fs::write(
         work.join("host.toml"),
         format!(
-            "[backend]\nmode = \"embedded\"\n\n[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\n\n[worker]\nmax_concurrent_orchestrations = 200\nmax_concurrent_activities = 200\n\n[plugins]\ndir = \"plugins\"\nwatch = false\n\n[logging]\nlevel = \"warn\"\n"
+            "[backend]\nmode = \"embedded\"\n\n[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\n\n[worker]\nmax_concurrent_orchestrations = 200\nmax_concurrent_activities = 200\n\n[plugins]\ndir = \"plugins\"\nwatch = false\nisolation = \"{isolation}\"\n\n[logging]\nlevel = \"warn\"\n"
         ),
     )?;
     let mut host = Command::new(release.join("durabletask-host"))
@@ -54,16 +61,25 @@ async fn main() -> Result<(), BoxError> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
-    let result = run(&host, port, n, k, f).await;
+    let result = run(&host, port, n, k, f, latency_runs, &isolation).await;
     let _ = host.kill();
     let _ = host.wait();
     let _ = std::fs::remove_dir_all(&work);
     result
 }
 
-async fn run(host: &Child, port: u16, n: u64, k: u64, f: u64) -> Result<(), BoxError> {
+async fn run(
+    host: &Child,
+    port: u16,
+    n: u64,
+    k: u64,
+    f: u64,
+    latency_runs: u64,
+    isolation: &str,
+) -> Result<(), BoxError> {
     let endpoint = format!("http://127.0.0.1:{port}");
     let channel = connect(&endpoint).await?;
+    latency(&channel, host, latency_runs, k, f, isolation).await?;
     let cpu_before = cpu_seconds(host.id())?;
     let started = Instant::now();
     // Start them all (16 clients at a time), then wait for them all: the backend holds
@@ -115,7 +131,7 @@ async fn run(host: &Child, port: u16, n: u64, k: u64, f: u64) -> Result<(), BoxE
     let steps = if f == 0 { k + 1 } else { k + 2 };
     let work_items = n * (steps + k + f);
     println!(
-        "bench_seq_fan N={n} K={k} F={f}: scheduled in {:.2} s; wall {:.2} s, {:.0} orchestrations/s, {:.0} work items/s ({work_items} items), host CPU {:.2} s ({:.3} ms per orchestration), host peak RSS {:.1} MB",
+        "[{isolation}] bench_seq_fan N={n} K={k} F={f}: scheduled in {:.2} s; wall {:.2} s, {:.0} orchestrations/s, {:.0} work items/s ({work_items} items), host CPU {:.2} s ({:.3} ms per orchestration), peak RSS {:.1} MB (host and plugin processes)",
         scheduled.as_secs_f64(),
         wall.as_secs_f64(),
         n as f64 / wall.as_secs_f64(),
@@ -123,6 +139,64 @@ async fn run(host: &Child, port: u16, n: u64, k: u64, f: u64) -> Result<(), BoxE
         cpu,
         cpu * 1000.0 / n as f64,
         peak_rss_mb(host.id())?,
+    );
+    Ok(())
+}
+
+/// Runs `runs` orchestrations one at a time and prints the p50 and p99 of their
+/// start-to-completion time, and the CPU they cost.
+async fn latency(
+    channel: &Channel,
+    host: &Child,
+    runs: u64,
+    k: u64,
+    f: u64,
+    isolation: &str,
+) -> Result<(), BoxError> {
+    if runs == 0 {
+        return Ok(());
+    }
+    let mut client = TaskHubSidecarServiceClient::new(channel.clone());
+    let mut took = Vec::new();
+    let cpu_before = cpu_seconds(host.id())?;
+    for i in 0..runs {
+        let id = format!("latency-{i}");
+        let started = Instant::now();
+        client
+            .start_instance(CreateInstanceRequest {
+                instance_id: id.clone(),
+                name: "bench_seq_fan".into(),
+                input: Some(format!(r#"{{"x": {i}, "k": {k}, "f": {f}}}"#)),
+                ..Default::default()
+            })
+            .await?;
+        let done = client
+            .wait_for_instance_completion(GetInstanceRequest {
+                instance_id: id.clone(),
+                get_inputs_and_outputs: false,
+            })
+            .await?
+            .into_inner();
+        took.push(started.elapsed());
+        let status = done
+            .orchestration_state
+            .map(|state| state.orchestration_status);
+        if status != Some(OrchestrationStatus::Completed as i32) {
+            return Err(format!("{id} ended {status:?}").into());
+        }
+    }
+    let cpu = cpu_seconds(host.id())? - cpu_before;
+    took.sort();
+    let at = |quantile: f64| {
+        let index = ((took.len() as f64 * quantile) as usize).min(took.len() - 1);
+        took[index].as_secs_f64() * 1000.0
+    };
+    println!(
+        "[{isolation}] latency, {runs} bench_seq_fan K={k} F={f} one at a time: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; CPU {:.3} ms per orchestration",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        cpu * 1000.0 / runs as f64
     );
     Ok(())
 }
@@ -179,31 +253,67 @@ fn tempdir() -> Result<PathBuf, BoxError> {
     Ok(dir)
 }
 
-/// User + system CPU seconds of a process, from /proc.
-fn cpu_seconds(pid: u32) -> Result<f64, BoxError> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .ok_or("bad stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
+/// The process and its children (the plugins' processes), from /proc.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut index = 0;
+    while index < tree.len() {
+        let parent = tree[index];
+        index += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|child| child.parse::<u32>().ok()),
+            );
+        }
+    }
+    tree
 }
 
+/// User + system CPU seconds of a process and its children, from /proc.
+fn cpu_seconds(pid: u32) -> Result<f64, BoxError> {
+    let mut total = 0.0;
+    for pid in process_tree(pid) {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .ok_or("bad stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+        total += ticks / 100.0;
+    }
+    Ok(total)
+}
+
+/// The peak resident memory of a process and its children, summed, in MB.
 fn peak_rss_mb(pid: u32) -> Result<f64, BoxError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .ok_or("no VmHWM")?;
-    Ok(kb / 1024.0)
+    let mut total = 0.0;
+    for pid in process_tree(pid) {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let kb = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .ok_or("no VmHWM")?;
+        total += kb / 1024.0;
+    }
+    Ok(total)
 }
