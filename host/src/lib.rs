@@ -3,6 +3,10 @@
 //! The binary (`main.rs`) is a thin shell over this library. See ARCHITECTURE.md for the
 //! flow of a work item through these modules.
 
+// `unsafe` is allowed only where a module says why it must have it (plugins::ffi,
+// plugins::isolation::child_signals).
+#![deny(unsafe_code)]
+
 pub mod client;
 pub mod config;
 pub mod connection;

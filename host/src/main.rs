@@ -2,6 +2,8 @@
 //! then either run the worker (`--config host.toml`, or `run --config host.toml`) or the
 //! command-line client (`client ...`).
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -391,6 +391,12 @@ impl Host {
     /// into a `plugins` directory beside it (e.g. to test configuration errors, or the
     /// example configuration).
     pub fn start_with_config_text(text: &str, plugins: &[PluginFile]) -> Result<Self> {
+        let (scratch, config_path) = Self::prepare(text, plugins)?;
+        Self::spawn(scratch, config_path)
+    }
+
+    /// A fresh scratch directory with `host.toml` (this text) and `plugins` in it.
+    fn prepare(text: &str, plugins: &[PluginFile]) -> Result<(TempDir, PathBuf)> {
         let scratch = scratch_dir()?;
         let plugins_dir = scratch.path().join("plugins");
         create_dir(&plugins_dir)?;
@@ -406,7 +412,7 @@ impl Host {
         }
         let config_path = scratch.path().join("host.toml");
         write_file(&config_path, text)?;
-        Self::spawn(scratch, config_path)
+        Ok((scratch, config_path))
     }
 
     /// Starts the host with `--config path`, whether or not the file exists.
@@ -414,8 +420,19 @@ impl Host {
         Self::spawn(scratch_dir()?, path.to_path_buf())
     }
 
+    /// Like [`Host::start`], running this copy of the host's binary (to replace the file
+    /// while the host runs, as a package upgrade does).
+    pub fn start_from_binary(config: &HostConfig, binary: &Path) -> Result<Self> {
+        let (scratch, config_path) = Self::prepare(&config.to_toml(), &config.plugins)?;
+        Self::spawn_binary(scratch, config_path, binary)
+    }
+
     fn spawn(scratch: TempDir, config_path: PathBuf) -> Result<Self> {
         let binary = paths::host_binary()?;
+        Self::spawn_binary(scratch, config_path, &binary)
+    }
+
+    fn spawn_binary(scratch: TempDir, config_path: PathBuf, binary: &Path) -> Result<Self> {
         let stdout_path = scratch.path().join("host.stdout.log");
         let stderr_path = scratch.path().join("host.stderr.log");
         // Run from a directory other than the config's, so that a host resolving
@@ -423,7 +440,7 @@ impl Host {
         let working_dir = scratch.path().join("cwd");
         create_dir(&working_dir)?;
         let child = die_with_parent(
-            Command::new(&binary)
+            Command::new(binary)
                 .arg("--config")
                 .arg(&config_path)
                 .current_dir(&working_dir)

@@ -350,3 +350,84 @@ fn an_override_runs_one_plugin_in_the_hosts_process_and_the_listing_says_so() ->
     );
     Ok(())
 }
+
+/// A package upgrade replaces the host's binary while it runs. Plugin processes started
+/// after that (here: after a crash) must still be the running host's own binary, which
+/// speaks its frames, not whatever file is now at its path.
+#[test]
+fn plugin_processes_run_the_hosts_own_binary_after_the_file_is_replaced() -> Result<()> {
+    let folder = tempfile::tempdir()?;
+    let binary = folder.path().join("durabletask-host");
+    std::fs::copy(durabletask_e2e::paths::host_binary()?, &binary)?;
+    let config = HostConfig::embedded()
+        .plugin(PluginFile::built("faulty")?)
+        .plugin(PluginFile::built("hello")?);
+    let mut host = Host::start_from_binary(&config, &binary)?;
+    let client = Client::new(host.embedded_endpoint()?)?;
+    let state = client.start_and_wait("hello_cities", None, WAIT)?;
+    assert_hello_cities_completed(&state, &host);
+
+    // The upgrade: another file renamed over the binary, as package managers do.
+    let replacement = folder.path().join("durabletask-host.new");
+    std::fs::write(&replacement, "#!/bin/sh\nexit 42\n")?;
+    std::fs::set_permissions(
+        &replacement,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    std::fs::rename(&replacement, &binary)?;
+
+    // Each crash starts a new process for faulty: of the host's own binary, which loads
+    // the plugin and runs the step until it has crashed three of them.
+    let state = client.start_and_wait("exit_process", None, WAIT)?;
+    assert_eq!(state["status"], "FAILED", "{state:#}");
+    assert_plugin_crashed(
+        &state["failure_details"],
+        "orchestration 'exit_process'",
+        &["exited with code 3"],
+    );
+    let state = client.start_and_wait("typed_input", Some(&json!({ "a": 7 })), WAIT)?;
+    assert_eq!(
+        state["status"],
+        "COMPLETED",
+        "{state:#}\n{}",
+        host.log_tail()
+    );
+    assert_eq!(state["output"], json!(7));
+    assert!(host.is_running()?, "{}", host.log_tail());
+    Ok(())
+}
+
+/// A host that stops (SIGTERM) stops its plugin processes first: none is left running.
+#[test]
+fn a_host_that_stops_leaves_no_plugin_process_behind() -> Result<()> {
+    let config = HostConfig::embedded()
+        .plugin(PluginFile::built("faulty")?)
+        .plugin(PluginFile::built("hello")?);
+    let mut host = Host::start(&config)?;
+    let client = Client::new(host.embedded_endpoint()?)?;
+    let state = client.start_and_wait("hello_cities", None, WAIT)?;
+    assert_hello_cities_completed(&state, &host);
+    let pid = host.pid().expect("the host runs");
+    let children: Vec<u32> = host
+        .process_tree()
+        .into_iter()
+        .filter(|child| *child != pid)
+        .collect();
+    assert_eq!(children.len(), 2, "one process per plugin: {children:?}");
+    host.sigterm()?;
+    let status = host.wait_exit(WAIT)?;
+    assert_eq!(status.code(), Some(0), "{}", host.log_tail());
+    for child in children {
+        // Gone, or a zombie waiting for init to reap it: not running.
+        let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        let running = state
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X");
+        assert!(
+            !running,
+            "plugin process {child} outlived the host: {state}"
+        );
+    }
+    Ok(())
+}

@@ -350,6 +350,25 @@ impl CrashJournal {
         count
     }
 
+    /// Forgets the crashes of `key`, which has now run to the end (on disk as a
+    /// `crashed <key> 0` line, which the next start reads as none).
+    pub(crate) fn forget_crashes(&self, key: Key) {
+        let mut state = self.lock();
+        if state.crashes.remove(&key).is_none() {
+            return;
+        }
+        let mut hex = [0u8; 32];
+        key.write_hex(&mut hex);
+        let mut line = Vec::with_capacity(48);
+        line.extend_from_slice(b"crashed ");
+        line.extend_from_slice(&hex);
+        line.extend_from_slice(b" 0\n");
+        if let Err(error) = state.file.write_all(&line) {
+            self.warn(&error);
+        }
+        state.appended_bytes += line.len() as u64;
+    }
+
     /// Clears every open entry: the host stops cleanly, so whatever is still running
     /// (past the drain) did not crash anything.
     pub(crate) fn close(&self) {
@@ -473,6 +492,9 @@ fn replay(text: &[u8]) -> (HashMap<Key, u32>, HashMap<Key, Phase>) {
                 if ended {
                     crashes.remove(&key);
                 }
+            }
+            (b"crashed", Some(Some(0))) => {
+                crashes.remove(&key);
             }
             (b"crashed", Some(Some(count))) => {
                 crashes.insert(key, count);
@@ -622,6 +644,12 @@ mod tests {
         let (journal, recovery) = CrashJournal::open(&path, 2).unwrap();
         assert_eq!(recovery.open, 0);
         assert_eq!(journal.crashes(key), 2);
+        // It ran to the end later: forgotten, on disk too.
+        journal.forget_crashes(key);
+        assert_eq!(journal.crashes(key), 0);
+        drop(journal);
+        let (journal, _) = CrashJournal::open(&path, 2).unwrap();
+        assert_eq!(journal.crashes(key), 0);
     }
 
     fn key(n: u8) -> Key {

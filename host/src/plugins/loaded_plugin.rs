@@ -8,7 +8,7 @@ use std::sync::Arc;
 use durabletask_abi::{PluginDescription, PluginModuleRef};
 
 use super::calls;
-use super::isolation::Supervisor;
+use super::isolation::{Stopping, Supervisor};
 
 /// One loaded plugin library.
 pub struct LoadedPlugin {
@@ -107,8 +107,17 @@ impl LoadedPlugin {
     /// Stops the plugin's runtime (in-process) or its child process. Activities still
     /// running complete with a failure. A child is started again on the next call.
     pub(crate) fn shutdown(&self) {
+        drop(self.begin_shutdown());
+    }
+
+    /// [`LoadedPlugin::shutdown`], returning the child process being stopped, to wait for
+    /// (what the host does as it exits).
+    pub(crate) fn begin_shutdown(&self) -> Option<Stopping> {
         match &self.runner {
-            Runner::InProcess(module) => calls::shutdown(*module),
+            Runner::InProcess(module) => {
+                calls::shutdown(*module);
+                None
+            }
             Runner::Process(supervisor) => supervisor.shutdown(),
         }
     }

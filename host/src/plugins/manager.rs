@@ -351,6 +351,10 @@ impl Manager {
                     && versioning::compare(Some(&g.plugin().version), Some(&plugin.version))
                         == Ordering::Equal
             }) {
+                // Not in service: its process (loading it started one) has nothing to do.
+                if plugin.isolated() {
+                    plugin.shutdown();
+                }
                 if self
                     .reported_duplicates
                     .insert((file.clone(), hash.clone()))

@@ -33,6 +33,7 @@ mod crash_journal;
 mod elf;
 mod error;
 mod executor;
+#[allow(unsafe_code)]
 mod ffi;
 pub mod generation;
 mod inventory;

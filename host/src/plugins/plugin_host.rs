@@ -20,6 +20,9 @@ use super::sticky::StickyRoutes;
 use super::watcher;
 use crate::config::VersioningSettings;
 
+/// How long plugin processes have to stop when the host exits, before they are killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// What the plugin host needs to know from the configuration.
 #[derive(Debug, Clone)]
 pub struct PluginHostSettings {
@@ -186,8 +189,17 @@ impl PluginHost {
     /// Stops every generation's runtime. Activities still running complete with a failure.
     /// The crash journal is left with nothing open: what still ran did not crash.
     pub fn shutdown(&self) {
-        for generation in self.catalog().generations() {
-            generation.plugin().shutdown();
+        // Every child is asked to stop at once; then each is waited for (or killed) by
+        // one shared deadline, so the host leaves no plugin process behind.
+        let stopping: Vec<_> = self
+            .catalog()
+            .generations()
+            .iter()
+            .filter_map(|generation| generation.plugin().begin_shutdown())
+            .collect();
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        for child in stopping {
+            child.wait(deadline);
         }
         if let Some(journal) = &self.crash_journal {
             journal.close();

@@ -9,7 +9,7 @@
 //!   step thread, in order (they are synchronous replays, microseconds each); activities
 //!   go to a small pool of start threads, because an activity's first poll runs in the
 //!   calling thread and may block before its first `.await`;
-//! - replies, the "activity started" notices, activity completions (from the plugin's
+//! - replies, the "began" and "activity started" notices, activity completions (from the plugin's
 //!   own runtime, through the completion callback) and log records are written as
 //!   frames by whichever thread has them, one whole frame at a time;
 //! - at the end of the stream (the host closed it, or died) the process exits; a
@@ -57,6 +57,10 @@ static SOCKET: OnceLock<Mutex<UnixStream>> = OnceLock::new();
 /// Runs the child until the host closes the socket. Returns only on a failure to
 /// start: every other end is `std::process::exit`.
 pub fn run(args: &ChildArgs) -> ExitCode {
+    if let Err(error) = super::child_signals::ignore_stop_signals() {
+        eprintln!("durabletask-host plugin-child: cannot ignore the stop signals: {error}");
+        return ExitCode::from(2);
+    }
     let socket = match take_socket() {
         Ok(socket) => socket,
         Err(error) => {
@@ -117,6 +121,7 @@ fn serve(mut socket: UnixStream, module: PluginModuleRef) -> ExitCode {
     let (steps, step_queue) = mpsc::channel::<Call>();
     spawn("plugin-steps", move || {
         for call in step_queue {
+            send(&Frame::new(Body::Began(Started { id: call.id })));
             let response = match CallKind::try_from(call.kind) {
                 Ok(CallKind::EntityBatch) => {
                     let shape = u8::try_from(call.shape).unwrap_or(0);
@@ -141,6 +146,7 @@ fn serve(mut socket: UnixStream, module: PluginModuleRef) -> ExitCode {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .recv();
                 let Ok(call) = next else { return };
+                send(&Frame::new(Body::Began(Started { id: call.id })));
                 // The activity completes through `activity_completed` with the call's id
                 // as its token, maybe before this returns.
                 calls::start_activity_bytes(module, &call.request, call.id);
@@ -149,7 +155,7 @@ fn serve(mut socket: UnixStream, module: PluginModuleRef) -> ExitCode {
         });
     }
     loop {
-        match frame::read(&mut socket) {
+        match frame::read(&mut socket, frame::MAX_REQUEST_FRAME_BYTES) {
             Ok(Some(Frame {
                 body: Some(Body::Call(call)),
             })) => {

@@ -1,18 +1,24 @@
 //! One running child process of a plugin, seen from the host: it is spawned with one end
 //! of a socket pair as its standard input, a writer thread sends it frames from a queue
-//! (so the event loop never blocks on a child that stopped reading), and a reader thread
-//! resolves the calls it answers. When the socket ends (the child died, or closed it),
-//! the reader reaps the child, and every call still inside it learns how it died and
-//! whether it is a suspect (see [`ChildProcess::call`]).
+//! (so the event loop never blocks on a child that stopped reading), a reader thread
+//! resolves the calls it answers, and a waiter thread reaps it the moment it exits and
+//! then shuts the socket, so a death is seen even if something else (a process the
+//! plugin forked) still holds the child's end. When the socket ends, every call still
+//! inside the child learns how it died and whether it is a suspect (see
+//! [`ChildProcess::call`]). Kills go to the child's whole process group, by pid, never
+//! while a lock is held across a blocking call.
 
 use std::collections::{HashMap, HashSet};
+use std::net::Shutdown;
 use std::os::fd::AsFd as _;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 
 use super::child_main;
 use super::frame::{self, Body, Call, CallKind, Frame, Log};
@@ -23,6 +29,8 @@ use crate::plugins::loaded_plugin::Registrations;
 
 /// How long a child that closed its socket may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// How long a killed child may take to be reaped before its calls are told anyway.
+const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// How the host starts a child.
 #[derive(Debug, Clone)]
@@ -134,10 +142,20 @@ struct PendingCall {
     kind: CallKind,
     /// Which work item, for the log line when the child dies.
     what: String,
-    /// An activity whose first poll has not returned yet (steps and batches are inside
-    /// only when they are the oldest: the child runs them one at a time, in order).
-    starting: bool,
+    /// Where the call is in the child (the child says so in `Began` and `Started`).
+    phase: Phase,
     reply: tokio::sync::oneshot::Sender<Outcome>,
+}
+
+/// Where a call is in the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Sent, or queued in the child: no plugin code of it has run.
+    Queued,
+    /// Inside a call into the plugin: a step or batch, or an activity's first poll.
+    Inside,
+    /// An activity running on the plugin's runtime after its first poll.
+    Running,
 }
 
 #[derive(Default)]
@@ -147,12 +165,17 @@ struct State {
     killed: Option<KillReason>,
     /// Activities the host stopped waiting for that the child still runs.
     abandoned: HashSet<u64>,
+    /// Set by the waiter once the child is reaped: its pid may then be reused, so
+    /// nothing is signalled any more.
+    exit: Option<Option<ExitStatus>>,
 }
 
 struct Shared {
     label: String,
+    pid: u32,
     state: Mutex<State>,
-    child: Mutex<Child>,
+    /// Notified when the waiter has reaped the child.
+    reaped: Condvar,
 }
 
 /// A running (or dead) child process of a plugin generation.
@@ -201,14 +224,14 @@ impl ChildProcess {
             // the host, which drains and then stops its children, not the children
             // first.
             .process_group(0);
-        let child = command.spawn()?;
+        let mut child = command.spawn()?;
         let pid = child.id();
-        let reader = host_end.try_clone()?;
         let (outbox, queue) = mpsc::channel::<Vec<u8>>();
         let shared = Arc::new(Shared {
             label: label.to_owned(),
+            pid,
             state: Mutex::new(State::default()),
-            child: Mutex::new(child),
+            reaped: Condvar::new(),
         });
         let process = Arc::new(ChildProcess {
             pid,
@@ -217,6 +240,21 @@ impl ChildProcess {
             shared: Arc::clone(&shared),
             next_id: AtomicU64::new(1),
         });
+        // From here on, a failure drops `process`, which kills the child; the waiter
+        // (started first) reaps it.
+        let socket = host_end.try_clone()?;
+        let waiter = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("plugin-waiter-{pid}"))
+            .spawn(move || {
+                let status = child.wait().ok();
+                waiter.lock_state().exit = Some(status);
+                waiter.reaped.notify_all();
+                // The reader sees the end of the stream now, whoever else holds the
+                // child's end of the socket.
+                let _ = socket.shutdown(Shutdown::Both);
+            })?;
+        let reader = host_end.try_clone()?;
         let mut writer = host_end;
         std::thread::Builder::new()
             .name(format!("plugin-writer-{pid}"))
@@ -273,7 +311,7 @@ impl ChildProcess {
             PendingCall {
                 kind,
                 what: what.to_owned(),
-                starting: kind == CallKind::Activity,
+                phase: Phase::Queued,
                 reply,
             },
         );
@@ -290,10 +328,14 @@ impl ChildProcess {
         Ok((id, outcome))
     }
 
-    /// Whether call `id` is the step or batch the child is running now: the oldest
-    /// (the child runs them one at a time, in order).
-    pub(crate) fn is_running_step(&self, id: u64) -> bool {
-        oldest_step(&self.shared.lock_state().calls) == Some(id)
+    /// Whether call `id` is inside the plugin's code now (a step or batch the child
+    /// runs, not one queued behind it).
+    pub(crate) fn is_inside(&self, id: u64) -> bool {
+        self.shared
+            .lock_state()
+            .calls
+            .get(&id)
+            .is_some_and(|call| call.phase == Phase::Inside)
     }
 
     /// The host stopped waiting for call `id`. Returns whether an activity of it still
@@ -315,16 +357,16 @@ impl ChildProcess {
         state.death.is_none() && state.abandoned.contains(&id)
     }
 
-    /// Kills the child (SIGKILL); its calls learn `reason`.
+    /// Kills the child and its process group (SIGKILL); its calls learn `reason`.
     pub(crate) fn kill(&self, reason: KillReason) {
         {
             let mut state = self.shared.lock_state();
-            if state.death.is_some() {
+            if state.death.is_some() || state.exit.is_some() {
                 return;
             }
             state.killed.get_or_insert(reason);
         }
-        let _ = self.shared.lock_child().kill();
+        self.shared.kill_group();
     }
 
     /// Asks the child to stop its plugin's runtime and exit; kills it if it is still
@@ -341,15 +383,26 @@ impl ChildProcess {
         let _ = std::thread::Builder::new()
             .name(format!("plugin-stop-{}", self.pid))
             .spawn(move || {
-                let deadline = Instant::now() + grace;
-                while Instant::now() < deadline {
-                    if process.death().is_some() {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
+                if !process.shared.wait_reaped(grace) {
+                    process.kill(KillReason::Shutdown);
                 }
-                process.kill(KillReason::Shutdown);
             });
+    }
+
+    /// Waits until the child is reaped, at most `timeout`; whether it was.
+    pub(crate) fn wait_reaped(&self, timeout: Duration) -> bool {
+        self.shared.wait_reaped(timeout)
+    }
+}
+
+impl Drop for ChildProcess {
+    /// Nobody can call it any more: a child still running would be an orphan.
+    fn drop(&mut self) {
+        let state = self.shared.lock_state();
+        if state.exit.is_none() && state.death.is_none() {
+            drop(state);
+            self.shared.kill_group();
+        }
     }
 }
 
@@ -359,27 +412,42 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_child(&self) -> MutexGuard<'_, Child> {
-        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    /// SIGKILL to the child's process group (it leads one: `process_group(0)`), which
+    /// takes anything it forked along; to the child alone if the group is gone. Only
+    /// while the child is not reaped, so a reused pid is never signalled (the waiter
+    /// sets `exit` under the same lock it is checked under, just before).
+    fn kill_group(&self) {
+        if self.lock_state().exit.is_some() {
+            return;
+        }
+        let Some(pid) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) else {
+            return;
+        };
+        if kill_process_group(pid, Signal::KILL).is_err() {
+            let _ = kill_process(pid, Signal::KILL);
+        }
     }
 
-    /// Reaps the child after its socket ended, killing it if it does not exit by itself.
-    fn reap(&self) -> Option<ExitStatus> {
-        let deadline = Instant::now() + EXIT_GRACE;
-        let mut child = self.lock_child();
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    return child.wait().ok();
-                }
-                Err(_) => return None,
-            }
+    /// Waits until the waiter has reaped the child, at most `timeout`; whether it has.
+    fn wait_reaped(&self, timeout: Duration) -> bool {
+        let state = self.lock_state();
+        let (state, _) = self
+            .reaped
+            .wait_timeout_while(state, timeout, |state| state.exit.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        state.exit.is_some()
+    }
+
+    /// The child's exit status once its socket has ended: it exits on its own within
+    /// [`EXIT_GRACE`], or is killed (with what it forked) and then reaped.
+    fn exit_status(&self) -> Option<ExitStatus> {
+        if !self.wait_reaped(EXIT_GRACE) {
+            self.kill_group();
+            // SIGKILL cannot be caught; a process stuck in the kernel may still take a
+            // while, but the reader must not wait forever for it.
+            self.wait_reaped(KILL_GRACE);
         }
+        self.lock_state().exit.flatten()
     }
 }
 
@@ -394,7 +462,7 @@ fn read_until_death(
     let mut loaded = Some(loaded);
     let mut identity = (shared.label.clone(), String::new());
     let ended = loop {
-        let frame = match frame::read(&mut socket) {
+        let frame = match frame::read(&mut socket, frame::MAX_RESPONSE_FRAME_BYTES) {
             Ok(Some(frame)) => frame,
             Ok(None) => break None,
             Err(error) => break Some(error.to_string()),
@@ -426,9 +494,14 @@ fn read_until_death(
                     );
                 }
             }
+            Some(Body::Began(began)) => {
+                if let Some(call) = shared.lock_state().calls.get_mut(&began.id) {
+                    call.phase = Phase::Inside;
+                }
+            }
             Some(Body::Started(started)) => {
                 if let Some(call) = shared.lock_state().calls.get_mut(&started.id) {
-                    call.starting = false;
+                    call.phase = Phase::Running;
                 }
             }
             Some(Body::Log(Log {
@@ -437,7 +510,13 @@ fn read_until_death(
                 message,
             })) => {
                 let level = child_main::level_from_u8(u8::try_from(level).unwrap_or(u8::MAX));
-                callbacks::forward_log(&identity.0, &identity.1, level, &target, &message);
+                callbacks::forward_log(
+                    &identity.0,
+                    &identity.1,
+                    level,
+                    truncated(&target, MAX_LOG_TARGET),
+                    truncated(&message, MAX_LOG_MESSAGE),
+                );
             }
             // Frames only the host sends: a confused or hostile child. Ignored.
             Some(Body::Call(_) | Body::Shutdown(_)) | None => {}
@@ -450,9 +529,9 @@ fn read_until_death(
             pid,
             "the connection to a plugin's process broke ({error}); the process is killed"
         );
-        let _ = shared.lock_child().kill();
+        shared.kill_group();
     }
-    let status = shared.reap();
+    let status = shared.exit_status();
     let mut state = shared.lock_state();
     let death = Death {
         pid,
@@ -507,12 +586,21 @@ fn read_until_death(
     }
 }
 
-fn oldest_step(calls: &HashMap<u64, PendingCall>) -> Option<u64> {
-    calls
-        .iter()
-        .filter(|(_, call)| call.kind != CallKind::Activity)
-        .map(|(id, _)| *id)
-        .min()
+/// At most this much of a plugin's log record is written to the host's log: a child
+/// must not make the host write (or keep) megabytes per line.
+const MAX_LOG_MESSAGE: usize = 16 * 1024;
+const MAX_LOG_TARGET: usize = 256;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Whether a process that ended with `status` crashed: an exit code or a signal of its
@@ -539,59 +627,73 @@ fn suspects(
         None if !crashed(status) => return HashSet::new(),
         None => {}
     }
-    let oldest_step = oldest_step(calls);
-    let in_call: HashSet<u64> = calls
+    let inside: HashSet<u64> = calls
         .iter()
-        .filter(|(id, call)| call.starting || Some(**id) == oldest_step)
+        .filter(|(_, call)| call.phase == Phase::Inside)
         .map(|(id, _)| *id)
         .collect();
-    if !in_call.is_empty() {
-        return in_call;
+    if !inside.is_empty() {
+        return inside;
     }
-    calls.keys().copied().collect()
+    let running: HashSet<u64> = calls
+        .iter()
+        .filter(|(_, call)| call.phase == Phase::Running)
+        .map(|(id, _)| *id)
+        .collect();
+    if !running.is_empty() {
+        return running;
+    }
+    // Nothing had begun (the child died between calls, or of something outside any
+    // call): no work item ran into it.
+    HashSet::new()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pending(kind: CallKind, starting: bool) -> PendingCall {
+    fn pending(kind: CallKind, phase: Phase) -> PendingCall {
         let (reply, _) = tokio::sync::oneshot::channel();
         PendingCall {
             kind,
             what: String::new(),
-            starting,
+            phase,
             reply,
         }
     }
 
     #[test]
-    fn the_oldest_step_and_starting_activities_are_the_suspects() {
+    fn the_calls_inside_the_plugins_code_are_the_suspects() {
         let calls = HashMap::from([
-            (3, pending(CallKind::Orchestration, false)),
-            (5, pending(CallKind::EntityBatch, false)),
-            (4, pending(CallKind::Activity, true)),
-            (1, pending(CallKind::Activity, false)),
+            (3, pending(CallKind::Orchestration, Phase::Inside)),
+            // Queued behind it: never ran.
+            (5, pending(CallKind::EntityBatch, Phase::Queued)),
+            (4, pending(CallKind::Activity, Phase::Inside)),
+            (1, pending(CallKind::Activity, Phase::Running)),
+            (6, pending(CallKind::Activity, Phase::Queued)),
         ]);
         assert_eq!(suspects(&calls, None, None), HashSet::from([3, 4]));
     }
 
     #[test]
-    fn with_no_call_inside_every_running_activity_is_a_suspect() {
+    fn with_no_call_inside_every_running_activity_is_a_suspect_and_queued_ones_never() {
         let calls = HashMap::from([
-            (1, pending(CallKind::Activity, false)),
-            (2, pending(CallKind::Activity, false)),
+            (1, pending(CallKind::Activity, Phase::Running)),
+            (2, pending(CallKind::Activity, Phase::Running)),
+            (3, pending(CallKind::Orchestration, Phase::Queued)),
         ]);
         assert_eq!(suspects(&calls, None, None), HashSet::from([1, 2]));
         let term = Some(ExitStatus::from_raw(libc::SIGTERM));
         assert!(suspects(&calls, None, term).is_empty());
+        let queued = HashMap::from([(3, pending(CallKind::Orchestration, Phase::Queued))]);
+        assert!(suspects(&queued, None, None).is_empty());
     }
 
     #[test]
     fn a_kill_by_the_host_names_its_own_suspect() {
         let calls = HashMap::from([
-            (1, pending(CallKind::Activity, true)),
-            (2, pending(CallKind::Orchestration, false)),
+            (1, pending(CallKind::Activity, Phase::Inside)),
+            (2, pending(CallKind::Orchestration, Phase::Inside)),
         ]);
         let limit = KillReason::StepLimit {
             call: 2,
@@ -599,6 +701,13 @@ mod tests {
         };
         assert_eq!(suspects(&calls, Some(&limit), None), HashSet::from([2]));
         assert!(suspects(&calls, Some(&KillReason::Recycle), None).is_empty());
+    }
+
+    #[test]
+    fn log_records_are_cut_on_a_character_boundary() {
+        assert_eq!(truncated("hello", 10), "hello");
+        assert_eq!(truncated("héllo", 2), "h");
+        assert_eq!(truncated("héllo", 3), "hé");
     }
 
     #[test]

@@ -12,15 +12,20 @@ use prost::Message;
 
 use crate::plugins::loaded_plugin::Registrations;
 
-/// The largest frame either side accepts. A work item's history can be large (the
-/// backend streams histories past gRPC's 64 MiB message limit), so this is generous;
-/// anything bigger is a broken or hostile child.
-pub(crate) const MAX_FRAME_BYTES: usize = 1 << 30;
+/// The largest frame a child accepts from the host. A work item's history can be large
+/// (the backend streams histories past gRPC's 64 MiB message limit), so this is generous.
+pub(crate) const MAX_REQUEST_FRAME_BYTES: usize = 1 << 30;
+
+/// The largest frame the host accepts from a child: a response (an activity's output,
+/// an orchestration's actions) larger than this is more than any backend takes, and a
+/// child that sends one is broken or hostile. The host reads a frame as its bytes
+/// arrive, so a child cannot make it reserve this much by claiming it.
+pub(crate) const MAX_RESPONSE_FRAME_BYTES: usize = 256 << 20;
 
 /// One message between the host and a child.
 #[derive(Clone, PartialEq, Message)]
 pub(crate) struct Frame {
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub(crate) body: Option<Body>,
 }
 
@@ -49,6 +54,10 @@ pub(crate) enum Body {
     /// Host → child: stop the plugin's runtime and exit.
     #[prost(message, tag = "7")]
     Shutdown(Shutdown),
+    /// Child → host: call `id` goes into the plugin's code now (a step or batch starts
+    /// to run, or an activity's first poll), so a crash from here on may be its doing.
+    #[prost(message, tag = "8")]
+    Began(Started),
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -172,9 +181,9 @@ impl Frame {
     }
 }
 
-/// Reads one frame; `Ok(None)` at a clean end of the stream (the other side closed it
-/// between frames).
-pub(crate) fn read(reader: &mut impl Read) -> io::Result<Option<Frame>> {
+/// Reads one frame of at most `max_bytes`; `Ok(None)` at a clean end of the stream (the
+/// other side closed it between frames).
+pub(crate) fn read(reader: &mut impl Read, max_bytes: usize) -> io::Result<Option<Frame>> {
     let mut length = [0u8; 4];
     match reader.read_exact(&mut length) {
         Ok(()) => {}
@@ -182,14 +191,21 @@ pub(crate) fn read(reader: &mut impl Read) -> io::Result<Option<Frame>> {
         Err(error) => return Err(error),
     }
     let length = u32::from_le_bytes(length) as usize;
-    if length > MAX_FRAME_BYTES {
+    if length > max_bytes {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("a frame of {length} bytes is over the limit of {MAX_FRAME_BYTES}"),
+            format!("a frame of {length} bytes is over the limit of {max_bytes}"),
         ));
     }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body)?;
+    // Grown as the bytes arrive, not allocated from the length a child claims.
+    let mut body = Vec::new();
+    let read = reader.take(length as u64).read_to_end(&mut body)?;
+    if read < length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("a frame cut short after {read} of {length} bytes"),
+        ));
+    }
     let frame = Frame::decode(body.as_slice())
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
     if frame.body.is_none() {
@@ -229,26 +245,32 @@ mod tests {
         write(&mut bytes, &call).unwrap();
         write(&mut bytes, &log).unwrap();
         let mut reader = bytes.as_slice();
-        assert_eq!(read(&mut reader).unwrap(), Some(call));
-        assert_eq!(read(&mut reader).unwrap(), Some(log));
-        assert_eq!(read(&mut reader).unwrap(), None);
+        assert_eq!(
+            read(&mut reader, MAX_REQUEST_FRAME_BYTES).unwrap(),
+            Some(call)
+        );
+        assert_eq!(
+            read(&mut reader, MAX_REQUEST_FRAME_BYTES).unwrap(),
+            Some(log)
+        );
+        assert_eq!(read(&mut reader, MAX_REQUEST_FRAME_BYTES).unwrap(), None);
     }
 
     #[test]
     fn an_oversized_a_cut_or_an_empty_frame_is_an_error() {
-        let oversized = (u32::try_from(MAX_FRAME_BYTES).unwrap() + 1).to_le_bytes();
-        let error = read(&mut oversized.as_slice()).unwrap_err();
+        let oversized = (u32::try_from(MAX_RESPONSE_FRAME_BYTES).unwrap() + 1).to_le_bytes();
+        let error = read(&mut oversized.as_slice(), MAX_RESPONSE_FRAME_BYTES).unwrap_err();
         assert!(error.to_string().contains("over the limit"), "{error}");
 
         let mut cut = Frame::new(Body::Started(Started { id: 1 })).to_bytes();
         cut.pop();
-        assert!(read(&mut cut.as_slice()).is_err());
+        assert!(read(&mut cut.as_slice(), MAX_RESPONSE_FRAME_BYTES).is_err());
 
         let empty = 0u32.to_le_bytes();
-        let error = read(&mut empty.as_slice()).unwrap_err();
+        let error = read(&mut empty.as_slice(), MAX_RESPONSE_FRAME_BYTES).unwrap_err();
         assert!(error.to_string().contains("nothing in it"), "{error}");
 
         let garbage = [3u8, 0, 0, 0, 0xff, 0xff, 0xff];
-        assert!(read(&mut garbage.as_slice()).is_err());
+        assert!(read(&mut garbage.as_slice(), MAX_RESPONSE_FRAME_BYTES).is_err());
     }
 }

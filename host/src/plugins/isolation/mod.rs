@@ -21,6 +21,8 @@
 
 pub(crate) mod child_main;
 mod child_process;
+#[allow(unsafe_code)]
+mod child_signals;
 mod frame;
 mod limits;
 mod supervisor;
@@ -31,7 +33,7 @@ use std::time::Duration;
 
 pub use child_main::{ChildArgs, run as run_child};
 pub(crate) use frame::CallKind;
-pub(crate) use supervisor::{Supervisor, Work};
+pub(crate) use supervisor::{Stopping, Supervisor, Work};
 
 use crate::config::{Isolation, PluginSettings};
 use child_process::Launch;
@@ -81,9 +83,18 @@ impl IsolationSettings {
         )
     }
 
-    /// From `[plugins]`, with children running the binary of this process.
+    /// From `[plugins]`, with children running the binary of this process: the very
+    /// file it was started from (`/proc/self/exe`, which stays the same file when a
+    /// package upgrade replaces the binary on disk while the host runs: a child must
+    /// speak the host's own frames).
     pub fn for_this_binary(plugins: &PluginSettings) -> std::io::Result<Self> {
-        Ok(Self::new(plugins, std::env::current_exe()?))
+        let this_binary = Path::new("/proc/self/exe");
+        let program = if this_binary.exists() {
+            this_binary.to_path_buf()
+        } else {
+            std::env::current_exe()?
+        };
+        Ok(Self::new(plugins, program))
     }
 
     fn isolation_of(&self, name: &str) -> Isolation {

@@ -135,29 +135,36 @@ impl Supervisor {
         let mut crashes = 0;
         loop {
             let process = if alone {
-                tokio::time::sleep(backoff(crashes)).await;
-                self.start()
-                    .await
-                    .map_err(|error| self.unavailable(&error))?
+                self.start_alone(crashes).await?
             } else {
                 self.process().await?
             };
             let Ok((id, outcome)) = process.call(work.kind, work.shape, work.request, work.what)
             else {
+                // It died between its start and this call: the restart (with its
+                // backoff) or the next dedicated start deals with it.
                 continue;
             };
             let mut guard = CallGuard {
                 process: Arc::clone(&process),
                 id,
                 done: false,
+                dedicated: alone,
             };
             let outcome = self.wait(&process, id, &work, outcome).await;
             guard.done = true;
-            if alone {
-                process.stop(STOP_GRACE);
-            }
+            drop(guard);
             match outcome {
-                Outcome::Reply(response) => return Ok(response),
+                Outcome::Reply(response) => {
+                    if crashes > 0
+                        && let Some((journal, key)) = work.journal
+                    {
+                        // It ran to the end: what it crashed before is not held against
+                        // it any more ("max_crashes in a row").
+                        journal.forget_crashes(key);
+                    }
+                    return Ok(response);
+                }
                 Outcome::Died { suspect: false, .. } => {}
                 Outcome::Died {
                     death,
@@ -193,6 +200,32 @@ impl Supervisor {
         }
     }
 
+    /// A process started for one call alone, after the backoff of its `crashes`; a start
+    /// that fails is tried again with the backoff, [`MAX_FAILED_STARTS`] times.
+    async fn start_alone(
+        &self,
+        crashes: u32,
+    ) -> Result<Arc<ChildProcess>, proto::TaskFailureDetails> {
+        let mut failures = 0;
+        loop {
+            tokio::time::sleep(backoff(crashes.max(1) + failures)).await;
+            match self.start().await {
+                Ok(process) => return Ok(process),
+                Err(error) => {
+                    failures += 1;
+                    tracing::error!(
+                        plugin = %self.label,
+                        "cannot start a process for plugin {}: {error}",
+                        self.label
+                    );
+                    if failures >= MAX_FAILED_STARTS {
+                        return Err(self.unavailable(&error));
+                    }
+                }
+            }
+        }
+    }
+
     /// Waits for call `id`'s outcome. A step or batch still running after the
     /// watchdog's threshold is logged, and past `step_limit` its process is killed.
     async fn wait(
@@ -217,8 +250,8 @@ impl Supervisor {
             return outcome.await.unwrap_or_else(dead);
         }
         // The child runs steps one at a time, in order: a step's time counts from when
-        // it became the oldest (the one running), not from when it was queued behind
-        // another. Steps answer in microseconds, so the timer rarely fires.
+        // the child said it began (not from when it was queued behind another). Steps
+        // answer in microseconds, so the timer rarely fires.
         let check_every = watchdog::STILL_RUNNING.min(self.step_limit) / 4;
         let mut running_since: Option<Instant> = None;
         let mut warned = false;
@@ -226,7 +259,7 @@ impl Supervisor {
             if let Ok(result) = tokio::time::timeout(check_every, &mut outcome).await {
                 return result.unwrap_or_else(dead);
             }
-            if !process.is_running_step(id) {
+            if !process.is_inside(id) {
                 running_since = None;
                 continue;
             }
@@ -375,15 +408,16 @@ impl Supervisor {
         Ok(process)
     }
 
-    /// Stops the child (the generation left service, or the host stops). A call that
-    /// comes later starts a new one at once.
-    pub(crate) fn shutdown(&self) {
+    /// Stops the child (the generation left service, or the host stops); what is
+    /// returned waits for it, if the caller must. A call that comes later starts a new
+    /// one at once.
+    pub(crate) fn shutdown(&self) -> Option<Stopping> {
         let mut slot = self.lock_slot();
         slot.restart_at = None;
         slot.failures = 0;
-        if let Some(process) = slot.running.take() {
-            process.stop(STOP_GRACE);
-        }
+        let process = slot.running.take()?;
+        process.stop(STOP_GRACE);
+        Some(Stopping(process))
     }
 
     /// The failure of a work item that crashed `crashes` processes, the last as `death`.
@@ -412,6 +446,21 @@ impl Supervisor {
     }
 }
 
+/// A child asked to stop ([`Supervisor::shutdown`]).
+pub(crate) struct Stopping(Arc<ChildProcess>);
+
+impl Stopping {
+    /// Waits until it is gone, at most until `deadline`; then kills it, so the host never
+    /// leaves a plugin process behind.
+    pub(crate) fn wait(self, deadline: Instant) {
+        let process = self.0;
+        if !process.wait_reaped(deadline.saturating_duration_since(Instant::now())) {
+            process.kill(KillReason::Shutdown);
+            process.wait_reaped(STOP_GRACE);
+        }
+    }
+}
+
 /// The pause before the `failures`-th start in a row.
 fn backoff(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
@@ -429,15 +478,21 @@ fn cannot_start(launch: &Launch, error: &std::io::Error) -> LoadError {
 
 /// A call in flight; if its work item is dropped before the answer (the activity timed
 /// out, the host stops), the child is told nothing, but an activity that still runs
-/// there has its process recycled unless it finishes within [`RECYCLE_GRACE`].
+/// there has its process recycled unless it finishes within [`RECYCLE_GRACE`]. A process
+/// started for this call alone is stopped when the call ends, however it ends.
 struct CallGuard {
     process: Arc<ChildProcess>,
     id: u64,
     done: bool,
+    dedicated: bool,
 }
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
+        if self.dedicated {
+            self.process.stop(STOP_GRACE);
+            return;
+        }
         if self.done || !self.process.abandon(self.id) {
             return;
         }
