@@ -117,6 +117,10 @@ impl InFlight {
             registry: Arc::clone(self),
             id,
         };
+        // Boxed once, here: a work item's future holds its request and the RPC that
+        // completes it (kilobytes), and would otherwise be copied whole at each move on
+        // its way into the task.
+        let work = Box::pin(work);
         let task = tokio::spawn(async move {
             let _registration = registration;
             work.await;
