@@ -12,13 +12,14 @@
 //!   faster. An idle host parks at once, so the first message after a quiet spell is not
 //!   delayed. Peer benchmark (bench_seq_fan N=1000 K=5 F=10, `bench/compare-python`):
 //!   about 3.8 ms of host CPU per orchestration without coalescing; 2.5 ms with a 1 ms
-//!   pause, 2.4 ms with 2 ms, 2.2 ms with 3 ms on a quiet machine. 2 ms matches the
-//!   completion batch window.
+//!   pause, 2.4 ms with 2 ms, 2.2 ms with 3 ms on a quiet machine. (Completions have no
+//!   window of their own: those of one turn leave in one write.) Without it, the host
+//!   used 2.5 times the CPU against the reference backend (issue 12's notes).
 //! - No pause while an answer is known to be coming within microseconds: a call into a
 //!   plugin's process ([`ReplyExpected`]). The pause could batch nothing more than that
-//!   answer, and would add 2 ms to every step of an isolated plugin (bench/isolation-cost:
-//!   p50 of one orchestration of 11 work items 75-82 ms isolated against 50-56 ms in
-//!   process, before).
+//!   answer, and would add 2 ms to every step of an isolated plugin (`embedded_bench`, one
+//!   isolated orchestration of 11 work items at a time: p50 26-28 ms with this exception,
+//!   49 ms without, at the same CPU per orchestration under load).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -26,8 +27,6 @@ use std::time::{Duration, Instant};
 
 /// How long the loop waits before parking while busy. Also the most latency it adds to
 /// a message that arrives while it waits.
-/// Also the size of the completion batch window (`worker::completion`), so the two kinds
-/// of batching line up.
 const COALESCE_PAUSE: Duration = Duration::from_millis(2);
 
 /// The loop counts as busy when it last woke up less than this after it parked: work is
