@@ -54,7 +54,7 @@ impl WorkItemExecutor for PluginHost {
                         .call(Work {
                             kind: CallKind::EntityBatch,
                             shape,
-                            request: &request,
+                            request: request.into(),
                             what: &what,
                             journal: journal.as_ref().zip(key),
                         })
@@ -136,12 +136,11 @@ impl WorkItemExecutor for PluginHost {
                     run_step_in_process(*module, &generation, &request, &watchdog, journal, key)
                 }
                 Runner::Process(supervisor) => {
-                    let bytes = request.encode_to_vec();
                     let outcome = supervisor
                         .call(Work {
                             kind: CallKind::Orchestration,
                             shape: 0,
-                            request: &bytes,
+                            request: request.encode_to_vec().into(),
                             what: &what,
                             journal: journal.as_ref().zip(key),
                         })
@@ -202,7 +201,6 @@ impl WorkItemExecutor for PluginHost {
                 let supervisor = Arc::clone(supervisor);
                 let journal = self.crash_journal.clone();
                 return Box::pin(async move {
-                    let request_bytes = request.encode_to_vec();
                     let what = format!(
                         "activity '{}' (instance {instance_id}, task {})",
                         request.name, request.task_id
@@ -211,7 +209,7 @@ impl WorkItemExecutor for PluginHost {
                         .call(Work {
                             kind: CallKind::Activity,
                             shape: 0,
-                            request: &request_bytes,
+                            request: request.encode_to_vec().into(),
                             what: &what,
                             journal: journal.as_ref().zip(key),
                         })

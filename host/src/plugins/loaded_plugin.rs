@@ -40,14 +40,21 @@ pub(crate) enum Runner {
     Process(Arc<Supervisor>),
 }
 
-/// What a plugin says about itself at `init`, as plain strings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a plugin says about itself at `init`, as plain strings. Also the first frame a
+/// plugin's child process sends (`isolation::frame`), hence the protobuf derive.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
 pub(crate) struct Registrations {
+    #[prost(string, tag = "1")]
     pub(crate) name: String,
+    #[prost(string, tag = "2")]
     pub(crate) version: String,
+    #[prost(string, tag = "3")]
     pub(crate) sdk_version: String,
+    #[prost(string, repeated, tag = "4")]
     pub(crate) orchestrators: Vec<String>,
+    #[prost(string, repeated, tag = "5")]
     pub(crate) activities: Vec<String>,
+    #[prost(string, repeated, tag = "6")]
     pub(crate) entities: Vec<String>,
 }
 

@@ -29,9 +29,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use abi_stable::std_types::RVec;
 use durabletask_abi::{HostCallbacks, LogLevel, LogRecord, PluginModuleRef};
 
-use super::frame::{self, Body, Call, CallKind, Frame, LoadFailed, Loaded, Log, Reply, Started};
+use super::frame::{self, Body, Call, CallKind, Frame, LoadFailed, Log, Reply, Started};
 use super::limits::Limits;
 use crate::plugins::error::LoadError;
+use crate::plugins::loaded_plugin::Registrations;
 use crate::plugins::{calls, loader};
 
 /// Threads that start activities: an activity that blocks before its first `.await`
@@ -106,15 +107,14 @@ fn take_socket() -> std::io::Result<UnixStream> {
     Ok(UnixStream::from(socket))
 }
 
-fn load(library: &Path, max_level: u8) -> Result<(PluginModuleRef, Loaded), LoadError> {
+fn load(library: &Path, max_level: u8) -> Result<(PluginModuleRef, Registrations), LoadError> {
     let callbacks = HostCallbacks {
         plugin_id: 0,
         max_level: level_from_u8(max_level),
         log: log_to_host,
         activity_completed,
     };
-    let (module, registrations) = loader::open_and_init(library, callbacks)?;
-    Ok((module, registrations.into()))
+    loader::open_and_init(library, callbacks)
 }
 
 fn serve(mut socket: UnixStream, module: PluginModuleRef) -> ExitCode {
@@ -131,7 +131,7 @@ fn serve(mut socket: UnixStream, module: PluginModuleRef) -> ExitCode {
             };
             send(&Frame::new(Body::Reply(Reply {
                 id: call.id,
-                response,
+                response: response.into(),
             })));
         }
     });
@@ -212,7 +212,7 @@ extern "C" fn activity_completed(_plugin_id: u64, token: u64, response: RVec<u8>
     let _ = std::panic::catch_unwind(|| {
         send(&Frame::new(Body::Reply(Reply {
             id: token,
-            response: response.into_vec(),
+            response: response.into_vec().into(),
         })));
     });
 }

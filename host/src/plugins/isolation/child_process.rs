@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 
 use super::child_main;
@@ -128,7 +129,7 @@ pub(crate) fn signal_name(signal: i32) -> &'static str {
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// The child's encoded response.
-    Reply(Vec<u8>),
+    Reply(Bytes),
     /// The child died first. `suspect`: the call was inside the plugin's code in a way
     /// that makes it a candidate for what killed it (see [`ChildProcess::call`]);
     /// `alone`: it was the only suspect, so it is the culprit.
@@ -301,7 +302,7 @@ impl ChildProcess {
         &self,
         kind: CallKind,
         shape: u8,
-        request: &[u8],
+        request: &Bytes,
         what: &str,
     ) -> Result<(u64, tokio::sync::oneshot::Receiver<Outcome>), Death> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
@@ -325,7 +326,7 @@ impl ChildProcess {
             id,
             kind: kind as i32,
             shape: u32::from(shape),
-            request: request.to_vec(),
+            request: request.clone(),
         }));
         // Fails only if the writer thread is gone, after the socket broke: the reader
         // then reports the death to this call too.
@@ -476,7 +477,7 @@ fn read_until_death(
             Some(Body::Loaded(registrations)) => {
                 if let Some(loaded) = loaded.take() {
                     identity = (registrations.name.clone(), registrations.version.clone());
-                    loaded(Ok(registrations.into()));
+                    loaded(Ok(registrations));
                 }
             }
             Some(Body::LoadFailed(failed)) => {

@@ -8,6 +8,7 @@
 
 use std::io::{self, Read};
 
+use bytes::Bytes;
 use prost::Message;
 
 use crate::plugins::loaded_plugin::Registrations;
@@ -34,7 +35,7 @@ pub(crate) struct Frame {
 pub(crate) enum Body {
     /// Child → host, first frame: the plugin loaded and registered these names.
     #[prost(message, tag = "1")]
-    Loaded(Loaded),
+    Loaded(Registrations),
     /// Child → host, first frame: the library could not be loaded, and why.
     #[prost(message, tag = "2")]
     LoadFailed(LoadFailed),
@@ -58,22 +59,6 @@ pub(crate) enum Body {
     /// to run, or an activity's first poll), so a crash from here on may be its doing.
     #[prost(message, tag = "8")]
     Began(Started),
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct Loaded {
-    #[prost(string, tag = "1")]
-    pub(crate) name: String,
-    #[prost(string, tag = "2")]
-    pub(crate) version: String,
-    #[prost(string, tag = "3")]
-    pub(crate) sdk_version: String,
-    #[prost(string, repeated, tag = "4")]
-    pub(crate) orchestrators: Vec<String>,
-    #[prost(string, repeated, tag = "5")]
-    pub(crate) activities: Vec<String>,
-    #[prost(string, repeated, tag = "6")]
-    pub(crate) entities: Vec<String>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -104,8 +89,8 @@ pub(crate) struct Call {
     #[prost(uint32, tag = "3")]
     pub(crate) shape: u32,
     /// The encoded `OrchestratorRequest`, `ActivityRequest` or entity request.
-    #[prost(bytes = "vec", tag = "4")]
-    pub(crate) request: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub(crate) request: Bytes,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -113,8 +98,8 @@ pub(crate) struct Reply {
     #[prost(uint64, tag = "1")]
     pub(crate) id: u64,
     /// The encoded `OrchestratorResponse`, `ActivityResponse` or `EntityBatchResult`.
-    #[prost(bytes = "vec", tag = "2")]
-    pub(crate) response: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub(crate) response: Bytes,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -137,32 +122,6 @@ pub(crate) struct Log {
 
 #[derive(Clone, PartialEq, Message)]
 pub(crate) struct Shutdown {}
-
-impl From<Registrations> for Loaded {
-    fn from(registrations: Registrations) -> Self {
-        Self {
-            name: registrations.name,
-            version: registrations.version,
-            sdk_version: registrations.sdk_version,
-            orchestrators: registrations.orchestrators,
-            activities: registrations.activities,
-            entities: registrations.entities,
-        }
-    }
-}
-
-impl From<Loaded> for Registrations {
-    fn from(loaded: Loaded) -> Self {
-        Self {
-            name: loaded.name,
-            version: loaded.version,
-            sdk_version: loaded.sdk_version,
-            orchestrators: loaded.orchestrators,
-            activities: loaded.activities,
-            entities: loaded.entities,
-        }
-    }
-}
 
 impl Frame {
     pub(crate) fn new(body: Body) -> Self {
@@ -206,7 +165,9 @@ pub(crate) fn read(reader: &mut impl Read, max_bytes: usize) -> io::Result<Optio
             format!("a frame cut short after {read} of {length} bytes"),
         ));
     }
-    let frame = Frame::decode(body.as_slice())
+    // Decoded from `Bytes`: the request or response inside is a view of the frame's
+    // buffer, not a copy.
+    let frame = Frame::decode(Bytes::from(body))
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
     if frame.body.is_none() {
         return Err(io::Error::new(
@@ -234,7 +195,7 @@ mod tests {
             id: 7,
             kind: CallKind::EntityBatch as i32,
             shape: 2,
-            request: vec![1, 2, 3],
+            request: Bytes::from_static(&[1, 2, 3]),
         }));
         let log = Frame::new(Body::Log(Log {
             level: 3,

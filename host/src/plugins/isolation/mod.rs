@@ -27,9 +27,7 @@ mod frame;
 mod limits;
 mod supervisor;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub use child_main::{ChildArgs, run as run_child};
 pub(crate) use frame::CallKind;
@@ -43,14 +41,11 @@ use super::error::LoadError;
 use super::loaded_plugin::{LoadedPlugin, Runner};
 use super::loader::{self, PrivateCopy};
 
-/// Where each plugin's code runs, and a child's limits (from `[plugins]`).
+/// Where each plugin's code runs, and a child's limits: `[plugins]`, and the binary
+/// children run.
 #[derive(Debug, Clone)]
 pub struct IsolationSettings {
-    isolation: Isolation,
-    overrides: BTreeMap<String, (Option<Isolation>, Option<u64>)>,
-    memory_limit_mb: u64,
-    cpu_time_limit: Option<Duration>,
-    step_limit: Duration,
+    plugins: PluginSettings,
     /// The binary a child runs: the host's own.
     program: PathBuf,
 }
@@ -59,15 +54,7 @@ impl IsolationSettings {
     /// From `[plugins]`; children run `program` (the host's binary).
     pub fn new(plugins: &PluginSettings, program: PathBuf) -> Self {
         Self {
-            isolation: plugins.isolation,
-            overrides: plugins
-                .overrides
-                .iter()
-                .map(|(name, o)| (name.clone(), (o.isolation, o.memory_limit_mb)))
-                .collect(),
-            memory_limit_mb: plugins.memory_limit_mb,
-            cpu_time_limit: plugins.cpu_time_limit,
-            step_limit: plugins.step_limit,
+            plugins: plugins.clone(),
             program,
         }
     }
@@ -98,29 +85,31 @@ impl IsolationSettings {
     }
 
     fn isolation_of(&self, name: &str) -> Isolation {
-        self.overrides
+        self.plugins
+            .overrides
             .get(name)
-            .and_then(|(isolation, _)| *isolation)
-            .unwrap_or(self.isolation)
+            .and_then(|plugin| plugin.isolation)
+            .unwrap_or(self.plugins.isolation)
     }
 
     /// Whether some plugin may run in a child: then every library is first loaded in
     /// one, since a plugin's name (what overrides go by) is known only once it has run
     /// its `init`, and that must not happen in the host for a plugin meant to be isolated.
     fn may_isolate(&self) -> bool {
-        self.isolation == Isolation::Process
+        self.plugins.isolation == Isolation::Process
             || self
+                .plugins
                 .overrides
                 .values()
-                .any(|(isolation, _)| *isolation == Some(Isolation::Process))
+                .any(|plugin| plugin.isolation == Some(Isolation::Process))
     }
 
     fn limits_of(&self, name: Option<&str>) -> Limits {
         let memory = name
-            .and_then(|name| self.overrides.get(name))
-            .and_then(|(_, memory)| *memory)
-            .unwrap_or(self.memory_limit_mb);
-        Limits::new(memory, self.cpu_time_limit)
+            .and_then(|name| self.plugins.overrides.get(name))
+            .and_then(|plugin| plugin.memory_limit_mb)
+            .unwrap_or(self.plugins.memory_limit_mb);
+        Limits::new(memory, self.plugins.cpu_time_limit)
     }
 
     fn launch(&self, copy: &Path, limits: Limits) -> Launch {
@@ -149,7 +138,7 @@ pub(crate) fn load(
     let (registrations, supervisor) = Supervisor::load(
         settings.launch(&copy.path, limits),
         &file_label,
-        settings.step_limit,
+        settings.plugins.step_limit,
     )?;
     if settings.isolation_of(&registrations.name) == Isolation::InProcess {
         supervisor.shutdown();
@@ -164,7 +153,7 @@ pub(crate) fn load(
         Supervisor::load(
             settings.launch(&copy.path, own_limits),
             &file_label,
-            settings.step_limit,
+            settings.plugins.step_limit,
         )?
         .1
     };

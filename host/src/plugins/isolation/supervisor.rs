@@ -15,6 +15,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use durabletask_abi::{error_types, failure};
 use durabletask_proto as proto;
 
@@ -47,8 +48,8 @@ pub(crate) struct Work<'a> {
     pub(crate) kind: CallKind,
     /// For an entity batch, the ABI's request shape.
     pub(crate) shape: u8,
-    /// The encoded request.
-    pub(crate) request: &'a [u8],
+    /// The encoded request (shared by every attempt).
+    pub(crate) request: Bytes,
     /// What it is, for log lines and failure messages.
     pub(crate) what: &'a str,
     /// Its key in the crash journal, and the journal, if there is one.
@@ -128,7 +129,7 @@ impl Supervisor {
     /// Runs `work` in the child, starting a new one first if it died. The encoded
     /// response, or the failure that stands for it: `PluginCrashed` once the work item
     /// has been inside `max_crashes` dying processes, or when no process can be started.
-    pub(crate) async fn call(&self, work: Work<'_>) -> Result<Vec<u8>, proto::TaskFailureDetails> {
+    pub(crate) async fn call(&self, work: Work<'_>) -> Result<Bytes, proto::TaskFailureDetails> {
         // Whether it runs in a process of its own (see the module's documentation), and
         // how many crashes it has to its name here.
         let mut alone = false;
@@ -139,7 +140,7 @@ impl Supervisor {
             } else {
                 self.process().await?
             };
-            let Ok((id, outcome)) = process.call(work.kind, work.shape, work.request, work.what)
+            let Ok((id, outcome)) = process.call(work.kind, work.shape, &work.request, work.what)
             else {
                 // It died between its start and this call: the restart (with its
                 // backoff) or the next dedicated start deals with it.
