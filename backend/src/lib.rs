@@ -2,6 +2,8 @@
 //! from a SQLite file, so one process (the host) runs everything on a fresh machine.
 //!
 //! - `service`: the gRPC surface; every call is forwarded to the engine.
+//! - `in_process`: the same calls for the embedding process's own worker, without gRPC
+//!   ([`EmbeddedBackend::in_process_client`]).
 //! - `engine`: one actor owning all state, applying calls in batches and committing each
 //!   batch in one transaction before answering (see its module documentation).
 //! - `store`: SQLite persistence; `records`: the persisted record types.
@@ -45,6 +47,7 @@ const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20
 
 mod auth;
 mod engine;
+mod in_process;
 mod limits;
 mod lock;
 mod records;
@@ -53,8 +56,10 @@ mod store;
 mod validate;
 
 pub use auth::TokenFileError;
+pub use in_process::InProcessClient;
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, PAYLOAD_TOO_LARGE};
 pub use lock::LockError;
+pub use service::WorkItemStream;
 pub use store::StoreError;
 
 use std::net::SocketAddr;
@@ -98,6 +103,8 @@ pub enum BackendError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("invalid task hub name: {0}")]
+    TaskHub(String),
     #[error("the TLS certificate or key is not usable: {0}")]
     Tls(tonic::transport::Error),
 }
@@ -169,6 +176,8 @@ impl BackendOptions {
 /// abruptly, saving nothing more (everything acknowledged is already saved).
 pub struct EmbeddedBackend {
     local_addr: SocketAddr,
+    /// The calls' handler, shared by the gRPC server and [`InProcessClient`]s.
+    service: service::Service,
     engine: EngineHandle,
     engine_thread: Option<std::thread::JoinHandle<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -227,12 +236,13 @@ impl EmbeddedBackend {
             }
         };
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let service = TaskHubSidecarServiceServer::new(service::Service::new(
+        let handler = service::Service::new(
             engine.clone(),
             limits::PayloadLimit(options.max_payload_bytes),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        );
+        let service = TaskHubSidecarServiceServer::new(handler.clone())
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
         let service = tonic::service::interceptor::InterceptedService::new(service, authenticator);
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
@@ -250,6 +260,7 @@ impl EmbeddedBackend {
         tracing::info!(address = %local_addr, database = %options.database.display(), "embedded backend listening");
         Ok(EmbeddedBackend {
             local_addr,
+            service: handler,
             engine,
             engine_thread: Some(engine_thread),
             server: Some(server),
@@ -260,6 +271,13 @@ impl EmbeddedBackend {
     /// The address the backend listens on (with the real port when started on port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A worker's client of task hub `hub` that calls the engine directly, without gRPC
+    /// (see [`InProcessClient`]); for the embedding process's own worker. The error says
+    /// what is wrong with the hub's name (the rules of the `taskhub` header).
+    pub fn in_process_client(&self, hub: &str) -> Result<InProcessClient, BackendError> {
+        InProcessClient::new(self.service.clone(), hub).map_err(BackendError::TaskHub)
     }
 
     /// Stops serving: work-item streams end (their leases are released, so the items

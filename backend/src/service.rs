@@ -29,6 +29,8 @@ const HEALTH_PING_INTERVAL: Duration = Duration::from_secs(20);
 const HISTORY_CHUNK_EVENTS: usize = 100;
 const HISTORY_CHUNK_BYTES: usize = 1024 * 1024;
 
+/// Cheap to clone: the in-process client holds one (see `in_process`).
+#[derive(Clone)]
 pub struct Service {
     engine: EngineHandle,
     limit: PayloadLimit,
@@ -45,19 +47,136 @@ impl Service {
     }
 
     /// Sends a command built around a reply channel and waits for the engine's answer.
-    async fn call<T>(
+    async fn ask<T>(
         &self,
         hub: String,
         command: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<Response<T>, Status> {
+    ) -> Result<T, Status> {
         let (reply, answer) = oneshot::channel();
         if !self.engine.send(hub, command(reply)) {
             return Err(stopped());
         }
         match answer.await {
-            Ok(result) => result.map(Response::new),
+            Ok(result) => result,
             Err(_) => Err(stopped()),
         }
+    }
+
+    /// [`Service::ask`], answered as a gRPC response.
+    async fn call<T>(
+        &self,
+        hub: String,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<Response<T>, Status> {
+        self.ask(hub, command).await.map(Response::new)
+    }
+
+    // The calls a worker makes, for the gRPC surface and the in-process client alike:
+    // whoever calls, a worker's results pass the same limits and checks.
+
+    /// `GetWorkItems`: a new work-item stream of `hub`.
+    pub(crate) fn open_work_item_stream(
+        &self,
+        hub: String,
+        request: GetWorkItemsRequest,
+    ) -> Result<WorkItemStream, Status> {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let (sender, items) = unbounded_channel();
+        tracing::debug!(hub, stream = id, "worker connected");
+        if !self.engine.send(
+            hub.clone(),
+            Command::OpenStream {
+                id,
+                request,
+                sender,
+            },
+        ) {
+            return Err(stopped());
+        }
+        Ok(WorkItemStream {
+            id,
+            hub,
+            engine: self.engine.clone(),
+            items,
+            ping: Box::pin(tokio::time::sleep(HEALTH_PING_INTERVAL)),
+        })
+    }
+
+    pub(crate) async fn complete_orchestration(
+        &self,
+        hub: String,
+        mut response: OrchestratorResponse,
+    ) -> Result<CompleteTaskResponse, Status> {
+        self.limit.orchestrator_response(&mut response);
+        validate::orchestrator_response(&response)?;
+        self.ask(hub, |reply| Command::CompleteOrchestration(response, reply))
+            .await
+    }
+
+    pub(crate) async fn complete_activity(
+        &self,
+        hub: String,
+        mut response: ActivityResponse,
+    ) -> Result<CompleteTaskResponse, Status> {
+        self.limit.activity_response(&mut response);
+        self.ask(hub, |reply| Command::CompleteActivity(response, reply))
+            .await
+    }
+
+    pub(crate) async fn complete_entity_batch(
+        &self,
+        hub: String,
+        mut result: EntityBatchResult,
+    ) -> Result<CompleteTaskResponse, Status> {
+        if let EntityBatchCheck::Rejected(message) = self.limit.entity_batch_result(&mut result) {
+            // The batch now carries failureDetails: the engine keeps the entity's state
+            // and applies none of its actions.
+            tracing::warn!(hub, "an entity batch was rejected: {message}");
+        }
+        validate::entity_batch_result(&result)?;
+        self.ask(hub, |reply| Command::CompleteEntity(result, reply))
+            .await
+    }
+
+    /// The whole history of an instance (the gRPC surface streams it in chunks).
+    pub(crate) async fn history(
+        &self,
+        hub: String,
+        request: StreamInstanceHistoryRequest,
+    ) -> Result<Vec<HistoryEvent>, Status> {
+        self.ask(hub, |reply| Command::History(request, reply))
+            .await
+    }
+
+    pub(crate) async fn abandon_orchestration(
+        &self,
+        hub: String,
+        completion_token: String,
+    ) -> Result<AbandonOrchestrationTaskResponse, Status> {
+        self.ask(hub, |reply| {
+            Command::AbandonOrchestration(completion_token, reply)
+        })
+        .await
+    }
+
+    pub(crate) async fn abandon_activity(
+        &self,
+        hub: String,
+        completion_token: String,
+    ) -> Result<AbandonActivityTaskResponse, Status> {
+        self.ask(hub, |reply| {
+            Command::AbandonActivity(completion_token, reply)
+        })
+        .await
+    }
+
+    pub(crate) async fn abandon_entity(
+        &self,
+        hub: String,
+        completion_token: String,
+    ) -> Result<AbandonEntityTaskResponse, Status> {
+        self.ask(hub, |reply| Command::AbandonEntity(completion_token, reply))
+            .await
     }
 
     /// `WaitForInstanceStart` / `WaitForInstanceCompletion`: a long poll, answered by the
@@ -147,7 +266,7 @@ fn hub_of<T>(request: &Request<T>) -> Result<String, Status> {
     Ok(if name.is_empty() { DEFAULT_HUB } else { name }.to_owned())
 }
 
-fn validate_hub_name(name: &str) -> Result<(), Status> {
+pub(crate) fn validate_hub_name(name: &str) -> Result<(), Status> {
     if name.len() > MAX_HUB_NAME {
         return Err(Status::invalid_argument(format!(
             "the taskhub header is {} bytes long; at most {MAX_HUB_NAME} are accepted",
@@ -374,27 +493,8 @@ impl TaskHubSidecarService for Service {
         request: Request<GetWorkItemsRequest>,
     ) -> Result<Response<Self::GetWorkItemsStream>, Status> {
         let hub = hub_of(&request)?;
-        let request = request.into_inner();
-        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
-        let (sender, items) = unbounded_channel();
-        tracing::debug!(hub, stream = id, "worker connected");
-        if !self.engine.send(
-            hub.clone(),
-            Command::OpenStream {
-                id,
-                request,
-                sender,
-            },
-        ) {
-            return Err(stopped());
-        }
-        Ok(Response::new(WorkItemStream {
-            id,
-            hub,
-            engine: self.engine.clone(),
-            items,
-            ping: Box::pin(tokio::time::sleep(HEALTH_PING_INTERVAL)),
-        }))
+        self.open_work_item_stream(hub, request.into_inner())
+            .map(Response::new)
     }
 
     async fn complete_activity_task(
@@ -402,10 +502,9 @@ impl TaskHubSidecarService for Service {
         request: Request<ActivityResponse>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
         let hub = hub_of(&request)?;
-        let mut request = request.into_inner();
-        self.limit.activity_response(&mut request);
-        self.call(hub, |reply| Command::CompleteActivity(request, reply))
+        self.complete_activity(hub, request.into_inner())
             .await
+            .map(Response::new)
     }
 
     async fn complete_orchestrator_task(
@@ -413,11 +512,9 @@ impl TaskHubSidecarService for Service {
         request: Request<OrchestratorResponse>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
         let hub = hub_of(&request)?;
-        let mut request = request.into_inner();
-        self.limit.orchestrator_response(&mut request);
-        validate::orchestrator_response(&request)?;
-        self.call(hub, |reply| Command::CompleteOrchestration(request, reply))
+        self.complete_orchestration(hub, request.into_inner())
             .await
+            .map(Response::new)
     }
 
     async fn complete_entity_task(
@@ -425,15 +522,9 @@ impl TaskHubSidecarService for Service {
         request: Request<EntityBatchResult>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
         let hub = hub_of(&request)?;
-        let mut request = request.into_inner();
-        if let EntityBatchCheck::Rejected(message) = self.limit.entity_batch_result(&mut request) {
-            // The batch now carries failureDetails: the engine keeps the entity's state
-            // and applies none of its actions.
-            tracing::warn!(hub, "an entity batch was rejected: {message}");
-        }
-        validate::entity_batch_result(&request)?;
-        self.call(hub, |reply| Command::CompleteEntity(request, reply))
+        self.complete_entity_batch(hub, request.into_inner())
             .await
+            .map(Response::new)
     }
 
     async fn stream_instance_history(
@@ -441,11 +532,7 @@ impl TaskHubSidecarService for Service {
         request: Request<StreamInstanceHistoryRequest>,
     ) -> Result<Response<Self::StreamInstanceHistoryStream>, Status> {
         let hub = hub_of(&request)?;
-        let request = request.into_inner();
-        let events = self
-            .call(hub, |reply| Command::History(request, reply))
-            .await?
-            .into_inner();
+        let events = self.history(hub, request.into_inner()).await?;
         let chunks = history_chunks(events)
             .into_iter()
             .map(Ok)
@@ -522,8 +609,7 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<AbandonActivityTaskResponse>, Status> {
         let hub = hub_of(&request)?;
         let token = request.into_inner().completion_token;
-        self.call(hub, |reply| Command::AbandonActivity(token, reply))
-            .await
+        self.abandon_activity(hub, token).await.map(Response::new)
     }
 
     async fn abandon_task_orchestrator_work_item(
@@ -532,8 +618,9 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<AbandonOrchestrationTaskResponse>, Status> {
         let hub = hub_of(&request)?;
         let token = request.into_inner().completion_token;
-        self.call(hub, |reply| Command::AbandonOrchestration(token, reply))
+        self.abandon_orchestration(hub, token)
             .await
+            .map(Response::new)
     }
 
     async fn abandon_task_entity_work_item(
@@ -542,8 +629,7 @@ impl TaskHubSidecarService for Service {
     ) -> Result<Response<AbandonEntityTaskResponse>, Status> {
         let hub = hub_of(&request)?;
         let token = request.into_inner().completion_token;
-        self.call(hub, |reply| Command::AbandonEntity(token, reply))
-            .await
+        self.abandon_entity(hub, token).await.map(Response::new)
     }
 
     async fn skip_graceful_orchestration_terminations(
