@@ -1,32 +1,35 @@
 //! The embedded backend (`backend.mode = "embedded"`): the host serves its own Durable
-//! Task backend, with its state in a SQLite file, on `[embedded] listen`. The host's
-//! worker, the project's client and any other Durable Task SDK connect to it there.
+//! Task backend, with its state in a SQLite file, on `[embedded] listen`. The project's
+//! client and any other Durable Task SDK connect to it there; the host's own worker
+//! calls it in process ([`Embedded::in_process_client`]).
 
 use std::net::SocketAddr;
 
-use durabletask_backend::{BackendOptions, EmbeddedBackend, TlsFiles};
+use durabletask_backend::{BackendOptions, EmbeddedBackend, InProcessClient, TlsFiles};
 use tokio::sync::oneshot;
 
-use crate::config::{BackendSettings, EmbeddedSettings, Endpoint};
+use crate::config::EmbeddedSettings;
 
 /// The embedded backend, served from a thread of its own (see [`start`]).
 #[derive(Debug)]
 pub struct Embedded {
     local_addr: SocketAddr,
+    in_process: InProcessClient,
     /// Dropped or sent: the backend shuts down (gracefully, saving its state).
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Opens the database (creating its folder if needed), recovers the state it holds and
-/// starts serving. The error names what failed.
+/// starts serving; the host's worker will work on task hub `taskhub`. The error names
+/// what failed.
 ///
 /// The backend's gRPC server runs on a thread of its own, with its own single-threaded
 /// runtime, not on the worker's event loop: plugin code that blocks the loop (an
 /// orchestrator that sleeps, an activity that blocks before its first `.await`) must not
 /// stop the backend from answering other clients and workers. (Its engine already has a
 /// thread of its own.) It also lets the backend and the worker use both cores.
-pub async fn start(settings: &EmbeddedSettings) -> Result<Embedded, String> {
+pub async fn start(settings: &EmbeddedSettings, taskhub: &str) -> Result<Embedded, String> {
     if let Some(folder) = settings.database.parent()
         && !folder.as_os_str().is_empty()
     {
@@ -58,14 +61,18 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<Embedded, String> {
             settings.listen
         )
     };
-    let (ready, started) = oneshot::channel::<Result<SocketAddr, String>>();
+    let (ready, started) = oneshot::channel::<Result<Started, String>>();
     let (stop, stopped) = oneshot::channel::<()>();
+    let taskhub = taskhub.to_owned();
     let thread = std::thread::Builder::new()
         .name("embedded-backend".into())
-        .spawn(move || serve(options, ready, stopped))
+        .spawn(move || serve(options, &taskhub, ready, stopped))
         .map_err(|error| failed(format!("cannot start its thread: {error}")))?;
-    let local_addr = match started.await {
-        Ok(Ok(address)) => address,
+    let Started {
+        local_addr,
+        in_process,
+    } = match started.await {
+        Ok(Ok(started)) => started,
         Ok(Err(error)) => {
             let _ = thread.join();
             return Err(failed(error));
@@ -82,16 +89,24 @@ pub async fn start(settings: &EmbeddedSettings) -> Result<Embedded, String> {
     );
     Ok(Embedded {
         local_addr,
+        in_process,
         stop: Some(stop),
         thread: Some(thread),
     })
+}
+
+/// What the backend's thread reports once the backend serves.
+struct Started {
+    local_addr: SocketAddr,
+    in_process: InProcessClient,
 }
 
 /// The backend's thread: starts it, says whether it did, serves until told to stop (or
 /// until the host lets go of it), then shuts it down gracefully.
 fn serve(
     options: BackendOptions,
-    ready: oneshot::Sender<Result<SocketAddr, String>>,
+    taskhub: &str,
+    ready: oneshot::Sender<Result<Started, String>>,
     stopped: oneshot::Receiver<()>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -107,7 +122,18 @@ fn serve(
     runtime.block_on(async move {
         match EmbeddedBackend::start(options).await {
             Ok(backend) => {
-                let _ = ready.send(Ok(backend.local_addr()));
+                let in_process = match backend.in_process_client(taskhub) {
+                    Ok(client) => client,
+                    Err(error) => {
+                        let _ = ready.send(Err(error.to_string()));
+                        backend.shutdown().await;
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(Started {
+                    local_addr: backend.local_addr(),
+                    in_process,
+                }));
                 // A dropped sender (the host is going away) stops it as well.
                 let _ = stopped.await;
                 backend.shutdown().await;
@@ -125,6 +151,11 @@ impl Embedded {
         self.local_addr
     }
 
+    /// The host's worker's client: calls into the engine, without gRPC.
+    pub fn in_process_client(&self) -> InProcessClient {
+        self.in_process.clone()
+    }
+
     /// Stops serving and saves the state (see `EmbeddedBackend::shutdown`); returns
     /// once the database is closed.
     pub async fn shutdown(mut self) {
@@ -135,20 +166,4 @@ impl Embedded {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
-}
-
-/// The backend settings the worker uses to reach the embedded backend: its actual
-/// address (the configured port may be 0), over https when it serves TLS, the configured
-/// task hub, the first token of `[embedded] token_file` if it is set, and its certificate
-/// as the root to trust (the config puts these in `backend.token_file`, `ca_file` and
-/// `tls_server_name`).
-pub fn worker_settings(
-    backend: &Embedded,
-    embedded: &EmbeddedSettings,
-    configured: &BackendSettings,
-) -> BackendSettings {
-    let mut settings = configured.clone();
-    settings.endpoint = Endpoint::to_listener(backend.local_addr(), embedded.serves_tls());
-    settings.token_env = None;
-    settings
 }

@@ -16,7 +16,7 @@ use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::isolation::IsolationSettings;
 use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
-use durabletask_host::{embedded, logging, signals, status, worker};
+use durabletask_host::{embedded, logging, runtime, signals, status, worker};
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
@@ -102,29 +102,26 @@ fn main() -> ExitCode {
             },
         );
     }
-    let build_runtime = match cli.command {
-        Some(Command::Client(_)) => durabletask_host::runtime::for_client,
-        _ => durabletask_host::runtime::for_daemon,
-    };
-    let runtime = match build_runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            client_cli::print_stderr(&format!("error: cannot start the async runtime: {error}"));
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    let code = match cli.command {
+    match cli.command {
         Some(Command::Client(args)) => {
+            let runtime = match durabletask_host::runtime::for_client() {
+                Ok(runtime) => runtime,
+                Err(error) => return no_runtime(&error),
+            };
             let code = runtime.block_on(client_cli::run(*args));
+            runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
             ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE))
         }
-        Some(Command::Run { config }) => run_host(&runtime, config.or(cli.config)),
+        Some(Command::Run { config }) => run_host(config.or(cli.config)),
         Some(Command::Plugins { config, json }) => list_plugins(config.or(cli.config), json),
-        None => run_host(&runtime, cli.config),
+        None => run_host(cli.config),
         Some(Command::PluginChild { .. }) => ExitCode::from(EXIT_FAILURE),
-    };
-    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
-    code
+    }
+}
+
+fn no_runtime(error: &std::io::Error) -> ExitCode {
+    client_cli::print_stderr(&format!("error: cannot start the async runtime: {error}"));
+    ExitCode::from(EXIT_FAILURE)
 }
 
 /// The configuration (default: `host.toml`) and its path; an unusable one is reported on
@@ -183,11 +180,20 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
 }
 
 /// The worker: load the config, start logging and the plugins, serve until a signal.
-fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> ExitCode {
+fn run_host(config_path: Option<PathBuf>) -> ExitCode {
     make_created_files_private();
     let (config, config_path) = match load_config(config_path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
+    };
+    // The embedded backend's engine is called in process; a remote one over a socket.
+    let parking = match config.backend.mode() {
+        BackendMode::Embedded => runtime::Parking::Immediate,
+        BackendMode::Remote => runtime::Parking::CoalesceWhenBusy,
+    };
+    let runtime = match runtime::for_daemon(parking) {
+        Ok(runtime) => runtime,
+        Err(error) => return no_runtime(&error),
     };
     // Kept until the end of this function so the log file is flushed on exit.
     let log_guard = match logging::init(&config.logging) {
@@ -204,13 +210,15 @@ fn run_host(runtime: &tokio::runtime::Runtime, config_path: Option<PathBuf>) -> 
         config_path,
         level: log_guard.level_handle(),
     };
-    match runtime.block_on(serve(&config, reload)) {
+    let code = match runtime.block_on(serve(&config, reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
             ExitCode::from(EXIT_FAILURE)
         }
-    }
+    };
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    code
 }
 
 /// Adds group and other to the process umask, before the daemon creates any file, so
@@ -243,12 +251,10 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     let (shutdown, control_signals) =
         signals::install().map_err(|error| format!("cannot install signal handlers: {error}"))?;
     let embedded = match config.backend.mode() {
-        BackendMode::Embedded => Some(embedded::start(&config.embedded).await?),
+        BackendMode::Embedded => {
+            Some(embedded::start(&config.embedded, &config.backend.taskhub).await?)
+        }
         BackendMode::Remote => None,
-    };
-    let backend = match &embedded {
-        Some(embedded) => embedded::worker_settings(embedded, &config.embedded, &config.backend),
-        None => config.backend.clone(),
     };
     let plugins = start_plugins(config)?;
     let in_flight = Arc::new(worker::InFlight::default());
@@ -270,7 +276,8 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     let filters = follow_work_item_filters(config, &plugins);
     let result = worker::run(
         &config.worker,
-        &backend,
+        &config.backend,
+        embedded.as_ref().map(embedded::Embedded::in_process_client),
         executor,
         filters,
         in_flight,

@@ -347,6 +347,7 @@ fn spawn_worker_with_filters(
         worker::run(
             &settings,
             &backend,
+            None,
             Arc::new(executor),
             filters,
             Arc::default(),

@@ -9,17 +9,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use durabletask_proto::{
-    AbandonActivityTaskRequest, AbandonEntityTaskRequest, AbandonOrchestrationTaskRequest,
-    ActivityResponse, EntityBatchResult, OrchestratorResponse,
-};
+use durabletask_proto::{ActivityResponse, EntityBatchResult, OrchestratorResponse};
 use tokio::sync::watch;
 use tonic::Code;
 
-use crate::connection::SidecarClient;
+use super::backend_client::BackendClient;
 
 /// The connection completions are sent on; replaced by the worker on every reconnect.
-pub type CurrentClient = watch::Receiver<Option<SidecarClient>>;
+pub type CurrentClient = watch::Receiver<Option<BackendClient>>;
 
 const RETRIES_WHEN_UNAVAILABLE: u32 = 3;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -40,9 +37,9 @@ pub async fn complete_orchestration(client: &CurrentClient, response: Orchestrat
         client,
         "CompleteOrchestratorTask",
         &instance_id,
-        move |mut client| {
+        move |client| {
             let response = response.clone();
-            async move { client.complete_orchestrator_task(response).await.map(drop) }
+            async move { client.complete_orchestrator_task(response).await }
         },
     )
     .await;
@@ -54,9 +51,9 @@ pub async fn complete_activity(client: &CurrentClient, response: ActivityRespons
         client,
         "CompleteActivityTask",
         &instance_id,
-        move |mut client| {
+        move |client| {
             let response = response.clone();
-            async move { client.complete_activity_task(response).await.map(drop) }
+            async move { client.complete_activity_task(response).await }
         },
     )
     .await;
@@ -65,9 +62,9 @@ pub async fn complete_activity(client: &CurrentClient, response: ActivityRespons
 pub async fn complete_entity(client: &CurrentClient, result: EntityBatchResult) {
     // The entity's instance id is not in the result; the token identifies the batch.
     let token = result.completion_token.clone();
-    deliver(client, "CompleteEntityTask", &token, move |mut client| {
+    deliver(client, "CompleteEntityTask", &token, move |client| {
         let result = result.clone();
-        async move { client.complete_entity_task(result).await.map(drop) }
+        async move { client.complete_entity_task(result).await }
     })
     .await;
 }
@@ -77,21 +74,13 @@ pub async fn abandon_orchestration(
     instance_id: &str,
     completion_token: &str,
 ) {
-    let request = AbandonOrchestrationTaskRequest {
-        completion_token: completion_token.to_owned(),
-    };
     deliver(
         client,
         "AbandonTaskOrchestratorWorkItem",
         instance_id,
-        move |mut client| {
-            let request = request.clone();
-            async move {
-                client
-                    .abandon_task_orchestrator_work_item(request)
-                    .await
-                    .map(drop)
-            }
+        move |client| {
+            let token = completion_token.to_owned();
+            async move { client.abandon_orchestration(token).await }
         },
     )
     .await;
@@ -100,42 +89,26 @@ pub async fn abandon_orchestration(
 /// Only for a backend known to hand an abandoned activity out again: the reference one
 /// loses it, stranding its orchestration (protocol.md §7).
 pub async fn abandon_activity(client: &CurrentClient, instance_id: &str, completion_token: &str) {
-    let request = AbandonActivityTaskRequest {
-        completion_token: completion_token.to_owned(),
-    };
     deliver(
         client,
         "AbandonTaskActivityWorkItem",
         instance_id,
-        move |mut client| {
-            let request = request.clone();
-            async move {
-                client
-                    .abandon_task_activity_work_item(request)
-                    .await
-                    .map(drop)
-            }
+        move |client| {
+            let token = completion_token.to_owned();
+            async move { client.abandon_activity(token).await }
         },
     )
     .await;
 }
 
 pub async fn abandon_entity(client: &CurrentClient, instance_id: &str, completion_token: &str) {
-    let request = AbandonEntityTaskRequest {
-        completion_token: completion_token.to_owned(),
-    };
     deliver(
         client,
         "AbandonTaskEntityWorkItem",
         instance_id,
-        move |mut client| {
-            let request = request.clone();
-            async move {
-                client
-                    .abandon_task_entity_work_item(request)
-                    .await
-                    .map(drop)
-            }
+        move |client| {
+            let token = completion_token.to_owned();
+            async move { client.abandon_entity(token).await }
         },
     )
     .await;
@@ -144,7 +117,7 @@ pub async fn abandon_entity(client: &CurrentClient, instance_id: &str, completio
 /// Sends one RPC built by `call`, retrying briefly while the backend is `UNAVAILABLE`.
 async fn deliver<F, Fut>(current: &CurrentClient, rpc: &str, instance_id: &str, mut call: F)
 where
-    F: FnMut(SidecarClient) -> Fut,
+    F: FnMut(BackendClient) -> Fut,
     Fut: Future<Output = Result<(), tonic::Status>>,
 {
     let mut retry_delay = FIRST_RETRY_DELAY;

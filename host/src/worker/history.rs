@@ -23,24 +23,14 @@ pub async fn complete_request(
     if !request.requires_history_streaming {
         return Ok(());
     }
-    let Some(mut client) = client.borrow().clone() else {
+    let Some(client) = client.borrow().clone() else {
         return Err("not connected to the backend".to_owned());
     };
-    let fetch = async {
-        let mut stream = client
-            .stream_instance_history(StreamInstanceHistoryRequest {
-                instance_id: request.instance_id.clone(),
-                execution_id: request.execution_id.clone(),
-                for_work_item_processing: true,
-            })
-            .await?
-            .into_inner();
-        let mut events = Vec::new();
-        while let Some(chunk) = stream.message().await? {
-            events.extend(chunk.events);
-        }
-        Ok::<_, tonic::Status>(events)
-    };
+    let fetch = client.instance_history(StreamInstanceHistoryRequest {
+        instance_id: request.instance_id.clone(),
+        execution_id: request.execution_id.clone(),
+        for_work_item_processing: true,
+    });
     let events = match tokio::time::timeout(FETCH_TIMEOUT, fetch).await {
         Ok(Ok(events)) => events,
         Ok(Err(status)) => {

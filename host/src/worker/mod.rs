@@ -10,6 +10,7 @@
 //! logs them; [`filters`] builds the optional work-item filters.
 
 mod activity_watch;
+mod backend_client;
 pub mod backoff;
 mod completion;
 mod dispatch;
@@ -25,6 +26,7 @@ mod session;
 use std::future::Future;
 use std::sync::Arc;
 
+use durabletask_backend::InProcessClient;
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
@@ -54,16 +56,22 @@ pub enum WorkerError {
 /// sender can renew them when the set of plugins changes. A dropped sender keeps the
 /// last value. Accepted work items are registered in `in_flight` until they end (the
 /// status report reads it).
+///
+/// `in_process` is the host's own embedded backend, called without gRPC; with it,
+/// `backend`'s connection settings are not used.
 pub async fn run(
     settings: &WorkerSettings,
     backend: &BackendSettings,
+    in_process: Option<InProcessClient>,
     executor: Arc<dyn WorkItemExecutor>,
     filters: watch::Receiver<Option<WorkItemFilters>>,
     in_flight: Arc<InFlight>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let worker_id = connection::new_worker_id();
-    check_connection_settings(backend, &worker_id)?;
+    if in_process.is_none() {
+        check_connection_settings(backend, &worker_id)?;
+    }
 
     let (current_client, completion_client) = watch::channel(None);
     let dispatcher = Dispatcher::new(
@@ -78,6 +86,7 @@ pub async fn run(
     let session = Session {
         settings,
         backend,
+        in_process: in_process.as_ref(),
         worker_id: &worker_id,
         dispatcher: &dispatcher,
         current_client: &current_client,
@@ -88,7 +97,7 @@ pub async fn run(
     let mut client = None;
     let mut backoff = Backoff::default();
     let mut outage = outage::Outage::default();
-    tracing::info!(endpoint = %backend.endpoint, taskhub = %backend.taskhub, worker_id, "worker starting");
+    tracing::info!(endpoint = %session.endpoint(), taskhub = %backend.taskhub, worker_id, "worker starting");
     loop {
         let end = tokio::select! {
             biased;

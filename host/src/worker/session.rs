@@ -12,11 +12,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Code;
 
+use durabletask_backend::InProcessClient;
+
+use super::backend_client::BackendClient;
 use super::backoff::{Backoff, Cause};
 use super::dispatch::Dispatcher;
 use super::outage::Outage;
 use crate::config::{BackendSettings, WorkerSettings};
-use crate::connection::{self, BearerToken, CallMetadata, SidecarClient};
+use crate::connection::{self, BearerToken, CallMetadata};
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -61,10 +64,12 @@ impl Failure {
 pub struct Session<'a> {
     pub settings: &'a WorkerSettings,
     pub backend: &'a BackendSettings,
+    /// The host's own embedded backend, reached without gRPC; `None`: `backend` over gRPC.
+    pub in_process: Option<&'a InProcessClient>,
     pub worker_id: &'a str,
     pub dispatcher: &'a Dispatcher,
     /// Where completions look for the connection to use.
-    pub current_client: &'a watch::Sender<Option<SidecarClient>>,
+    pub current_client: &'a watch::Sender<Option<BackendClient>>,
     /// The work-item filters each stream is opened with (`None`: none are sent).
     pub filters: &'a watch::Receiver<Option<WorkItemFilters>>,
 }
@@ -74,7 +79,7 @@ impl Session<'_> {
     /// is still worth using; it is replaced here after a successful Hello.
     pub async fn run(
         &self,
-        client: &mut Option<SidecarClient>,
+        client: &mut Option<BackendClient>,
         backoff: &mut Backoff,
         outage: &mut Outage,
     ) -> SessionEnd {
@@ -85,7 +90,7 @@ impl Session<'_> {
                     backoff.reset();
                     outage.ended();
                     tracing::info!(
-                        endpoint = %self.backend.endpoint,
+                        endpoint = %self.endpoint(),
                         taskhub = %self.backend.taskhub,
                         "connected"
                     );
@@ -99,8 +104,19 @@ impl Session<'_> {
         self.receive(active, backoff, outage).await
     }
 
-    /// A new channel, proven alive by Hello.
-    async fn connect(&self) -> Result<SidecarClient, Failure> {
+    /// Where the worker's backend is, for the log.
+    pub fn endpoint(&self) -> String {
+        match self.in_process {
+            Some(_) => "in-process".to_owned(),
+            None => self.backend.endpoint.to_string(),
+        }
+    }
+
+    /// A new channel, proven alive by Hello (in process: the embedded backend).
+    async fn connect(&self) -> Result<BackendClient, Failure> {
+        if let Some(in_process) = self.in_process {
+            return Ok(BackendClient::InProcess(in_process.clone()));
+        }
         // A token that cannot be read is a local problem no quick retry fixes.
         let local = |error: connection::ConnectionError| Failure::refused(error.to_string());
         let token = BearerToken::from_settings(self.backend).map_err(local)?;
@@ -108,8 +124,10 @@ impl Session<'_> {
             CallMetadata::new(&self.backend.taskhub, Some(self.worker_id), token.as_ref())
                 .map_err(local)?;
         let tls = connection::TlsTrust::from_settings(self.backend);
-        let client = connection::connect(&self.backend.endpoint, &tls, metadata).map_err(local)?;
-        match tokio::time::timeout(HELLO_TIMEOUT, client.clone().hello(())).await {
+        let client = BackendClient::Grpc(
+            connection::connect(&self.backend.endpoint, &tls, metadata).map_err(local)?,
+        );
+        match tokio::time::timeout(HELLO_TIMEOUT, client.hello()).await {
             Ok(Ok(_)) => Ok(client),
             Ok(Err(status)) => Err(Failure {
                 cause: cause(&status),
@@ -127,7 +145,7 @@ impl Session<'_> {
     /// backed off.
     async fn receive(
         &self,
-        mut client: SidecarClient,
+        client: BackendClient,
         backoff: &mut Backoff,
         outage: &mut Outage,
     ) -> SessionEnd {
@@ -166,7 +184,7 @@ impl Session<'_> {
             () = &mut filters_changed => return SessionEnd::FiltersChanged,
         };
         let mut stream = match opened {
-            Ok(response) => response.into_inner(),
+            Ok(stream) => stream,
             Err(status) => return classify(&status),
         };
         outage.ended();
