@@ -116,6 +116,7 @@ impl InFlight {
         let registration = Registration {
             registry: Arc::clone(self),
             id,
+            _counted: crate::runtime::WorkInFlight::new(),
         };
         // Boxed once, here: a work item's future holds its request and the RPC that
         // completes it (kilobytes), and would otherwise be copied whole at each move on
@@ -193,6 +194,9 @@ impl InFlight {
 struct Registration {
     registry: Arc<InFlight>,
     id: u64,
+    /// Counted by the runtime, which batches wake-ups only while several items are in
+    /// flight.
+    _counted: crate::runtime::WorkInFlight,
 }
 
 impl Drop for Registration {
