@@ -27,7 +27,6 @@ use super::limits::Limits;
 use crate::plugins::callbacks;
 use crate::plugins::error::LoadError;
 use crate::plugins::loaded_plugin::Registrations;
-use crate::runtime::ReplyExpected;
 
 /// How long a child that closed its socket may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
@@ -147,9 +146,6 @@ struct PendingCall {
     /// Where the call is in the child (the child says so in `Began` and `Started`).
     phase: Phase,
     reply: tokio::sync::oneshot::Sender<Outcome>,
-    /// Until its answer comes, or an activity leaves its first poll: the event loop
-    /// should not pause before it parks, since the answer comes within microseconds.
-    _expected: Option<ReplyExpected>,
 }
 
 /// Where a call is in the child.
@@ -318,7 +314,6 @@ impl ChildProcess {
                 what: what.to_owned(),
                 phase: Phase::Queued,
                 reply,
-                _expected: Some(ReplyExpected::new()),
             },
         );
         drop(state);
@@ -508,8 +503,6 @@ fn read_until_death(
             Some(Body::Started(started)) => {
                 if let Some(call) = shared.lock_state().calls.get_mut(&started.id) {
                     call.phase = Phase::Running;
-                    // It runs on the plugin's runtime now: its answer may take long.
-                    call._expected = None;
                 }
             }
             Some(Body::Log(Log {
@@ -667,7 +660,6 @@ mod tests {
             what: String::new(),
             phase,
             reply,
-            _expected: None,
         }
     }
 
