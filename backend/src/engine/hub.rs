@@ -154,13 +154,15 @@ impl Hub {
         }
     }
 
-    /// After every record is loaded: load the histories of unfinished instances, link
+    /// After every record is loaded: load the histories of unfinished instances (memory
+    /// keeps at most `MAX_IDLE_HISTORIES` of them, the rest stay in the store), link
     /// them with their activities and timers, and queue what is ready.
     pub fn finish_load(&mut self, store: &Store) {
         let live = self.instances.live_ids();
         for id in &live {
             self.instances.ensure_history(id, store);
         }
+        self.instances.bound_loaded_histories();
         self.link_work(None);
         for id in self.activities.ids_in_order() {
             self.queue_activity(id);

@@ -11,7 +11,7 @@
 //! Listings walk two ordered indexes, by creation time and by completion time, from the
 //! caller's cursor: a page costs its own size, not the size of the hub.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -156,6 +156,17 @@ impl Instance {
         self.persisted_len = 0;
     }
 
+    /// Whether its history may be left to the store until needed: loaded and saved (the
+    /// caller checks that it is not dirty), and no worker holds (or may still complete) a
+    /// work item of it, the only way its history grows. Handing out a work item loads it
+    /// again (`Hub::take_orchestration`).
+    fn history_unloadable(&self) -> bool {
+        self.history.is_some()
+            && !self.history_replaced
+            && self.in_flight.is_none()
+            && self.released.is_none()
+    }
+
     /// Whether memory may keep only a summary of it: finished, saved, and no worker
     /// holds (or may still complete) a work item of it.
     fn evictable(&self) -> bool {
@@ -212,6 +223,15 @@ impl Summary<'_> {
     }
 }
 
+/// The most idle running instances whose histories memory keeps; the histories of
+/// others stay in the store until a work item needs them. An idle instance waits for an
+/// activity, a timer, an event or a worker: with many of them (a backlog, or long waits)
+/// their histories would otherwise fill memory (embedded_bench, 50,000 orchestrations
+/// started faster than a worker ran them: about 20 KB an instance in flight, 390 MB).
+/// Histories used again soon (the common case: the next step comes within
+/// milliseconds) stay loaded.
+pub const MAX_IDLE_HISTORIES: usize = 2048;
+
 /// A position in a listing: the sort key of the last item returned.
 pub type Cursor<'a> = (Nanos, &'a str);
 
@@ -229,6 +249,10 @@ pub struct InstanceTable {
     children: HashMap<String, BTreeSet<String>>,
     /// Ids changed since the last commit.
     dirty: HashSet<String>,
+    /// Idle instances with a loaded history, oldest first (entries may be stale: the
+    /// instance may be gone, in flight or unloaded by now), and the same ids as a set.
+    idle_histories: VecDeque<String>,
+    idle_queued: HashSet<String>,
     /// The next run generation (see [`InstanceTable::new_generation`]).
     next_generation: u64,
 }
@@ -243,6 +267,8 @@ impl InstanceTable {
             by_completed: BTreeSet::new(),
             children: HashMap::new(),
             dirty: HashSet::new(),
+            idle_histories: VecDeque::new(),
+            idle_queued: HashSet::new(),
             next_generation: 1,
         }
     }
@@ -567,6 +593,39 @@ impl InstanceTable {
             instance.history_replaced = false;
             if instance.evictable() {
                 self.evict(&id);
+            } else if instance.history_unloadable() && self.idle_queued.insert(id.clone()) {
+                self.idle_histories.push_back(id);
+            }
+        }
+        self.unload_idle_histories(MAX_IDLE_HISTORIES);
+    }
+
+    /// After a load: the histories just read count against [`MAX_IDLE_HISTORIES`] too.
+    pub fn bound_loaded_histories(&mut self) {
+        for (id, instance) in &self.live {
+            if instance.history_unloadable() && self.idle_queued.insert(id.clone()) {
+                self.idle_histories.push_back(id.clone());
+            }
+        }
+        self.unload_idle_histories(MAX_IDLE_HISTORIES);
+    }
+
+    /// Leaves the histories of the idle instances queued longest to the store until at
+    /// most `keep` are queued.
+    fn unload_idle_histories(&mut self, keep: usize) {
+        while self.idle_histories.len() > keep {
+            let Some(id) = self.idle_histories.pop_front() else {
+                break;
+            };
+            self.idle_queued.remove(&id);
+            if self.dirty.contains(&id) {
+                continue;
+            }
+            if let Some(instance) = self.live.get_mut(&id)
+                && instance.history_unloadable()
+            {
+                // `persisted_len` stays: it is the number of events the store has.
+                instance.history = None;
             }
         }
     }
@@ -900,6 +959,60 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn idle_histories_past_the_bound_are_left_to_the_store_and_read_back() {
+        let (_dir, mut store) = store();
+        let mut table = InstanceTable::new("h");
+        for i in 0..5 {
+            let id = format!("i{i}");
+            let mut instance = Instance::new(record(&id, i, OrchestrationStatus::Running));
+            instance.history_mut().push(events::orchestrator_started(i));
+            instance
+                .history_mut()
+                .push(events::orchestrator_completed());
+            table.insert(instance);
+            // One batch each: they became idle in this order.
+            save(&mut table, &mut store);
+        }
+        // The default bound keeps them all; a bound of 2 leaves the oldest three.
+        assert!(table.live.values().all(|i| i.history.is_some()));
+        table.unload_idle_histories(2);
+        let loaded: Vec<bool> = (0..5)
+            .map(|i| table.get(&format!("i{i}")).unwrap().history.is_some())
+            .collect();
+        assert_eq!(loaded, [false, false, false, true, true]);
+        let unloaded = table.get("i0").unwrap();
+        assert_eq!(unloaded.recorded_and_handed_out_events(), 2);
+        assert_eq!(table.history("i0", &store).unwrap().unwrap().len(), 2);
+        // Needed again (a work item is handed out): read back whole, and appended to
+        // after what the store has.
+        table.ensure_history("i0", &store);
+        table
+            .get_mut("i0")
+            .unwrap()
+            .history_mut()
+            .push(events::orchestrator_started(9));
+        save(&mut table, &mut store);
+        assert_eq!(table.history("i0", &store).unwrap().unwrap().len(), 3);
+        assert_eq!(store.load_history("h", "i0").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn an_instance_in_flight_keeps_its_history() {
+        let (_dir, mut store) = store();
+        let mut table = InstanceTable::new("h");
+        let mut instance = Instance::new(record("busy", 1, OrchestrationStatus::Running));
+        instance.history_mut().push(events::orchestrator_started(1));
+        table.insert(instance);
+        save(&mut table, &mut store);
+        table.get_mut_unsaved("busy").unwrap().in_flight = Some(InFlight {
+            token: "t".into(),
+            events: Vec::new(),
+        });
+        table.unload_idle_histories(0);
+        assert!(table.get("busy").unwrap().history.is_some());
     }
 
     #[test]
