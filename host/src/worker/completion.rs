@@ -23,13 +23,15 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// A completion that takes longer than this is given up (the backend will redeliver).
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
-// Completions are sent as soon as they are ready, with no window of their own: those
-// that finish in the same turn of the event loop (and the runtime's coalescing pause makes
-// a turn take in what arrived together) leave in the same HTTP/2 write anyway. A 2 ms
-// window here used to add about 1 ms to every work item: one orchestration of 11 work
-// items took p50 52-54 ms with it and 25-26 ms without (`embedded_bench` one at a time),
-// at the same CPU per orchestration (throughput, and against the reference backend:
-// `bench/compare-python 1000 5 10`, host/Python 0.094-0.124 without, 0.103-0.110 with).
+// Completions are sent as soon as they are ready, with no window of their own. Over
+// gRPC, those that finish in the same turn of the event loop (and under load the
+// runtime's coalescing pause makes a turn take in what arrived together) leave in the
+// same HTTP/2 write anyway; in process, the engine commits together what arrives while
+// it commits. A 2 ms window here used to add about 1 ms to every work item: one
+// orchestration of 11 work items took p50 52-54 ms with it and 25-26 ms without
+// (`embedded_bench` one at a time, before the in-process path), at the same CPU per
+// orchestration (throughput, and against the reference backend, bench_seq_fan N=1000
+// K=5 F=10: host/Python CPU 0.094-0.124 without, 0.103-0.110 with).
 
 pub async fn complete_orchestration(client: &CurrentClient, response: OrchestratorResponse) {
     let instance_id = response.instance_id.clone();
