@@ -1,6 +1,7 @@
 //! One running child process of a plugin, seen from the host: it is spawned with one end
-//! of a socket pair as its standard input, a writer thread sends it frames from a queue
-//! (so the event loop never blocks on a child that stopped reading), a reader thread
+//! of a socket pair as its standard input, frames go to it through an [`Outbox`] (sent
+//! at once when the socket takes them, else queued for a writer thread, so the event
+//! loop never blocks on a child that stopped reading), a reader thread
 //! resolves the calls it answers, and a waiter thread reaps it the moment it exits and
 //! then shuts the socket, so a death is seen even if something else (a process the
 //! plugin forked) still holds the child's end. When the socket ends, every call still
@@ -15,7 +16,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,6 +25,7 @@ use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 use super::child_main;
 use super::frame::{self, Body, Call, CallKind, Frame, Log};
 use super::limits::Limits;
+use super::outbox::Outbox;
 use crate::plugins::callbacks;
 use crate::plugins::error::LoadError;
 use crate::plugins::loaded_plugin::Registrations;
@@ -183,7 +185,7 @@ struct Shared {
 pub(crate) struct ChildProcess {
     pid: u32,
     started: Instant,
-    outbox: mpsc::Sender<Vec<u8>>,
+    outbox: Outbox,
     shared: Arc<Shared>,
     next_id: AtomicU64,
 }
@@ -227,7 +229,7 @@ impl ChildProcess {
             .process_group(0);
         let mut child = command.spawn()?;
         let pid = child.id();
-        let (outbox, queue) = mpsc::channel::<Vec<u8>>();
+        let (outbox, write_queued) = Outbox::new(host_end.try_clone()?)?;
         let shared = Arc::new(Shared {
             label: label.to_owned(),
             pid,
@@ -255,19 +257,12 @@ impl ChildProcess {
                 // child's end of the socket.
                 let _ = socket.shutdown(Shutdown::Both);
             })?;
-        let reader = host_end.try_clone()?;
-        let mut writer = host_end;
+        let reader = host_end;
+        // A socket that fails ends it; the reader sees the end of the socket and reports
+        // the death.
         std::thread::Builder::new()
             .name(format!("plugin-writer-{pid}"))
-            .spawn(move || {
-                use std::io::Write as _;
-                for bytes in queue {
-                    if writer.write_all(&bytes).is_err() {
-                        // The reader sees the end of the socket and reports the death.
-                        return;
-                    }
-                }
-            })?;
+            .spawn(write_queued)?;
         std::thread::Builder::new()
             .name(format!("plugin-reader-{pid}"))
             .spawn(move || read_until_death(reader, pid, &shared, loaded))?;
@@ -323,9 +318,9 @@ impl ChildProcess {
             shape: u32::from(shape),
             request: request.clone(),
         }));
-        // Fails only if the writer thread is gone, after the socket broke: the reader
-        // then reports the death to this call too.
-        let _ = self.outbox.send(frame.to_bytes());
+        // Dropped only if the socket broke: the reader then reports the death to this
+        // call too.
+        self.outbox.send(frame.to_bytes());
         Ok((id, outcome))
     }
 
@@ -377,8 +372,7 @@ impl ChildProcess {
             .lock_state()
             .killed
             .get_or_insert(KillReason::Shutdown);
-        let _ = self
-            .outbox
+        self.outbox
             .send(Frame::new(Body::Shutdown(frame::Shutdown {})).to_bytes());
         let process = Arc::clone(self);
         let _ = std::thread::Builder::new()

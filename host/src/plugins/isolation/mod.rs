@@ -25,6 +25,7 @@ mod child_process;
 mod child_signals;
 mod frame;
 mod limits;
+mod outbox;
 mod supervisor;
 
 use std::path::{Path, PathBuf};
