@@ -2,12 +2,14 @@
 //! [`WorkItemExecutor`], complete them, reconnect when the backend goes away, and drain
 //! on shutdown.
 //!
-//! Module map: [`session`] is one connection's life; [`dispatch`] turns work items into
+//! Module map: [`session`] is one connection's life, over the [`backend_client`] (gRPC,
+//! or in process to the host's own embedded backend); [`dispatch`] turns work items into
 //! tasks; [`completion`] sends results back; [`in_flight`] tracks accepted work;
-//! [`drain`] finishes it on shutdown; [`permits`] bounds running activities, host-wide and
-//! per plugin generation, and [`activity_watch`] times them out; [`backoff`] spaces out reconnects (soon for a
-//! backend that does not answer, slowly for one that answers with errors) and [`outage`]
-//! logs them; [`filters`] builds the optional work-item filters.
+//! [`drain`] finishes it on shutdown; [`permits`] bounds running activities, host-wide
+//! and per plugin generation, and [`activity_watch`] times them out; [`backoff`] spaces
+//! out reconnects (soon for a backend that does not answer, slowly for one that answers
+//! with errors) and [`outage`] logs them; [`filters`] builds the optional work-item
+//! filters.
 
 mod activity_watch;
 mod backend_client;
