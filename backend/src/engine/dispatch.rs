@@ -192,7 +192,10 @@ impl Hub {
         {
             return None;
         }
-        self.instances.ensure_history(id, store);
+        // Not handed out with a history that could not be read (see `ensure_history`).
+        if !self.instances.ensure_history(id, store) {
+            return None;
+        }
         let instance = self.instances.get_mut_unsaved(id)?;
         // Handed out anew: a completion for the released item is now stale.
         if let Some(released) = instance.released.take() {

@@ -32,7 +32,7 @@ pub struct Instance {
     pub released: Option<Released>,
     /// The history, or `None` when only the store has it (loaded when needed).
     pub history: Option<Vec<HistoryEvent>>,
-    /// How many history events the store has (valid while `history` is loaded).
+    /// How many history events the store has (kept while the history is unloaded).
     pub persisted_len: usize,
     /// The stored history must be deleted before the new one is written.
     pub history_replaced: bool,
@@ -228,8 +228,9 @@ impl Summary<'_> {
 /// activity, a timer, an event or a worker: with many of them (a backlog, or long waits)
 /// their histories would otherwise fill memory (embedded_bench, 50,000 orchestrations
 /// started faster than a worker ran them: about 20 KB an instance in flight, 390 MB).
-/// Histories used again soon (the common case: the next step comes within
-/// milliseconds) stay loaded.
+/// The ones unloaded first are those that became idle first (and have not been handed
+/// out since): with fewer idle instances than this, the common case of a next step
+/// within milliseconds never reads a history back.
 pub const MAX_IDLE_HISTORIES: usize = 2048;
 
 /// A position in a listing: the sort key of the last item returned.
@@ -709,17 +710,29 @@ impl InstanceTable {
         Ok(reloaded)
     }
 
-    /// Loads the history of a live instance from the store if only the store has it.
-    pub fn ensure_history(&mut self, id: &str, store: &Store) {
+    /// Loads the history of a live instance from the store if only the store has it;
+    /// whether it is loaded now. A history that cannot be read whole (a store error, an
+    /// event that does not decode) is logged and left unloaded: the instance must not be
+    /// handed out then, since the events its work item adds would be written over the
+    /// stored ones (they are numbered by their place in the history).
+    pub fn ensure_history(&mut self, id: &str, store: &Store) -> bool {
         let Some(instance) = self.live.get_mut(id) else {
-            return;
+            return false;
         };
         if instance.history.is_some() {
-            return;
+            return true;
         }
-        let history = load_history(store, &self.hub, id);
-        instance.persisted_len = history.len();
-        instance.history = Some(history);
+        match read_history(store, &self.hub, id) {
+            Ok(history) => {
+                instance.persisted_len = history.len();
+                instance.history = Some(history);
+                true
+            }
+            Err(error) => {
+                tracing::error!(hub = %self.hub, instance_id = id, %error, "cannot read the history of an instance; it is not handed to a worker until it can be read");
+                false
+            }
+        }
     }
 
     /// The whole history of `id`, from memory or the store; `Ok(None)` if unknown.
@@ -776,26 +789,19 @@ impl InstanceTable {
     }
 }
 
-/// Reads a history from the store; a stored event that does not decode is logged and
-/// skipped (the instance goes on with the rest rather than not at all).
-fn load_history(store: &Store, hub: &str, id: &str) -> Vec<HistoryEvent> {
-    let encoded = match store.load_history(hub, id) {
-        Ok(encoded) => encoded,
-        Err(error) => {
-            tracing::error!(hub, instance_id = id, %error, "could not load a history");
-            return Vec::new();
-        }
-    };
-    let mut history = Vec::with_capacity(encoded.len());
-    for bytes in encoded {
-        match HistoryEvent::decode(bytes.as_slice()) {
-            Ok(event) => history.push(event),
-            Err(error) => {
-                tracing::error!(hub, instance_id = id, %error, "skipping a history event that does not decode");
-            }
-        }
-    }
-    history
+/// Reads a whole history from the store.
+fn read_history(store: &Store, hub: &str, id: &str) -> Result<Vec<HistoryEvent>, String> {
+    let encoded = store
+        .load_history(hub, id)
+        .map_err(|error| error.to_string())?;
+    encoded
+        .iter()
+        .enumerate()
+        .map(|(seq, bytes)| {
+            HistoryEvent::decode(bytes.as_slice())
+                .map_err(|error| format!("history event {seq} does not decode: {error}"))
+        })
+        .collect()
 }
 
 /// Children by parent, for tests of the index.
@@ -997,6 +1003,23 @@ mod tests {
         save(&mut table, &mut store);
         assert_eq!(table.history("i0", &store).unwrap().unwrap().len(), 3);
         assert_eq!(store.load_history("h", "i0").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_history_that_does_not_decode_stays_unloaded() {
+        let (_dir, mut store) = store();
+        let mut table = InstanceTable::new("h");
+        table.load(record("broken", 1, OrchestrationStatus::Running));
+        store
+            .apply(&[Op::AppendHistory {
+                hub: "h".into(),
+                instance_id: "broken".into(),
+                seq: 0,
+                event: vec![0xff, 0xff, 0xff],
+            }])
+            .unwrap();
+        assert!(!table.ensure_history("broken", &store));
+        assert!(table.get("broken").unwrap().history.is_none());
     }
 
     #[test]
