@@ -87,13 +87,18 @@ impl Session<'_> {
             Some(active) => active.clone(),
             None => match self.connect().await {
                 Ok(fresh) => {
-                    backoff.reset();
-                    outage.ended();
-                    tracing::info!(
-                        endpoint = %self.endpoint(),
-                        taskhub = %self.backend.taskhub,
-                        "connected"
-                    );
+                    // In process there is no connection to prove: only work delivered
+                    // resets the backoff, so an engine that stopped is not asked again
+                    // and again without a pause.
+                    if matches!(fresh, BackendClient::Grpc(_)) {
+                        backoff.reset();
+                        outage.ended();
+                        tracing::info!(
+                            endpoint = %self.endpoint(),
+                            taskhub = %self.backend.taskhub,
+                            "connected"
+                        );
+                    }
                     self.current_client.send_replace(Some(fresh.clone()));
                     *client = Some(fresh.clone());
                     fresh
