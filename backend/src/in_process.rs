@@ -8,8 +8,11 @@
 //!
 //! Nothing else changes: results pass the same payload limits and checks as over gRPC
 //! (plugin code produced them), work items are leased and redelivered the same way, and
-//! a stream dropped by the worker releases its leases. Only the bearer token is not
-//! asked for: the caller is the process that started the backend.
+//! a stream dropped by the worker releases its leases. What differs: the bearer token is
+//! not asked for (the caller is the process that started the backend), and there is no
+//! gRPC message to keep under 64 MiB, so a result whose payloads are each within
+//! `max_payload_bytes` but larger than that together is accepted (the history limit
+//! still bounds how many events one step adds).
 
 use durabletask_proto::{
     ActivityResponse, EntityBatchResult, GetWorkItemsRequest, HistoryEvent, OrchestratorResponse,

@@ -25,9 +25,9 @@
 //! - It pauses only when the pause can batch something: while at least
 //!   [`MIN_WORK_IN_FLIGHT_TO_PAUSE`] work items are in flight ([`WorkInFlight`]). An idle
 //!   host parks at once, so the first message after a quiet spell is not delayed, and so
-//!   does a host running one orchestration at a time (it has at most two work items in
-//!   flight: a step whose completion is being acknowledged and the work item that step
-//!   caused). Same benchmark, one orchestration of 11 work items at a time: p50 6.2-6.8
+//!   does a host running one sequential orchestration at a time (it has at most two work
+//!   items in flight: a step whose completion is being acknowledged and the work item
+//!   that step caused; a fan-out, or slow activities alongside, count as several). Same benchmark, one orchestration of 11 work items at a time: p50 6.2-6.8
 //!   ms with this rule, 24 ms when any busy loop paused, at the same CPU (1.2-1.4 ms per
 //!   orchestration), and the same CPU as before under load. The rule replaced an
 //!   exception for calls into plugin processes (no pause while one was in flight, since
@@ -91,8 +91,8 @@ fn now_nanos() -> u64 {
 /// Work items the worker has accepted and not finished.
 static WORK_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-/// The loop pauses only with at least this many work items in flight: one orchestration
-/// running alone never has more than two (see the module's documentation).
+/// The loop pauses only with at least this many work items in flight: one sequential
+/// orchestration running alone never has more than two (see the module's documentation).
 pub const MIN_WORK_IN_FLIGHT_TO_PAUSE: usize = 3;
 
 /// One work item in flight, while it lives (see [`before_park`]). Dropped from any thread.
