@@ -129,6 +129,13 @@ fn crash_loop(poison: (&str, &str), died: impl Fn(ExitStatus) -> bool) -> Result
         .start_with_id(poison_name, poison_id, None)
         .err()
         .map(|error| format!("\n(starting {poison_id} failed: {error})"));
+    if let Some(error) = &start_error {
+        // Only the host going away may fail it: the answer lost, or not read back.
+        assert!(
+            error.contains("transport error") || error.contains("\"started\":true"),
+            "{error}"
+        );
+    }
 
     let mut crashes = 0;
     let mut not_started: Vec<usize> = Vec::new();
