@@ -228,10 +228,56 @@ impl Summary<'_> {
 /// activity, a timer, an event or a worker: with many of them (a backlog, or long waits)
 /// their histories would otherwise fill memory (embedded_bench, 50,000 orchestrations
 /// started faster than a worker ran them: about 20 KB an instance in flight, 390 MB).
-/// The ones unloaded first are those that became idle first (and have not been handed
-/// out since): with fewer idle instances than this, the common case of a next step
-/// within milliseconds never reads a history back.
+/// The ones unloaded first are those idle longest (least recently idle): with fewer idle
+/// instances than this, the common case of a next step within milliseconds never reads
+/// a history back.
 pub const MAX_IDLE_HISTORIES: usize = 2048;
+
+/// Ids in the order they were last touched, oldest first: an id touched again moves to
+/// the back. Each touch appends an entry; entries superseded by a later touch are
+/// skipped when popped, and dropped all at once when they outnumber the live ones.
+#[derive(Default)]
+struct IdleQueue {
+    order: VecDeque<(String, u64)>,
+    /// Each queued id and the number of its latest touch.
+    latest: HashMap<String, u64>,
+    touches: u64,
+}
+
+impl IdleQueue {
+    /// `id` became idle now: it goes to the back.
+    fn touch(&mut self, id: &str) {
+        self.touches += 1;
+        self.latest.insert(id.to_owned(), self.touches);
+        self.order.push_back((id.to_owned(), self.touches));
+        if self.order.len() > 2 * self.latest.len() + 1024 {
+            let latest = &self.latest;
+            self.order
+                .retain(|(id, touch)| latest.get(id).is_some_and(|last| last == touch));
+        }
+    }
+
+    /// `id` is no longer a candidate (it left memory).
+    fn forget(&mut self, id: &str) {
+        self.latest.remove(id);
+    }
+
+    /// How many ids are queued.
+    fn len(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// The id touched longest ago, taken off the queue.
+    fn pop_oldest(&mut self) -> Option<String> {
+        while let Some((id, touch)) = self.order.pop_front() {
+            if self.latest.get(&id) == Some(&touch) {
+                self.latest.remove(&id);
+                return Some(id);
+            }
+        }
+        None
+    }
+}
 
 /// A position in a listing: the sort key of the last item returned.
 pub type Cursor<'a> = (Nanos, &'a str);
@@ -250,10 +296,9 @@ pub struct InstanceTable {
     children: HashMap<String, BTreeSet<String>>,
     /// Ids changed since the last commit.
     dirty: HashSet<String>,
-    /// Idle instances with a loaded history, oldest first (entries may be stale: the
-    /// instance may be gone, in flight or unloaded by now), and the same ids as a set.
-    idle_histories: VecDeque<String>,
-    idle_queued: HashSet<String>,
+    /// Idle instances with a loaded history, least recently idle first (an entry may be
+    /// stale: the instance may be in flight or unloaded by now).
+    idle: IdleQueue,
     /// The next run generation (see [`InstanceTable::new_generation`]).
     next_generation: u64,
 }
@@ -268,8 +313,7 @@ impl InstanceTable {
             by_completed: BTreeSet::new(),
             children: HashMap::new(),
             dirty: HashSet::new(),
-            idle_histories: VecDeque::new(),
-            idle_queued: HashSet::new(),
+            idle: IdleQueue::default(),
             next_generation: 1,
         }
     }
@@ -421,6 +465,7 @@ impl InstanceTable {
     /// Forgets an instance (purge, replacement). Returns it if it was live; a finished
     /// one has no work item or link to end.
     pub fn remove(&mut self, id: &str) -> Option<Instance> {
+        self.idle.forget(id);
         let key = Arc::<str>::from(id);
         let (created_at, parent, live) = if let Some(instance) = self.live.remove(id) {
             let parent = instance
@@ -594,8 +639,8 @@ impl InstanceTable {
             instance.history_replaced = false;
             if instance.evictable() {
                 self.evict(&id);
-            } else if instance.history_unloadable() && self.idle_queued.insert(id.clone()) {
-                self.idle_histories.push_back(id);
+            } else if instance.history_unloadable() {
+                self.idle.touch(&id);
             }
         }
         self.unload_idle_histories(MAX_IDLE_HISTORIES);
@@ -604,21 +649,20 @@ impl InstanceTable {
     /// After a load: the histories just read count against [`MAX_IDLE_HISTORIES`] too.
     pub fn bound_loaded_histories(&mut self) {
         for (id, instance) in &self.live {
-            if instance.history_unloadable() && self.idle_queued.insert(id.clone()) {
-                self.idle_histories.push_back(id.clone());
+            if instance.history_unloadable() {
+                self.idle.touch(id);
             }
         }
         self.unload_idle_histories(MAX_IDLE_HISTORIES);
     }
 
-    /// Leaves the histories of the idle instances queued longest to the store until at
-    /// most `keep` are queued.
+    /// Leaves the histories of the instances idle longest to the store until at most
+    /// `keep` are queued.
     fn unload_idle_histories(&mut self, keep: usize) {
-        while self.idle_histories.len() > keep {
-            let Some(id) = self.idle_histories.pop_front() else {
+        while self.idle.len() > keep {
+            let Some(id) = self.idle.pop_oldest() else {
                 break;
             };
-            self.idle_queued.remove(&id);
             if self.dirty.contains(&id) {
                 continue;
             }
@@ -636,6 +680,7 @@ impl InstanceTable {
         let Some(instance) = self.live.remove(id) else {
             return;
         };
+        self.idle.forget(id);
         let record = instance.record;
         let key = Arc::<str>::from(id);
         let completed_at = record.completed_at.unwrap_or(record.last_updated_at);
@@ -1003,6 +1048,35 @@ mod tests {
         save(&mut table, &mut store);
         assert_eq!(table.history("i0", &store).unwrap().unwrap().len(), 3);
         assert_eq!(store.load_history("h", "i0").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_idle_queue_pops_the_least_recently_touched_first() {
+        let mut queue = IdleQueue::default();
+        for id in ["a", "b", "c"] {
+            queue.touch(id);
+        }
+        queue.touch("a");
+        queue.forget("b");
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue.pop_oldest().as_deref(), Some("c"));
+        assert_eq!(queue.pop_oldest().as_deref(), Some("a"));
+        assert_eq!(queue.pop_oldest(), None);
+    }
+
+    #[test]
+    fn touching_the_same_ids_again_and_again_keeps_the_queue_small() {
+        let mut queue = IdleQueue::default();
+        for round in 0..10_000 {
+            queue.touch(["x", "y"][round % 2]);
+        }
+        assert!(
+            queue.order.len() <= 2 * 2 + 1024 + 1,
+            "{}",
+            queue.order.len()
+        );
+        assert_eq!(queue.pop_oldest().as_deref(), Some("x"));
+        assert_eq!(queue.pop_oldest().as_deref(), Some("y"));
     }
 
     #[test]
