@@ -21,9 +21,9 @@ const MIN_IN_FLIGHT: usize = 1000;
 
 /// The host and its plugin's process may have at most this many threads together at any
 /// sample: the host's event loop, the embedded backend's and a few helpers, two per
-/// plugin process; in that process, the step thread, eight activity start threads and
-/// the faulty plugin's activity runtime (two threads). A thread per activity would be
-/// thousands.
+/// plugin process; in that process, the main thread (which runs the steps), eight
+/// activity start threads and the faulty plugin's activity runtime (two threads). A
+/// thread per activity would be thousands.
 const MAX_THREADS: u32 = 32;
 
 /// The whole fan-out must complete within this.

@@ -5,10 +5,13 @@
 //! It sets its resource limits first, then loads the library with the same checks as the
 //! host (`loader::open_and_init`) and reports what the plugin registered (or why it
 //! could not load) as its first frame. Then:
-//! - the main thread reads frames: orchestration steps and entity batches go to one
-//!   step thread, in order (they are synchronous replays, microseconds each); activities
-//!   go to a small pool of start threads, because an activity's first poll runs in the
-//!   calling thread and may block before its first `.await`;
+//! - the main thread reads frames and runs orchestration steps and entity batches
+//!   itself, in order (they are synchronous replays, microseconds each: handing them to
+//!   another thread cost a futex wake and a context switch per step, more than most
+//!   steps take); activities go to a small pool of start threads, because an
+//!   activity's first poll runs in the calling thread and may block before its first
+//!   `.await`. A step that never ends holds up the frames behind it until the host's
+//!   step limit kills the process, which is what happens to it anyway;
 //! - replies, the "began" and "activity started" notices, activity completions (from the plugin's
 //!   own runtime, through the completion callback) and log records are written as
 //!   frames by whichever thread has them, one whole frame at a time;
@@ -117,24 +120,7 @@ fn load(library: &Path, max_level: u8) -> Result<(PluginModuleRef, Registrations
     loader::open_and_init(library, callbacks)
 }
 
-fn serve(mut socket: UnixStream, module: PluginModuleRef) -> ExitCode {
-    let (steps, step_queue) = mpsc::channel::<Call>();
-    spawn("plugin-steps", move || {
-        for call in step_queue {
-            send(&Frame::new(Body::Began(Started { id: call.id })));
-            let response = match CallKind::try_from(call.kind) {
-                Ok(CallKind::EntityBatch) => {
-                    let shape = u8::try_from(call.shape).unwrap_or(0);
-                    calls::run_entity_batch_bytes(module, shape, &call.request)
-                }
-                _ => calls::run_orchestrator_bytes(module, &call.request),
-            };
-            send(&Frame::new(Body::Reply(Reply {
-                id: call.id,
-                response: response.into(),
-            })));
-        }
-    });
+fn serve(socket: UnixStream, module: PluginModuleRef) -> ExitCode {
     let (starts, start_queue) = mpsc::channel::<Call>();
     let start_queue = Arc::new(Mutex::new(start_queue));
     for index in 0..START_THREADS {
@@ -154,17 +140,18 @@ fn serve(mut socket: UnixStream, module: PluginModuleRef) -> ExitCode {
             }
         });
     }
+    // Frames often arrive several at a time: one read system call takes them all.
+    let mut socket = std::io::BufReader::with_capacity(frame::READ_BUFFER_BYTES, socket);
     loop {
         match frame::read(&mut socket, frame::MAX_REQUEST_FRAME_BYTES) {
             Ok(Some(Frame {
                 body: Some(Body::Call(call)),
-            })) => {
-                let queue = match CallKind::try_from(call.kind) {
-                    Ok(CallKind::Activity) => &starts,
-                    _ => &steps,
-                };
-                let _ = queue.send(call);
-            }
+            })) => match CallKind::try_from(call.kind) {
+                Ok(CallKind::Activity) => {
+                    let _ = starts.send(call);
+                }
+                _ => run_step(module, &call),
+            },
             Ok(Some(Frame {
                 body: Some(Body::Shutdown(_)),
             })) => {
@@ -181,6 +168,23 @@ fn serve(mut socket: UnixStream, module: PluginModuleRef) -> ExitCode {
             }
         }
     }
+}
+
+/// Runs an orchestration step or an entity batch and sends its reply. The host learns
+/// first that it began: from then on a crash may be the step's doing.
+fn run_step(module: PluginModuleRef, call: &Call) {
+    send(&Frame::new(Body::Began(Started { id: call.id })));
+    let response = match CallKind::try_from(call.kind) {
+        Ok(CallKind::EntityBatch) => {
+            let shape = u8::try_from(call.shape).unwrap_or(0);
+            calls::run_entity_batch_bytes(module, shape, &call.request)
+        }
+        _ => calls::run_orchestrator_bytes(module, &call.request),
+    };
+    send(&Frame::new(Body::Reply(Reply {
+        id: call.id,
+        response: response.into(),
+    })));
 }
 
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) {

@@ -449,12 +449,13 @@ impl Shared {
 /// The reader thread: the first frame says whether the plugin loaded; then replies,
 /// start notices and log records until the socket ends, then the death.
 fn read_until_death(
-    mut socket: UnixStream,
+    socket: UnixStream,
     pid: u32,
     shared: &Shared,
     loaded: impl FnOnce(Result<Registrations, LoadError>),
 ) {
     let mut loaded = Some(loaded);
+    let mut socket = std::io::BufReader::with_capacity(frame::READ_BUFFER_BYTES, socket);
     let mut identity = (shared.label.clone(), String::new());
     let ended = loop {
         let frame = match frame::read(&mut socket, frame::MAX_RESPONSE_FRAME_BYTES) {

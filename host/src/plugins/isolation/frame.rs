@@ -23,6 +23,11 @@ pub(crate) const MAX_REQUEST_FRAME_BYTES: usize = 1 << 30;
 /// arrive, so a child cannot make it reserve this much by claiming it.
 pub(crate) const MAX_RESPONSE_FRAME_BYTES: usize = 256 << 20;
 
+/// The buffer each side reads its socket through: frames that arrive together (a
+/// `Began` and its `Reply`, several calls) are taken with one system call instead of
+/// two or three per frame.
+pub(crate) const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// One message between the host and a child.
 #[derive(Clone, PartialEq, Message)]
 pub(crate) struct Frame {
