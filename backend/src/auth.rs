@@ -68,8 +68,9 @@ impl TokenFile {
         }))
     }
 
-    /// Whether `presented` is one of the tokens.
-    fn accepts(&self, presented: &str) -> bool {
+    /// Whether `presented` is one of the tokens (compared in constant time; the file is
+    /// re-read when it changed).
+    pub fn accepts(&self, presented: &str) -> bool {
         let Ok(mut state) = self.state.lock() else {
             return false;
         };

@@ -57,6 +57,11 @@ impl InProcessClient {
         })
     }
 
+    /// The task hub's state as of now, for its metrics (see [`crate::metrics::publish`]).
+    pub async fn stats(&self) -> Result<crate::metrics::HubStats, Status> {
+        self.service.stats(self.hub.clone()).await
+    }
+
     /// The task hub this client works on.
     pub fn hub(&self) -> &str {
         &self.hub

@@ -50,12 +50,13 @@ mod engine;
 mod in_process;
 mod limits;
 mod lock;
+pub mod metrics;
 mod records;
 mod service;
 mod store;
 mod validate;
 
-pub use auth::TokenFileError;
+pub use auth::{TokenFile, TokenFileError};
 pub use in_process::InProcessClient;
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, PAYLOAD_TOO_LARGE};
 pub use lock::LockError;
@@ -82,6 +83,8 @@ pub const DEFAULT_MAX_HISTORY_EVENTS: usize = 10_000;
 pub const HISTORY_TOO_LARGE: &str = "HistoryTooLarge";
 /// How long [`EmbeddedBackend::shutdown`] waits for calls in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The protocol's service, as `grpc.health.v1` names it.
+const SIDECAR_SERVICE: &str = "TaskHubSidecarService";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -182,6 +185,8 @@ pub struct EmbeddedBackend {
     engine_thread: Option<std::thread::JoinHandle<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
     stop_server: Option<oneshot::Sender<()>>,
+    /// What `grpc.health.v1` answers.
+    health: tonic_health::server::HealthReporter,
 }
 
 impl std::fmt::Debug for EmbeddedBackend {
@@ -244,6 +249,16 @@ impl EmbeddedBackend {
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
         let service = tonic::service::interceptor::InterceptedService::new(service, authenticator);
+        // grpc.health.v1 beside it, without the token (probes such as Kubernetes' gRPC
+        // probe send none; it says only whether the backend serves): SERVING for the
+        // server ("") and for TaskHubSidecarService, NOT_SERVING from the start of a
+        // shutdown.
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in ["", SIDECAR_SERVICE] {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             builder
@@ -253,6 +268,7 @@ impl EmbeddedBackend {
                 .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
                 .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
                 .add_service(service)
+                .add_service(health_service)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 }),
@@ -265,6 +281,7 @@ impl EmbeddedBackend {
             engine_thread: Some(engine_thread),
             server: Some(server),
             stop_server: Some(stop_server),
+            health,
         })
     }
 
@@ -287,6 +304,11 @@ impl EmbeddedBackend {
     pub async fn shutdown(mut self) {
         // First no new calls (the server stops accepting), then the long-lived ones
         // (work-item streams, waiters) are ended, so the server can finish.
+        for name in ["", SIDECAR_SERVICE] {
+            self.health
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
         }

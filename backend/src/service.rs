@@ -139,6 +139,11 @@ impl Service {
     }
 
     /// The whole history of an instance (the gRPC surface streams it in chunks).
+    /// The state of `hub` for its metrics.
+    pub(crate) async fn stats(&self, hub: String) -> Result<crate::metrics::HubStats, Status> {
+        self.ask(hub, Command::Stats).await
+    }
+
     pub(crate) async fn history(
         &self,
         hub: String,

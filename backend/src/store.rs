@@ -96,6 +96,15 @@ pub struct Store {
 }
 
 impl Store {
+    /// The database's size on disk: its file and its write-ahead log.
+    pub fn size_bytes(&self) -> u64 {
+        let Some(path) = self.conn.path().filter(|path| !path.is_empty()) else {
+            return 0;
+        };
+        let size = |path: &str| std::fs::metadata(path).map_or(0, |meta| meta.len());
+        size(path) + size(&format!("{path}-wal"))
+    }
+
     /// Opens (creating if needed) the database at `path`.
     ///
     /// The file is created private to this user (SQLite gives its `-wal` and `-shm` files

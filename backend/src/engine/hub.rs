@@ -360,6 +360,44 @@ impl Hub {
             && !self.is_dirty()
     }
 
+    /// Instances by status and the ready backlog, for the metrics (the database's size
+    /// is the engine's to add).
+    pub fn stats(&self) -> crate::metrics::HubStats {
+        let mut stats = crate::metrics::HubStats::default();
+        for (status, count) in self.instances.count_by_status() {
+            let name = OrchestrationStatus::try_from(status).map_or("UNKNOWN", |status| {
+                status
+                    .as_str_name()
+                    .trim_start_matches("ORCHESTRATION_STATUS_")
+            });
+            *stats.instances.entry(name).or_insert(0) += count;
+        }
+        let ready = &self.dispatch.ready;
+        for (kind, backlog, oldest) in [
+            (
+                "orchestration",
+                ready.orchestrations.backlog(),
+                ready.orchestrations.oldest_wait(),
+            ),
+            (
+                "activity",
+                ready.activities.backlog(),
+                ready.activities.oldest_wait(),
+            ),
+            (
+                "entity",
+                ready.entities.backlog(),
+                ready.entities.oldest_wait(),
+            ),
+        ] {
+            stats.ready.insert(kind, backlog);
+            if let Some(oldest) = oldest {
+                stats.oldest_ready.insert(kind, oldest);
+            }
+        }
+        stats
+    }
+
     /// Ends every stream (their leases are released) and answers every waiter.
     pub fn quiesce(&mut self) {
         for id in self.dispatch.stream_ids() {

@@ -68,6 +68,8 @@ pub enum Command {
     QueryInstances(QueryInstancesRequest, Reply<QueryInstancesResponse>),
     ListInstanceIds(ListInstanceIdsRequest, Reply<ListInstanceIdsResponse>),
     History(StreamInstanceHistoryRequest, Reply<Vec<HistoryEvent>>),
+    /// The hub's state for its metrics.
+    Stats(Reply<crate::metrics::HubStats>),
     OpenStream {
         id: u64,
         request: GetWorkItemsRequest,
@@ -361,8 +363,12 @@ impl Engine {
                 hub.collect_ops(&mut ops);
             }
         }
+        let started = std::time::Instant::now();
         match self.store.apply(&ops) {
             Ok(()) => {
+                if !ops.is_empty() {
+                    crate::metrics::committed(replies.0.len(), started.elapsed());
+                }
                 for hub in self.hubs.values_mut() {
                     hub.mark_flushed();
                 }
@@ -464,6 +470,11 @@ impl Engine {
             }
             Command::History(request, reply) => {
                 replies.push(reply, hub.history(&request.instance_id, store));
+            }
+            Command::Stats(reply) => {
+                let mut stats = hub.stats();
+                stats.database_bytes = store.size_bytes();
+                replies.push(reply, Ok(stats));
             }
             Command::OpenStream {
                 id,

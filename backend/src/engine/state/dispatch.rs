@@ -142,6 +142,8 @@ struct Entry<K> {
     key: K,
     name: String,
     version: String,
+    /// When it became ready (the age of the backlog's oldest item).
+    since: std::time::Instant,
 }
 
 /// Ready work of one category, in FIFO order, indexed by name so that a filtered stream
@@ -180,8 +182,25 @@ impl<K: Clone + Eq + Hash> ReadyQueue<K> {
                 key,
                 name: name.to_owned(),
                 version: version.to_owned(),
+                since: std::time::Instant::now(),
             },
         );
+    }
+
+    /// How many items are ready, by name.
+    pub fn backlog(&self) -> std::collections::BTreeMap<String, u64> {
+        self.by_name
+            .iter()
+            .map(|(name, seqs)| (name.clone(), seqs.len() as u64))
+            .collect()
+    }
+
+    /// How long the oldest ready item has waited.
+    pub fn oldest_wait(&self) -> Option<std::time::Duration> {
+        self.order
+            .values()
+            .next()
+            .map(|entry| entry.since.elapsed())
     }
 
     pub fn remove(&mut self, key: &K) {

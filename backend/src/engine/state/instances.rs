@@ -11,7 +11,7 @@
 //! Listings walk two ordered indexes, by creation time and by completion time, from the
 //! caller's cursor: a page costs its own size, not the size of the hub.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -335,6 +335,20 @@ impl InstanceTable {
 
     pub fn next_generation(&self) -> u64 {
         self.next_generation
+    }
+
+    /// How many instances have each status (an `OrchestrationStatus` value).
+    pub fn count_by_status(&self) -> BTreeMap<i32, u64> {
+        let mut counts = BTreeMap::new();
+        let statuses = self
+            .live
+            .values()
+            .map(Instance::status)
+            .chain(self.finished.values().map(|finished| finished.status));
+        for status in statuses {
+            *counts.entry(status).or_insert(0) += 1;
+        }
+        counts
     }
 
     pub fn is_empty(&self) -> bool {
