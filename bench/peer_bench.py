@@ -183,6 +183,9 @@ isolation = "{args.isolation}"
 
 [logging]
 level = "warn"
+
+[admin]
+listen = "127.0.0.1:0"
 """)
         binary = args.host_binary or os.path.join(release, "durabletask-host")
         command = [binary, "--config", config]

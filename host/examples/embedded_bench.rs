@@ -63,7 +63,7 @@ async fn main() -> Result<(), BoxError> {
     std::fs::write(
         work.join("host.toml"),
         format!(
-            "[backend]\nmode = \"embedded\"\n\n[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\n\n[worker]\nmax_concurrent_orchestrations = 200\nmax_concurrent_activities = 200\n\n[plugins]\ndir = \"plugins\"\nwatch = false\nisolation = \"{isolation}\"\n\n[logging]\nlevel = \"warn\"\n"
+            "[backend]\nmode = \"embedded\"\n\n[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\n\n[worker]\nmax_concurrent_orchestrations = 200\nmax_concurrent_activities = 200\n\n[plugins]\ndir = \"plugins\"\nwatch = false\nisolation = \"{isolation}\"\n\n[logging]\nlevel = \"warn\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )?;
     // BENCH_HOST: another build of the host, for an A/B comparison on one machine.

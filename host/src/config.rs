@@ -34,6 +34,8 @@ pub struct Config {
     pub versioning: Option<VersioningSettings>,
     pub plugins: PluginSettings,
     pub logging: LoggingSettings,
+    /// `[admin]`: the operations listener (probes, metrics, status).
+    pub admin: AdminSettings,
     /// The file this configuration was read from (empty for [`Config::default`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -511,6 +513,37 @@ pub struct PluginOverride {
     pub memory_limit_mb: Option<u64>,
 }
 
+/// `[admin]`: the HTTP listener for operators' tools: `/livez` and `/readyz` for probes,
+/// `/metrics` for Prometheus, `/status` as JSON.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Off switch: `false` serves nothing.
+    pub enabled: bool,
+    /// Where it listens (loopback by default: only this machine's users reach it).
+    pub listen: std::net::SocketAddr,
+    /// `/metrics` and `/status` answer only requests bearing one of this file's tokens
+    /// (`Authorization: Bearer`, one token per line; resolved against the config
+    /// directory). The probes stay open: they say nothing about the work.
+    pub token_file: Option<PathBuf>,
+    /// Allow `listen` on an address other machines can reach without a `token_file`.
+    pub insecure: bool,
+}
+
+/// The admin listener's default port (`[admin] listen`).
+pub const DEFAULT_ADMIN_PORT: u16 = 9464;
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_ADMIN_PORT)),
+            token_file: None,
+            insecure: false,
+        }
+    }
+}
+
 /// `[logging]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -614,6 +647,7 @@ impl Config {
         config.embedded.token_file = resolve(config.embedded.token_file);
         config.embedded.tls_cert_file = resolve(config.embedded.tls_cert_file);
         config.embedded.tls_key_file = resolve(config.embedded.tls_key_file);
+        config.admin.token_file = resolve(config.admin.token_file);
         if config.backend.mode() == BackendMode::Embedded {
             // The host's own worker and the client authenticate with the embedded
             // backend's token, and trust its certificate as their root (a self-signed
@@ -874,6 +908,20 @@ impl Config {
                     "'max_concurrent_activities_per_plugin' in [worker] ({}) is larger than 'max_concurrent_activities' ({}), which also bounds each plugin",
                     self.worker.activities_per_plugin(),
                     self.worker.max_concurrent_activities
+                ),
+            ));
+        }
+        if self.admin.enabled
+            && !self.admin.listen.ip().is_loopback()
+            && self.admin.token_file.is_none()
+            && !self.admin.insecure
+        {
+            return Err(invalid(
+                "admin",
+                "listen",
+                format!(
+                    "[admin] listen = \"{}\" is reachable from other machines, which could read the metrics and status of every workflow: set 'token_file' in [admin] (Prometheus sends it with `authorization: credentials_file`), or 'insecure = true' on a network where every peer is trusted",
+                    self.admin.listen
                 ),
             ));
         }
@@ -1143,6 +1191,35 @@ mod tests {
         assert_eq!(config.logging.file, None);
         assert_eq!(config.logging.rotation, LogRotation::Daily);
         assert_eq!(config.source, PathBuf::from("/etc/dt/host.toml"));
+        assert!(config.admin.enabled);
+        assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(config.admin.token_file, None);
+    }
+
+    #[test]
+    fn the_admin_section_is_read_and_its_token_file_resolved() {
+        let config = parse(
+            "[admin]\nenabled = false\nlisten = \"0.0.0.0:9000\"\ntoken_file = \"admin.token\"\n",
+        )
+        .unwrap();
+        assert!(!config.admin.enabled);
+        assert_eq!(config.admin.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(
+            config.admin.token_file,
+            Some(PathBuf::from("/etc/dt/admin.token"))
+        );
+    }
+
+    #[test]
+    fn an_admin_listener_other_machines_reach_needs_a_token_or_insecure() {
+        let error = error_of("[admin]\nlisten = \"0.0.0.0:9464\"\n");
+        assert!(error.contains("[admin] listen"), "{error}");
+        assert!(error.contains("token_file"), "{error}");
+        assert!(error.contains("host.toml:2"), "{error}");
+        parse("[admin]\nlisten = \"0.0.0.0:9464\"\ninsecure = true\n").unwrap();
+        parse("[admin]\nlisten = \"0.0.0.0:9464\"\nenabled = false\n").unwrap();
+        let error = error_of("[admin]\nlisten = \"localhost\"\n");
+        assert!(error.contains("listen"), "{error}");
     }
 
     #[test]

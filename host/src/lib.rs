@@ -7,6 +7,7 @@
 // plugins::isolation::child_signals).
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod connection;
@@ -16,5 +17,6 @@ pub mod plugins;
 pub mod runtime;
 pub mod signals;
 pub mod status;
+pub mod telemetry;
 pub mod versioning;
 pub mod worker;

@@ -16,7 +16,7 @@ use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::isolation::IsolationSettings;
 use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
-use durabletask_host::{embedded, logging, runtime, signals, status, worker};
+use durabletask_host::{admin, embedded, logging, runtime, signals, status, telemetry, worker};
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
@@ -257,10 +257,20 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         BackendMode::Remote => None,
     };
     let plugins = start_plugins(config)?;
-    let in_flight = Arc::new(worker::InFlight::default());
+    let reporting = worker::Reporting::default();
+    let admin = match start_admin(config, &plugins, &reporting, embedded.as_ref()).await {
+        Ok(admin) => admin,
+        Err(error) => {
+            plugins.shutdown();
+            if let Some(embedded) = embedded {
+                embedded.shutdown().await;
+            }
+            return Err(error);
+        }
+    };
     let status = {
         let plugins = Arc::clone(&plugins);
-        let in_flight = Arc::clone(&in_flight);
+        let in_flight = Arc::clone(&reporting.in_flight);
         move || status::log(&plugins, &in_flight)
     };
     control_signals.spawn(
@@ -280,10 +290,13 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         embedded.as_ref().map(embedded::Embedded::in_process_client),
         executor,
         filters,
-        in_flight,
+        reporting,
         shutdown,
     )
     .await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     plugins.shutdown();
     // After the worker's drain: its last completions went to this backend.
     if let Some(embedded) = embedded {
@@ -292,6 +305,40 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     result.map_err(|error| error.to_string())?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The admin listener, unless `[admin] enabled = false`. Its metrics recorder is the
+/// process's: installed here, once.
+async fn start_admin(
+    config: &Config,
+    plugins: &Arc<PluginHost>,
+    reporting: &worker::Reporting,
+    embedded: Option<&embedded::Embedded>,
+) -> Result<Option<admin::AdminServer>, String> {
+    if !config.admin.enabled {
+        tracing::info!(
+            "the admin listener is off ([admin] enabled = false): no probes, metrics or status page"
+        );
+        return Ok(None);
+    }
+    let recorder = telemetry::Recorder::install()?;
+    let backend = match embedded {
+        Some(_) => format!("embedded, task hub {}", config.backend.taskhub),
+        None => format!(
+            "{}, task hub {}",
+            config.backend.endpoint, config.backend.taskhub
+        ),
+    };
+    let sources = admin::Sources {
+        recorder,
+        plugins: Arc::clone(plugins),
+        reporting: reporting.clone(),
+        embedded: embedded.map(embedded::Embedded::in_process_client),
+        backend,
+    };
+    admin::AdminServer::start(&config.admin, sources)
+        .await
+        .map(Some)
 }
 
 fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {

@@ -350,7 +350,7 @@ fn spawn_worker_with_filters(
             None,
             Arc::new(executor),
             filters,
-            Arc::default(),
+            worker::Reporting::default(),
             async {
                 let _ = stopped.await;
             },

@@ -69,3 +69,22 @@ ensure_reference_python() {
     fi
     echo "$REFERENCE_VENV/bin/python"
 }
+
+# Installs Debian's package $1 unless command $2 is already on the PATH (as root, or
+# through sudo without a password). The operations tests run a real Prometheus server
+# and promtool from the `prometheus` package.
+ensure_debian_package() {
+    local package=$1 command=$2
+    command -v "$command" >/dev/null && return 0
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || die "$package is not installed and this user cannot install it: apt-get install $package"
+        sudo=(sudo -n)
+    fi
+    step "apt-get install $package"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "$package" >&2 \
+        || { "${sudo[@]}" apt-get update >&2 &&
+             DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "$package" >&2; } \
+        || die "cannot install $package (apt-get install $package)"
+    command -v "$command" >/dev/null || die "$package is installed but $command is not on the PATH"
+}

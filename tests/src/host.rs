@@ -17,6 +17,8 @@ pub const KEEP_SCRATCH_ENV: &str = "DURABLETASK_E2E_KEEP";
 
 /// What the host logs, followed by the address, once its embedded backend listens.
 pub const EMBEDDED_LISTENING: &str = "embedded backend listening on ";
+/// What the host logs, followed by its URL, once its admin listener listens.
+pub const ADMIN_LISTENING: &str = "admin listener on ";
 
 /// How many log lines [`Host::log_tail`] shows in failure messages.
 const LOG_TAIL_LINES: usize = 60;
@@ -116,6 +118,8 @@ pub struct HostConfig {
     pub versioning: Option<String>,
     /// More `[plugins]` keys as TOML lines (`isolation = "in-process"`, limits).
     pub plugins_settings: Vec<String>,
+    /// Extra lines for the `[admin]` section (whose `listen` is always a free port).
+    pub admin_settings: Vec<String>,
 }
 
 impl HostConfig {
@@ -142,6 +146,7 @@ impl HostConfig {
             versioning: None,
             embedded: None,
             plugins_settings: Vec::new(),
+            admin_settings: Vec::new(),
         }
     }
 
@@ -176,6 +181,25 @@ impl HostConfig {
     /// of what that mode does and does not isolate.
     pub fn in_process(self) -> Self {
         self.plugins_setting(r#"isolation = "in-process""#)
+    }
+
+    /// A host that only serves its embedded backend on `port` with its state in
+    /// `database`: work-item filters on and no plugin, so its own worker asks for no
+    /// work (the "remote" backend of other hosts, which can be killed and restarted on
+    /// the same address).
+    pub fn backend_only(port: u16, database: &std::path::Path) -> Self {
+        Self::embedded()
+            .with_embedded(EmbeddedBackend {
+                port,
+                database: database.to_path_buf(),
+            })
+            .work_item_filters(true)
+    }
+
+    /// Adds a TOML line to `[admin]` (e.g. `token_file = "admin.token"`).
+    pub fn admin_setting(mut self, line: &str) -> Self {
+        self.admin_settings.push(line.to_owned());
+        self
     }
 
     /// Adds a TOML line to `[plugins]` (e.g. `step_limit = "2s"`).
@@ -280,7 +304,10 @@ watch = {watch}
 [logging]
 level = {level}
 format = {format}
-{file}"#,
+{file}
+[admin]
+listen = "127.0.0.1:0"
+{admin}"#,
             backend = match &self.embedded {
                 None => format!("endpoint = {}\n", toml_string(&self.endpoint)),
                 Some(_) => "mode = \"embedded\"\n".to_owned(),
@@ -337,6 +364,11 @@ format = {format}
                 .unwrap_or_default(),
             level = toml_string(&self.log_level),
             format = toml_string(&self.log_format),
+            admin = self
+                .admin_settings
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect::<String>(),
             file = self
                 .log_file
                 .as_deref()
@@ -641,18 +673,33 @@ impl Host {
     /// The address of the host's embedded backend (`http://127.0.0.1:PORT`), from the
     /// line it logs once it listens.
     pub fn embedded_endpoint(&mut self) -> Result<String> {
-        let line = self.wait_for_log(EMBEDDED_LISTENING, crate::WAIT)?;
-        let address: String = line
-            .split(EMBEDDED_LISTENING)
+        let address = self.logged_after(EMBEDDED_LISTENING, ".:[]")?;
+        Ok(format!("http://{address}"))
+    }
+
+    /// The URL of the host's admin listener (`http://127.0.0.1:PORT`), from the line it
+    /// logs once it listens.
+    pub fn admin_url(&mut self) -> Result<String> {
+        self.logged_after(ADMIN_LISTENING, ".:/[]")
+    }
+
+    /// What follows `marker` in the first log line that has it: alphanumerics and
+    /// `also` (an address, a URL).
+    fn logged_after(&mut self, marker: &str, also: &str) -> Result<String> {
+        let line = self.wait_for_log(marker, crate::WAIT)?;
+        let found: String = line
+            .split(marker)
             .nth(1)
             .unwrap_or_default()
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+            .take_while(|c| c.is_ascii_alphanumeric() || also.contains(*c))
             .collect();
-        if address.is_empty() {
-            return Err(Error::new(format!("no address in the log line: {line}")));
+        if found.is_empty() {
+            return Err(Error::new(format!(
+                "nothing after {marker:?} in the log line: {line}"
+            )));
         }
-        Ok(format!("http://{address}"))
+        Ok(found)
     }
 
     /// Kills it with SIGKILL (no chance to clean up: a crash) and reaps it.

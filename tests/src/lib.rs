@@ -24,8 +24,10 @@ mod client;
 mod error;
 mod hello_probe;
 mod host;
+mod http;
 pub mod paths;
 mod process;
+pub mod prometheus;
 pub mod python;
 mod python_worker;
 
@@ -33,7 +35,10 @@ pub use backend::{Backend, free_port};
 pub use client::{Client, ClientRun, exit_codes, instance_id};
 pub use error::{Context, Error, Result};
 pub use hello_probe::HelloProbe;
-pub use host::{EMBEDDED_LISTENING, EmbeddedBackend, Host, HostConfig, PluginFile};
+pub use host::{
+    ADMIN_LISTENING, EMBEDDED_LISTENING, EmbeddedBackend, Host, HostConfig, PluginFile,
+};
+pub use http::{HttpResponse, http_get};
 pub use process::{poll_until, run_with_timeout};
 pub use python_worker::PythonWorker;
 

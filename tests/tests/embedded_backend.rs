@@ -200,7 +200,7 @@ fn with_a_token_file_the_embedded_backend_serves_only_its_token_holders() -> Res
     std::fs::write(
         &config_path,
         format!(
-            "[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\ntoken_file = \"tokens\"\n\n[plugins]\ndir = \"plugins\"\n"
+            "[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\ntoken_file = \"tokens\"\n\n[plugins]\ndir = \"plugins\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )?;
 
@@ -253,7 +253,7 @@ fn with_tls_files_the_embedded_backend_serves_tls_to_its_worker_and_client_only(
     std::fs::write(
         &config_path,
         format!(
-            "[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\ntoken_file = \"tokens\"\ntls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"tls/key.pem\"\n\n[plugins]\ndir = \"plugins\"\n"
+            "[embedded]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"state.sqlite\"\ntoken_file = \"tokens\"\ntls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"tls/key.pem\"\n\n[plugins]\ndir = \"plugins\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )?;
 

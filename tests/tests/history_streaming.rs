@@ -27,6 +27,9 @@ dir = "plugins"
 
 [logging]
 level = "info,durabletask_host=debug"
+
+[admin]
+listen = "127.0.0.1:0"
 "#;
 
 #[test]

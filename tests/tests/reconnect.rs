@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use durabletask_e2e::{
-    Client, EMBEDDED_LISTENING, EmbeddedBackend, Host, HostConfig, PluginFile, Result, WAIT,
+    Client, EMBEDDED_LISTENING, Host, HostConfig, PluginFile, Result, WAIT,
     assert_hello_cities_completed,
 };
 
@@ -32,16 +32,8 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// A host that only serves its embedded backend on `port`: with work-item filters on and
-/// no plugin, its own worker asks for no work at all.
 fn backend_host(port: u16, database: &Path) -> Result<Host> {
-    let config = HostConfig::embedded()
-        .with_embedded(EmbeddedBackend {
-            port,
-            database: database.to_path_buf(),
-        })
-        .work_item_filters(true);
-    Host::start(&config)
+    Host::start(&HostConfig::backend_only(port, database))
 }
 
 #[test]

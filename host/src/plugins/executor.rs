@@ -3,6 +3,7 @@
 //! it) and runs there: through `calls` in the host's process, or through the
 //! generation's `isolation::Supervisor` in its child process.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ use super::loaded_plugin::Runner;
 use super::plugin_host::PluginHost;
 use super::routing::{self, Refusal};
 use super::watchdog::{Call, Watchdog};
+use crate::telemetry::{self, Outcome};
+use crate::worker::in_flight::WorkKind;
 use crate::worker::{ActivityOwner, EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
 /// A step slower than this is logged: it held up every other work item.
@@ -28,8 +31,61 @@ impl WorkItemExecutor for PluginHost {
     fn execute_entity(&self, work: EntityWork) -> BoxFuture<'static, proto::EntityBatchResult> {
         let generation = match routing::entity(&self.catalog(), &work) {
             Ok(generation) => generation,
-            Err(result) => return Box::pin(std::future::ready(*result)),
+            Err(result) => {
+                refused(WorkKind::Entity);
+                return Box::pin(std::future::ready(*result));
+            }
         };
+        let meter = Meter::new(
+            WorkKind::Entity,
+            entity_name(work.instance_id()),
+            &generation,
+        );
+        meter.wrap(self.run_entity(generation, work), |result| {
+            failed_if(result.failure_details.is_some())
+        })
+    }
+
+    fn execute_orchestrator(
+        &self,
+        request: proto::OrchestratorRequest,
+    ) -> BoxFuture<'static, OrchestratorOutcome> {
+        self.run_orchestrator(request)
+    }
+
+    fn activity_owner(&self, name: &str) -> Option<ActivityOwner> {
+        self.catalog()
+            .activity(name)
+            .map(|generation| ActivityOwner {
+                key: generation.plugin().content_hash.clone(),
+                label: generation.label(),
+            })
+    }
+
+    fn execute_activity(
+        &self,
+        request: proto::ActivityRequest,
+    ) -> BoxFuture<'static, proto::ActivityResponse> {
+        let generation = match routing::activity(&self.catalog(), &request) {
+            Ok(generation) => generation,
+            Err(response) => {
+                refused(WorkKind::Activity);
+                return Box::pin(std::future::ready(*response));
+            }
+        };
+        let meter = Meter::new(WorkKind::Activity, &request.name, &generation);
+        meter.wrap(self.run_activity(generation, request), |response| {
+            failed_if(response.failure_details.is_some())
+        })
+    }
+}
+
+impl PluginHost {
+    fn run_entity(
+        &self,
+        generation: Arc<Generation>,
+        work: EntityWork,
+    ) -> BoxFuture<'static, proto::EntityBatchResult> {
         let key = self.crash_journal.as_ref().map(|_| Key::entity(&work));
         let what = format!("the entity batch of {}", work.instance_id());
         if let Some(crashes) = self.poisoned(key) {
@@ -71,7 +127,7 @@ impl WorkItemExecutor for PluginHost {
         }
     }
 
-    fn execute_orchestrator(
+    fn run_orchestrator(
         &self,
         mut request: proto::OrchestratorRequest,
     ) -> BoxFuture<'static, OrchestratorOutcome> {
@@ -94,14 +150,21 @@ impl WorkItemExecutor for PluginHost {
                 route.generation
             }
             Err(Refusal::Fail(response)) => {
+                refused(WorkKind::Orchestration);
                 return Box::pin(std::future::ready(OrchestratorOutcome::Completed(
                     *response,
                 )));
             }
             Err(Refusal::Reject(reason)) => {
+                refused(WorkKind::Orchestration);
                 return Box::pin(std::future::ready(OrchestratorOutcome::Rejected { reason }));
             }
         };
+        let meter = Meter::new(
+            WorkKind::Orchestration,
+            orchestrator_name(&request),
+            &generation,
+        );
         let key = self
             .crash_journal
             .as_ref()
@@ -115,6 +178,7 @@ impl WorkItemExecutor for PluginHost {
         if let Some(crashes) = self.poisoned(key) {
             let details = self.crashed(&generation, &what, crashes);
             self.sticky.forget(&request.instance_id);
+            meter.finished(Outcome::Failed);
             return Box::pin(std::future::ready(OrchestratorOutcome::Completed(
                 failure::orchestration(
                     request.instance_id.clone(),
@@ -128,59 +192,53 @@ impl WorkItemExecutor for PluginHost {
         let sticky_routes = Arc::clone(&self.sticky);
         let watchdog = Arc::clone(&self.watchdog);
         let journal = self.crash_journal.clone();
-        Box::pin(async move {
-            // The generation is held until the step is done: a generation retired
-            // meanwhile finishes it.
-            let response = match &generation.plugin().runner {
-                Runner::InProcess(module) => {
-                    run_step_in_process(*module, &generation, &request, &watchdog, journal, key)
-                }
-                Runner::Process(supervisor) => {
-                    let outcome = supervisor
-                        .call(Work {
-                            kind: CallKind::Orchestration,
-                            shape: 0,
-                            request: request.encode_to_vec().into(),
-                            what: &what,
-                            journal: journal.as_ref().zip(key),
-                        })
-                        .await;
-                    match outcome {
-                        Ok(response) => {
-                            calls::decode_orchestrator_response(&response, &request.instance_id)
-                        }
-                        Err(details) => failure::orchestration(
-                            request.instance_id.clone(),
-                            failure::FIRST_ACTION_ID,
-                            details,
-                        ),
+        meter.wrap(
+            async move {
+                // The generation is held until the step is done: a generation retired
+                // meanwhile finishes it.
+                let response = match &generation.plugin().runner {
+                    Runner::InProcess(module) => {
+                        run_step_in_process(*module, &generation, &request, &watchdog, journal, key)
                     }
+                    Runner::Process(supervisor) => {
+                        let outcome = supervisor
+                            .call(Work {
+                                kind: CallKind::Orchestration,
+                                shape: 0,
+                                request: request.encode_to_vec().into(),
+                                what: &what,
+                                journal: journal.as_ref().zip(key),
+                            })
+                            .await;
+                        match outcome {
+                            Ok(response) => {
+                                calls::decode_orchestrator_response(&response, &request.instance_id)
+                            }
+                            Err(details) => failure::orchestration(
+                                request.instance_id.clone(),
+                                failure::FIRST_ACTION_ID,
+                                details,
+                            ),
+                        }
+                    }
+                };
+                if completes(&response) {
+                    sticky_routes.forget(&response.instance_id);
                 }
-            };
-            if completes(&response) {
-                sticky_routes.forget(&response.instance_id);
-            }
-            OrchestratorOutcome::Completed(response)
-        })
+                OrchestratorOutcome::Completed(response)
+            },
+            |outcome| match outcome {
+                OrchestratorOutcome::Completed(response) => failed_if(fails(response)),
+                OrchestratorOutcome::Rejected { .. } => Outcome::Refused,
+            },
+        )
     }
 
-    fn activity_owner(&self, name: &str) -> Option<ActivityOwner> {
-        self.catalog()
-            .activity(name)
-            .map(|generation| ActivityOwner {
-                key: generation.plugin().content_hash.clone(),
-                label: generation.label(),
-            })
-    }
-
-    fn execute_activity(
+    fn run_activity(
         &self,
+        generation: Arc<Generation>,
         request: proto::ActivityRequest,
     ) -> BoxFuture<'static, proto::ActivityResponse> {
-        let generation = match routing::activity(&self.catalog(), &request) {
-            Ok(generation) => generation,
-            Err(response) => return Box::pin(std::future::ready(*response)),
-        };
         let instance_id = durabletask_abi::activity::instance_id(&request).to_owned();
         let key = self.crash_journal.as_ref().map(|_| Key::activity(&request));
         if let Some(crashes) = self.poisoned(key) {
@@ -263,6 +321,88 @@ impl WorkItemExecutor for PluginHost {
             }
         })
     }
+}
+
+/// Records a work item's outcome and duration (see [`crate::telemetry`]).
+struct Meter {
+    kind: WorkKind,
+    name: String,
+    plugin: String,
+    started: Instant,
+}
+
+impl Meter {
+    fn new(kind: WorkKind, name: &str, generation: &Generation) -> Meter {
+        Meter {
+            kind,
+            name: name.to_owned(),
+            plugin: generation.label(),
+            started: Instant::now(),
+        }
+    }
+
+    fn finished(&self, outcome: Outcome) {
+        telemetry::executed(
+            self.kind,
+            &self.name,
+            &self.plugin,
+            outcome,
+            self.started.elapsed(),
+        );
+    }
+
+    /// `work`, recording its outcome (`judge`) when it ends.
+    fn wrap<T: Send + 'static>(
+        self,
+        work: impl Future<Output = T> + Send + 'static,
+        judge: fn(&T) -> Outcome,
+    ) -> BoxFuture<'static, T> {
+        Box::pin(async move {
+            let value = work.await;
+            self.finished(judge(&value));
+            value
+        })
+    }
+}
+
+/// A work item no generation serves: its name is whatever a client sent, so it is not a
+/// label.
+fn refused(kind: WorkKind) {
+    telemetry::executed(
+        kind,
+        telemetry::NO_NAME,
+        "",
+        Outcome::Refused,
+        Duration::ZERO,
+    );
+}
+
+fn failed_if(failed: bool) -> Outcome {
+    if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Completed
+    }
+}
+
+/// An entity's name: its instance id is `@name@key`.
+fn entity_name(instance_id: &str) -> &str {
+    instance_id
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once('@'))
+        .map_or(instance_id, |(name, _)| name)
+}
+
+/// Whether the step fails the orchestration.
+fn fails(response: &proto::OrchestratorResponse) -> bool {
+    use proto::orchestrator_action::OrchestratorActionType;
+    response.actions.iter().any(|action| {
+        matches!(
+            &action.orchestrator_action_type,
+            Some(OrchestratorActionType::CompleteOrchestration(complete))
+                if complete.orchestration_status == proto::OrchestrationStatus::Failed as i32
+        )
+    })
 }
 
 /// Runs an orchestration step in the host's process, on the event loop. A step is replay

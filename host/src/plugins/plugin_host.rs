@@ -258,6 +258,17 @@ fn open_crash_journal(
 /// One line per generation put in or taken out of service, and per library refused or
 /// ignored.
 fn log_change(change: &manager::Change) {
+    for (event, count) in [
+        ("loaded", change.added.len()),
+        ("retired", change.retired.len()),
+        ("refused", change.refused.len()),
+        ("ignored", change.ignored.len()),
+    ] {
+        if count > 0 {
+            metrics::counter!(crate::telemetry::PLUGIN_EVENTS, "event" => event)
+                .increment(count as u64);
+        }
+    }
     for (file, error) in &change.refused {
         tracing::error!("refused plugin {}: {error}", file.display());
     }

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tonic::Code;
 
 use super::backend_client::BackendClient;
+use super::in_flight::WorkKind;
+use crate::telemetry;
 
 /// The connection completions are sent on; replaced by the worker on every reconnect.
 pub type CurrentClient = watch::Receiver<Option<BackendClient>>;
@@ -35,7 +37,7 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn complete_orchestration(client: &CurrentClient, response: OrchestratorResponse) {
     let instance_id = response.instance_id.clone();
-    deliver(
+    let delivered = deliver(
         client,
         "CompleteOrchestratorTask",
         &instance_id,
@@ -45,11 +47,14 @@ pub async fn complete_orchestration(client: &CurrentClient, response: Orchestrat
         },
     )
     .await;
+    if !delivered {
+        completion_failed(WorkKind::Orchestration);
+    }
 }
 
 pub async fn complete_activity(client: &CurrentClient, response: ActivityResponse) {
     let instance_id = response.instance_id.clone();
-    deliver(
+    let delivered = deliver(
         client,
         "CompleteActivityTask",
         &instance_id,
@@ -59,16 +64,22 @@ pub async fn complete_activity(client: &CurrentClient, response: ActivityRespons
         },
     )
     .await;
+    if !delivered {
+        completion_failed(WorkKind::Activity);
+    }
 }
 
 pub async fn complete_entity(client: &CurrentClient, result: EntityBatchResult) {
     // The entity's instance id is not in the result; the token identifies the batch.
     let token = result.completion_token.clone();
-    deliver(client, "CompleteEntityTask", &token, move |client| {
+    let delivered = deliver(client, "CompleteEntityTask", &token, move |client| {
         let result = result.clone();
         async move { client.complete_entity_task(result).await }
     })
     .await;
+    if !delivered {
+        completion_failed(WorkKind::Entity);
+    }
 }
 
 pub async fn abandon_orchestration(
@@ -76,6 +87,7 @@ pub async fn abandon_orchestration(
     instance_id: &str,
     completion_token: &str,
 ) {
+    abandoned(WorkKind::Orchestration);
     deliver(
         client,
         "AbandonTaskOrchestratorWorkItem",
@@ -91,6 +103,7 @@ pub async fn abandon_orchestration(
 /// Only for a backend known to hand an abandoned activity out again: the reference one
 /// loses it, stranding its orchestration (protocol.md §7).
 pub async fn abandon_activity(client: &CurrentClient, instance_id: &str, completion_token: &str) {
+    abandoned(WorkKind::Activity);
     deliver(
         client,
         "AbandonTaskActivityWorkItem",
@@ -104,6 +117,7 @@ pub async fn abandon_activity(client: &CurrentClient, instance_id: &str, complet
 }
 
 pub async fn abandon_entity(client: &CurrentClient, instance_id: &str, completion_token: &str) {
+    abandoned(WorkKind::Entity);
     deliver(
         client,
         "AbandonTaskEntityWorkItem",
@@ -116,8 +130,19 @@ pub async fn abandon_entity(client: &CurrentClient, instance_id: &str, completio
     .await;
 }
 
+fn completion_failed(kind: WorkKind) {
+    metrics::counter!(telemetry::COMPLETIONS_FAILED, "kind" => telemetry::kind_label(kind))
+        .increment(1);
+}
+
+fn abandoned(kind: WorkKind) {
+    metrics::counter!(telemetry::WORK_ITEMS_ABANDONED, "kind" => telemetry::kind_label(kind))
+        .increment(1);
+}
+
 /// Sends one RPC built by `call`, retrying briefly while the backend is `UNAVAILABLE`.
-async fn deliver<F, Fut>(current: &CurrentClient, rpc: &str, instance_id: &str, mut call: F)
+/// Whether the backend took it.
+async fn deliver<F, Fut>(current: &CurrentClient, rpc: &str, instance_id: &str, mut call: F) -> bool
 where
     F: FnMut(BackendClient) -> Fut,
     Fut: Future<Output = Result<(), tonic::Status>>,
@@ -130,10 +155,10 @@ where
                 instance_id,
                 "not connected to the backend; leaving the work item to be redelivered"
             );
-            return;
+            return false;
         };
         match tokio::time::timeout(RPC_TIMEOUT, call(client)).await {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => return true,
             Ok(Err(status))
                 if status.code() == Code::Unavailable && attempt < RETRIES_WHEN_UNAVAILABLE =>
             {
@@ -149,12 +174,13 @@ where
                     error = %status.message(),
                     "delivery failed; the backend will redeliver the work item"
                 );
-                return;
+                return false;
             }
             Err(_) => {
                 tracing::warn!(rpc, instance_id, timeout = ?RPC_TIMEOUT, "delivery timed out; the backend will redeliver the work item");
-                return;
+                return false;
             }
         }
     }
+    false
 }

@@ -18,6 +18,7 @@ use super::executor::{EntityWork, OrchestratorOutcome, WorkItemExecutor};
 use super::in_flight::{InFlight, Unfinished, WorkKind};
 use super::permits::{ActivityPermits, NoPermit};
 use crate::config::WorkerSettings;
+use crate::telemetry;
 
 /// How long a rejected orchestration work item is held before it is abandoned.
 const REJECT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -107,6 +108,15 @@ impl Dispatcher {
     /// completion or an abandon (or, for activities cut off by shutdown, a log line):
     /// none is dropped silently.
     pub fn dispatch(&self, item: WorkItem) -> Option<WorkKind> {
+        let kind = self.start(item);
+        if let Some(kind) = kind {
+            metrics::counter!(telemetry::WORK_ITEMS_RECEIVED, "kind" => telemetry::kind_label(kind))
+                .increment(1);
+        }
+        kind
+    }
+
+    fn start(&self, item: WorkItem) -> Option<WorkKind> {
         let token = item.completion_token;
         match item.request {
             Some(Request::OrchestratorRequest(request)) => {

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use crate::telemetry;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkKind {
     Orchestration,
@@ -110,12 +112,18 @@ impl InFlight {
         F: Future<Output = ()> + Send + 'static,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let gauge = metrics::gauge!(
+            telemetry::WORK_ITEMS_IN_FLIGHT,
+            "kind" => telemetry::kind_label(item.kind)
+        );
+        gauge.increment(1.0);
         // Registered before the task exists, so a task that ends at once cannot leave a
         // stale entry behind (its deregistration always comes after this insert).
         self.lock().insert(id, item);
         let registration = Registration {
             registry: Arc::clone(self),
             id,
+            gauge,
             _counted: crate::runtime::WorkInFlight::new(),
         };
         // Boxed once, here: a work item's future holds its request and the RPC that
@@ -194,6 +202,8 @@ impl InFlight {
 struct Registration {
     registry: Arc<InFlight>,
     id: u64,
+    /// `durabletask_work_items_in_flight` of its kind, decremented when it ends.
+    gauge: metrics::Gauge,
     /// Counted by the runtime, which batches wake-ups only while several items are in
     /// flight.
     _counted: crate::runtime::WorkInFlight,
@@ -201,6 +211,7 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        self.gauge.decrement(1.0);
         let mut items = self.registry.lock();
         items.remove(&self.id);
         if items.is_empty() {

@@ -24,6 +24,7 @@ pub mod in_flight;
 mod outage;
 mod permits;
 mod session;
+mod stream_status;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,15 @@ use backoff::Backoff;
 use dispatch::Dispatcher;
 pub use in_flight::InFlight;
 use session::{Failure, Session, SessionEnd};
+pub use stream_status::{StreamState, StreamStatus};
+
+/// What the worker reports while it runs, for the status report, the status page and
+/// readiness: the work in flight, and where the work-item stream stands.
+#[derive(Clone, Default)]
+pub struct Reporting {
+    pub in_flight: Arc<InFlight>,
+    pub stream: StreamStatus,
+}
 
 /// Problems that stop the worker before it starts; everything after start-up is retried.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +66,8 @@ pub enum WorkerError {
 /// them from the plugins' registrations). Each stream is opened with the current value,
 /// and a new value reopens the stream at once on the same connection, so whoever owns the
 /// sender can renew them when the set of plugins changes. A dropped sender keeps the
-/// last value. Accepted work items are registered in `in_flight` until they end (the
-/// status report reads it).
+/// last value. Accepted work items are registered in `reporting.in_flight` until they
+/// end, and `reporting.stream` follows the work-item stream.
 ///
 /// `in_process` is the host's own embedded backend, called without gRPC; with it,
 /// `backend`'s connection settings are not used.
@@ -67,9 +77,10 @@ pub async fn run(
     in_process: Option<InProcessClient>,
     executor: Arc<dyn WorkItemExecutor>,
     filters: watch::Receiver<Option<WorkItemFilters>>,
-    in_flight: Arc<InFlight>,
+    reporting: Reporting,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
+    let Reporting { in_flight, stream } = reporting;
     let worker_id = connection::new_worker_id();
     if in_process.is_none() {
         check_connection_settings(backend, &worker_id)?;
@@ -93,6 +104,7 @@ pub async fn run(
         dispatcher: &dispatcher,
         current_client: &current_client,
         filters: &filters,
+        stream: &stream,
     };
 
     tokio::pin!(shutdown);
@@ -111,6 +123,7 @@ pub async fn run(
                 // The backend ended the stream on purpose (e.g. a rolling restart): come
                 // back at once, on a fresh connection.
                 tracing::info!("the backend closed the work-item stream; reconnecting");
+                stream.down("the backend closed the work-item stream");
                 client = None;
                 continue;
             }
@@ -129,6 +142,7 @@ pub async fn run(
             }
             SessionEnd::StreamFailed(failure) => failure,
         };
+        stream.down(&failure.reason);
         let delay = backoff.next_delay(failure.cause);
         outage.failed(&failure, delay);
         tokio::select! {
@@ -138,6 +152,7 @@ pub async fn run(
         }
     }
 
+    stream.draining();
     // Leaving the loop dropped the stream (the backend sees it cancelled); the connection
     // stays open in `current_client` for the drain's completions.
     drain::drain(&in_flight, settings.drain_timeout, &completion_client).await;

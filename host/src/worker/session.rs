@@ -72,6 +72,8 @@ pub struct Session<'a> {
     pub current_client: &'a watch::Sender<Option<BackendClient>>,
     /// The work-item filters each stream is opened with (`None`: none are sent).
     pub filters: &'a watch::Receiver<Option<WorkItemFilters>>,
+    /// Told when the stream opens (the worker's loop tells the rest).
+    pub stream: &'a super::StreamStatus,
 }
 
 impl Session<'_> {
@@ -193,6 +195,7 @@ impl Session<'_> {
             Err(status) => return classify(&status),
         };
         outage.ended();
+        self.stream.opened();
 
         let mut delivered = false;
         loop {
