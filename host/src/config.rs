@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod env;
+
 /// The whole configuration. Every section is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,6 +64,12 @@ pub struct BackendSettings {
     /// The name an https endpoint's certificate must carry, when it is not the
     /// endpoint's host (e.g. the endpoint is an IP address, the certificate names a host).
     pub tls_server_name: Option<String>,
+    /// A client certificate chain (PEM; resolved against the config directory) the host
+    /// presents to an https endpoint that asks for one (mutual TLS). Set with
+    /// `tls_key_file`, or neither. Re-read on every (re)connect.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `tls_cert_file` (PEM).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// Where the backend runs.
@@ -174,6 +182,8 @@ impl Default for BackendSettings {
             token_file: None,
             ca_file: None,
             tls_server_name: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -190,6 +200,8 @@ impl fmt::Debug for BackendSettings {
             .field("token_file", &self.token_file)
             .field("ca_file", &self.ca_file)
             .field("tls_server_name", &self.tls_server_name)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -329,7 +341,8 @@ pub struct WorkerSettings {
     pub maximum_timer_interval: Option<Duration>,
     /// Send work-item filters built from the loaded plugins' registrations (protocol.md
     /// §1.4), so a backend shared with other workers only hands this host work it can
-    /// run. Off by default: the backend then sends everything.
+    /// run. On by default (the embedded backend and Microsoft's backends honour them);
+    /// off, the backend sends everything and the host fails what no plugin registers.
     pub work_item_filters: bool,
     /// A work item that was inside a plugin this many times when the host died (a plugin
     /// that exits, aborts or overflows its stack takes the host with it) is failed with
@@ -352,7 +365,7 @@ impl Default for WorkerSettings {
             activity_timeout: None,
             long_activity_threshold: Some(Duration::from_secs(60)),
             maximum_timer_interval: None,
-            work_item_filters: false,
+            work_item_filters: true,
             max_crashes: 3,
             crash_journal: None,
         }
@@ -612,22 +625,58 @@ fn location_suffix(location: Option<(usize, usize)>) -> String {
 }
 
 impl Config {
-    /// Reads and validates the config file at `path`.
+    /// Reads and validates the config file at `path`, with the process's
+    /// `DURABLETASK_<SECTION>_<KEY>` variables over it (see [`Config::from_sources`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_str_with_origin(&text, path)
+        Self::from_sources(&text, path, std::env::vars())
     }
 
     /// Parses `text` as if it had been read from `path` (used for messages and to resolve
-    /// relative paths against `path`'s directory).
+    /// relative paths against `path`'s directory), without the environment.
     pub fn from_str_with_origin(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::from_sources(text, path, std::iter::empty())
+    }
+
+    /// Parses `text` as if read from `path`, then applies the variables of `env` named
+    /// `DURABLETASK_<SECTION>_<KEY>` (e.g. `DURABLETASK_WORKER_MAX_CONCURRENT_ACTIVITIES=50`,
+    /// `DURABLETASK_ADMIN_LISTEN=0.0.0.0:9464`) over it: the environment wins over the
+    /// file. Variables of other names (`DURABLETASK_TOKEN`, say) are left alone; one that
+    /// names a section of the file but no key of it is an error naming the variable. A
+    /// value is a boolean (`true`, `false`) or an integer when it reads as one and the key
+    /// takes one, else a string.
+    pub fn from_sources(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        // The file alone first: its own mistakes are reported with their line.
         let mut config: Config =
             toml::from_str(text).map_err(|error| describe_toml_error(&error, text, path))?;
-        config.validate(text, path)?;
-        let endpoint_given = locate_key(text, "backend", "endpoint").is_some();
+        // Whether a key is present is read from the parsed document, so that a table
+        // header, an inline table (`backend = { endpoint = ... }`) and a dotted key
+        // (`backend.endpoint = ...`) mean the same thing. (`locate_key` only finds a
+        // line for messages.)
+        let mut given: toml::Table =
+            toml::from_str(text).map_err(|error| describe_toml_error(&error, text, path))?;
+        if env::apply(&mut given, env).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            location: None,
+            message,
+        })? {
+            config = Config::deserialize(toml::Value::Table(given.clone())).map_err(|error| {
+                ConfigError::Invalid {
+                    path: path.to_owned(),
+                    location: None,
+                    message: error.to_string(),
+                }
+            })?;
+        }
+        let endpoint_given = has_key(&given, "backend", "endpoint");
+        config.validate(text, path, endpoint_given)?;
         config.backend.mode = Some(config.backend.mode.unwrap_or(if endpoint_given {
             BackendMode::Remote
         } else {
@@ -644,6 +693,8 @@ impl Config {
         config.worker.crash_journal = resolve(config.worker.crash_journal);
         config.backend.token_file = resolve(config.backend.token_file);
         config.backend.ca_file = resolve(config.backend.ca_file);
+        config.backend.tls_cert_file = resolve(config.backend.tls_cert_file);
+        config.backend.tls_key_file = resolve(config.backend.tls_key_file);
         config.embedded.token_file = resolve(config.embedded.token_file);
         config.embedded.tls_cert_file = resolve(config.embedded.tls_cert_file);
         config.embedded.tls_key_file = resolve(config.embedded.tls_key_file);
@@ -717,8 +768,11 @@ impl Config {
             location: locate_key(text, section, key),
             message,
         };
-        for key in ["token_env", "token_file"] {
-            if locate_key(text, "backend", key).is_some() {
+        for (key, set) in [
+            ("token_env", self.backend.token_env.is_some()),
+            ("token_file", self.backend.token_file.is_some()),
+        ] {
+            if set {
                 return Err(invalid(
                     "backend",
                     key,
@@ -728,8 +782,13 @@ impl Config {
                 ));
             }
         }
-        for key in ["ca_file", "tls_server_name"] {
-            if locate_key(text, "backend", key).is_some() {
+        for (key, set) in [
+            ("ca_file", self.backend.ca_file.is_some()),
+            ("tls_server_name", self.backend.tls_server_name.is_some()),
+            ("tls_cert_file", self.backend.tls_cert_file.is_some()),
+            ("tls_key_file", self.backend.tls_key_file.is_some()),
+        ] {
+            if set {
                 return Err(invalid(
                     "backend",
                     key,
@@ -823,6 +882,8 @@ impl Config {
         for (key, set) in [
             ("ca_file", self.backend.ca_file.is_some()),
             ("tls_server_name", self.backend.tls_server_name.is_some()),
+            ("tls_cert_file", self.backend.tls_cert_file.is_some()),
+            ("tls_key_file", self.backend.tls_key_file.is_some()),
         ] {
             if set && !self.backend.endpoint.uses_tls() {
                 return Err(invalid(
@@ -833,6 +894,21 @@ impl Config {
                     ),
                 ));
             }
+        }
+        match (&self.backend.tls_cert_file, &self.backend.tls_key_file) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_cert_file",
+                    "'tls_cert_file' in [backend] needs 'tls_key_file' (the client certificate's private key)".to_owned(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls_key_file",
+                    "'tls_key_file' in [backend] needs 'tls_cert_file' (the client certificate it belongs to)".to_owned(),
+                ));
+            }
+            _ => {}
         }
         if self
             .backend
@@ -849,7 +925,7 @@ impl Config {
     }
 
     /// Checks that span more than one key, or that toml cannot express.
-    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+    fn validate(&self, text: &str, path: &Path, endpoint_given: bool) -> Result<(), ConfigError> {
         let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
             path: path.to_owned(),
             location: locate_key(text, section, key),
@@ -874,9 +950,7 @@ impl Config {
                 "'token_env' and 'token_file' in [backend] are both set; choose one".to_owned(),
             ));
         }
-        if self.backend.mode == Some(BackendMode::Embedded)
-            && locate_key(text, "backend", "endpoint").is_some()
-        {
+        if self.backend.mode == Some(BackendMode::Embedded) && endpoint_given {
             return Err(invalid(
                 "backend",
                 "endpoint",
@@ -1013,6 +1087,14 @@ fn key_at(text: &str, span: &Range<usize>) -> Option<String> {
     (!key.is_empty() && !key.starts_with('[')).then(|| key.to_owned())
 }
 
+/// Whether the document sets `key` in table `section`, in whichever form.
+fn has_key(given: &toml::Table, section: &str, key: &str) -> bool {
+    given
+        .get(section)
+        .and_then(toml::Value::as_table)
+        .is_some_and(|table| table.contains_key(key))
+}
+
 /// Finds `key = ...` inside `[section]`, for errors found after parsing.
 fn locate_key(text: &str, section: &str, key: &str) -> Option<(usize, usize)> {
     let mut current: Option<String> = None;
@@ -1116,8 +1198,37 @@ fn some_at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
     at_least_one(deserializer).map(Some)
 }
 
+/// The levels a filter directive may set.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Refuses a directive that is not a level or `target=level`: `EnvFilter` would read a
+/// misspelt level (`verbose`, `infoo`) as a target's name and silence every line.
+fn check_directives(text: &str) -> Result<(), String> {
+    let is_level = |word: &str| LEVELS.contains(&word.trim().to_ascii_lowercase().as_str());
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !is_level(level) {
+            return Err(if directive.contains('=') {
+                format!(
+                    "\"{level}\" in \"{directive}\" is not a level (one of {})",
+                    LEVELS.join(", ")
+                )
+            } else {
+                format!(
+                    "\"{directive}\" is not a level (one of {}); to set a module's level write module=level, e.g. \"info,durabletask_host=debug\"",
+                    LEVELS.join(", ")
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
 fn log_filter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let text = String::deserialize(deserializer)?;
+    check_directives(&text).map_err(serde::de::Error::custom)?;
     tracing_subscriber::EnvFilter::builder()
         .parse(&text)
         .map_err(|error| {
@@ -1177,7 +1288,7 @@ mod tests {
             config.worker.long_activity_threshold,
             Some(Duration::from_secs(60))
         );
-        assert!(!config.worker.work_item_filters);
+        assert!(config.worker.work_item_filters);
         assert_eq!(config.worker.max_crashes, 3);
         assert_eq!(
             config.crash_journal(),
@@ -1376,9 +1487,9 @@ rotation = "hourly"
     }
 
     #[test]
-    fn work_item_filters_is_an_opt_in_boolean() {
+    fn work_item_filters_are_on_unless_turned_off() {
         let filters = |text: &str| parse(text).unwrap().worker.work_item_filters;
-        assert!(!filters("[worker]\n"));
+        assert!(filters("[worker]\n"));
         assert!(!filters("[worker]\nwork_item_filters = false\n"));
         assert!(filters("[worker]\nwork_item_filters = true\n"));
         let message = error_of("[worker]\nwork_item_filters = \"yes\"\n");
@@ -1759,6 +1870,60 @@ rotation = "hourly"
     fn bad_log_filter_is_rejected() {
         let message = error_of("[logging]\nlevel = \"loud=[\"\n");
         assert!(message.contains("'level' in [logging]"), "{message}");
+    }
+
+    #[test]
+    fn a_misspelt_level_is_refused_not_read_as_a_target() {
+        for (level, named) in [
+            ("verbose", "\"verbose\" is not a level"),
+            ("infoo,durabletask_host=debug", "\"infoo\" is not a level"),
+            (
+                "info,durabletask_host=loud",
+                "\"loud\" in \"durabletask_host=loud\"",
+            ),
+        ] {
+            let message = error_of(&format!("[logging]\nlevel = \"{level}\"\n"));
+            assert!(message.contains("'level' in [logging]"), "{message}");
+            assert!(message.contains(named), "{message}");
+            assert!(message.starts_with("/etc/dt/host.toml:2:"), "{message}");
+        }
+        for level in [
+            "info",
+            "WARN",
+            "info,durabletask_host=debug",
+            "off",
+            "h2=off, debug",
+        ] {
+            assert_eq!(
+                parse(&format!("[logging]\nlevel = \"{level}\"\n"))
+                    .unwrap()
+                    .logging
+                    .level,
+                level
+            );
+        }
+    }
+
+    #[test]
+    fn every_form_of_toml_means_the_same() {
+        for text in [
+            "[backend]\nendpoint = \"http://backend:4001\"\n",
+            "backend = { endpoint = \"http://backend:4001\" }\n",
+            "backend.endpoint = \"http://backend:4001\"\n",
+        ] {
+            let config = parse(text).unwrap();
+            assert_eq!(config.backend.mode(), BackendMode::Remote, "{text}");
+            assert_eq!(
+                config.backend.endpoint.uri(),
+                "http://backend:4001",
+                "{text}"
+            );
+        }
+        let message = error_of("backend = { mode = \"embedded\", endpoint = \"http://x:1\" }\n");
+        assert!(
+            message.contains("'endpoint' in [backend] is only used"),
+            "{message}"
+        );
     }
 
     #[test]

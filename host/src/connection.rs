@@ -13,7 +13,7 @@ use durabletask_proto::task_hub_sidecar_service_client::TaskHubSidecarServiceCli
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::config::{BackendSettings, Endpoint};
 
@@ -37,6 +37,8 @@ pub enum ConnectionError {
     },
     #[error("TLS: cannot use the CA file {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
+    #[error("TLS: cannot read the client certificate or key {}: {reason}", path.display())]
+    ClientIdentity { path: PathBuf, reason: String },
     #[error("bearer token: {source_name} is empty")]
     TokenEmpty { source_name: String },
     #[error("invalid value for the {header} header: {reason}")]
@@ -225,6 +227,9 @@ pub struct TlsTrust {
     /// self-signed certificate itself (the embedded backend's `tls_cert_file`).
     pub ca_file: Option<PathBuf>,
     pub server_name: Option<String>,
+    /// A client certificate chain and its key (PEM files) for a backend that asks for
+    /// one (mutual TLS).
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl TlsTrust {
@@ -234,6 +239,10 @@ impl TlsTrust {
         Self {
             ca_file: settings.ca_file.clone(),
             server_name: settings.tls_server_name.clone(),
+            identity: settings
+                .tls_cert_file
+                .clone()
+                .zip(settings.tls_key_file.clone()),
         }
     }
 
@@ -261,6 +270,15 @@ impl TlsTrust {
         };
         if let Some(name) = &self.server_name {
             config = config.domain_name(name.clone());
+        }
+        if let Some((certificate, key)) = &self.identity {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).map_err(|error| ConnectionError::ClientIdentity {
+                    path: path.clone(),
+                    reason: error.to_string(),
+                })
+            };
+            config = config.identity(Identity::from_pem(read(certificate)?, read(key)?));
         }
         Ok(config)
     }
@@ -350,6 +368,7 @@ old
         let tls = TlsTrust {
             ca_file: Some(path.clone()),
             server_name: None,
+            identity: None,
         };
         let error = |tls: &TlsTrust| {
             let metadata = CallMetadata::new("hub", None, None).unwrap();

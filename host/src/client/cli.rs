@@ -775,6 +775,7 @@ mod tests {
             TlsTrust {
                 ca_file: Some(dir.path().join("tls/cert.pem")),
                 server_name: Some("localhost".to_owned()),
+                identity: None,
             }
         );
     }
