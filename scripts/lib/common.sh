@@ -70,12 +70,13 @@ ensure_reference_python() {
     echo "$REFERENCE_VENV/bin/python"
 }
 
-# Installs Debian's package $1 unless command $2 is already on the PATH (as root, or
-# through sudo without a password). The operations tests run a real Prometheus server
-# and promtool from the `prometheus` package.
+# Installs Debian's package $1 unless command $2 (a name on the PATH, or a path) is
+# already there (as root, or through sudo without a password). The operations tests run
+# a real Prometheus server and promtool from `prometheus`, the mutual TLS test nginx as a
+# TLS terminator.
 ensure_debian_package() {
     local package=$1 command=$2
-    command -v "$command" >/dev/null && return 0
+    [[ -x $command ]] || command -v "$command" >/dev/null && return 0
     local sudo=()
     if [[ $(id -u) -ne 0 ]]; then
         command -v sudo >/dev/null || die "$package is not installed and this user cannot install it: apt-get install $package"
@@ -86,5 +87,6 @@ ensure_debian_package() {
         || { "${sudo[@]}" apt-get update >&2 &&
              DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "$package" >&2; } \
         || die "cannot install $package (apt-get install $package)"
-    command -v "$command" >/dev/null || die "$package is installed but $command is not on the PATH"
+    [[ -x $command ]] || command -v "$command" >/dev/null \
+        || die "$package is installed but $command is not on the PATH"
 }
