@@ -17,6 +17,7 @@ pub mod plugins;
 pub mod runtime;
 pub mod signals;
 pub mod status;
+pub mod systemd;
 pub mod telemetry;
 pub mod versioning;
 pub mod worker;

@@ -16,7 +16,9 @@ use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::isolation::IsolationSettings;
 use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
-use durabletask_host::{admin, embedded, logging, runtime, signals, status, telemetry, worker};
+use durabletask_host::{
+    admin, embedded, logging, runtime, signals, status, systemd, telemetry, worker,
+};
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
@@ -63,6 +65,15 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Check a configuration without starting: the file (syntax, values, contradictions),
+    /// the files it names (tokens, certificates), and the plugins folder (what would be
+    /// loaded or refused). Exits 0 if all is well, 2 if the configuration cannot be used,
+    /// 1 if it can but a plugin library would be refused or a named file is missing.
+    Validate {
+        /// The configuration file (default: host.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// A plugin's child process under process isolation: started by the host, never by
     /// hand. It serves the host's calls on its standard input, a socket.
@@ -114,6 +125,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Run { config }) => run_host(config.or(cli.config)),
         Some(Command::Plugins { config, json }) => list_plugins(config.or(cli.config), json),
+        Some(Command::Validate { config }) => validate(config.or(cli.config)),
         None => run_host(cli.config),
         Some(Command::PluginChild { .. }) => ExitCode::from(EXIT_FAILURE),
     }
@@ -177,6 +189,84 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
     } else {
         ExitCode::from(EXIT_FAILURE)
     }
+}
+
+/// `validate`: what `run` would refuse or warn about, without starting anything.
+fn validate(config_path: Option<PathBuf>) -> ExitCode {
+    let (config, path) = match load_config(config_path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let mut problems = Vec::new();
+    for (key, file) in named_files(&config) {
+        if let Err(error) = std::fs::File::open(file) {
+            problems.push(format!(
+                "{key} = {}: cannot be read: {error}",
+                file.display()
+            ));
+        }
+    }
+    let dir = &config.plugins.dir;
+    let mut lines = vec![format!("configuration {}: ok", path.display())];
+    if dir.exists() {
+        match IsolationSettings::for_this_binary(&config.plugins).and_then(|isolation| {
+            durabletask_host::plugins::inventory(dir, config.plugins.strict_permissions, isolation)
+                .map_err(std::io::Error::other)
+        }) {
+            Ok(inventory) => {
+                lines.push(inventory.to_text().trim_end().to_owned());
+                if !inventory.all_loaded() {
+                    problems.push(format!(
+                        "a library in the plugins folder {} would be refused (see above)",
+                        dir.display()
+                    ));
+                }
+            }
+            Err(error) => problems.push(format!("the plugins folder {}: {error}", dir.display())),
+        }
+    } else {
+        lines.push(format!(
+            "the plugins folder {} does not exist: it would be created at start, and the host would serve nothing until a plugin is put in it",
+            dir.display()
+        ));
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let _ = client_cli::print_stdout(&text);
+    if problems.is_empty() {
+        let _ = client_cli::print_stdout("validation passed\n");
+        return ExitCode::SUCCESS;
+    }
+    for problem in &problems {
+        client_cli::print_stderr(&format!("error: {problem}"));
+    }
+    ExitCode::from(EXIT_FAILURE)
+}
+
+/// The files a configuration names that must be readable at start, by their setting.
+fn named_files(config: &Config) -> Vec<(&'static str, &std::path::Path)> {
+    let named: Vec<(&'static str, &Option<PathBuf>)> = match config.backend.mode() {
+        BackendMode::Embedded => vec![
+            ("[embedded] token_file", &config.embedded.token_file),
+            ("[embedded] tls_cert_file", &config.embedded.tls_cert_file),
+            ("[embedded] tls_key_file", &config.embedded.tls_key_file),
+        ],
+        BackendMode::Remote => vec![
+            ("[backend] token_file", &config.backend.token_file),
+            ("[backend] ca_file", &config.backend.ca_file),
+            ("[backend] tls_cert_file", &config.backend.tls_cert_file),
+            ("[backend] tls_key_file", &config.backend.tls_key_file),
+        ],
+    };
+    let admin = config
+        .admin
+        .enabled
+        .then_some(("[admin] token_file", &config.admin.token_file));
+    named
+        .into_iter()
+        .chain(admin)
+        .filter_map(|(key, file)| file.as_deref().map(|file| (key, file)))
+        .collect()
 }
 
 /// The worker: load the config, start logging and the plugins, serve until a signal.
@@ -282,6 +372,12 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         },
         status,
     );
+    systemd::follow(reporting.stream.subscribe());
+    systemd::watchdog();
+    systemd::ready(&format!(
+        "started: {} plugin generation(s) in service",
+        plugins.catalog().generations().len()
+    ));
     let executor: Arc<dyn worker::WorkItemExecutor> = plugins.clone();
     let filters = follow_work_item_filters(config, &plugins);
     let result = worker::run(
@@ -291,7 +387,10 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         executor,
         filters,
         reporting,
-        shutdown,
+        async {
+            shutdown.await;
+            systemd::stopping();
+        },
     )
     .await;
     if let Some(admin) = admin {
@@ -342,6 +441,7 @@ async fn start_admin(
 }
 
 fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
+    create_missing_plugins_folder(&config.plugins.dir)?;
     let settings = PluginHostSettings {
         dir: config.plugins.dir.clone(),
         strict_permissions: config.plugins.strict_permissions,
@@ -365,6 +465,26 @@ fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
         tracing::info!(dir = %config.plugins.dir.display(), "watching the plugins folder: new versions are put in service without a restart");
     }
     Ok(plugins)
+}
+
+/// A plugins folder that does not exist is created (0700 under the daemon's umask: only
+/// the host's user may put code in it), so that a first start serves and plugins can be
+/// dropped in; a WARN line says so.
+fn create_missing_plugins_folder(dir: &std::path::Path) -> Result<(), String> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|error| {
+        format!(
+            "cannot start the plugins: the plugins folder {} does not exist and cannot be created: {error}",
+            dir.display()
+        )
+    })?;
+    tracing::warn!(
+        dir = %dir.display(),
+        "the plugins folder did not exist and was created; put plugin libraries in it (the host serves nothing until then)"
+    );
+    Ok(())
 }
 
 /// The work-item filters to send (`[worker] work_item_filters`; `None` when off), built

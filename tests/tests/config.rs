@@ -141,3 +141,105 @@ fn retarget_example(example: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// `durabletask-host validate --config <dir>/host.toml` on `text`, with `plugins` in
+/// `<dir>/plugins`: (exit code, stdout, stderr).
+fn validate(text: &str, plugins: &[PluginFile]) -> Result<(Option<i32>, String, String)> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("plugins"))?;
+    for plugin in plugins {
+        std::fs::copy(
+            plugin.source(),
+            dir.path().join("plugins").join(plugin.file_name()),
+        )?;
+    }
+    let config = dir.path().join("host.toml");
+    std::fs::write(&config, text)?;
+    let output = std::process::Command::new(paths::host_binary()?)
+        .arg("validate")
+        .arg("--config")
+        .arg(&config)
+        .output()?;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn validate_checks_without_starting_and_exits_0_1_or_2() -> Result<()> {
+    let valid = "[embedded]\nlisten = \"127.0.0.1:0\"\n\n[plugins]\ndir = \"plugins\"\n";
+    let (code, stdout, stderr) = validate(valid, &[PluginFile::built("hello")?])?;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("validation passed"), "{stdout}");
+    assert!(stdout.contains("hello_cities"), "{stdout}");
+
+    // A configuration that cannot be used: 2, naming the line and key.
+    let (code, _, stderr) = validate("[worker]\nmax_concurent_activities = 3\n", &[])?;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("host.toml:2"), "{stderr}");
+    assert!(stderr.contains("max_concurent_activities"), "{stderr}");
+
+    // Usable, but a library would be refused, or a named file is missing: 1.
+    let (code, stdout, stderr) = validate(valid, &[PluginFile::built("incompatible")?])?;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("would be refused"), "{stderr}");
+    let with_token = format!("{valid}\n[admin]\ntoken_file = \"missing.token\"\n");
+    let (code, _, stderr) = validate(&with_token, &[PluginFile::built("hello")?])?;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("[admin] token_file"), "{stderr}");
+    assert!(stderr.contains("missing.token"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn a_missing_plugins_folder_is_created_and_the_host_serves() -> Result<()> {
+    let text = "[embedded]\nlisten = \"127.0.0.1:0\"\n\n[plugins]\ndir = \"plugins-to-come\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let mut host = Host::start_with_config_text(text, &[])?;
+    let line = host.wait_for_log("the plugins folder did not exist and was created", WAIT)?;
+    assert!(line.contains(" WARN "), "{line}");
+    host.embedded_endpoint()?;
+    let folder = host.config_path().with_file_name("plugins-to-come");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&folder)?.permissions());
+    assert_eq!(mode & 0o777, 0o700, "{}", folder.display());
+    host.sigterm()?;
+    host.wait_exit(WAIT)?;
+    Ok(())
+}
+
+#[test]
+fn the_environment_overrides_the_file_and_a_bad_variable_is_named() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("host.toml");
+    std::fs::write(
+        &config,
+        "[embedded]\nlisten = \"127.0.0.1:0\"\n\n[plugins]\ndir = \"plugins\"\n",
+    )?;
+    let run = |vars: &[(&str, &str)]| -> Result<std::process::Output> {
+        Ok(std::process::Command::new(paths::host_binary()?)
+            .arg("validate")
+            .arg("--config")
+            .arg(&config)
+            .envs(vars.iter().copied())
+            .output()?)
+    };
+    // The file's plugins folder is "plugins"; the variable wins.
+    let output = run(&[("DURABLETASK_PLUGINS_DIR", "from-the-environment")])?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("from-the-environment"), "{stdout}");
+
+    let output = run(&[("DURABLETASK_WORKER_MAX_CONCURRENT_ACTIVITIES", "lots")])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("DURABLETASK_WORKER_MAX_CONCURRENT_ACTIVITIES"),
+        "{stderr}"
+    );
+    let output = run(&[("DURABLETASK_WORKER_MAX_CONCURENT_ACTIVITIES", "5")])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("max_concurent_activities"), "{stderr}");
+    Ok(())
+}

@@ -200,3 +200,88 @@ fn the_admin_listener_can_be_turned_off() -> Result<()> {
     assert!(!host.log_contains(durabletask_e2e::ADMIN_LISTENING));
     Ok(())
 }
+
+/// Under systemd (`Type=notify`): READY=1 once it serves, its stream's state as the
+/// status line, WATCHDOG=1 pings at half of `WatchdogSec`, STOPPING=1 when the drain
+/// starts. The test plays systemd's part: it binds the notification socket and starts
+/// the host with `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` (the host's own pid,
+/// which is why a shell sets it and then becomes the host).
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir()?;
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path)?;
+    socket.set_read_timeout(Some(WAIT))?;
+    let wrapper = dir.path().join("under-systemd");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexport NOTIFY_SOCKET='{}' WATCHDOG_USEC=400000 WATCHDOG_PID=$$\nexec '{}' \"$@\"\n",
+            socket_path.display(),
+            durabletask_e2e::paths::host_binary()?.display()
+        ),
+    )?;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    let mut host = Host::start_from_binary(
+        &HostConfig::embedded().plugin(PluginFile::built("hello")?),
+        &wrapper,
+    )?;
+    let mut heard = String::new();
+    let mut buffer = [0u8; 4096];
+    // Reads until `wanted` has been heard `times` times.
+    let mut read_until = |wanted: &str, times: usize, heard: &mut String| -> Result<()> {
+        while heard.matches(wanted).count() < times {
+            let length = socket.recv(&mut buffer).map_err(|error| {
+                durabletask_e2e::Error::new(format!(
+                    "no {wanted} from the host ({error}); heard so far: {heard}"
+                ))
+            })?;
+            heard.push_str(&String::from_utf8_lossy(&buffer[..length]));
+            heard.push('\n');
+        }
+        Ok(())
+    };
+    read_until("READY=1", 1, &mut heard)?;
+    read_until(
+        "STATUS=serving: the work-item stream is open",
+        1,
+        &mut heard,
+    )?;
+    // 400 ms: a ping every 200 ms; two show that they repeat.
+    read_until("WATCHDOG=1", 2, &mut heard)?;
+    host.sigterm()?;
+    read_until("STOPPING=1", 1, &mut heard)?;
+    host.wait_exit(WAIT)?;
+    Ok(())
+}
+
+/// The shipped systemd unit passes `systemd-analyze verify` (with `ExecStart` pointing at
+/// the binary under test, since verify checks that it exists).
+#[test]
+fn the_systemd_unit_verifies() -> Result<()> {
+    let analyze = which("systemd-analyze").expect("systemd-analyze (Debian's systemd package)");
+    let unit = std::fs::read_to_string(
+        durabletask_e2e::paths::workspace_root().join("contrib/systemd/durabletask-host.service"),
+    )?;
+    let binary = durabletask_e2e::paths::host_binary()?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("durabletask-host.service");
+    std::fs::write(
+        &path,
+        unit.replace(
+            "/usr/local/bin/durabletask-host",
+            &binary.display().to_string(),
+        ),
+    )?;
+    let output = Command::new(analyze).arg("verify").arg(&path).output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{said}");
+    assert!(said.trim().is_empty(), "systemd-analyze warns: {said}");
+    Ok(())
+}
