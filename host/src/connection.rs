@@ -64,23 +64,28 @@ impl BearerToken {
             return Self::from_env(name).map(Some);
         }
         if let Some(path) = &settings.token_file {
-            let text = std::fs::read_to_string(path).map_err(|error| {
-                ConnectionError::TokenFileUnreadable {
-                    path: path.clone(),
-                    reason: error.to_string(),
-                }
-            })?;
-            // The first token line: a file may list several (the embedded backend
-            // accepts each, for rotation) and comments.
-            let first = text
-                .lines()
-                .map(str::trim)
-                .find(|line| !line.is_empty() && !line.starts_with('#'))
-                .unwrap_or_default()
-                .to_owned();
-            return Self::non_empty(first, || path.display().to_string()).map(Some);
+            return Self::from_file(path).map(Some);
         }
         Ok(None)
+    }
+
+    /// Reads the token of the file at `path`: its first line that is not blank or a `#`
+    /// comment (a file may list several, which the embedded backend accepts each of, for
+    /// rotation).
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConnectionError> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConnectionError::TokenFileUnreadable {
+                path: path.to_path_buf(),
+                reason: error.to_string(),
+            }
+        })?;
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty() && !line.starts_with('#'))
+            .unwrap_or_default()
+            .to_owned();
+        Self::non_empty(first, || path.display().to_string())
     }
 
     /// Reads a token from the environment variable `name`.

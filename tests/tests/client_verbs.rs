@@ -241,3 +241,45 @@ fn rewind_refuses_unknown_and_not_failed_instances() -> Result<()> {
     assert_eq!(state["output"], greetings(), "{state:#}");
     Ok(())
 }
+
+/// What a newcomer tried: a purge of a running instance deleted nothing with exit 0, and an
+/// event to or a termination of a finished instance answered "ok" without a word. Now the
+/// purge says why (exit 2) and the others carry a note.
+#[test]
+fn calls_that_change_nothing_say_why() -> Result<()> {
+    let fixture = Fixture::start(&["faulty"])?;
+    let client = &fixture.client;
+    client.start_with_id("call_hanging_activity", "still-running", None)?;
+    client.wait_for_status("still-running", &["RUNNING"], WAIT)?;
+    let purge = client.run(&["purge", "still-running"])?;
+    assert_eq!(purge.exit_code, Some(exit_codes::ERROR), "{purge:?}");
+    let said = purge.json["error"].to_string();
+    assert!(said.contains("is RUNNING"), "{purge:?}");
+    assert!(said.contains("terminate it first"), "{purge:?}");
+
+    let terminated = client.run(&["terminate", "still-running"])?;
+    assert_eq!(terminated.exit_code, Some(exit_codes::OK), "{terminated:?}");
+    assert!(terminated.json.get("note").is_none(), "{terminated:?}");
+    client.wait("still-running", WAIT)?;
+
+    let again = client.run(&["terminate", "still-running"])?;
+    assert_eq!(again.exit_code, Some(exit_codes::OK), "{again:?}");
+    assert!(
+        again.json["note"]
+            .as_str()
+            .is_some_and(|note| note.contains("already finished (TERMINATED)")),
+        "{again:?}"
+    );
+    let event = client.run(&["raise-event", "still-running", "approval"])?;
+    assert_eq!(event.exit_code, Some(exit_codes::OK), "{event:?}");
+    assert!(
+        event.json["note"]
+            .as_str()
+            .is_some_and(|note| note.contains("nothing will receive the event")),
+        "{event:?}"
+    );
+    let purged = client.run(&["purge", "still-running"])?;
+    assert_eq!(purged.exit_code, Some(exit_codes::OK), "{purged:?}");
+    assert_eq!(purged.json["deleted"], 1, "{purged:?}");
+    Ok(())
+}

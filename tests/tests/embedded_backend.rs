@@ -225,6 +225,15 @@ fn with_a_token_file_the_embedded_backend_serves_only_its_token_holders() -> Res
         stderr.contains("Bearer") || stderr.contains("not accepted"),
         "{stderr}"
     );
+
+    // Without a config file, --token-file names the token (its first token line).
+    let token_file = scratch.path().join("tokens").to_string_lossy().into_owned();
+    let with_file = run_client(&["--endpoint", &endpoint, "--token-file", &token_file, "list"])?;
+    assert!(
+        with_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_file.stderr)
+    );
     Ok(())
 }
 

@@ -42,8 +42,12 @@ pub struct ClientArgs {
     pub taskhub: Option<String>,
     /// An environment variable holding a bearer token (default: the config file's token
     /// settings, if any).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "token_file")]
     pub token_env: Option<String>,
+    /// A file holding a bearer token (its first line that is not blank or a `#` comment;
+    /// default: the config file's token settings, if any).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub verb: Verb,
 }
@@ -85,6 +89,8 @@ pub enum Verb {
         /// The instance id (default: chosen by the backend).
         #[arg(long)]
         id: Option<String>,
+        /// The orchestration's version (default: [versioning] default_version of the
+        /// config file, if any).
         #[arg(long)]
         version: Option<String>,
         /// A tag for the instance, KEY=VALUE (repeat for several); the backend copies the
@@ -99,49 +105,77 @@ pub enum Verb {
         timeout: f64,
     },
     /// Print an instance's state (exit 4 if it does not exist).
-    Status { id: String },
+    Status {
+        /// The instance id.
+        id: String,
+    },
     /// Wait for an instance to finish and print its final state.
     Wait {
+        /// The instance id.
         id: String,
+        /// Give up after this many seconds (exit 3).
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
     },
-    /// Send an external event to an instance.
+    /// Send an external event to an instance (to a finished one, it is accepted and
+    /// read by nothing: a note says so).
     RaiseEvent {
+        /// The instance id.
         id: String,
+        /// The event's name, as the orchestration waits for it.
         name: String,
         /// The event's data, as JSON.
         #[arg(long)]
         data: Option<String>,
     },
+    /// Suspend a running instance: it takes no step until resumed (events that arrive
+    /// meanwhile are kept).
     Suspend {
+        /// The instance id.
         id: String,
+        /// Why, recorded in its history.
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Resume a suspended instance.
     Resume {
+        /// The instance id.
         id: String,
+        /// Why, recorded in its history.
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Terminate an instance: it ends as TERMINATED at once, whatever it was waiting for
+    /// (a finished instance is left as it is, with a note saying so).
     Terminate {
+        /// The instance id.
         id: String,
         /// The instance's output, as JSON.
         #[arg(long)]
         output: Option<String>,
     },
-    /// Delete a finished instance.
-    Purge { id: String },
+    /// Delete a finished instance and its history (exit 2, saying so, if it has not
+    /// finished; exit 4 if it does not exist).
+    Purge {
+        /// The instance id.
+        id: String,
+    },
     /// Print an instance's history, oldest event first.
-    History { id: String },
+    History {
+        /// The instance id.
+        id: String,
+    },
     /// Rewind a FAILED instance: its failed activities and sub-orchestrations run again.
     Rewind {
+        /// The instance id.
         id: String,
+        /// Why, recorded in its history.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Run a finished instance again from the start, with the same input.
     Restart {
+        /// The instance id.
         id: String,
         /// Run it under a new instance id (default: the same id, replacing it).
         #[arg(long)]
@@ -218,10 +252,11 @@ fn connection_settings(args: &ClientArgs) -> Result<(ClientOptions, Option<Strin
         }
         None => None,
     };
-    let token = match (&args.token_env, &config) {
-        (Some(name), _) => Some(BearerToken::from_env(name).map_err(usage)?),
-        (None, Some(config)) => BearerToken::from_settings(&config.backend).map_err(usage)?,
-        (None, None) => None,
+    let token = match (&args.token_env, &args.token_file, &config) {
+        (Some(name), _, _) => Some(BearerToken::from_env(name).map_err(usage)?),
+        (None, Some(file), _) => Some(BearerToken::from_file(file).map_err(usage)?),
+        (None, None, Some(config)) => BearerToken::from_settings(&config.backend).map_err(usage)?,
+        (None, None, None) => None,
     };
     let endpoint = args
         .endpoint
@@ -701,6 +736,7 @@ mod tests {
             endpoint: Some("http://127.0.0.1:1".into()),
             taskhub: None,
             token_env: None,
+            token_file: None,
             verb: parse(args),
         })
         .await
@@ -719,6 +755,7 @@ mod tests {
             endpoint: flag("endpoint"),
             taskhub: flag("taskhub"),
             token_env: None,
+            token_file: None,
             verb: parse(&["status", "x"]),
         }
     }

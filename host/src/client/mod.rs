@@ -333,13 +333,23 @@ impl Client {
             name: name.to_owned(),
             input: data,
         };
-        self.acknowledged(
-            instance_id,
-            "RaiseEvent",
-            request,
-            |mut client, request| async move { client.raise_event(request).await },
-        )
-        .await
+        let finished = self.finished_status(instance_id).await;
+        let answer = self
+            .acknowledged(
+                instance_id,
+                "RaiseEvent",
+                request,
+                |mut client, request| async move { client.raise_event(request).await },
+            )
+            .await?;
+        Ok(with_note(
+            answer,
+            finished.map(|status| {
+                format!(
+                    "the instance had already finished ({status}): nothing will receive the event"
+                )
+            }),
+        ))
     }
 
     pub async fn suspend(
@@ -388,13 +398,31 @@ impl Client {
             output,
             recursive: false,
         };
-        self.acknowledged(
-            instance_id,
-            "TerminateInstance",
-            request,
-            |mut client, request| async move { client.terminate_instance(request).await },
-        )
-        .await
+        let finished = self.finished_status(instance_id).await;
+        let answer = self
+            .acknowledged(
+                instance_id,
+                "TerminateInstance",
+                request,
+                |mut client, request| async move { client.terminate_instance(request).await },
+            )
+            .await?;
+        Ok(with_note(
+            answer,
+            finished.map(|status| {
+                format!(
+                    "the instance had already finished ({status}): terminating it changed nothing"
+                )
+            }),
+        ))
+    }
+
+    /// The instance's status if it has finished (`None` if it runs, does not exist, or
+    /// cannot be read: the call that follows reports those).
+    async fn finished_status(&self, instance_id: &str) -> Option<String> {
+        let state = self.status(instance_id).await.ok()?;
+        let status = state["status"].as_str()?.to_owned();
+        matches!(status.as_str(), "COMPLETED" | "FAILED" | "TERMINATED").then_some(status)
     }
 
     /// Deletes a finished instance's history: `{"instance_id", "deleted": n}`.
@@ -415,6 +443,17 @@ impl Client {
             )
             .await
             .map_err(|error| not_found_for(instance_id, error))?;
+        if response.deleted_instance_count == 0 {
+            // Say why nothing was deleted: it does not exist, or it has not finished.
+            let state = self.status(instance_id).await?;
+            let status = state["status"].as_str().unwrap_or("not finished");
+            return Err(ClientError::WrongState {
+                instance_id: instance_id.to_owned(),
+                message: format!(
+                    "instance '{instance_id}' is {status}: purge deletes only finished instances (terminate it first)"
+                ),
+            });
+        }
         Ok(json!({ "instance_id": instance_id, "deleted": response.deleted_instance_count }))
     }
 
@@ -761,6 +800,14 @@ fn instance_state(instance_id: &str, response: GetInstanceResponse) -> Result<Va
 }
 
 /// The backend answers NOT_FOUND for an unknown instance; report it like `status` does.
+/// `answer` with a `note` saying what the call did not do, if anything.
+fn with_note(mut answer: Value, note: Option<String>) -> Value {
+    if let (Some(note), Some(object)) = (note, answer.as_object_mut()) {
+        object.insert("note".to_owned(), Value::String(note));
+    }
+    answer
+}
+
 fn not_found_for(instance_id: &str, error: ClientError) -> ClientError {
     match error {
         ClientError::Rpc {
