@@ -199,7 +199,32 @@ pub fn describe_status(status: &tonic::Status) -> String {
         }
         source = error.source();
     }
+    if let Some(hint) = hint_for(&text) {
+        text.push_str(" (");
+        text.push_str(hint);
+        text.push(')');
+    }
     text
+}
+
+/// What a transport error usually means, where its own words are obscure.
+fn hint_for(text: &str) -> Option<&'static str> {
+    if text.contains("InvalidContentType") {
+        return Some(
+            "the server did not answer with TLS: if it serves plaintext, write http:// instead of https://",
+        );
+    }
+    if text.contains("while receiving response with status: ") && !text.contains("status: 200") {
+        return Some(
+            "the server answered with an HTTP error instead of gRPC: a proxy or TLS terminator in front of the backend refused the call (a client certificate, token or route it requires?)",
+        );
+    }
+    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        return Some(
+            "the backend's certificate is not trusted: set [backend] ca_file to its CA (or to the certificate itself, if self-signed)",
+        );
+    }
+    None
 }
 
 /// `durabletask-host/<version>`, sent as `x-user-agent`.
@@ -363,6 +388,20 @@ old
         };
         let token = BearerToken::from_settings(&settings).unwrap().unwrap();
         assert_eq!(token.0, "new");
+    }
+
+    #[test]
+    fn obscure_transport_errors_get_a_hint() {
+        let plaintext = tonic::Status::unavailable(
+            "received corrupt message of type InvalidContentType: transport error",
+        );
+        assert!(describe_status(&plaintext).contains("write http://"));
+        let proxy = tonic::Status::internal(
+            "protocol error: received message with invalid compression flag: 60 (valid flags are 0 and 1) while receiving response with status: 400 Bad Request",
+        );
+        assert!(describe_status(&proxy).contains("a proxy or TLS terminator"));
+        let plain = tonic::Status::unavailable("connection refused");
+        assert_eq!(describe_status(&plain), "connection refused");
     }
 
     #[test]

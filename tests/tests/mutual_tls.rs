@@ -143,8 +143,10 @@ fn a_worker_with_a_client_certificate_serves_through_the_terminator() -> Result<
     let admin = refused.admin_url()?;
     let warning = refused.wait_for_log("the backend refused the worker", WAIT)?;
     assert!(warning.contains(" WARN "), "{warning}");
-    // nginx answers a request without a client certificate with 400.
+    // nginx answers a request without a client certificate with 400; the line says what
+    // that usually means.
     assert!(warning.contains("400 Bad Request"), "{warning}");
+    assert!(warning.contains("TLS terminator"), "{warning}");
     let readiness = http_get(&format!("{admin}/readyz"), None)?;
     assert_eq!(readiness.status, 503, "{}", readiness.body);
     Ok(())
