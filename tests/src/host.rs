@@ -396,6 +396,28 @@ impl Default for EmbeddedBackend {
     }
 }
 
+/// `config/host.toml` as shipped, with its `listen` lines on free ports, its database
+/// under the host's scratch folder and its plugins folder the harness's `plugins`; every
+/// other setting (and comment) is kept as shipped.
+pub fn shipped_config() -> Result<String> {
+    let path = paths::workspace_root().join("config").join("host.toml");
+    let shipped = std::fs::read_to_string(&path)
+        .map_err(|error| Error::new(format!("{}: {error}", path.display())))?;
+    Ok(shipped
+        .lines()
+        .map(|line| {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            match key {
+                "listen" => "listen = \"127.0.0.1:0\"".to_owned(),
+                "database" => "database = \"data/state.sqlite\"".to_owned(),
+                "dir" => "dir = \"plugins\"".to_owned(),
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 /// A TOML basic string. JSON's string escapes are a subset of TOML's.
 fn toml_string(value: &str) -> String {
     serde_json::Value::from(value).to_string()

@@ -37,6 +37,7 @@ pub use error::{Context, Error, Result};
 pub use hello_probe::HelloProbe;
 pub use host::{
     ADMIN_LISTENING, EMBEDDED_LISTENING, EmbeddedBackend, Host, HostConfig, PluginFile,
+    shipped_config,
 };
 pub use http::{HttpResponse, http_get};
 pub use process::{poll_until, run_with_timeout};

@@ -109,11 +109,7 @@ fn a_missing_config_file_exits_non_zero_naming_the_file() -> Result<()> {
 fn the_example_config_is_valid_and_serves_plugins() -> Result<()> {
     // config/host.toml as shipped (its own embedded backend), on a free port, with a
     // database and plugins dir of its own.
-    let example_path = paths::workspace_root().join("config").join("host.toml");
-    let example = std::fs::read_to_string(&example_path).map_err(|error| {
-        durabletask_e2e::Error::new(format!("{}: {error}", example_path.display()))
-    })?;
-    let text = retarget_example(&example);
+    let text = durabletask_e2e::shipped_config()?;
     let mut host = Host::start_with_config_text(&text, &[PluginFile::built("hello")?])?;
     let client = Client::new(host.embedded_endpoint()?)?;
 
@@ -122,24 +118,6 @@ fn the_example_config_is_valid_and_serves_plugins() -> Result<()> {
     assert_hello_cities_completed(&state, &host);
     assert!(host.is_running()?, "{}", host.log_tail());
     Ok(())
-}
-
-/// The example with its `listen`, `database` and `plugins.dir` lines replaced; every
-/// other setting (and comment) is kept as shipped.
-fn retarget_example(example: &str) -> String {
-    example
-        .lines()
-        .map(|line| {
-            let key = line.split('=').next().unwrap_or_default().trim();
-            match key {
-                "listen" => "listen = \"127.0.0.1:0\"".to_owned(),
-                "database" => "database = \"data/state.sqlite\"".to_owned(),
-                "dir" => "dir = \"plugins\"".to_owned(),
-                _ => line.to_owned(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// `durabletask-host validate --config <dir>/host.toml` on `text`, with `plugins` in

@@ -83,6 +83,13 @@ fn prometheus_scrapes_what_the_client_saw() -> Result<()> {
         prometheus.query("durabletask_plugin_generations_in_service")?,
         Some(1.0)
     );
+    // The harness's [worker] max_concurrent_activities.
+    let limit = prometheus.query(r#"durabletask_worker_concurrency_limit{kind="activity"}"#)?;
+    assert!(limit.is_some_and(|limit| limit >= 1.0), "{limit:?}");
+    assert_eq!(
+        prometheus.query(r#"sum(durabletask_work_items_in_flight)"#)?,
+        Some(0.0)
+    );
     host.sigterm()?;
     host.wait_exit(WAIT)?;
     Ok(())

@@ -7,6 +7,8 @@
 //!
 //! Both backends are tested: Microsoft's in-memory backend (which checks the script), and
 //! the host's own embedded backend, with no plugin loaded: the host is only the backend.
+//! Then the host with `config/host.toml` as shipped and a plugin of its own: with the
+//! default work-item filters it takes only its plugin's work, beside the Python worker.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -76,6 +78,27 @@ fn without_scheme(endpoint: &str) -> Result<String> {
         .strip_prefix("http://")
         .map(str::to_owned)
         .ok_or_else(|| Error::new(format!("unexpected backend endpoint {endpoint}")))
+}
+
+/// `config/host.toml` as shipped (work-item filters on by default), serving the hello
+/// plugin: the host takes only its plugin's work, and Microsoft's Python worker beside it
+/// gets all of its own.
+fn shipped_config_with_a_plugin() -> Result<BackendUnderTest> {
+    let hello = durabletask_e2e::PluginFile::built("hello")?;
+    let mut host = Host::start_with_config_text(&durabletask_e2e::shipped_config()?, &[hello])?;
+    let endpoint = host.embedded_endpoint()?;
+    let client = durabletask_e2e::Client::new(endpoint.clone())?;
+    let state = client.start_and_wait("hello_cities", None, durabletask_e2e::WAIT)?;
+    durabletask_e2e::assert_hello_cities_completed(&state, &host);
+    Ok(BackendUnderTest {
+        address: without_scheme(&endpoint)?,
+        logs: Box::new(move || host.log_tail()),
+    })
+}
+
+#[test]
+fn the_python_sdk_runs_every_scenario_beside_a_host_with_the_shipped_config() -> Result<()> {
+    run_every_scenario(shipped_config_with_a_plugin()?)
 }
 
 #[test]
