@@ -30,6 +30,9 @@ pub const WORK_ITEMS_ABANDONED: &str = "durabletask_work_items_abandoned_total";
 pub const COMPLETIONS_FAILED: &str = "durabletask_work_item_completions_failed_total";
 /// Work items accepted and not finished, by `kind`.
 pub const WORK_ITEMS_IN_FLIGHT: &str = "durabletask_work_items_in_flight";
+/// The configured concurrency of a `kind` (`[worker] max_concurrent_*`): what
+/// `durabletask_work_items_in_flight` is measured against.
+pub const CONCURRENCY_LIMIT: &str = "durabletask_worker_concurrency_limit";
 /// 1 while the work-item stream is open, else 0.
 pub const STREAM_CONNECTED: &str = "durabletask_worker_stream_connected";
 /// Times the work-item stream ended and was opened again.
@@ -171,6 +174,10 @@ fn describe() {
         "Work items accepted and not finished, by kind."
     );
     describe_gauge!(
+        CONCURRENCY_LIMIT,
+        "The configured concurrency of a kind ([worker] max_concurrent_*)."
+    );
+    describe_gauge!(
         STREAM_CONNECTED,
         "1 while the work-item stream to the backend is open."
     );
@@ -217,6 +224,7 @@ mod tests {
         assert!(WORK_ITEM_SECONDS.ends_with("_seconds"));
         for gauge in [
             WORK_ITEMS_IN_FLIGHT,
+            CONCURRENCY_LIMIT,
             STREAM_CONNECTED,
             GENERATIONS_IN_SERVICE,
         ] {

@@ -288,9 +288,10 @@ fn log_change(change: &manager::Change) {
             plugin_version = %plugin.version,
             file = %plugin.source.display(),
             build = %plugin.content_hash,
-            orchestrators = ?plugin.orchestrators,
-            activities = ?plugin.activities,
-            entities = ?plugin.entities,
+            // Comma-separated text, not Rust's debug form: a JSON log keeps it readable.
+            orchestrators = %plugin.orchestrators.join(", "),
+            activities = %plugin.activities.join(", "),
+            entities = %plugin.entities.join(", "),
             "loaded plugin {}: in service",
             generation.label()
         );

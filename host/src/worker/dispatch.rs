@@ -61,6 +61,17 @@ impl Dispatcher {
         in_flight: Arc<InFlight>,
         redelivers_abandoned_activities: bool,
     ) -> Self {
+        for (kind, limit) in [
+            (
+                WorkKind::Orchestration,
+                settings.max_concurrent_orchestrations,
+            ),
+            (WorkKind::Activity, settings.max_concurrent_activities),
+            (WorkKind::Entity, settings.max_concurrent_entities),
+        ] {
+            metrics::gauge!(telemetry::CONCURRENCY_LIMIT, "kind" => telemetry::kind_label(kind))
+                .set(f64::from(limit));
+        }
         let permits = |limit: u32| Semaphore::new(usize::try_from(limit).unwrap_or(usize::MAX));
         Self {
             shared: Arc::new(Shared {

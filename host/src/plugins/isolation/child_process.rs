@@ -564,7 +564,7 @@ fn read_until_death(
             plugin = %identity.0,
             plugin_version = %identity.1,
             pid,
-            inside = ?inside,
+            inside = %inside.join("; "),
             retried,
             "plugin {} {}: {death}; the {retried} work item(s) that were not inside the plugin's code run again in a new process",
             identity.0,
