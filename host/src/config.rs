@@ -38,6 +38,8 @@ pub struct Config {
     pub logging: LoggingSettings,
     /// `[admin]`: the operations listener (probes, metrics, status).
     pub admin: AdminSettings,
+    /// `[tracing]`: OpenTelemetry traces, off unless `otlp_endpoint` is set.
+    pub tracing: TracingSettings,
     /// The file this configuration was read from (empty for [`Config::default`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -557,6 +559,29 @@ impl Default for AdminSettings {
     }
 }
 
+/// `[tracing]`: OpenTelemetry traces of the work the host runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingSettings {
+    /// An OTLP/gRPC collector (`http://localhost:4317`); absent: no traces.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the spans.
+    pub service_name: String,
+    /// The share of new traces kept, from 0 to 1; a trace started elsewhere keeps the
+    /// caller's decision.
+    pub sampling_ratio: f64,
+}
+
+impl Default for TracingSettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "durabletask-host".to_owned(),
+            sampling_ratio: 1.0,
+        }
+    }
+}
+
 /// `[logging]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -996,6 +1021,27 @@ impl Config {
                 format!(
                     "[admin] listen = \"{}\" is reachable from other machines, which could read the metrics and status of every workflow: set 'token_file' in [admin] (Prometheus sends it with `authorization: credentials_file`), or 'insecure = true' on a network where every peer is trusted",
                     self.admin.listen
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.tracing.sampling_ratio) {
+            return Err(invalid(
+                "tracing",
+                "sampling_ratio",
+                format!(
+                    "invalid value for 'sampling_ratio' in [tracing]: {} is not between 0 and 1",
+                    self.tracing.sampling_ratio
+                ),
+            ));
+        }
+        if let Some(endpoint) = &self.tracing.otlp_endpoint
+            && Endpoint::parse(endpoint).is_err()
+        {
+            return Err(invalid(
+                "tracing",
+                "otlp_endpoint",
+                format!(
+                    "invalid value for 'otlp_endpoint' in [tracing]: \"{endpoint}\" is not an http:// or https:// address"
                 ),
             ));
         }

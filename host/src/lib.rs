@@ -19,5 +19,6 @@ pub mod signals;
 pub mod status;
 pub mod systemd;
 pub mod telemetry;
+pub mod traces;
 pub mod versioning;
 pub mod worker;

@@ -17,7 +17,7 @@ use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::isolation::IsolationSettings;
 use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
 use durabletask_host::{
-    admin, embedded, logging, runtime, signals, status, systemd, telemetry, worker,
+    admin, embedded, logging, runtime, signals, status, systemd, telemetry, traces, worker,
 };
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
@@ -285,8 +285,16 @@ fn run_host(config_path: Option<PathBuf>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return no_runtime(&error),
     };
+    let traces = match traces::Traces::start(&config.tracing) {
+        Ok(traces) => traces,
+        Err(error) => {
+            client_cli::print_stderr(&format!("error: {}: {error}", config_path.display()));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let (traces, traces_layer) = traces.unzip();
     // Kept until the end of this function so the log file is flushed on exit.
-    let log_guard = match logging::init(&config.logging) {
+    let log_guard = match logging::init(&config.logging, traces_layer) {
         Ok(guard) => guard,
         Err(error) => {
             client_cli::print_stderr(&format!(
@@ -308,6 +316,9 @@ fn run_host(config_path: Option<PathBuf>) -> ExitCode {
         }
     };
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     code
 }
 

@@ -120,6 +120,8 @@ pub struct HostConfig {
     pub plugins_settings: Vec<String>,
     /// Extra lines for the `[admin]` section (whose `listen` is always a free port).
     pub admin_settings: Vec<String>,
+    /// Whole sections of TOML appended at the end (e.g. `[tracing]`).
+    pub sections: Vec<String>,
 }
 
 impl HostConfig {
@@ -147,6 +149,7 @@ impl HostConfig {
             embedded: None,
             plugins_settings: Vec::new(),
             admin_settings: Vec::new(),
+            sections: Vec::new(),
         }
     }
 
@@ -194,6 +197,12 @@ impl HostConfig {
                 database: database.to_path_buf(),
             })
             .work_item_filters(true)
+    }
+
+    /// Appends a whole section (`"[tracing]\notlp_endpoint = ...\n"`).
+    pub fn section(mut self, text: &str) -> Self {
+        self.sections.push(format!("\n{text}\n"));
+        self
     }
 
     /// Adds a TOML line to `[admin]` (e.g. `token_file = "admin.token"`).
@@ -307,7 +316,7 @@ format = {format}
 {file}
 [admin]
 listen = "127.0.0.1:0"
-{admin}"#,
+{admin}{sections}"#,
             backend = match &self.embedded {
                 None => format!("endpoint = {}\n", toml_string(&self.endpoint)),
                 Some(_) => "mode = \"embedded\"\n".to_owned(),
@@ -364,6 +373,7 @@ listen = "127.0.0.1:0"
                 .unwrap_or_default(),
             level = toml_string(&self.log_level),
             format = toml_string(&self.log_format),
+            sections = self.sections.concat(),
             admin = self
                 .admin_settings
                 .iter()

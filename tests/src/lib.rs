@@ -25,6 +25,7 @@ mod error;
 mod hello_probe;
 mod host;
 mod http;
+pub mod otlp;
 pub mod paths;
 mod process;
 pub mod prometheus;

@@ -52,6 +52,29 @@ pub struct ClientArgs {
     pub verb: Verb,
 }
 
+/// A W3C `traceparent` value: `00-<32 hex, not all 0>-<16 hex, not all 0>-<2 hex>`.
+fn check_traceparent(value: &str) -> Result<(), ClientError> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |part: &str, length: usize| {
+        part.len() == length
+            && part.bytes().all(|byte| byte.is_ascii_hexdigit())
+            && part.bytes().any(|byte| byte != b'0')
+    };
+    let valid = parts.len() == 4
+        && parts[0] == "00"
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && parts[3].len() == 2
+        && parts[3].bytes().all(|byte| byte.is_ascii_hexdigit());
+    if valid {
+        Ok(())
+    } else {
+        Err(ClientError::Usage(format!(
+            "invalid --traceparent \"{value}\": expected 00-<32 hex digits>-<16 hex digits>-<2 hex digits>"
+        )))
+    }
+}
+
 /// The paging flags `list` and `list-entities` share.
 #[derive(Debug, Clone, Args)]
 pub struct PagingArgs {
@@ -103,6 +126,10 @@ pub enum Verb {
         /// With --wait: give up after this many seconds (exit 3).
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
+        /// Start it inside this W3C trace context (a `traceparent` header's value,
+        /// 00-<trace id>-<span id>-<flags>): the host's spans for it join that trace.
+        #[arg(long, value_name = "TRACEPARENT")]
+        traceparent: Option<String>,
     },
     /// Print an instance's state (exit 4 if it does not exist).
     Status {
@@ -370,8 +397,12 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
             tags,
             wait,
             timeout,
+            traceparent,
         } => {
             parse_tags(&tags)?;
+            if let Some(traceparent) = &traceparent {
+                check_traceparent(traceparent)?;
+            }
             Verb::Start {
                 name,
                 input: json_flag("--input", input)?,
@@ -380,6 +411,7 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
                 tags,
                 wait,
                 timeout,
+                traceparent,
             }
         }
         Verb::RaiseEvent { id, name, data } => Verb::RaiseEvent {
@@ -446,6 +478,7 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
             tags,
             wait,
             timeout,
+            traceparent,
         } => {
             let wait = if wait {
                 Some(seconds("--timeout", timeout)?)
@@ -458,6 +491,7 @@ pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
                 version: version.or(default_version),
                 tags: parse_tags(&tags)?,
                 wait,
+                traceparent,
             };
             client.start(&name, options).await
         }

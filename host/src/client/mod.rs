@@ -131,6 +131,8 @@ pub struct StartOptions {
     pub tags: HashMap<String, String>,
     /// Wait for completion, at most this long.
     pub wait: Option<Duration>,
+    /// The W3C `traceparent` it starts in (validated by the caller).
+    pub traceparent: Option<String>,
 }
 
 /// How much of a listing to fetch; `list` and `list-entities` page alike.
@@ -260,6 +262,12 @@ impl Client {
             version: options.version,
             input: options.input,
             tags: options.tags,
+            parent_trace_context: options.traceparent.map(|trace_parent| {
+                durabletask_proto::TraceContext {
+                    trace_parent,
+                    ..Default::default()
+                }
+            }),
             ..Default::default()
         };
         let created = self

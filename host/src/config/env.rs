@@ -14,7 +14,7 @@ use serde::Deserialize as _;
 pub const PREFIX: &str = "DURABLETASK_";
 
 /// The sections a variable may name.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "backend",
     "embedded",
     "worker",
@@ -22,6 +22,7 @@ pub const SECTIONS: [&str; 7] = [
     "plugins",
     "logging",
     "admin",
+    "tracing",
 ];
 
 /// One variable that names a setting.
@@ -57,7 +58,7 @@ fn settings(env: impl IntoIterator<Item = (String, String)>) -> Vec<Setting> {
     found
 }
 
-/// How a value may be read: as a boolean or integer when it looks like one, and always
+/// How a value may be read: as a boolean or a number when it looks like one, and always
 /// as a string.
 fn readings(value: &str) -> Vec<toml::Value> {
     let mut readings = Vec::new();
@@ -67,6 +68,8 @@ fn readings(value: &str) -> Vec<toml::Value> {
         _ => {
             if let Ok(number) = value.parse::<i64>() {
                 readings.push(toml::Value::Integer(number));
+            } else if let Ok(number) = value.parse::<f64>() {
+                readings.push(toml::Value::Float(number));
             }
         }
     }

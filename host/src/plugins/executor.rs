@@ -21,6 +21,7 @@ use super::plugin_host::PluginHost;
 use super::routing::{self, Refusal};
 use super::watchdog::{Call, Watchdog};
 use crate::telemetry::{self, Outcome};
+use crate::traces;
 use crate::worker::in_flight::WorkKind;
 use crate::worker::{ActivityOwner, EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
@@ -40,6 +41,8 @@ impl WorkItemExecutor for PluginHost {
             WorkKind::Entity,
             entity_name(work.instance_id()),
             &generation,
+            work.instance_id(),
+            None,
         );
         meter.wrap(self.run_entity(generation, work), |result| {
             failed_if(result.failure_details.is_some())
@@ -73,7 +76,13 @@ impl WorkItemExecutor for PluginHost {
                 return Box::pin(std::future::ready(*response));
             }
         };
-        let meter = Meter::new(WorkKind::Activity, &request.name, &generation);
+        let meter = Meter::new(
+            WorkKind::Activity,
+            &request.name,
+            &generation,
+            durabletask_abi::activity::instance_id(&request),
+            request.parent_trace_context.as_ref(),
+        );
         meter.wrap(self.run_activity(generation, request), |response| {
             failed_if(response.failure_details.is_some())
         })
@@ -164,6 +173,8 @@ impl PluginHost {
             WorkKind::Orchestration,
             orchestrator_name(&request),
             &generation,
+            &request.instance_id,
+            traces::orchestration_parent(&request),
         );
         let key = self
             .crash_journal
@@ -225,6 +236,8 @@ impl PluginHost {
                 if completes(&response) {
                     sticky_routes.forget(&response.instance_id);
                 }
+                let mut response = response;
+                traces::stamp_scheduled_work(&mut response);
                 OrchestratorOutcome::Completed(response)
             },
             |outcome| match outcome {
@@ -323,21 +336,38 @@ impl PluginHost {
     }
 }
 
-/// Records a work item's outcome and duration (see [`crate::telemetry`]).
+/// Records a work item's outcome and duration (see [`crate::telemetry`]), and its span
+/// (see [`crate::traces`]).
 struct Meter {
     kind: WorkKind,
     name: String,
     plugin: String,
     started: Instant,
+    span: tracing::Span,
 }
 
 impl Meter {
-    fn new(kind: WorkKind, name: &str, generation: &Generation) -> Meter {
+    fn new(
+        kind: WorkKind,
+        name: &str,
+        generation: &Generation,
+        instance_id: &str,
+        parent: Option<&proto::TraceContext>,
+    ) -> Meter {
+        let plugin = generation.label();
+        let span = traces::span(
+            telemetry::kind_label(kind),
+            name,
+            instance_id,
+            &plugin,
+            parent,
+        );
         Meter {
             kind,
             name: name.to_owned(),
-            plugin: generation.label(),
+            plugin,
             started: Instant::now(),
+            span,
         }
     }
 
@@ -357,11 +387,16 @@ impl Meter {
         work: impl Future<Output = T> + Send + 'static,
         judge: fn(&T) -> Outcome,
     ) -> BoxFuture<'static, T> {
-        Box::pin(async move {
-            let value = work.await;
-            self.finished(judge(&value));
-            value
-        })
+        use tracing::Instrument as _;
+        let span = self.span.clone();
+        Box::pin(
+            async move {
+                let value = work.await;
+                self.finished(judge(&value));
+                value
+            }
+            .instrument(span),
+        )
     }
 }
 
