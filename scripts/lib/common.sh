@@ -9,11 +9,13 @@ cd "$ROOT"
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 
-# The reference backend: Microsoft's Python SDK, which ships an in-memory backend.
-DURABLETASK_REQUIREMENT="durabletask==1.12.0"
-# The same venv, with the same ready marker, as the test harness (tests/src/python.rs).
+# The reference backend: Microsoft's Python SDK, which ships an in-memory backend, and
+# what the tests use beside it, pinned in tests/requirements.txt.
+REFERENCE_REQUIREMENTS="$ROOT/tests/requirements.txt"
+# The same venv, with the same ready marker, as the test harness (tests/src/python.rs):
+# the marker holds the requirements it was built from, so a change rebuilds it.
 REFERENCE_VENV="$TARGET_DIR/reference-venv"
-REFERENCE_VENV_MARKER="durabletask-1.12.0.ready"
+REFERENCE_VENV_MARKER="requirements.ready"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -39,10 +41,11 @@ ensure_reference_python() {
         echo "$DURABLETASK_REFERENCE_PYTHON"
         return
     fi
-    if [[ ! -f "$REFERENCE_VENV/$REFERENCE_VENV_MARKER" || ! -x "$REFERENCE_VENV/bin/python" ]]; then
+    if ! cmp -s "$REFERENCE_VENV/$REFERENCE_VENV_MARKER" "$REFERENCE_REQUIREMENTS" \
+        || [[ ! -x "$REFERENCE_VENV/bin/python" ]]; then
         local python3="${PYTHON:-python3}"
         command -v "$python3" >/dev/null || die "python3 not found: install Python 3.11 with venv"
-        step "Creating the reference backend venv ($DURABLETASK_REQUIREMENT) in $REFERENCE_VENV" 
+        step "Creating the reference venv (tests/requirements.txt) in $REFERENCE_VENV"
         mkdir -p "$TARGET_DIR"
         local staging
         staging="$(mktemp -d "$TARGET_DIR/reference-venv.tmp-XXXXXX")"
@@ -51,15 +54,15 @@ ensure_reference_python() {
             die "could not create a venv: install Python's venv module (Debian: apt-get install python3-venv)"
         fi
         if ! "$staging/bin/python" -m pip install --quiet --disable-pip-version-check \
-            "$DURABLETASK_REQUIREMENT" >&2; then
+            -r "$REFERENCE_REQUIREMENTS" >&2; then
             rm -rf "$staging"
-            die "could not install $DURABLETASK_REQUIREMENT from PyPI"
+            die "could not install tests/requirements.txt from PyPI"
         fi
-        echo "$DURABLETASK_REQUIREMENT" > "$staging/$REFERENCE_VENV_MARKER"
+        cp "$REFERENCE_REQUIREMENTS" "$staging/$REFERENCE_VENV_MARKER"
         # mv -T refuses to replace a non-empty directory: if another run won, keep its venv.
         if ! mv -T "$staging" "$REFERENCE_VENV" 2>/dev/null; then
             rm -rf "$staging"
-            if [[ ! -f "$REFERENCE_VENV/$REFERENCE_VENV_MARKER" ]]; then
+            if ! cmp -s "$REFERENCE_VENV/$REFERENCE_VENV_MARKER" "$REFERENCE_REQUIREMENTS"; then
                 # A broken leftover is in the way: replace it.
                 rm -rf "$REFERENCE_VENV"
                 ensure_reference_python

@@ -1,5 +1,6 @@
 //! The Python interpreter that runs the reference backend: a venv with
-//! `durabletask==1.12.0`, created on first use and reused by every later run.
+//! `tests/requirements.txt` (`durabletask==1.12.0` and OpenTelemetry), created on first
+//! use and reused by every later run.
 //!
 //! `DURABLETASK_REFERENCE_PYTHON=/path/to/python` skips all of this and uses that
 //! interpreter (it must have `durabletask==1.12.0` installed).
@@ -19,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::paths;
 use crate::process::run_with_timeout;
 
-/// The reference SDK release the backend comes from.
-pub const DURABLETASK_REQUIREMENT: &str = "durabletask==1.12.0";
+/// The pinned requirements of the venv, relative to the workspace root.
+pub const REQUIREMENTS: &str = "tests/requirements.txt";
 
 /// Overrides the interpreter (skips venv creation).
 pub const PYTHON_OVERRIDE_ENV: &str = "DURABLETASK_REFERENCE_PYTHON";
@@ -28,9 +29,9 @@ pub const PYTHON_OVERRIDE_ENV: &str = "DURABLETASK_REFERENCE_PYTHON";
 /// The venv's directory name inside the target directory.
 pub const VENV_DIR_NAME: &str = "reference-venv";
 
-/// Written into the venv after a successful install; names the requirement so that a
-/// venv made for another version is rebuilt.
-const READY_MARKER: &str = "durabletask-1.12.0.ready";
+/// Written into the venv after a successful install: a copy of the requirements it was
+/// built from, so that a venv made for other ones is rebuilt.
+const READY_MARKER: &str = "requirements.ready";
 
 /// Creating a venv and installing wheels takes about 10 s; allow for a slow mirror.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -60,8 +61,15 @@ fn venv_python(venv: &Path) -> PathBuf {
     venv.join("bin").join("python")
 }
 
+fn requirements() -> Result<String> {
+    let path = paths::workspace_root().join(REQUIREMENTS);
+    std::fs::read_to_string(&path)
+        .map_err(|error| Error::new(format!("cannot read {}: {error}", path.display())))
+}
+
 fn is_ready(venv: &Path) -> bool {
-    venv.join(READY_MARKER).exists() && venv_python(venv).exists()
+    let built_from = std::fs::read_to_string(venv.join(READY_MARKER)).ok();
+    built_from.is_some() && built_from == requirements().ok() && venv_python(venv).exists()
 }
 
 fn create_venv(venv: &Path) -> Result<()> {
@@ -89,17 +97,19 @@ fn build_venv(staging: &Path) -> Result<()> {
         "create the reference venv (needs Python 3.11+ with the venv module)",
     )?;
     run_checked(
-        Command::new(venv_python(staging)).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            DURABLETASK_REQUIREMENT,
-        ]),
-        "install durabletask into the reference venv",
+        Command::new(venv_python(staging))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(paths::workspace_root().join(REQUIREMENTS)),
+        "install tests/requirements.txt into the reference venv",
     )?;
-    std::fs::write(staging.join(READY_MARKER), DURABLETASK_REQUIREMENT)
+    std::fs::write(staging.join(READY_MARKER), requirements()?)
         .map_err(|error| Error::new(format!("cannot mark the venv ready: {error}")))
 }
 
