@@ -104,3 +104,90 @@ fn a_malformed_traceparent_is_refused_by_the_client() -> Result<()> {
     assert!(run.stderr.contains("invalid --traceparent"), "{run:?}");
     Ok(())
 }
+
+/// A trace started by Microsoft's Python SDK (its client inside an OpenTelemetry span)
+/// continues through the host (the steps of the `faulty` plugin's `calls_python`) and back
+/// into Microsoft's Python worker (the `py_greet` activity it calls), all in one trace,
+/// each side exporting its spans to the same receiver.
+#[test]
+fn a_trace_from_the_python_sdk_goes_through_the_host_and_back() -> Result<()> {
+    use std::process::Command;
+    let receiver = OtlpReceiver::start()?;
+    let mut host = Host::start(
+        &HostConfig::embedded()
+            .plugin(PluginFile::built("faulty")?)
+            .work_item_filters(true)
+            .section(&format!(
+                "[tracing]\notlp_endpoint = \"{}\"\n",
+                receiver.endpoint()
+            )),
+    )?;
+    let endpoint = host.embedded_endpoint()?;
+    let script = durabletask_e2e::paths::workspace_root()
+        .join("tests")
+        .join("python_trace.py");
+    let output = durabletask_e2e::run_with_timeout(
+        Command::new(durabletask_e2e::python::reference_python()?)
+            .arg(&script)
+            .args(["--address", endpoint.trim_start_matches("http://")])
+            .args(["--otlp", receiver.endpoint()]),
+        std::time::Duration::from_secs(120),
+    )?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let explain = || {
+        format!(
+            "{stdout}\n{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            host.log_tail()
+        )
+    };
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
+    assert_eq!(result["status"], "COMPLETED", "{}", explain());
+    assert_eq!(
+        result["output"],
+        serde_json::json!(["Hello Ada from Python!", 42]),
+        "{}",
+        explain()
+    );
+    let trace_id = result["trace_id"].as_str().unwrap_or_default().to_owned();
+
+    let found = poll_until(WAIT, || {
+        let spans: Vec<ReceivedSpan> = receiver
+            .spans()
+            .into_iter()
+            .filter(|span| span.trace_id == trace_id)
+            .collect();
+        let steps: Vec<&ReceivedSpan> = spans
+            .iter()
+            .filter(|span| span.name == "orchestration calls_python")
+            .collect();
+        let step_ids: Vec<&str> = steps.iter().map(|step| step.span_id.as_str()).collect();
+        // The Python worker's span for py_greet, a child of a host step.
+        let back = spans.iter().any(|span| {
+            span.service_name == "python-sdk"
+                && span.name.contains("py_greet")
+                && step_ids.contains(&span.parent_span_id.as_str())
+        });
+        let client = spans
+            .iter()
+            .any(|span| span.service_name == "python-sdk" && span.name == "checkout");
+        Ok((!steps.is_empty() && back && client).then_some(()))
+    })?;
+    assert!(
+        found.is_some(),
+        "trace {trace_id} does not go from the Python client through the host's steps into the Python worker: {:#?}\n{}",
+        receiver
+            .spans()
+            .iter()
+            .map(|span| (
+                &span.service_name,
+                &span.name,
+                &span.trace_id,
+                &span.span_id,
+                &span.parent_span_id
+            ))
+            .collect::<Vec<_>>(),
+        explain()
+    );
+    Ok(())
+}
