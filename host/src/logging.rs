@@ -70,17 +70,11 @@ pub enum LoggingError {
     Reload(String),
 }
 
-/// A layer of the subscriber (a log output, or the traces' exporter).
-pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 /// Installs the global subscriber described by `settings`. `settings.file` is expected to
-/// be resolved already (see [`crate::config::Config::load`]). `traces` is the traces'
-/// layer (`crate::traces`), which has a filter of its own: the log's level does not apply
-/// to it.
-pub fn init(
-    settings: &LoggingSettings,
-    traces: Option<BoxedLayer>,
-) -> Result<LoggingGuard, LoggingError> {
+/// be resolved already (see [`crate::config::Config::load`]).
+pub fn init(settings: &LoggingSettings) -> Result<LoggingGuard, LoggingError> {
     let (filter, level) = reloadable(&settings.level)?;
 
     let mut layers: Vec<BoxedLayer> = vec![format_layer(settings.format, std::io::stdout, true)];
@@ -92,10 +86,8 @@ pub fn init(
         file_writer = Some(guard);
     }
 
-    let mut all: Vec<BoxedLayer> = vec![layers.with_filter(filter).boxed()];
-    all.extend(traces);
     tracing_subscriber::registry()
-        .with(all)
+        .with(layers.with_filter(filter))
         .try_init()
         .map_err(|error| LoggingError::AlreadyInstalled(error.to_string()))?;
     Ok(LoggingGuard {

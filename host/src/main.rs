@@ -292,9 +292,8 @@ fn run_host(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (traces, traces_layer) = traces.unzip();
     // Kept until the end of this function so the log file is flushed on exit.
-    let log_guard = match logging::init(&config.logging, traces_layer) {
+    let log_guard = match logging::init(&config.logging) {
         Ok(guard) => guard,
         Err(error) => {
             client_cli::print_stderr(&format!(

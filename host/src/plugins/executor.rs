@@ -343,7 +343,8 @@ struct Meter {
     name: String,
     plugin: String,
     started: Instant,
-    span: tracing::Span,
+    /// The work item's span, when traces are on.
+    span: Option<opentelemetry::Context>,
 }
 
 impl Meter {
@@ -355,7 +356,7 @@ impl Meter {
         parent: Option<&proto::TraceContext>,
     ) -> Meter {
         let plugin = generation.label();
-        let span = traces::span(
+        let span = traces::start(
             telemetry::kind_label(kind),
             name,
             instance_id,
@@ -387,16 +388,18 @@ impl Meter {
         work: impl Future<Output = T> + Send + 'static,
         judge: fn(&T) -> Outcome,
     ) -> BoxFuture<'static, T> {
-        use tracing::Instrument as _;
+        use opentelemetry::trace::FutureExt as _;
         let span = self.span.clone();
-        Box::pin(
-            async move {
-                let value = work.await;
-                self.finished(judge(&value));
-                value
-            }
-            .instrument(span),
-        )
+        let metered = async move {
+            let value = work.await;
+            self.finished(judge(&value));
+            value
+        };
+        match span {
+            // The span is current while the work is polled, and ends with it.
+            Some(span) => Box::pin(metered.with_context(span)),
+            None => Box::pin(metered),
+        }
     }
 }
 
