@@ -6,9 +6,9 @@
 //! (`bench/operations-cost`). Without `[tracing] otlp_endpoint` no tracer is installed
 //! and [`start`] returns `None` after one atomic load.
 //!
-//! The batch exporter and its gRPC connection run on a runtime of their own (one thread),
-//! off the event loop: exporting never holds up work, and the last batch can be flushed
-//! after the event loop has stopped.
+//! The SDK's batch processor runs on a thread of its own, and the exporter's gRPC
+//! connection on a runtime of its own (one thread): exporting never holds up the event
+//! loop, and the last batch can be flushed after the event loop has stopped.
 //!
 //! W3C trace context comes the way Microsoft's SDKs carry it: the `TraceContext` of the
 //! protocol's messages (`executionStarted` for an orchestration, the activity request for
@@ -34,7 +34,7 @@ static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 /// The exporter, kept for a flush at shutdown.
 pub struct Traces {
     provider: SdkTracerProvider,
-    /// Runs the batch exporter and its connection.
+    /// Runs the exporter's connection.
     runtime: tokio::runtime::Runtime,
 }
 
@@ -50,24 +50,20 @@ impl Traces {
             .enable_all()
             .build()
             .map_err(|error| format!("[tracing]: cannot start the exporter's runtime: {error}"))?;
-        // The exporter's channel and the batch task belong to that runtime.
+        // The exporter's channel (its connection task) belongs to that runtime.
         let entered = runtime.enter();
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(endpoint.clone())
             .build()
             .map_err(|error| format!("[tracing] otlp_endpoint = \"{endpoint}\": {error}"))?;
-        let processor =
-            opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
-                exporter,
-                opentelemetry_sdk::runtime::Tokio,
-            )
-            .build();
         let resource = opentelemetry_sdk::Resource::builder()
             .with_service_name(settings.service_name.clone())
             .build();
+        // The SDK's batch processor: a thread of its own, fed by a channel; its exports
+        // travel on the exporter's channel, whose connection runs on `runtime`.
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
+            .with_batch_exporter(exporter)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                 settings.sampling_ratio,
             ))))
