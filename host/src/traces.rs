@@ -15,7 +15,6 @@
 //! an activity). A step's span continues the trace its orchestration was started in, and
 //! what the step schedules gets the step's span as parent ([`stamp_scheduled_work`]).
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use durabletask_proto as proto;
@@ -112,14 +111,28 @@ pub fn start(
     Some(parent.with_span(span))
 }
 
-/// The context a protocol `TraceContext` names (an empty one if it names none).
+/// The context a protocol `TraceContext` names (an empty one if it names none), read by
+/// the SDK's W3C propagator straight from the message's fields.
 fn extract(context: &proto::TraceContext) -> Context {
-    let mut carrier: HashMap<String, String> = HashMap::new();
-    carrier.insert("traceparent".to_owned(), context.trace_parent.clone());
-    if let Some(state) = &context.trace_state {
-        carrier.insert("tracestate".to_owned(), state.clone());
+    TraceContextPropagator::new().extract(&Carrier(context))
+}
+
+/// A protocol `TraceContext` as the propagator's carrier of `traceparent` and
+/// `tracestate`, without copying them into a map.
+struct Carrier<'a>(&'a proto::TraceContext);
+
+impl opentelemetry::propagation::Extractor for Carrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => Some(self.0.trace_parent.as_str()),
+            "tracestate" => self.0.trace_state.as_deref(),
+            _ => None,
+        }
     }
-    TraceContextPropagator::new().extract(&carrier)
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent", "tracestate"]
+    }
 }
 
 /// Gives the activities and sub-orchestrations a step schedules the step's span as their
