@@ -59,6 +59,9 @@ pub struct BackendSettings {
     pub token_env: Option<String>,
     /// A file holding a bearer token (resolved against the config directory).
     pub token_file: Option<PathBuf>,
+    /// A command printing a bearer token (its first non-blank line), run on every
+    /// (re)connect: a program and its arguments, run without a shell.
+    pub token_command: Option<Vec<String>>,
     /// PEM certificates (resolved against the config directory) that an https endpoint's
     /// certificate must chain to, instead of the system's roots: a private CA, or a
     /// self-signed certificate itself. Re-read on every (re)connect.
@@ -182,6 +185,7 @@ impl Default for BackendSettings {
             taskhub: "default".to_owned(),
             token_env: None,
             token_file: None,
+            token_command: None,
             ca_file: None,
             tls_server_name: None,
             tls_cert_file: None,
@@ -200,6 +204,7 @@ impl fmt::Debug for BackendSettings {
             .field("taskhub", &self.taskhub)
             .field("token_env", &self.token_env)
             .field("token_file", &self.token_file)
+            .field("token_command", &self.token_command)
             .field("ca_file", &self.ca_file)
             .field("tls_server_name", &self.tls_server_name)
             .field("tls_cert_file", &self.tls_cert_file)
@@ -796,6 +801,7 @@ impl Config {
         for (key, set) in [
             ("token_env", self.backend.token_env.is_some()),
             ("token_file", self.backend.token_file.is_some()),
+            ("token_command", self.backend.token_command.is_some()),
         ] {
             if set {
                 return Err(invalid(
@@ -968,11 +974,33 @@ impl Config {
                 "'crash_journal' in [worker] is empty: name a file (or leave it out for the default beside the database; max_crashes = 0 turns the journal off)".to_owned(),
             ));
         }
-        if self.backend.token_env.is_some() && self.backend.token_file.is_some() {
+        let token_sources = [
+            ("token_env", self.backend.token_env.is_some()),
+            ("token_file", self.backend.token_file.is_some()),
+            ("token_command", self.backend.token_command.is_some()),
+        ];
+        let set: Vec<&str> = token_sources
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(key, _)| *key)
+            .collect();
+        if let [first, second, ..] = set.as_slice() {
             return Err(invalid(
                 "backend",
-                "token_file",
-                "'token_env' and 'token_file' in [backend] are both set; choose one".to_owned(),
+                second,
+                format!("'{first}' and '{second}' in [backend] are both set; choose one"),
+            ));
+        }
+        if self
+            .backend
+            .token_command
+            .as_ref()
+            .is_some_and(|command| command.first().is_none_or(|program| program.is_empty()))
+        {
+            return Err(invalid(
+                "backend",
+                "token_command",
+                "invalid value for 'token_command' in [backend]: name a program, e.g. [\"/usr/local/bin/fetch-token\", \"--audience\", \"durabletask\"]".to_owned(),
             ));
         }
         if self.backend.mode == Some(BackendMode::Embedded) && endpoint_given {
@@ -1910,6 +1938,36 @@ rotation = "hourly"
             );
             assert!(parse(&text).is_ok(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_token_command_is_one_token_source_and_names_a_program() {
+        let config = parse(
+            "[backend]\nendpoint = \"https://h:443\"\ntoken_command = [\"/usr/bin/helper\", \"--audience\", \"dts\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.backend.token_command,
+            Some(vec![
+                "/usr/bin/helper".to_owned(),
+                "--audience".to_owned(),
+                "dts".to_owned()
+            ])
+        );
+        let error = error_of(
+            "[backend]\nendpoint = \"https://h:443\"\ntoken_file = \"t\"\ntoken_command = [\"x\"]\n",
+        );
+        assert!(
+            error.contains("'token_file' and 'token_command'"),
+            "{error}"
+        );
+        let error = error_of("[backend]\nendpoint = \"https://h:443\"\ntoken_command = []\n");
+        assert!(error.contains("name a program"), "{error}");
+        let error = error_of("[backend]\nmode = \"embedded\"\ntoken_command = [\"x\"]\n");
+        assert!(
+            error.contains("'token_command' in [backend] would be ignored"),
+            "{error}"
+        );
     }
 
     #[test]

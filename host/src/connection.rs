@@ -30,6 +30,11 @@ pub enum ConnectionError {
     Endpoint { endpoint: String, reason: String },
     #[error("bearer token: environment variable {name} is not set or not valid UTF-8")]
     TokenEnvMissing { name: String },
+    #[error("bearer token: token_command {command:?} {reason}")]
+    TokenCommand {
+        command: Vec<String>,
+        reason: String,
+    },
     #[error("bearer token: cannot read {}: {reason}", path.display())]
     TokenFileUnreadable {
         path: std::path::PathBuf,
@@ -47,6 +52,9 @@ pub enum ConnectionError {
         reason: String,
     },
 }
+
+/// How long `[backend] token_command` may take.
+pub const TOKEN_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A bearer token. Its `Debug` never shows the value, so it cannot leak into logs.
 #[derive(Clone)]
@@ -66,7 +74,66 @@ impl BearerToken {
         if let Some(path) = &settings.token_file {
             return Self::from_file(path).map(Some);
         }
+        if let Some(command) = &settings.token_command {
+            return Self::from_command(command).map(Some);
+        }
         Ok(None)
+    }
+
+    /// Runs `command` (a program and its arguments, no shell) and takes the first
+    /// non-blank line it prints: a token minted by a credential helper, fresh on every
+    /// (re)connect. It must finish within [`TOKEN_COMMAND_TIMEOUT`]; it blocks the caller
+    /// meanwhile (the worker calls this off its event loop).
+    pub fn from_command(command: &[String]) -> Result<Self, ConnectionError> {
+        let failed = |reason: String| ConnectionError::TokenCommand {
+            command: command.to_vec(),
+            reason,
+        };
+        let Some((program, args)) = command.split_first() else {
+            return Err(failed("is empty".to_owned()));
+        };
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|error| failed(format!("cannot be run: {error}")))?;
+        let deadline = std::time::Instant::now() + TOKEN_COMMAND_TIMEOUT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(failed(format!(
+                        "did not finish within {TOKEN_COMMAND_TIMEOUT:?}; it was killed"
+                    )));
+                }
+                Err(error) => return Err(failed(format!("cannot be waited for: {error}"))),
+            }
+        };
+        let output = child
+            .wait_with_output()
+            .map_err(|error| failed(format!("output cannot be read: {error}")))?;
+        if !status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(failed(format!(
+                "failed ({status}): {}",
+                stderr.trim().lines().last().unwrap_or_default()
+            )));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let first = stdout
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .unwrap_or_default()
+            .to_owned();
+        Self::non_empty(first, || format!("the output of token_command {command:?}"))
     }
 
     /// Reads the token of the file at `path`: its first line that is not blank or a `#`
@@ -388,6 +455,27 @@ old
         };
         let token = BearerToken::from_settings(&settings).unwrap().unwrap();
         assert_eq!(token.0, "new");
+    }
+
+    #[test]
+    fn a_token_command_prints_the_token_or_is_named_with_its_failure() {
+        let sh = |script: &str| vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()];
+        let token =
+            BearerToken::from_command(&sh("printf '\\n  minted-token  \\nother\\n'")).unwrap();
+        assert_eq!(token.0, "minted-token");
+        let error = BearerToken::from_command(&sh("echo denied >&2; exit 3"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("token_command"), "{error}");
+        assert!(error.contains("denied"), "{error}");
+        assert!(error.contains("exit status: 3"), "{error}");
+        let error = BearerToken::from_command(&sh("true"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is empty"), "{error}");
+        let missing = vec!["/no/such/helper".to_owned()];
+        let error = BearerToken::from_command(&missing).unwrap_err().to_string();
+        assert!(error.contains("cannot be run"), "{error}");
     }
 
     #[test]

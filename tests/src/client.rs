@@ -63,6 +63,8 @@ pub struct Client {
     binary: PathBuf,
     endpoint: String,
     taskhub: String,
+    /// A bearer token the client sends (through `--token-env`).
+    token: Option<String>,
 }
 
 impl Client {
@@ -73,7 +75,14 @@ impl Client {
             binary: paths::host_binary()?,
             endpoint: endpoint.into(),
             taskhub: "default".to_owned(),
+            token: None,
         })
+    }
+
+    /// The same client, sending `token` as its bearer token.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
     }
 
     /// Runs `durabletask-host client --endpoint .. --taskhub .. <args>`; any exit code is
@@ -83,14 +92,18 @@ impl Client {
     }
 
     fn run_bounded(&self, args: &[&str], timeout: Duration) -> Result<ClientRun> {
-        let output = run_with_timeout(
-            Command::new(&self.binary)
-                .args(["client", "--endpoint", &self.endpoint])
-                .args(["--taskhub", &self.taskhub])
-                .args(args)
-                .env("NO_COLOR", "1"),
-            timeout,
-        )?;
+        /// The variable the token travels in, never on the command line.
+        const TOKEN_ENV: &str = "DURABLETASK_E2E_CLIENT_TOKEN";
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["client", "--endpoint", &self.endpoint])
+            .args(["--taskhub", &self.taskhub]);
+        if let Some(token) = &self.token {
+            command
+                .args(["--token-env", TOKEN_ENV])
+                .env(TOKEN_ENV, token);
+        }
+        let output = run_with_timeout(command.args(args).env("NO_COLOR", "1"), timeout)?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         Ok(ClientRun {
             exit_code: output.status.code(),

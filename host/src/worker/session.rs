@@ -126,7 +126,12 @@ impl Session<'_> {
         }
         // A token that cannot be read is a local problem no quick retry fixes.
         let local = |error: connection::ConnectionError| Failure::refused(error.to_string());
-        let token = BearerToken::from_settings(self.backend).map_err(local)?;
+        // A token command may take seconds: off the event loop, which has work in flight.
+        let settings = self.backend.clone();
+        let token = tokio::task::spawn_blocking(move || BearerToken::from_settings(&settings))
+            .await
+            .map_err(|error| Failure::refused(format!("reading the bearer token failed: {error}")))?
+            .map_err(local)?;
         let metadata =
             CallMetadata::new(&self.backend.taskhub, Some(self.worker_id), token.as_ref())
                 .map_err(local)?;
