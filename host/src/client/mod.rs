@@ -291,9 +291,15 @@ impl Client {
 
     /// The current state of an instance.
     pub async fn status(&self, instance_id: &str) -> Result<Value, ClientError> {
+        self.state(instance_id, true).await
+    }
+
+    /// The instance's state, with its input, output and custom status if `payloads`
+    /// (they may be megabytes: a caller that needs only the status asks without).
+    async fn state(&self, instance_id: &str, payloads: bool) -> Result<Value, ClientError> {
         let request = GetInstanceRequest {
             instance_id: instance_id.to_owned(),
-            get_inputs_and_outputs: true,
+            get_inputs_and_outputs: payloads,
         };
         let response = self
             .call(
@@ -428,7 +434,7 @@ impl Client {
     /// The instance's status if it has finished (`None` if it runs, does not exist, or
     /// cannot be read: the call that follows reports those).
     async fn finished_status(&self, instance_id: &str) -> Option<String> {
-        let state = self.status(instance_id).await.ok()?;
+        let state = self.state(instance_id, false).await.ok()?;
         let status = state["status"].as_str()?.to_owned();
         matches!(status.as_str(), "COMPLETED" | "FAILED" | "TERMINATED").then_some(status)
     }
@@ -453,7 +459,7 @@ impl Client {
             .map_err(|error| not_found_for(instance_id, error))?;
         if response.deleted_instance_count == 0 {
             // Say why nothing was deleted: it does not exist, or it has not finished.
-            let state = self.status(instance_id).await?;
+            let state = self.state(instance_id, false).await?;
             let status = state["status"].as_str().unwrap_or("not finished");
             return Err(ClientError::WrongState {
                 instance_id: instance_id.to_owned(),
@@ -807,7 +813,6 @@ fn instance_state(instance_id: &str, response: GetInstanceResponse) -> Result<Va
     }
 }
 
-/// The backend answers NOT_FOUND for an unknown instance; report it like `status` does.
 /// `answer` with a `note` saying what the call did not do, if anything.
 fn with_note(mut answer: Value, note: Option<String>) -> Value {
     if let (Some(note), Some(object)) = (note, answer.as_object_mut()) {
@@ -816,6 +821,7 @@ fn with_note(mut answer: Value, note: Option<String>) -> Value {
     answer
 }
 
+/// The backend answers NOT_FOUND for an unknown instance; report it like `status` does.
 fn not_found_for(instance_id: &str, error: ClientError) -> ClientError {
     match error {
         ClientError::Rpc {
