@@ -52,6 +52,7 @@ pub use declaration::{
     ABI_VERSION, DECLARATION_SYMBOL, PLUGIN_MAGIC, PanicStrategy, PluginDeclaration,
 };
 pub use module::{
-    ENTITY_BATCH_V1, ENTITY_BATCH_V2, HostCallbacks, LogLevel, LogRecord, PluginDescription,
-    PluginModule, PluginModuleRef,
+    ENTITY_BATCH_V1, ENTITY_BATCH_V2, FieldedLogFn, FieldedLogRecord, HostCallbacks,
+    LOG_FIELDS_SYMBOL, LogField, LogFieldsExport, LogFieldsExtension, LogLevel, LogRecord,
+    LogValue, PluginDescription, PluginModule, PluginModuleRef,
 };

@@ -6,6 +6,7 @@ use abi_stable::{
     package_version_strings,
     sabi_types::VersionStrings,
     std_types::{RResult, RSlice, RStr, RString, RVec},
+    type_layout::TypeLayout,
 };
 
 /// [`PluginModule::run_entity_batch`]'s `shape` for a v1 `EntityBatchRequest`.
@@ -39,6 +40,60 @@ pub struct LogRecord<'a> {
     pub target: RStr<'a>,
     /// The message with the event's fields appended as `key=value`.
     pub message: RStr<'a>,
+}
+
+/// One log event from plugin code with its fields kept apart from the message, for
+/// hosts that write structured logs (JSON lines) and want the fields as fields.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FieldedLogRecord<'a> {
+    /// Severity.
+    pub level: LogLevel,
+    /// The `tracing` target inside the plugin (usually its module path).
+    pub target: RStr<'a>,
+    /// The message alone.
+    pub message: RStr<'a>,
+    /// The event's other fields, in the order they were recorded.
+    pub fields: RSlice<'a, LogField<'a>>,
+}
+
+/// A named field of a [`FieldedLogRecord`].
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct LogField<'a> {
+    /// The field's name.
+    pub name: RStr<'a>,
+    /// Its value.
+    pub value: LogValue<'a>,
+}
+
+/// A log field's value, as `tracing` recorded it.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub enum LogValue<'a> {
+    /// A string (`field = "text"` or a `&str` variable).
+    Text(RStr<'a>),
+    /// Anything recorded through `Debug` or `Display` (`?value`, `%value`), rendered so.
+    Formatted(RStr<'a>),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A floating-point number.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+/// The host's callback for [`FieldedLogRecord`]s, lent through
+/// [`LogFieldsExtension::enable`] (a wrapper, since abi_stable does not take a function
+/// pointer as a function pointer's parameter).
+#[repr(transparent)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FieldedLogFn {
+    /// Writes the record to the host's log, tagged with the plugin's name and version;
+    /// `plugin_id` is [`HostCallbacks::plugin_id`].
+    pub log: extern "C" fn(plugin_id: u64, record: &FieldedLogRecord<'_>),
 }
 
 /// The functions the host lends a plugin in [`PluginModule::init`].
@@ -107,4 +162,47 @@ impl RootModule for PluginModuleRef {
     const BASE_NAME: &'static str = "durabletask_plugin";
     const NAME: &'static str = "durabletask_plugin";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The symbol under which a plugin exports its [`LogFieldsExport`].
+pub const LOG_FIELDS_SYMBOL: &str = "DURABLETASK_PLUGIN_LOG_FIELDS";
+
+/// An optional extension of the plugin ABI, exported by plugins built with
+/// durabletask-sdk 0.1.0 and later under [`LOG_FIELDS_SYMBOL`]: a host that finds it lends
+/// the plugin a log callback that keeps an event's fields apart from its message.
+///
+/// It is a static of its own rather than a function appended to [`PluginModule`]:
+/// abi_stable refuses a library whose function table has fewer functions than the host's,
+/// so a host with a longer table could not load the plugins built before it. A host that
+/// does not look for the symbol ignores it; a plugin without it logs through
+/// [`HostCallbacks::log`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct LogFieldsExport {
+    /// abi_stable's layout of [`LogFieldsExtension`] (and so of every type its function
+    /// reaches) as the plugin was built. The host checks it against its own before it
+    /// touches `extension`.
+    pub layout: &'static TypeLayout,
+    /// The extension itself.
+    pub extension: LogFieldsExtension,
+}
+
+impl LogFieldsExport {
+    /// The export of a plugin whose `enable` takes the host's callback.
+    pub const fn new(enable: extern "C" fn(log: FieldedLogFn)) -> Self {
+        Self {
+            layout: <LogFieldsExtension as StableAbi>::LAYOUT,
+            extension: LogFieldsExtension { enable },
+        }
+    }
+}
+
+/// The functions of the log-fields extension.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct LogFieldsExtension {
+    /// Lends the plugin the host's callback for events with their fields apart. The host
+    /// calls it before [`PluginModule::init`]; the plugin then forwards its events there
+    /// instead of through [`HostCallbacks::log`].
+    pub enable: extern "C" fn(log: FieldedLogFn),
 }

@@ -7,6 +7,8 @@
 //! The level (or filter) sits behind a reload layer, so SIGHUP can change it without a
 //! restart ([`LevelHandle::set`]); the format and the file are fixed at start.
 
+mod plugin_fields;
+
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -16,6 +18,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 use crate::config::{LogFormat, LogRotation, LoggingSettings};
+
+use plugin_fields::{JsonWithPluginFields, TextWithPluginFields};
+pub(crate) use plugin_fields::{MAX_FIELDS as MAX_PLUGIN_FIELDS, PluginFields, truncated};
 
 /// Keeps the log file's background writer running; drop it last.
 #[must_use = "dropping the guard stops writing the log file"]
@@ -118,10 +123,18 @@ fn format_layer<W>(format: LogFormat, writer: W, ansi: bool) -> BoxedLayer
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    // Both formats write the fields of plugin events as fields (see `plugin_fields`).
     let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     match format {
-        LogFormat::Text => layer.with_ansi(ansi && stdout_is_terminal()).boxed(),
-        LogFormat::Json => layer.json().boxed(),
+        LogFormat::Text => layer
+            .fmt_fields(TextWithPluginFields::default())
+            .with_ansi(ansi && stdout_is_terminal())
+            .boxed(),
+        LogFormat::Json => {
+            let json = layer.json();
+            let format = JsonWithPluginFields(tracing_subscriber::fmt::format().json());
+            json.event_format(format).boxed()
+        }
     }
 }
 

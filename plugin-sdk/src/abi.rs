@@ -13,7 +13,9 @@
 //! | host → plugin | [`PluginModule::start_activity`]           | start an activity; it completes through a callback |
 //! | host → plugin | [`PluginModule::run_entity_batch`]         | one entity batch, synchronous                   |
 //! | host → plugin | [`PluginModule::shutdown`]                 | stop the plugin's runtime                       |
+//! | host → plugin | [`LogFieldsExtension::enable`]             | (optional, before `init`) a log callback that keeps fields apart |
 //! | plugin → host | [`HostCallbacks::log`]                     | a log event from plugin code                    |
+//! | plugin → host | [`FieldedLogFn`]                           | the same, its fields apart from the message     |
 //! | plugin → host | [`HostCallbacks::activity_completed`]      | an activity's encoded `ActivityResponse`        |
 //!
 //! Two checks run before any plugin code does:
@@ -24,9 +26,10 @@
 //! Plugin authors never use this module directly: [`crate::export_plugin!`] writes it all.
 
 pub use durabletask_abi::{
-    ABI_VERSION, DECLARATION_SYMBOL, ENTITY_BATCH_V1, ENTITY_BATCH_V2, HostCallbacks, LogLevel,
-    LogRecord, PLUGIN_MAGIC, PanicStrategy, PluginDeclaration, PluginDescription, PluginModule,
-    PluginModuleRef,
+    ABI_VERSION, DECLARATION_SYMBOL, ENTITY_BATCH_V1, ENTITY_BATCH_V2, FieldedLogFn,
+    FieldedLogRecord, HostCallbacks, LOG_FIELDS_SYMBOL, LogField, LogFieldsExport,
+    LogFieldsExtension, LogLevel, LogRecord, LogValue, PLUGIN_MAGIC, PanicStrategy,
+    PluginDeclaration, PluginDescription, PluginModule, PluginModuleRef,
 };
 
 #[cfg(test)]

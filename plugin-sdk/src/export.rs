@@ -316,6 +316,11 @@ fn activity_threads() -> usize {
         })
 }
 
+/// The plugin's half of the log-fields extension (see [`crate::abi::LogFieldsExport`]).
+pub extern "C" fn enable_log_fields(log: crate::abi::FieldedLogFn) {
+    crate::host_log::enable_log_fields(log);
+}
+
 extern "C" fn shutdown() {
     let _ = catch_unwind(|| {
         let runtime = RUNTIME.lock().ok().and_then(|mut runtime| runtime.take());
@@ -526,6 +531,13 @@ macro_rules! export_plugin {
         #[unsafe(no_mangle)]
         pub static DURABLETASK_PLUGIN_DECLARATION: $crate::abi::PluginDeclaration =
             $crate::abi::PluginDeclaration::CURRENT;
+
+        /// Found by hosts that keep log fields apart: its name is `LOG_FIELDS_SYMBOL`
+        /// (the host's end-to-end tests of plugin log fields fail if it is not).
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub static DURABLETASK_PLUGIN_LOG_FIELDS: $crate::abi::LogFieldsExport =
+            $crate::abi::LogFieldsExport::new($crate::export::enable_log_fields);
 
         #[doc(hidden)]
         static __DURABLETASK_PLUGIN_DEFINITION: $crate::export::PluginDefinition =

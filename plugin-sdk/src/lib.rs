@@ -61,6 +61,17 @@
 //! orchestrator as a [`TaskFailedError`]: handle it, or let `?` fail the orchestration with
 //! [`error_types::TASK_FAILED`]. The names the SDK itself reports are in [`error_types`].
 //!
+//! ## Logging
+//!
+//! Log with `tracing` as usual, from activities, entities and orchestrators (in an
+//! orchestrator, through its replay-safe logger, so replays do not repeat lines). The host
+//! writes each event in its own log, tagged with the plugin's name and version, at the
+//! level its `[logging]` lets through (finer events are dropped inside the plugin, before
+//! crossing to the host). The event's fields stay fields: in the host's JSON lines
+//! `tracing::info!(count = 3, cities = ?cities, "sent")` gives `"count":3` and
+//! `"cities":["Tokyo","London"]` (a `Debug` text that is JSON is written as JSON), in its
+//! text lines `count=3 cities=["Tokyo", "London"]`.
+//!
 //! ## Testing without the host
 //!
 //! [`Registry::run_orchestrator`] runs one orchestration step from a hand-built

@@ -108,11 +108,14 @@ fn json_logs_and_rolling_file() -> Result<()> {
         );
     }
 
-    // The plugin's events are forwarded with its name and version as fields.
+    // The plugin's events are forwarded with its name and version as fields, and the
+    // plugin's own fields stay fields (not text in the message), numbers as numbers.
     for city in ["Tokyo", "Seattle", "London"] {
         let event = stdout
             .iter()
-            .find(|event| message(event).contains("saying hello") && message(event).contains(city))
+            .find(|event| {
+                message(event) == "saying hello" && field(event, "city") == Some(&Value::from(city))
+            })
             .ok_or_else(|| {
                 Error::new(format!(
                     "no \"saying hello\" event for {city} on stdout\n{}",
@@ -128,6 +131,16 @@ fn json_logs_and_rolling_file() -> Result<()> {
         assert_eq!(
             field(event, "plugin_version"),
             Some(&Value::from(HELLO_VERSION)),
+            "{event:?}"
+        );
+        assert_eq!(
+            field(event, "letters"),
+            Some(&Value::from(city.len())),
+            "{event:?}"
+        );
+        assert_eq!(
+            field(event, "instance_id").and_then(Value::as_str),
+            state["instance_id"].as_str(),
             "{event:?}"
         );
     }
@@ -149,6 +162,68 @@ fn json_logs_and_rolling_file() -> Result<()> {
         file_events, stdout_events,
         "the log file and stdout hold different events"
     );
+    Ok(())
+}
+
+/// Issue 13: a plugin's log fields are fields of the host's JSON lines with their types
+/// (a list logged with `?` is a JSON array), and `name=value` pairs in text, whether the
+/// plugin runs in a child process or in the host's.
+#[test]
+fn plugin_log_fields_stay_fields_with_their_types() -> Result<()> {
+    for in_process in [false, true] {
+        let mut fixture = Fixture::start_with(&["faulty"], |config| {
+            let config = config.log_format("json");
+            if in_process {
+                config.in_process()
+            } else {
+                config
+            }
+        })?;
+        let state = fixture.run("call_log_fields", None)?;
+        assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+        fixture.host.wait_for_log("fields of every kind", WAIT)?;
+        let stdout = json_lines(&fixture.host.logs(), "the host's stdout")?;
+        let event = stdout
+            .iter()
+            .find(|event| message(event) == "fields of every kind")
+            .ok_or_else(|| Error::new(fixture.host.log_tail()))?;
+        let fields = event.get("fields").cloned().unwrap_or_default();
+        let expected = serde_json::json!({
+            "message": "fields of every kind",
+            "plugin": "faulty",
+            "instance_id": state["instance_id"],
+            "city": "Seattle",
+            "count": 3,
+            "delta": -2,
+            "ratio": 0.5,
+            "done": true,
+            "cities": ["Tokyo", "London"],
+            "stock": {"apples": 3, "pears": 0},
+            "maybe": "Some(7)",
+        });
+        for (name, value) in expected.as_object().into_iter().flatten() {
+            assert_eq!(
+                fields.get(name),
+                Some(value),
+                "field {name} (in_process = {in_process}): {event:?}"
+            );
+        }
+    }
+
+    // In text, the same fields follow the message as `name=value`.
+    let mut fixture = Fixture::start(&["faulty"])?;
+    let state = fixture.run("call_log_fields", None)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    let line = fixture.host.wait_for_log("fields of every kind", WAIT)?;
+    for pair in [
+        r#"city=Seattle"#,
+        r#"count=3"#,
+        r#"delta=-2"#,
+        r#"done=true"#,
+        r#"cities=["Tokyo", "London"]"#,
+    ] {
+        assert!(line.contains(pair), "no {pair} in: {line}");
+    }
     Ok(())
 }
 

@@ -10,8 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, RwLock};
 
 use abi_stable::std_types::RVec;
-use durabletask_abi::{HostCallbacks, LogLevel, LogRecord};
+use durabletask_abi::{
+    FieldedLogFn, FieldedLogRecord, HostCallbacks, LogField, LogLevel, LogRecord,
+};
 use tokio::sync::oneshot;
+
+use crate::logging::PluginFields;
 
 /// Name and version of each plugin, indexed by plugin id, for log tags.
 static IDENTITIES: LazyLock<RwLock<Vec<PluginIdentity>>> = LazyLock::new(Default::default);
@@ -63,6 +67,12 @@ pub(crate) fn host_callbacks(plugin_id: u64) -> HostCallbacks {
         activity_completed,
     }
 }
+
+/// The callback for plugins' log events with their fields apart (lent to every plugin
+/// that has `enable_log_fields`; the plugin id comes with each call).
+pub(crate) const FIELDED_LOG: FieldedLogFn = FieldedLogFn {
+    log: fielded_log_from_plugin,
+};
 
 /// The most verbose level the host's subscriber would print, so plugins can drop the
 /// rest before crossing the boundary.
@@ -118,35 +128,56 @@ extern "C" fn activity_completed(_plugin_id: u64, token: u64, response: RVec<u8>
 }
 
 extern "C" fn log_from_plugin(plugin_id: u64, record: &LogRecord<'_>) {
+    let (level, target, message) = (record.level, record.target, record.message);
+    forward_from_plugin(plugin_id, level, target.as_str(), message.as_str(), &[]);
+}
+
+extern "C" fn fielded_log_from_plugin(plugin_id: u64, record: &FieldedLogRecord<'_>) {
+    let (level, target, message) = (record.level, record.target, record.message);
+    let fields = record.fields.as_slice();
+    forward_from_plugin(plugin_id, level, target.as_str(), message.as_str(), fields);
+}
+
+/// [`forward_log`] for a plugin in this process, known by its id. Never unwinds into
+/// the plugin.
+fn forward_from_plugin(
+    plugin_id: u64,
+    level: LogLevel,
+    target: &str,
+    message: &str,
+    fields: &[LogField<'_>],
+) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        let identity = usize::try_from(plugin_id).ok().and_then(|index| {
+        let (plugin, version) = identity(plugin_id);
+        forward_log(&plugin, &version, level, target, message, fields);
+    }));
+}
+
+/// The name and version of the plugin with this id (`unknown` for an id never given).
+fn identity(plugin_id: u64) -> (String, String) {
+    usize::try_from(plugin_id)
+        .ok()
+        .and_then(|index| {
             IDENTITIES
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .get(index)
                 .cloned()
-        });
-        let (plugin, version) = identity
-            .map(|identity| (identity.name, identity.version))
-            .unwrap_or_else(|| ("unknown".to_owned(), String::new()));
-        forward_log(
-            &plugin,
-            &version,
-            record.level,
-            record.target.as_str(),
-            record.message.as_str(),
-        );
-    }));
+        })
+        .map(|identity| (identity.name, identity.version))
+        .unwrap_or_else(|| ("unknown".to_owned(), String::new()))
 }
 
 /// Writes a plugin's log record to the host's log, tagged with the plugin (for plugins
-/// in the host's process and in child processes alike).
+/// in the host's process and in child processes alike), its fields as fields of the
+/// line (see `logging::PluginFields`).
 pub(crate) fn forward_log(
     plugin: &str,
     version: &str,
     level: LogLevel,
     target: &str,
     message: &str,
+    fields: &[LogField<'_>],
 ) {
     macro_rules! forward {
         ($level:expr) => {
@@ -160,11 +191,11 @@ pub(crate) fn forward_log(
             )
         };
     }
-    match level {
+    PluginFields::from_record(fields).emit_with(|| match level {
         LogLevel::Trace => forward!(tracing::Level::TRACE),
         LogLevel::Debug => forward!(tracing::Level::DEBUG),
         LogLevel::Info => forward!(tracing::Level::INFO),
         LogLevel::Warn => forward!(tracing::Level::WARN),
         LogLevel::Error => forward!(tracing::Level::ERROR),
-    }
+    });
 }

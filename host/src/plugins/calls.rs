@@ -10,7 +10,11 @@
 use std::future::Future;
 
 use abi_stable::std_types::{RResult, RSlice};
-use durabletask_abi::{HostCallbacks, PluginDescription, PluginModuleRef, error_types, failure};
+use durabletask_abi::{
+    FieldedLogFn, HostCallbacks, PluginDescription, PluginModuleRef, error_types, failure,
+};
+
+use super::ffi::PluginLibrary;
 use durabletask_proto as proto;
 use prost::Message;
 
@@ -18,12 +22,19 @@ use super::callbacks;
 use crate::worker::EntityWork;
 
 /// Hands the plugin the host's callbacks and runs its registrations: the first plugin
-/// code that runs. The error is the plugin's own message (a registration panicked, say).
+/// code that runs (after the log-fields extension's `enable`, which only keeps the host's
+/// callback). The error is the plugin's own message (a registration panicked, say).
+/// A plugin with the log-fields extension first gets `fielded_log`, so that its events,
+/// those of its registrations included, keep their fields apart.
 pub(crate) fn init(
-    module: PluginModuleRef,
+    library: &PluginLibrary,
     host: HostCallbacks,
+    fielded_log: FieldedLogFn,
 ) -> Result<PluginDescription, String> {
-    let init = module.init();
+    if let Some(extension) = library.log_fields {
+        (extension.enable)(fielded_log);
+    }
+    let init = library.module.init();
     match init(host) {
         RResult::ROk(description) => Ok(description),
         RResult::RErr(message) => Err(message.into_string()),

@@ -6,8 +6,10 @@
 //! 1. `dlopen` the private copy (ELF constructors run; Rust cdylibs have none of note);
 //! 2. read the [`PluginDeclaration`] static with `dlsym`: missing → not a plugin; wrong
 //!    magic or ABI version → incompatible; `panic = "abort"` → refused;
-//! 3. abi_stable's version and layout check of the function table;
-//! 4. `init`, the first plugin code that runs.
+//! 3. abi_stable's version and layout check of the function table, then of the optional
+//!    extensions (the log-fields export), each against the layout it carries;
+//! 4. the first plugin code that runs: the extension's `enable` (it only keeps the host's
+//!    callback), then `init`.
 //!
 //! Libraries are never unloaded (abi_stable's global layout caches point into each
 //! image, and glibc keeps an image mapped anyway while thread-locals of its threads
@@ -15,10 +17,12 @@
 
 use std::path::Path;
 
+use abi_stable::StableAbi;
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::lib_header_from_path;
 use durabletask_abi::{
-    ABI_VERSION, DECLARATION_SYMBOL, PLUGIN_MAGIC, PanicStrategy, PluginDeclaration,
-    PluginModuleRef,
+    ABI_VERSION, DECLARATION_SYMBOL, LOG_FIELDS_SYMBOL, LogFieldsExport, LogFieldsExtension,
+    PLUGIN_MAGIC, PanicStrategy, PluginDeclaration, PluginModuleRef,
 };
 
 use super::error::LoadError;
@@ -28,6 +32,8 @@ use super::error::LoadError;
 pub(crate) struct PluginLibrary {
     pub(crate) module: PluginModuleRef,
     pub(crate) declaration: PluginDeclaration,
+    /// The log-fields extension, when the plugin exports one this host understands.
+    pub(crate) log_fields: Option<LogFieldsExtension>,
 }
 
 impl std::fmt::Debug for PluginLibrary {
@@ -57,12 +63,43 @@ pub(crate) fn open_checked(path: &Path) -> Result<PluginLibrary, LoadError> {
         .init_root_module::<PluginModuleRef>()
         .map_err(|error| LoadError::Incompatible(summarise(&error.to_string())))?;
 
+    let log_fields = read_log_fields(&library);
+
     // Never unload: see the module documentation.
     std::mem::forget(library);
     Ok(PluginLibrary {
         module,
         declaration,
+        log_fields,
     })
+}
+
+/// The plugin's log-fields extension (`durabletask_abi::LogFieldsExport`), if it
+/// exports one whose layout matches this host's; `None` for plugins built before it (they
+/// log through the function table's callback, fields in the message).
+fn read_log_fields(library: &libloading::Library) -> Option<LogFieldsExtension> {
+    // SAFETY: only called once the declaration and abi_stable's check of the root module
+    // passed, so this is a durabletask plugin, whose SDK exports the symbol, if at all, as
+    // a `LogFieldsExport` static: `#[repr(C)]`, a `&'static TypeLayout` made by
+    // abi_stable, and a function pointer that is not used until that layout is checked.
+    // The library is never unloaded, so the static outlives the reference.
+    let export: &LogFieldsExport = unsafe {
+        let symbol = library
+            .get::<*const LogFieldsExport>(LOG_FIELDS_SYMBOL.as_bytes())
+            .ok()?;
+        let address: *const LogFieldsExport = *symbol;
+        address.as_ref()?
+    };
+    match check_layout_compatibility(<LogFieldsExtension as StableAbi>::LAYOUT, export.layout) {
+        Ok(()) => Some(export.extension),
+        Err(error) => {
+            tracing::warn!(
+                reason = %summarise(&error.to_string()),
+                "a plugin's log-fields extension does not match this host's: its log fields are written in the message"
+            );
+            None
+        }
+    }
 }
 
 fn read_declaration(library: &libloading::Library) -> Result<PluginDeclaration, LoadError> {

@@ -12,7 +12,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use durabletask_abi::{HostCallbacks, PluginModuleRef};
+use durabletask_abi::{FieldedLogFn, HostCallbacks, PluginModuleRef};
 use sha2::{Digest, Sha256};
 
 use super::callbacks;
@@ -65,7 +65,11 @@ pub(crate) fn load(source: &Path, copy: &PrivateCopy) -> Result<LoadedPlugin, Lo
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     let plugin_id = callbacks::register_plugin(&file_name);
-    let (module, registrations) = open_and_init(&copy.path, callbacks::host_callbacks(plugin_id))?;
+    let (module, registrations) = open_and_init(
+        &copy.path,
+        callbacks::host_callbacks(plugin_id),
+        callbacks::FIELDED_LOG,
+    )?;
     callbacks::name_plugin(plugin_id, &registrations.name, &registrations.version);
     Ok(LoadedPlugin::new(
         registrations,
@@ -80,11 +84,12 @@ pub(crate) fn load(source: &Path, copy: &PrivateCopy) -> Result<LoadedPlugin, Lo
 pub(crate) fn open_and_init(
     path: &Path,
     host: HostCallbacks,
+    fielded_log: FieldedLogFn,
 ) -> Result<(PluginModuleRef, Registrations), LoadError> {
     // A library cut short would crash the process inside dlopen (SIGBUS): refuse it first.
     elf::check_complete(path).map_err(LoadError::NotALibrary)?;
     let library = ffi::open_checked(path)?;
-    let description = calls::init(library.module, host).map_err(LoadError::InitFailed)?;
+    let description = calls::init(&library, host, fielded_log).map_err(LoadError::InitFailed)?;
     Ok((library.module, description.into()))
 }
 

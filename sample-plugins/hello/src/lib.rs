@@ -32,9 +32,15 @@ pub const MAX_FAN_OUT: i64 = 1_000;
 /// Activity: greets one city.
 ///
 /// Log with `tracing` as usual: the host prints the event in its own log, tagged with
-/// this plugin's name and version.
+/// this plugin's name and version, and the event's fields stay fields (in JSON logs,
+/// `"city":"Tokyo","letters":5`, numbers as numbers).
 pub async fn say_hello(ctx: ActivityContext, city: String) -> Result<String, Error> {
-    tracing::info!(instance_id = ctx.instance_id(), city = %city, "saying hello");
+    tracing::info!(
+        instance_id = ctx.instance_id(),
+        city = %city,
+        letters = city.chars().count(),
+        "saying hello"
+    );
     Ok(format!("Hello {city}!"))
 }
 

@@ -30,9 +30,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use abi_stable::std_types::RVec;
-use durabletask_abi::{HostCallbacks, LogLevel, LogRecord, PluginModuleRef};
+use durabletask_abi::{
+    FieldedLogFn, FieldedLogRecord, HostCallbacks, LogLevel, LogRecord, PluginModuleRef,
+};
 
-use super::frame::{self, Body, Call, CallKind, Frame, LoadFailed, Log, Reply, Started};
+use super::frame::{self, Body, Call, CallKind, Frame, LoadFailed, Log, LogField, Reply, Started};
 use super::limits::Limits;
 use crate::plugins::error::LoadError;
 use crate::plugins::loaded_plugin::Registrations;
@@ -117,7 +119,10 @@ fn load(library: &Path, max_level: u8) -> Result<(PluginModuleRef, Registrations
         log: log_to_host,
         activity_completed,
     };
-    loader::open_and_init(library, callbacks)
+    let fielded_log = FieldedLogFn {
+        log: fielded_log_to_host,
+    };
+    loader::open_and_init(library, callbacks, fielded_log)
 }
 
 fn serve(socket: UnixStream, module: PluginModuleRef) -> ExitCode {
@@ -227,6 +232,18 @@ extern "C" fn log_to_host(_plugin_id: u64, record: &LogRecord<'_>) {
             level: record.level as u32,
             target: record.target.as_str().to_owned(),
             message: record.message.as_str().to_owned(),
+            fields: Vec::new(),
+        })));
+    }));
+}
+
+extern "C" fn fielded_log_to_host(_plugin_id: u64, record: &FieldedLogRecord<'_>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        send(&Frame::new(Body::Log(Log {
+            level: record.level as u32,
+            target: record.target.as_str().to_owned(),
+            message: record.message.as_str().to_owned(),
+            fields: record.fields.iter().map(LogField::from_abi).collect(),
         })));
     }));
 }

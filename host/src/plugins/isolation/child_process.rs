@@ -23,9 +23,10 @@ use bytes::Bytes;
 use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 
 use super::child_main;
-use super::frame::{self, Body, Call, CallKind, Frame, Log};
+use super::frame::{self, Body, Call, CallKind, Frame, Log, LogField};
 use super::limits::Limits;
 use super::outbox::Outbox;
+use crate::logging;
 use crate::plugins::callbacks;
 use crate::plugins::error::LoadError;
 use crate::plugins::loaded_plugin::Registrations;
@@ -504,14 +505,22 @@ fn read_until_death(
                 level,
                 target,
                 message,
+                fields,
             })) => {
                 let level = child_main::level_from_u8(u8::try_from(level).unwrap_or(u8::MAX));
+                // Sizes are cut by `PluginFields` as the fields are copied.
+                let fields: Vec<_> = fields
+                    .iter()
+                    .take(logging::MAX_PLUGIN_FIELDS)
+                    .filter_map(LogField::to_abi)
+                    .collect();
                 callbacks::forward_log(
                     &identity.0,
                     &identity.1,
                     level,
-                    truncated(&target, MAX_LOG_TARGET),
-                    truncated(&message, MAX_LOG_MESSAGE),
+                    logging::truncated(&target, MAX_LOG_TARGET),
+                    logging::truncated(&message, MAX_LOG_MESSAGE),
+                    &fields,
                 );
             }
             // Frames only the host sends: a confused or hostile child. Ignored.
@@ -588,17 +597,6 @@ const MAX_LOG_MESSAGE: usize = 16 * 1024;
 const MAX_LOG_TARGET: usize = 256;
 
 /// `text` cut to at most `max` bytes, on a character boundary.
-fn truncated(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 /// Whether a process that ended with `status` crashed: an exit code or a signal of its
 /// own failing (abort, a bad access, the CPU limit, SIGKILL from the kernel's OOM
 /// killer). SIGTERM, SIGINT, SIGHUP and SIGQUIT come from outside (a service manager
@@ -697,13 +695,6 @@ mod tests {
         };
         assert_eq!(suspects(&calls, Some(&limit), None), HashSet::from([2]));
         assert!(suspects(&calls, Some(&KillReason::Recycle), None).is_empty());
-    }
-
-    #[test]
-    fn log_records_are_cut_on_a_character_boundary() {
-        assert_eq!(truncated("hello", 10), "hello");
-        assert_eq!(truncated("héllo", 2), "h");
-        assert_eq!(truncated("héllo", 3), "hé");
     }
 
     #[test]

@@ -123,6 +123,73 @@ pub(crate) struct Log {
     pub(crate) target: String,
     #[prost(string, tag = "3")]
     pub(crate) message: String,
+    /// The event's fields, when the plugin keeps them apart from the message.
+    #[prost(message, repeated, tag = "4")]
+    pub(crate) fields: Vec<LogField>,
+}
+
+/// A field of a [`Log`]: the ABI's `LogField` on the wire.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct LogField {
+    #[prost(string, tag = "1")]
+    pub(crate) name: String,
+    #[prost(oneof = "LogValue", tags = "2, 3, 4, 5, 6, 7")]
+    pub(crate) value: Option<LogValue>,
+}
+
+/// The ABI's `LogValue` on the wire.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub(crate) enum LogValue {
+    #[prost(string, tag = "2")]
+    Text(String),
+    #[prost(string, tag = "3")]
+    Formatted(String),
+    #[prost(sint64, tag = "4")]
+    I64(i64),
+    #[prost(uint64, tag = "5")]
+    U64(u64),
+    #[prost(double, tag = "6")]
+    F64(f64),
+    #[prost(bool, tag = "7")]
+    Bool(bool),
+}
+
+impl LogField {
+    /// The frame's field from the ABI's.
+    pub(crate) fn from_abi(field: &durabletask_abi::LogField<'_>) -> Self {
+        use durabletask_abi::LogValue as Abi;
+        let value = match field.value {
+            Abi::Text(text) => LogValue::Text(text.as_str().to_owned()),
+            Abi::Formatted(text) => LogValue::Formatted(text.as_str().to_owned()),
+            Abi::I64(number) => LogValue::I64(number),
+            Abi::U64(number) => LogValue::U64(number),
+            Abi::F64(number) => LogValue::F64(number),
+            Abi::Bool(flag) => LogValue::Bool(flag),
+        };
+        Self {
+            name: field.name.as_str().to_owned(),
+            value: Some(value),
+        }
+    }
+
+    /// The ABI's field, borrowing this one's text (`None`: a frame with no value, from a
+    /// confused or hostile child).
+    pub(crate) fn to_abi(&self) -> Option<durabletask_abi::LogField<'_>> {
+        use abi_stable::std_types::RStr;
+        use durabletask_abi::LogValue as Abi;
+        let value = match self.value.as_ref()? {
+            LogValue::Text(text) => Abi::Text(RStr::from_str(text)),
+            LogValue::Formatted(text) => Abi::Formatted(RStr::from_str(text)),
+            LogValue::I64(number) => Abi::I64(*number),
+            LogValue::U64(number) => Abi::U64(*number),
+            LogValue::F64(number) => Abi::F64(*number),
+            LogValue::Bool(flag) => Abi::Bool(*flag),
+        };
+        Some(durabletask_abi::LogField {
+            name: RStr::from_str(&self.name),
+            value,
+        })
+    }
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -206,6 +273,16 @@ mod tests {
             level: 3,
             target: "orders".to_owned(),
             message: "charged".to_owned(),
+            fields: vec![
+                LogField {
+                    name: "amount".to_owned(),
+                    value: Some(LogValue::I64(-5)),
+                },
+                LogField {
+                    name: "items".to_owned(),
+                    value: Some(LogValue::Formatted("[1, 2]".to_owned())),
+                },
+            ],
         }));
         let mut bytes = Vec::new();
         write(&mut bytes, &call).unwrap();
@@ -220,6 +297,35 @@ mod tests {
             Some(log)
         );
         assert_eq!(read(&mut reader, MAX_REQUEST_FRAME_BYTES).unwrap(), None);
+    }
+
+    #[test]
+    fn log_fields_cross_the_socket_as_they_left_the_plugin() {
+        use abi_stable::std_types::RStr;
+        use durabletask_abi::LogValue as Abi;
+        let values = [
+            Abi::Text(RStr::from_str("Tokyo")),
+            Abi::Formatted(RStr::from_str("[1, 2]")),
+            Abi::I64(i64::MIN),
+            Abi::U64(u64::MAX),
+            Abi::F64(0.25),
+            Abi::Bool(true),
+        ];
+        for value in values {
+            let field = durabletask_abi::LogField {
+                name: RStr::from_str("n"),
+                value,
+            };
+            let frame =
+                LogField::decode(LogField::from_abi(&field).encode_to_vec().as_slice()).unwrap();
+            let back = frame.to_abi().unwrap();
+            assert_eq!((back.name.as_str(), back.value), ("n", value));
+        }
+        let empty = LogField {
+            name: "n".to_owned(),
+            value: None,
+        };
+        assert!(empty.to_abi().is_none());
     }
 
     #[test]

@@ -376,6 +376,33 @@ pub async fn call_blocking_activity(ctx: OrchestrationContext, ms: u64) -> Resul
     Ok(ctx.call_activity("block_before_await", ms).await?)
 }
 
+/// Activity: logs one event with a field of every kind `tracing` records (a string, a
+/// `Display`, signed and unsigned integers, a float, a boolean, a list and a map through
+/// `Debug`), for the tests of the host's structured logs. Returns nothing.
+pub async fn log_fields(ctx: ActivityContext, _input: ()) -> Result<(), Error> {
+    let cities = vec!["Tokyo", "London"];
+    let stock = std::collections::BTreeMap::from([("apples", 3), ("pears", 0)]);
+    tracing::info!(
+        instance_id = ctx.instance_id(),
+        city = %"Seattle",
+        count = 3_u64,
+        delta = -2_i64,
+        ratio = 0.5_f64,
+        done = true,
+        cities = ?cities,
+        stock = ?stock,
+        maybe = ?Some(7),
+        "fields of every kind"
+    );
+    Ok(())
+}
+
+/// Orchestrator: calls [`log_fields`].
+pub async fn call_log_fields(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ctx.call_activity::<_, ()>("log_fields", ()).await?;
+    Ok(())
+}
+
 durabletask_sdk::export_plugin! {
     name: "faulty",
     version: env!("CARGO_PKG_VERSION"),
@@ -406,8 +433,10 @@ durabletask_sdk::export_plugin! {
         call_crashing_entity,
         call_leaking_activity,
         call_blocking_activity,
+        call_log_fields,
     ],
     activities: [
+        log_fields,
         leak_memory,
         block_before_await,
         fail_always,
