@@ -1,5 +1,5 @@
-//! OpenTelemetry traces (`[tracing]`): a span for each orchestration step, activity and
-//! entity batch the host runs, exported over OTLP/gRPC.
+//! OpenTelemetry traces (`[tracing]`): a span for each orchestration step, activity,
+//! entity batch and entity operation the host runs, exported over OTLP/gRPC.
 //!
 //! Spans are made with the OpenTelemetry API directly, not through `tracing` spans and
 //! tracing-opentelemetry: that bridge cost about twice as many instructions per span
@@ -14,12 +14,18 @@
 //! protocol's messages (`executionStarted` for an orchestration, the activity request for
 //! an activity). A step's span continues the trace its orchestration was started in, and
 //! what the step schedules gets the step's span as parent ([`stamp_scheduled_work`]).
+//! An entity operation's span ([`OperationSpans`]) continues the trace context the
+//! operation carries (`OperationRequest.traceContext`), else its batch's span.
 
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
+use durabletask_abi::entity::EntityWorkItem;
 use durabletask_proto as proto;
 use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Link, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -109,6 +115,147 @@ pub fn start(
         ])
         .start_with_context(tracer, &parent);
     Some(parent.with_span(span))
+}
+
+/// Marks the current span (a work item's, inside [`start`]'s context) as failed: the
+/// orchestration step failed its orchestration, the activity or the entity batch failed
+/// (`kind` names which, in the status's description).
+pub fn fail_current(kind: &str) {
+    Context::current()
+        .span()
+        .set_status(Status::error(format!("the {kind} failed")));
+}
+
+/// The operations of one entity batch, taken before the batch runs, to be given a span
+/// each once it has run ([`OperationSpans::end`]): the plugin reports each operation's
+/// start and end time in its result, so the spans are made afterwards with those times.
+pub struct OperationSpans {
+    entity_id: String,
+    entity_name: String,
+    plugin: String,
+    operations: Vec<Operation>,
+}
+
+/// What an operation's span needs from its request.
+struct Operation {
+    name: String,
+    request_id: String,
+    parent: Option<proto::TraceContext>,
+}
+
+impl OperationSpans {
+    /// The operations of `work` (an entity batch of `entity_name`), or `None` when traces
+    /// are off.
+    pub fn before(
+        work: &EntityWorkItem,
+        entity_name: &str,
+        plugin: &str,
+    ) -> Option<OperationSpans> {
+        TRACER.get()?;
+        let operations = match work {
+            EntityWorkItem::V1(request) => request
+                .operations
+                .iter()
+                .map(|operation| Operation {
+                    name: operation.operation.clone(),
+                    request_id: operation.request_id.clone(),
+                    parent: operation.trace_context.clone(),
+                })
+                .collect(),
+            EntityWorkItem::V2(request) => {
+                use proto::history_event::EventType;
+                request
+                    .operation_requests
+                    .iter()
+                    .filter_map(|event| match &event.event_type {
+                        Some(EventType::EntityOperationSignaled(signal)) => Some(Operation {
+                            name: signal.operation.clone(),
+                            request_id: signal.request_id.clone(),
+                            parent: None,
+                        }),
+                        Some(EventType::EntityOperationCalled(call)) => Some(Operation {
+                            name: call.operation.clone(),
+                            request_id: call.request_id.clone(),
+                            parent: None,
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            }
+        };
+        Some(OperationSpans {
+            entity_id: work.instance_id().to_owned(),
+            entity_name: entity_name.to_owned(),
+            plugin: plugin.to_owned(),
+            operations,
+        })
+    }
+
+    /// Makes and ends one span per operation, timed as `result` says (the batch's end
+    /// when it says nothing, as when the batch failed as a whole), failed when the
+    /// operation failed. Called inside the batch's span: an operation that carries no
+    /// trace context of its own is its child; one that does continues that trace, linked
+    /// to the batch's span.
+    pub fn end(self, result: &proto::EntityBatchResult) {
+        use proto::operation_result::ResultType;
+        let Some(tracer) = TRACER.get() else {
+            return;
+        };
+        let batch = Context::current();
+        let batch_span = batch.span().span_context().clone();
+        let now = SystemTime::now();
+        for (index, operation) in self.operations.into_iter().enumerate() {
+            let outcome = result
+                .results
+                .get(index)
+                .and_then(|result| result.result_type.as_ref());
+            let (started, ended, failure) = match outcome {
+                Some(ResultType::Success(success)) => {
+                    (success.start_time_utc, success.end_time_utc, None)
+                }
+                Some(ResultType::Failure(failed)) => (
+                    failed.start_time_utc,
+                    failed.end_time_utc,
+                    failed.failure_details.as_ref(),
+                ),
+                None => (None, None, result.failure_details.as_ref()),
+            };
+            let own_parent = operation
+                .parent
+                .as_ref()
+                .map(extract)
+                .filter(|parent| parent.span().span_context().is_valid());
+            let mut builder = tracer
+                .span_builder(format!(
+                    "entity operation {} {}",
+                    self.entity_name, operation.name
+                ))
+                .with_kind(SpanKind::Consumer)
+                .with_start_time(started.and_then(system_time).unwrap_or(now))
+                .with_attributes([
+                    KeyValue::new("durabletask.kind", "entity_operation"),
+                    KeyValue::new("durabletask.name", self.entity_name.clone()),
+                    KeyValue::new("durabletask.operation", operation.name),
+                    KeyValue::new("durabletask.instance_id", self.entity_id.clone()),
+                    KeyValue::new("durabletask.request_id", operation.request_id),
+                    KeyValue::new("durabletask.plugin", self.plugin.clone()),
+                ]);
+            if own_parent.is_some() && batch_span.is_valid() {
+                builder = builder.with_links(vec![Link::with_context(batch_span.clone())]);
+            }
+            let mut span =
+                builder.start_with_context(tracer, own_parent.as_ref().unwrap_or(&batch));
+            if let Some(failure) = failure {
+                span.set_status(Status::error(failure.error_type.clone()));
+            }
+            span.end_with_timestamp(ended.and_then(system_time).unwrap_or(now));
+        }
+    }
+}
+
+/// A protobuf timestamp as a `SystemTime` (`None` before the epoch or out of range).
+fn system_time(timestamp: prost_types::Timestamp) -> Option<SystemTime> {
+    SystemTime::try_from(timestamp).ok()
 }
 
 /// The context a protocol `TraceContext` names (an empty one if it names none), read by

@@ -27,6 +27,11 @@ pub struct ReceivedSpan {
     /// String attributes of the span, and the resource's `service.name`.
     pub attributes: HashMap<String, String>,
     pub service_name: String,
+    /// The status's description when the span's status is an error.
+    pub error: Option<String>,
+    /// Start and end, nanoseconds since the Unix epoch.
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
 }
 
 #[derive(Clone, Default)]
@@ -66,6 +71,13 @@ impl TraceService for Collector {
                         name: span.name,
                         attributes,
                         service_name: service_name.clone(),
+                        error: span
+                            .status
+                            .as_ref()
+                            .filter(|status| status.code == ERROR_STATUS)
+                            .map(|status| status.message.clone()),
+                        start_unix_nano: span.start_time_unix_nano,
+                        end_unix_nano: span.end_time_unix_nano,
                     });
                 }
             }
@@ -73,6 +85,9 @@ impl TraceService for Collector {
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
+
+/// `STATUS_CODE_ERROR` of OTLP's `Status.code`.
+const ERROR_STATUS: i32 = 2;
 
 fn string_of(value: &AnyValue) -> Option<String> {
     match value {

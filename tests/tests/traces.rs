@@ -2,7 +2,8 @@
 //! a trace (`client start --traceparent`, the protocol's `parentTraceContext`) is traced
 //! by the host in that trace: a span per orchestration step and per activity, named by
 //! kind and name, with the instance id and the plugin generation, the activities' spans
-//! children of the steps that scheduled them. The spans are received by an OTLP/gRPC
+//! children of the steps that scheduled them; entity operations have spans of their own.
+//! The spans are received by an OTLP/gRPC
 //! receiver of the test harness (no collector can be installed here).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -85,6 +86,110 @@ fn an_orchestration_started_in_a_trace_is_traced_in_it() -> Result<()> {
             "{activity:?} is not a child of a step: {steps:#?}"
         );
     }
+    host.sigterm()?;
+    host.wait_exit(WAIT)?;
+    Ok(())
+}
+
+/// A span per entity operation, timed by the plugin's report, a child of its batch's
+/// span, named by entity and operation; a failed operation's span says why.
+#[test]
+fn entity_operations_have_spans_of_their_own() -> Result<()> {
+    let receiver = OtlpReceiver::start()?;
+    let mut host = Host::start(
+        &HostConfig::embedded()
+            .plugin(PluginFile::built("entities")?)
+            .section(&format!(
+                "[tracing]\notlp_endpoint = \"{}\"\n",
+                receiver.endpoint()
+            )),
+    )?;
+    let client = Client::new(host.embedded_endpoint()?)?;
+    // count_to signals `add` 3 times to @counter@laps, then calls `get`.
+    let state = client
+        .run(&[
+            "start",
+            "count_to",
+            "--input",
+            r#"{"key": "laps", "times": 3}"#,
+            "--wait",
+        ])?
+        .ok()?;
+    assert_eq!(state["status"], "COMPLETED", "{state}");
+    let failed = client
+        .run(&[
+            "start",
+            "call_counter",
+            "--input",
+            r#"{"key": "spans", "operation": "explode"}"#,
+            "--wait",
+        ])?
+        .ok()?;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+
+    let named = |spans: &[ReceivedSpan], name: &str| -> Vec<ReceivedSpan> {
+        spans
+            .iter()
+            .filter(|span| span.name == name)
+            .cloned()
+            .collect()
+    };
+    let found = poll_until(WAIT, || {
+        let spans = receiver.spans();
+        let adds = named(&spans, "entity operation counter add");
+        let gets = named(&spans, "entity operation counter get");
+        let explodes = named(&spans, "entity operation counter explode");
+        let batches = named(&spans, "entity counter");
+        Ok(
+            (adds.len() >= 3 && !gets.is_empty() && !explodes.is_empty())
+                .then_some((adds, gets, explodes, batches)),
+        )
+    })?;
+    let (adds, gets, explodes, batches) = found.unwrap_or_else(|| {
+        panic!(
+            "not every entity operation's span arrived: {:#?}\n{}",
+            receiver.spans(),
+            host.log_tail()
+        )
+    });
+    let batch_ids: Vec<&str> = batches.iter().map(|batch| batch.span_id.as_str()).collect();
+    for span in adds.iter().chain(&gets).chain(&explodes) {
+        assert!(
+            batch_ids.contains(&span.parent_span_id.as_str()),
+            "{span:?} is not a child of a batch: {batches:#?}"
+        );
+        assert_eq!(span.attributes["durabletask.kind"], "entity_operation");
+        assert_eq!(span.attributes["durabletask.name"], "counter");
+        assert!(
+            span.attributes["durabletask.instance_id"].starts_with("@counter@"),
+            "{span:?}"
+        );
+        assert!(
+            !span.attributes["durabletask.request_id"].is_empty(),
+            "{span:?}"
+        );
+        assert_eq!(span.attributes["durabletask.plugin"], "entities 1.0.0");
+        assert!(span.start_unix_nano > 0 && span.start_unix_nano <= span.end_unix_nano);
+    }
+    for span in adds.iter().chain(&gets) {
+        assert_eq!(span.error, None, "{span:?}");
+    }
+    assert_eq!(
+        explodes[0].error.as_deref(),
+        Some("UnknownEntityOperation"),
+        "{:?}",
+        explodes[0]
+    );
+    assert_eq!(
+        explodes[0].attributes["durabletask.instance_id"],
+        "@counter@spans"
+    );
+    // The orchestration that failed has its failed step marked so.
+    let failed_steps: Vec<ReceivedSpan> = named(&receiver.spans(), "orchestration call_counter")
+        .into_iter()
+        .filter(|span| span.error.is_some())
+        .collect();
+    assert_eq!(failed_steps.len(), 1, "{:#?}", receiver.spans());
     host.sigterm()?;
     host.wait_exit(WAIT)?;
     Ok(())

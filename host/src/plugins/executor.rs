@@ -37,16 +37,26 @@ impl WorkItemExecutor for PluginHost {
                 return Box::pin(std::future::ready(*result));
             }
         };
+        let name = entity_name(work.instance_id());
         let meter = Meter::new(
             WorkKind::Entity,
-            entity_name(work.instance_id()),
+            name,
             &generation,
             work.instance_id(),
             None,
         );
-        meter.wrap(self.run_entity(generation, work), |result| {
-            failed_if(result.failure_details.is_some())
-        })
+        let operation_spans = traces::OperationSpans::before(&work, name, &meter.plugin);
+        let batch = self.run_entity(generation, work);
+        let batch = async move {
+            let result = batch.await;
+            // Inside the batch's span (`Meter::wrap` makes it current).
+            if let Some(spans) = operation_spans {
+                spans.end(&result);
+            }
+            result
+        };
+        // The batch fails only as a whole; its operations' failures are on their spans.
+        meter.wrap(batch, |result| failed_if(result.failure_details.is_some()))
     }
 
     fn execute_orchestrator(
@@ -373,6 +383,10 @@ impl Meter {
     }
 
     fn finished(&self, outcome: Outcome) {
+        if outcome == Outcome::Failed && self.span.is_some() {
+            // Called inside the span (see `wrap`).
+            traces::fail_current(telemetry::kind_label(self.kind));
+        }
         telemetry::executed(
             self.kind,
             &self.name,
