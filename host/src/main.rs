@@ -350,6 +350,13 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     // Handlers go in before anything slow, so an early signal is not fatal.
     let (shutdown, control_signals) =
         signals::install().map_err(|error| format!("cannot install signal handlers: {error}"))?;
+    // The recorder goes in before the backend and the plugins start, so what they record
+    // from the start (the first plugin loads, the first commits) is kept, and each plugin
+    // generation registers its work items' metrics with it as it is put in service.
+    let recorder = match config.admin.enabled {
+        true => Some(telemetry::Recorder::install()?),
+        false => None,
+    };
     let embedded = match config.backend.mode() {
         BackendMode::Embedded => {
             Some(embedded::start(&config.embedded, &config.backend.taskhub).await?)
@@ -358,7 +365,7 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     };
     let plugins = start_plugins(config)?;
     let reporting = worker::Reporting::default();
-    let admin = match start_admin(config, &plugins, &reporting, embedded.as_ref()).await {
+    let admin = match start_admin(config, recorder, &plugins, &reporting, embedded.as_ref()).await {
         Ok(admin) => admin,
         Err(error) => {
             plugins.shutdown();
@@ -416,21 +423,21 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     Ok(())
 }
 
-/// The admin listener, unless `[admin] enabled = false`. Its metrics recorder is the
-/// process's: installed here, once.
+/// The admin listener, unless `[admin] enabled = false` (then there is no `recorder`
+/// either).
 async fn start_admin(
     config: &Config,
+    recorder: Option<telemetry::Recorder>,
     plugins: &Arc<PluginHost>,
     reporting: &worker::Reporting,
     embedded: Option<&embedded::Embedded>,
 ) -> Result<Option<admin::AdminServer>, String> {
-    if !config.admin.enabled {
+    let Some(recorder) = recorder else {
         tracing::info!(
             "the admin listener is off ([admin] enabled = false): no probes, metrics or status page"
         );
         return Ok(None);
-    }
-    let recorder = telemetry::Recorder::install()?;
+    };
     let backend = match embedded {
         Some(_) => format!("embedded, task hub {}", config.backend.taskhub),
         None => format!(

@@ -78,26 +78,61 @@ pub fn kind_label(kind: WorkKind) -> &'static str {
     }
 }
 
-/// Counts one executed work item and how long it ran.
-pub fn executed(kind: WorkKind, name: &str, plugin: &str, outcome: Outcome, took: Duration) {
-    let kind = kind_label(kind);
+/// The handles the work items of one kind and name of one plugin generation are counted
+/// and timed through: registered once, when the generation is put in service, so a work
+/// item builds no labels (with no recorder installed, the handles do nothing).
+pub struct WorkItemMetrics {
+    completed: metrics::Counter,
+    failed: metrics::Counter,
+    seconds: metrics::Histogram,
+}
+
+impl WorkItemMetrics {
+    pub fn new(kind: WorkKind, name: &str, plugin: &str) -> WorkItemMetrics {
+        let kind = kind_label(kind);
+        let counter = |outcome: Outcome| {
+            metrics::counter!(
+                WORK_ITEMS_EXECUTED,
+                "kind" => kind,
+                "name" => name.to_owned(),
+                "plugin" => plugin.to_owned(),
+                "outcome" => outcome.label(),
+            )
+        };
+        WorkItemMetrics {
+            completed: counter(Outcome::Completed),
+            failed: counter(Outcome::Failed),
+            seconds: metrics::histogram!(
+                WORK_ITEM_SECONDS,
+                "kind" => kind,
+                "name" => name.to_owned(),
+                "plugin" => plugin.to_owned(),
+            ),
+        }
+    }
+
+    /// Counts one work item that ran, completed or failed, and how long it took.
+    pub fn record(&self, failed: bool, took: Duration) {
+        if failed {
+            self.failed.increment(1);
+        } else {
+            self.completed.increment(1);
+        }
+        self.seconds.record(took.as_secs_f64());
+    }
+}
+
+/// Counts one work item of `kind` that no generation served (its name is whatever a
+/// client sent, so it is not a label).
+pub fn refused(kind: WorkKind) {
     metrics::counter!(
         WORK_ITEMS_EXECUTED,
-        "kind" => kind,
-        "name" => name.to_owned(),
-        "plugin" => plugin.to_owned(),
-        "outcome" => outcome.label(),
+        "kind" => kind_label(kind),
+        "name" => NO_NAME,
+        "plugin" => "",
+        "outcome" => Outcome::Refused.label(),
     )
     .increment(1);
-    if outcome != Outcome::Refused {
-        metrics::histogram!(
-            WORK_ITEM_SECONDS,
-            "kind" => kind,
-            "name" => name.to_owned(),
-            "plugin" => plugin.to_owned(),
-        )
-        .record(took.as_secs_f64());
-    }
 }
 
 /// The process's recorder, installed once.

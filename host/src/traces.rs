@@ -17,7 +17,7 @@
 //! An entity operation's span ([`OperationSpans`]) continues the trace context the
 //! operation carries (`OperationRequest.traceContext`), else its batch's span.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use durabletask_abi::entity::EntityWorkItem;
@@ -26,7 +26,7 @@ use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{
     Link, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
 };
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
@@ -92,37 +92,73 @@ impl Traces {
     }
 }
 
+/// The name and attributes every span of one kind and name of one plugin generation
+/// shares, made once (see `plugins::generation_telemetry`): a span then copies no
+/// strings but its instance id.
+pub struct SpanNames {
+    kind: &'static str,
+    span_name: String,
+    name: StringValue,
+    plugin: StringValue,
+}
+
+impl SpanNames {
+    pub fn new(kind: &'static str, name: &str, plugin: &str) -> SpanNames {
+        SpanNames {
+            kind,
+            span_name: format!("{kind} {name}"),
+            name: StringValue::from(Arc::<str>::from(name)),
+            plugin: StringValue::from(Arc::<str>::from(plugin)),
+        }
+    }
+
+    /// `<kind> <name>`: the spans' name.
+    pub fn span_name(&self) -> &str {
+        &self.span_name
+    }
+
+    /// The generation's `plugin-name version`.
+    pub fn plugin(&self) -> &str {
+        self.plugin.as_str()
+    }
+}
+
 /// Starts the span of one work item, continuing `parent` (the protocol's trace context
 /// it carries); `None` when traces are off. The span ends when the returned context and
 /// its clones are dropped.
 pub fn start(
-    kind: &'static str,
-    name: &str,
+    names: &SpanNames,
     instance_id: &str,
-    plugin: &str,
     parent: Option<&proto::TraceContext>,
 ) -> Option<Context> {
     let tracer = TRACER.get()?;
     let parent = parent.map_or_else(Context::new, extract);
     let span = tracer
-        .span_builder(format!("{kind} {name}"))
+        .span_builder(names.span_name.clone())
         .with_kind(SpanKind::Consumer)
         .with_attributes([
-            KeyValue::new("durabletask.kind", kind),
-            KeyValue::new("durabletask.name", name.to_owned()),
-            KeyValue::new("durabletask.instance_id", instance_id.to_owned()),
-            KeyValue::new("durabletask.plugin", plugin.to_owned()),
+            KeyValue::new(KIND, names.kind),
+            KeyValue::new(NAME, names.name.clone()),
+            KeyValue::new(INSTANCE_ID, instance_id.to_owned()),
+            KeyValue::new(PLUGIN, names.plugin.clone()),
         ])
         .start_with_context(tracer, &parent);
     Some(parent.with_span(span))
 }
 
-/// Marks the current span (a work item's, inside [`start`]'s context) as failed: the
-/// orchestration step failed its orchestration, the activity or the entity batch failed
-/// (`kind` names which, in the status's description).
-pub fn fail_current(kind: &str) {
-    Context::current()
-        .span()
+/// Attribute keys.
+const KIND: &str = "durabletask.kind";
+const NAME: &str = "durabletask.name";
+const INSTANCE_ID: &str = "durabletask.instance_id";
+const PLUGIN: &str = "durabletask.plugin";
+const OPERATION: &str = "durabletask.operation";
+const REQUEST_ID: &str = "durabletask.request_id";
+
+/// Marks a work item's span (made by [`start`]) as failed: the orchestration step failed
+/// its orchestration, the activity or the entity batch failed (`kind` names which, in
+/// the status's description).
+pub fn fail(span: &Context, kind: &str) {
+    span.span()
         .set_status(Status::error(format!("the {kind} failed")));
 }
 
@@ -131,8 +167,8 @@ pub fn fail_current(kind: &str) {
 /// start and end time in its result, so the spans are made afterwards with those times.
 pub struct OperationSpans {
     entity_id: String,
-    entity_name: String,
-    plugin: String,
+    entity_name: StringValue,
+    plugin: StringValue,
     operations: Vec<Operation>,
 }
 
@@ -144,13 +180,9 @@ struct Operation {
 }
 
 impl OperationSpans {
-    /// The operations of `work` (an entity batch of `entity_name`), or `None` when traces
-    /// are off.
-    pub fn before(
-        work: &EntityWorkItem,
-        entity_name: &str,
-        plugin: &str,
-    ) -> Option<OperationSpans> {
+    /// The operations of `work` (an entity batch; `names` are its batch spans'), or
+    /// `None` when traces are off.
+    pub fn before(work: &EntityWorkItem, names: &SpanNames) -> Option<OperationSpans> {
         TRACER.get()?;
         let operations = match work {
             EntityWorkItem::V1(request) => request
@@ -185,8 +217,8 @@ impl OperationSpans {
         };
         Some(OperationSpans {
             entity_id: work.instance_id().to_owned(),
-            entity_name: entity_name.to_owned(),
-            plugin: plugin.to_owned(),
+            entity_name: names.name.clone(),
+            plugin: names.plugin.clone(),
             operations,
         })
     }
@@ -228,17 +260,18 @@ impl OperationSpans {
             let mut builder = tracer
                 .span_builder(format!(
                     "entity operation {} {}",
-                    self.entity_name, operation.name
+                    self.entity_name.as_str(),
+                    operation.name
                 ))
                 .with_kind(SpanKind::Consumer)
                 .with_start_time(started.and_then(system_time).unwrap_or(now))
                 .with_attributes([
-                    KeyValue::new("durabletask.kind", "entity_operation"),
-                    KeyValue::new("durabletask.name", self.entity_name.clone()),
-                    KeyValue::new("durabletask.operation", operation.name),
-                    KeyValue::new("durabletask.instance_id", self.entity_id.clone()),
-                    KeyValue::new("durabletask.request_id", operation.request_id),
-                    KeyValue::new("durabletask.plugin", self.plugin.clone()),
+                    KeyValue::new(KIND, "entity_operation"),
+                    KeyValue::new(NAME, self.entity_name.clone()),
+                    KeyValue::new(OPERATION, operation.name),
+                    KeyValue::new(INSTANCE_ID, self.entity_id.clone()),
+                    KeyValue::new(REQUEST_ID, operation.request_id),
+                    KeyValue::new(PLUGIN, self.plugin.clone()),
                 ]);
             if own_parent.is_some() && batch_span.is_valid() {
                 builder = builder.with_links(vec![Link::with_context(batch_span.clone())]);
@@ -339,7 +372,9 @@ mod tests {
 
     #[test]
     fn without_a_tracer_no_span_is_made() {
-        assert!(start("activity", "say_hello", "i", "hello 1.0.0", None).is_none());
+        let names = SpanNames::new("activity", "say_hello", "hello 1.0.0");
+        assert_eq!(names.span_name(), "activity say_hello");
+        assert!(start(&names, "i", None).is_none());
     }
 
     #[test]

@@ -15,12 +15,13 @@ use prost::Message as _;
 use super::calls;
 use super::crash_journal::{self, CrashJournal, Key};
 use super::generation::Generation;
+use super::generation_telemetry::WorkTelemetry;
 use super::isolation::{CallKind, Work};
 use super::loaded_plugin::Runner;
 use super::plugin_host::PluginHost;
 use super::routing::{self, Refusal};
 use super::watchdog::{Call, Watchdog};
-use crate::telemetry::{self, Outcome};
+use crate::telemetry;
 use crate::traces;
 use crate::worker::in_flight::WorkKind;
 use crate::worker::{ActivityOwner, EntityWork, OrchestratorOutcome, WorkItemExecutor};
@@ -33,7 +34,7 @@ impl WorkItemExecutor for PluginHost {
         let generation = match routing::entity(&self.catalog(), &work) {
             Ok(generation) => generation,
             Err(result) => {
-                refused(WorkKind::Entity);
+                telemetry::refused(WorkKind::Entity);
                 return Box::pin(std::future::ready(*result));
             }
         };
@@ -45,7 +46,7 @@ impl WorkItemExecutor for PluginHost {
             work.instance_id(),
             None,
         );
-        let operation_spans = traces::OperationSpans::before(&work, name, &meter.plugin);
+        let operation_spans = traces::OperationSpans::before(&work, &meter.telemetry.span);
         let batch = self.run_entity(generation, work);
         let batch = async move {
             let result = batch.await;
@@ -56,7 +57,7 @@ impl WorkItemExecutor for PluginHost {
             result
         };
         // The batch fails only as a whole; its operations' failures are on their spans.
-        meter.wrap(batch, |result| failed_if(result.failure_details.is_some()))
+        meter.wrap(batch, |result| result.failure_details.is_some())
     }
 
     fn execute_orchestrator(
@@ -82,7 +83,7 @@ impl WorkItemExecutor for PluginHost {
         let generation = match routing::activity(&self.catalog(), &request) {
             Ok(generation) => generation,
             Err(response) => {
-                refused(WorkKind::Activity);
+                telemetry::refused(WorkKind::Activity);
                 return Box::pin(std::future::ready(*response));
             }
         };
@@ -94,7 +95,7 @@ impl WorkItemExecutor for PluginHost {
             request.parent_trace_context.as_ref(),
         );
         meter.wrap(self.run_activity(generation, request), |response| {
-            failed_if(response.failure_details.is_some())
+            response.failure_details.is_some()
         })
     }
 }
@@ -169,13 +170,13 @@ impl PluginHost {
                 route.generation
             }
             Err(Refusal::Fail(response)) => {
-                refused(WorkKind::Orchestration);
+                telemetry::refused(WorkKind::Orchestration);
                 return Box::pin(std::future::ready(OrchestratorOutcome::Completed(
                     *response,
                 )));
             }
             Err(Refusal::Reject(reason)) => {
-                refused(WorkKind::Orchestration);
+                telemetry::refused(WorkKind::Orchestration);
                 return Box::pin(std::future::ready(OrchestratorOutcome::Rejected { reason }));
             }
         };
@@ -199,7 +200,7 @@ impl PluginHost {
         if let Some(crashes) = self.poisoned(key) {
             let details = self.crashed(&generation, &what, crashes);
             self.sticky.forget(&request.instance_id);
-            meter.finished(Outcome::Failed);
+            meter.finished(true);
             return Box::pin(std::future::ready(OrchestratorOutcome::Completed(
                 failure::orchestration(
                     request.instance_id.clone(),
@@ -250,10 +251,7 @@ impl PluginHost {
                 traces::stamp_scheduled_work(&mut response);
                 OrchestratorOutcome::Completed(response)
             },
-            |outcome| match outcome {
-                OrchestratorOutcome::Completed(response) => failed_if(fails(response)),
-                OrchestratorOutcome::Rejected { .. } => Outcome::Refused,
-            },
+            |outcome| matches!(outcome, OrchestratorOutcome::Completed(response) if fails(response)),
         )
     }
 
@@ -350,8 +348,7 @@ impl PluginHost {
 /// (see [`crate::traces`]).
 struct Meter {
     kind: WorkKind,
-    name: String,
-    plugin: String,
+    telemetry: Arc<WorkTelemetry>,
     started: Instant,
     /// The work item's span, when traces are on.
     span: Option<opentelemetry::Context>,
@@ -365,48 +362,36 @@ impl Meter {
         instance_id: &str,
         parent: Option<&proto::TraceContext>,
     ) -> Meter {
-        let plugin = generation.label();
-        let span = traces::start(
-            telemetry::kind_label(kind),
-            name,
-            instance_id,
-            &plugin,
-            parent,
-        );
+        let telemetry = generation.telemetry(kind, name);
+        let span = traces::start(&telemetry.span, instance_id, parent);
         Meter {
             kind,
-            name: name.to_owned(),
-            plugin,
+            telemetry,
             started: Instant::now(),
             span,
         }
     }
 
-    fn finished(&self, outcome: Outcome) {
-        if outcome == Outcome::Failed && self.span.is_some() {
-            // Called inside the span (see `wrap`).
-            traces::fail_current(telemetry::kind_label(self.kind));
+    fn finished(&self, failed: bool) {
+        if let Some(span) = self.span.as_ref().filter(|_| failed) {
+            traces::fail(span, telemetry::kind_label(self.kind));
         }
-        telemetry::executed(
-            self.kind,
-            &self.name,
-            &self.plugin,
-            outcome,
-            self.started.elapsed(),
-        );
+        self.telemetry
+            .metrics
+            .record(failed, self.started.elapsed());
     }
 
-    /// `work`, recording its outcome (`judge`) when it ends.
+    /// `work`, recording whether it failed (`failed`) when it ends.
     fn wrap<T: Send + 'static>(
         self,
         work: impl Future<Output = T> + Send + 'static,
-        judge: fn(&T) -> Outcome,
+        failed: fn(&T) -> bool,
     ) -> BoxFuture<'static, T> {
         use opentelemetry::trace::FutureExt as _;
         let span = self.span.clone();
         let metered = async move {
             let value = work.await;
-            self.finished(judge(&value));
+            self.finished(failed(&value));
             value
         };
         match span {
@@ -414,26 +399,6 @@ impl Meter {
             Some(span) => Box::pin(metered.with_context(span)),
             None => Box::pin(metered),
         }
-    }
-}
-
-/// A work item no generation serves: its name is whatever a client sent, so it is not a
-/// label.
-fn refused(kind: WorkKind) {
-    telemetry::executed(
-        kind,
-        telemetry::NO_NAME,
-        "",
-        Outcome::Refused,
-        Duration::ZERO,
-    );
-}
-
-fn failed_if(failed: bool) -> Outcome {
-    if failed {
-        Outcome::Failed
-    } else {
-        Outcome::Completed
     }
 }
 

@@ -9,16 +9,25 @@
 
 use std::sync::Arc;
 
+use super::generation_telemetry::{GenerationTelemetry, WorkTelemetry};
 use super::loaded_plugin::LoadedPlugin;
+use crate::worker::in_flight::WorkKind;
 
 /// A plugin library in service.
 pub struct Generation {
     plugin: Arc<LoadedPlugin>,
+    telemetry: GenerationTelemetry,
 }
 
 impl Generation {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Arc<Self> {
-        Arc::new(Self { plugin })
+        let telemetry = GenerationTelemetry::new(&plugin);
+        Arc::new(Self { plugin, telemetry })
+    }
+
+    /// What a work item of `kind` and `name` run by this generation records.
+    pub(crate) fn telemetry(&self, kind: WorkKind, name: &str) -> Arc<WorkTelemetry> {
+        self.telemetry.of(kind, name)
     }
 
     /// The library and what it registers.

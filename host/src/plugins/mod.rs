@@ -36,6 +36,7 @@ mod executor;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod generation;
+mod generation_telemetry;
 mod inventory;
 pub mod isolation;
 mod loaded_plugin;
