@@ -8,9 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
-pub mod client;
 pub mod config;
-pub mod connection;
 pub mod embedded;
 pub mod logging;
 pub mod plugins;

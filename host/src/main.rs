@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use durabletask_host::client::cli::{self as client_cli, ClientArgs};
+use durabletask_client::cli::{self as client_cli, ClientArgs};
+use durabletask_host::config::connection::load_client_defaults;
 use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::isolation::IsolationSettings;
@@ -119,7 +120,7 @@ fn main() -> ExitCode {
                 Ok(runtime) => runtime,
                 Err(error) => return no_runtime(&error),
             };
-            let code = runtime.block_on(client_cli::run(*args));
+            let code = runtime.block_on(client_cli::run(*args, load_client_defaults));
             runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
             ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE))
         }

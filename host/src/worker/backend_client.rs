@@ -12,7 +12,7 @@ use durabletask_proto::{
 use tokio_stream::StreamExt;
 use tonic::Status;
 
-use crate::connection::SidecarClient;
+use durabletask_client::connection::SidecarClient;
 
 /// A connection to the backend the worker serves. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -30,13 +30,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use durabletask_backend::InProcessClient;
+use durabletask_client::connection::{self, CallMetadata, ConnectionError};
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
 
 pub use executor::{ActivityOwner, EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
 use crate::config::{BackendMode, BackendSettings, WorkerSettings};
-use crate::connection::{self, BearerToken, CallMetadata, ConnectionError};
 use backoff::Backoff;
 use dispatch::Dispatcher;
 pub use in_flight::InFlight;
@@ -165,13 +165,12 @@ fn check_connection_settings(
     backend: &BackendSettings,
     worker_id: &str,
 ) -> Result<(), ConnectionError> {
-    let token = BearerToken::from_settings(backend)?;
+    let token = backend
+        .token_source()
+        .map(|source| source.read())
+        .transpose()?;
     let metadata = CallMetadata::new(&backend.taskhub, Some(worker_id), token.as_ref())?;
     // Lazy: this does not touch the network, it only validates the address.
-    connection::connect(
-        &backend.endpoint,
-        &connection::TlsTrust::from_settings(backend),
-        metadata,
-    )?;
+    connection::connect(&backend.endpoint, &backend.tls_trust(), metadata)?;
     Ok(())
 }

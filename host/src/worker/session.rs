@@ -13,13 +13,13 @@ use tokio::time::Instant;
 use tonic::Code;
 
 use durabletask_backend::InProcessClient;
+use durabletask_client::connection::{self, CallMetadata};
 
 use super::backend_client::BackendClient;
 use super::backoff::{Backoff, Cause};
 use super::dispatch::Dispatcher;
 use super::outage::Outage;
 use crate::config::{BackendSettings, WorkerSettings};
-use crate::connection::{self, BearerToken, CallMetadata};
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -127,15 +127,18 @@ impl Session<'_> {
         // A token that cannot be read is a local problem no quick retry fixes.
         let local = |error: connection::ConnectionError| Failure::refused(error.to_string());
         // A token command may take seconds: off the event loop, which has work in flight.
-        let settings = self.backend.clone();
-        let token = tokio::task::spawn_blocking(move || BearerToken::from_settings(&settings))
-            .await
-            .map_err(|error| Failure::refused(format!("reading the bearer token failed: {error}")))?
-            .map_err(local)?;
+        let source = self.backend.token_source();
+        let token =
+            tokio::task::spawn_blocking(move || source.map(|source| source.read()).transpose())
+                .await
+                .map_err(|error| {
+                    Failure::refused(format!("reading the bearer token failed: {error}"))
+                })?
+                .map_err(local)?;
         let metadata =
             CallMetadata::new(&self.backend.taskhub, Some(self.worker_id), token.as_ref())
                 .map_err(local)?;
-        let tls = connection::TlsTrust::from_settings(self.backend);
+        let tls = self.backend.tls_trust();
         let client = BackendClient::Grpc(
             connection::connect(&self.backend.endpoint, &tls, metadata).map_err(local)?,
         );

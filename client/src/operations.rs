@@ -1,239 +1,33 @@
-//! A command-line client for the backend: start, inspect and control orchestrations; signal
-//! and read entities.
-//!
-//! Every operation returns the one JSON object the CLI prints, so tests can drive the
-//! backend through the same code path as a user. [`cli`] is the thin clap layer.
+//! The operations of the client, one gRPC call (or a few) each, every one returning the
+//! JSON object the CLI prints, so tests drive the backend through the same code path as a
+//! user.
 
-pub mod cli;
-mod history;
-mod schedule;
-mod state;
-
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use durabletask_abi::entity::EntityInstanceId;
 use durabletask_proto::{
     CreateInstanceRequest, EntityQuery, GetEntityRequest, GetInstanceRequest, GetInstanceResponse,
-    InstanceQuery, OrchestrationStatus, PurgeInstancesRequest, QueryEntitiesRequest,
-    QueryInstancesRequest, RaiseEventRequest, RestartInstanceRequest, ResumeRequest,
-    RewindInstanceRequest, SignalEntityRequest, StreamInstanceHistoryRequest, SuspendRequest,
-    TerminateRequest, purge_instances_request,
+    InstanceQuery, PurgeInstancesRequest, QueryEntitiesRequest, QueryInstancesRequest,
+    RaiseEventRequest, RestartInstanceRequest, ResumeRequest, RewindInstanceRequest,
+    SignalEntityRequest, StreamInstanceHistoryRequest, SuspendRequest, TerminateRequest,
+    purge_instances_request,
 };
 use prost_types::Timestamp;
 use serde_json::{Value, json};
 use tonic::Code;
 
-pub use history::{event_to_json, kind_name};
-pub use schedule::signal_time;
-pub use state::{entity_to_json, failure_to_json, payload, state_to_json, status_name};
-
-use crate::config::Endpoint;
-use crate::connection::{self, BearerToken, CallMetadata, SidecarClient, TlsTrust};
+use crate::connection::{self, CallMetadata, SidecarClient};
+use crate::history::event_to_json;
+use crate::paging::{Page, follow_pages};
+use crate::state::{self, entity_to_json, state_to_json};
+use crate::{
+    ClientError, ClientOptions, Endpoint, EntityListOptions, ListOptions, SignalOptions,
+    StartOptions,
+};
 
 /// A deadline for calls that should answer at once, so a hung backend cannot hang the CLI.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Why an operation failed. Each kind has its own exit code and JSON shape.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// A bad argument (invalid JSON, bad endpoint). Exit 2.
-    #[error("{0}")]
-    Usage(String),
-    /// The backend could not be reached or refused the call. Exit 2.
-    #[error("{operation} on the backend at {endpoint} failed: {code:?}: {message}")]
-    Rpc {
-        endpoint: String,
-        operation: &'static str,
-        code: Code,
-        message: String,
-    },
-    /// Waiting for completion took longer than allowed. Exit 3.
-    #[error("instance '{instance_id}' did not complete within {timeout:?}")]
-    Timeout {
-        instance_id: String,
-        timeout: Duration,
-    },
-    /// No such instance. Exit 4.
-    #[error("instance '{instance_id}' does not exist")]
-    NotFound { instance_id: String },
-    /// No such entity (never signalled, or purged). Exit 4, like an unknown instance.
-    #[error("entity '{entity_id}' does not exist")]
-    EntityNotFound { entity_id: String },
-    /// `start`: StartInstance succeeded (the instance WAS started), but the read that followed
-    /// (GetInstance, or the wait of `--wait`) failed. Exit 5, or 3 when the wait timed out.
-    #[error("instance '{instance_id}' was started, but {source}")]
-    Started {
-        instance_id: String,
-        source: Box<ClientError>,
-    },
-    /// The instance exists but is in the wrong state for the operation (rewinding one that
-    /// did not fail, restarting one still running). Exit 2.
-    #[error("{message}")]
-    WrongState {
-        instance_id: String,
-        message: String,
-    },
-}
-
-impl ClientError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ClientError::Usage(_) | ClientError::Rpc { .. } | ClientError::WrongState { .. } => 2,
-            ClientError::Timeout { .. } => 3,
-            ClientError::NotFound { .. } | ClientError::EntityNotFound { .. } => 4,
-            ClientError::Started { source, .. } => match **source {
-                ClientError::Timeout { .. } => 3,
-                _ => 5,
-            },
-        }
-    }
-
-    /// The object printed on stdout for this error.
-    pub fn to_json(&self) -> Value {
-        match self {
-            ClientError::NotFound { instance_id } => {
-                json!({ "instance_id": instance_id, "exists": false })
-            }
-            ClientError::EntityNotFound { entity_id } => {
-                json!({ "entity_id": entity_id, "exists": false })
-            }
-            ClientError::Timeout { instance_id, .. }
-            | ClientError::WrongState { instance_id, .. } => {
-                json!({ "error": self.to_string(), "instance_id": instance_id })
-            }
-            ClientError::Started { instance_id, .. } => {
-                json!({ "error": self.to_string(), "instance_id": instance_id, "started": true })
-            }
-            ClientError::Usage(_) | ClientError::Rpc { .. } => json!({ "error": self.to_string() }),
-        }
-    }
-}
-
-/// Where to connect and as whom.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    pub endpoint: String,
-    pub taskhub: String,
-    pub token: Option<BearerToken>,
-    /// How an https endpoint's certificate is checked.
-    pub tls: TlsTrust,
-}
-
-/// What `start` needs beyond the orchestrator name.
-#[derive(Debug, Clone, Default)]
-pub struct StartOptions {
-    /// JSON text, already validated with [`validate_json`].
-    pub input: Option<String>,
-    pub instance_id: Option<String>,
-    pub version: Option<String>,
-    /// Copied by the backend into the orchestration's `executionStarted` event.
-    pub tags: HashMap<String, String>,
-    /// Wait for completion, at most this long.
-    pub wait: Option<Duration>,
-    /// The W3C `traceparent` it starts in (validated by the caller).
-    pub traceparent: Option<String>,
-}
-
-/// How much of a listing to fetch; `list` and `list-entities` page alike.
-#[derive(Debug, Clone)]
-pub struct Paging {
-    /// At most this many results in all (at least 1).
-    pub limit: usize,
-    /// At most this many results per backend call (at least 1).
-    pub page_size: usize,
-    /// Where a previous listing stopped (its `continuation_token`).
-    pub continuation_token: Option<String>,
-}
-
-impl Default for Paging {
-    fn default() -> Self {
-        Paging {
-            limit: DEFAULT_LIST_LIMIT,
-            page_size: DEFAULT_PAGE_SIZE,
-            continuation_token: None,
-        }
-    }
-}
-
-/// What `list` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct ListOptions {
-    /// Only instances in one of these statuses (none: any status).
-    pub statuses: Vec<OrchestrationStatus>,
-    /// Only instances whose id starts with this.
-    pub prefix: Option<String>,
-    pub paging: Paging,
-}
-
-/// What `list-entities` asks for.
-#[derive(Debug, Clone)]
-pub struct EntityListOptions {
-    /// Only entities whose whole id (`@name@key`, name lowercase) starts with this.
-    pub prefix: Option<String>,
-    /// Fetch each entity's state (else `state` is null).
-    pub include_state: bool,
-    pub paging: Paging,
-}
-
-/// What `signal-entity` sends beyond the entity and the operation.
-#[derive(Debug, Clone, Default)]
-pub struct SignalOptions {
-    /// JSON text, already validated with [`validate_json`].
-    pub input: Option<String>,
-    /// Deliver the signal at this time rather than now.
-    pub at: Option<Timestamp>,
-}
-
-/// How many results a listing returns unless told otherwise.
-pub const DEFAULT_LIST_LIMIT: usize = 100;
-/// How many results a listing asks for per call unless told otherwise.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-
-/// The statuses `list --status` accepts, in protocol order.
-const STATUS_NAMES: [(&str, OrchestrationStatus); 8] = [
-    ("RUNNING", OrchestrationStatus::Running),
-    ("COMPLETED", OrchestrationStatus::Completed),
-    ("CONTINUED_AS_NEW", OrchestrationStatus::ContinuedAsNew),
-    ("FAILED", OrchestrationStatus::Failed),
-    ("CANCELED", OrchestrationStatus::Canceled),
-    ("TERMINATED", OrchestrationStatus::Terminated),
-    ("PENDING", OrchestrationStatus::Pending),
-    ("SUSPENDED", OrchestrationStatus::Suspended),
-];
-
-/// A status by the name `status` prints (`COMPLETED`, ...), in any case; the error names
-/// the flag and every accepted name.
-pub fn parse_status(flag: &str, name: &str) -> Result<OrchestrationStatus, ClientError> {
-    let wanted = name.trim().replace('-', "_");
-    STATUS_NAMES
-        .iter()
-        .find(|(known, _)| known.eq_ignore_ascii_case(&wanted))
-        .map(|(_, status)| *status)
-        .ok_or_else(|| {
-            let accepted: Vec<&str> = STATUS_NAMES.iter().map(|(known, _)| *known).collect();
-            ClientError::Usage(format!(
-                "invalid {flag} '{name}': expected one of {} (in any case)",
-                accepted.join(", ")
-            ))
-        })
-}
-
-/// Checks that a flag's value is JSON; the error names the flag.
-pub fn validate_json(flag: &str, text: &str) -> Result<String, ClientError> {
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map(|_| text.to_owned())
-        .map_err(|error| ClientError::Usage(format!("invalid JSON in {flag}: {error}")))
-}
-
-/// The canonical form of an entity id (`@Counter@K` is `@counter@K`); the error names the
-/// id and the expected form.
-pub fn entity_id(text: &str) -> Result<String, ClientError> {
-    EntityInstanceId::parse(text)
-        .map(|id| id.to_string())
-        .map_err(|error| ClientError::Usage(format!("invalid entity id: {error}")))
-}
-
+/// A connection to one backend and task hub, and the operations on it.
 pub struct Client {
     inner: SidecarClient,
     endpoint: String,
@@ -772,38 +566,6 @@ impl Client {
     }
 }
 
-/// One answer of a paged query, already rendered.
-struct Page {
-    items: Vec<Value>,
-    continuation_token: Option<String>,
-}
-
-/// Calls `fetch(count, token)` for page after page, following continuation tokens until
-/// there are no more or `paging.limit` items are in. Returns the items and the token to
-/// go on from (None when there is nothing more).
-async fn follow_pages(
-    paging: Paging,
-    mut fetch: impl AsyncFnMut(i32, Option<String>) -> Result<Page, ClientError>,
-) -> Result<(Vec<Value>, Option<String>), ClientError> {
-    let limit = paging.limit.max(1);
-    let page_size = paging.page_size.max(1);
-    let mut items = Vec::new();
-    let mut token = paging.continuation_token.filter(|token| !token.is_empty());
-    loop {
-        let remaining = limit - items.len();
-        let count = i32::try_from(remaining.min(page_size)).unwrap_or(i32::MAX);
-        let page = fetch(count, token.take()).await?;
-        let page_was_empty = page.items.is_empty();
-        items.extend(page.items.into_iter().take(remaining));
-        token = page.continuation_token.filter(|token| !token.is_empty());
-        // An empty page with a token would loop forever: stop and hand the token back.
-        if token.is_none() || items.len() >= limit || page_was_empty {
-            break;
-        }
-    }
-    Ok((items, token))
-}
-
 fn instance_state(instance_id: &str, response: GetInstanceResponse) -> Result<Value, ClientError> {
     match response.orchestration_state {
         Some(state) if response.exists => Ok(state_to_json(&state)),
@@ -854,98 +616,12 @@ fn wrong_state_for(instance_id: &str, verb: &str, why: &str, error: ClientError)
 fn is_local_deadline(status: &tonic::Status) -> bool {
     status.code() == Code::Cancelled && status.message().contains("Timeout expired")
 }
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-
-    #[test]
-    fn invalid_json_names_the_flag() {
-        let error = validate_json("--input", "{nope").unwrap_err();
-        assert!(error.to_string().contains("--input"));
-        assert_eq!(error.exit_code(), 2);
-        assert_eq!(validate_json("--data", " [1, 2] ").unwrap(), " [1, 2] ");
-    }
-
-    #[test]
-    fn error_shapes() {
-        let not_found = ClientError::NotFound {
-            instance_id: "x".into(),
-        };
-        assert_eq!(
-            not_found.to_json(),
-            json!({"instance_id": "x", "exists": false})
-        );
-        assert_eq!(not_found.exit_code(), 4);
-        let timeout = ClientError::Timeout {
-            instance_id: "x".into(),
-            timeout: Duration::from_secs(1),
-        };
-        assert_eq!(timeout.exit_code(), 3);
-        let started = ClientError::Started {
-            instance_id: "i".into(),
-            source: Box::new(ClientError::Rpc {
-                endpoint: "e".into(),
-                operation: "GetInstance",
-                code: Code::Unavailable,
-                message: "gone".into(),
-            }),
-        };
-        assert_eq!(started.exit_code(), 5);
-        assert_eq!(started.to_json()["started"], true);
-        assert_eq!(started.to_json()["instance_id"], "i");
-        assert!(started.to_string().contains("'i' was started"), "{started}");
-        assert_eq!(timeout.to_json()["instance_id"], "x");
-        let no_entity = ClientError::EntityNotFound {
-            entity_id: "@counter@k".into(),
-        };
-        assert_eq!(
-            no_entity.to_json(),
-            json!({"entity_id": "@counter@k", "exists": false})
-        );
-        assert_eq!(no_entity.exit_code(), 4);
-        assert_eq!(no_entity.to_string(), "entity '@counter@k' does not exist");
-    }
-
-    #[test]
-    fn entity_ids_are_canonical_or_refused() {
-        assert_eq!(entity_id("@Counter@K").unwrap(), "@counter@K");
-        let error = entity_id("@counter@a@b").unwrap_err();
-        assert_eq!(error.exit_code(), 2);
-        let message = error.to_string();
-        assert!(message.contains("'@counter@a@b'"), "{message}");
-        assert!(message.contains("@name@key"), "{message}");
-    }
-
-    #[test]
-    fn statuses_parse_by_their_printed_names() {
-        for status in [
-            OrchestrationStatus::Running,
-            OrchestrationStatus::Completed,
-            OrchestrationStatus::ContinuedAsNew,
-            OrchestrationStatus::Failed,
-            OrchestrationStatus::Canceled,
-            OrchestrationStatus::Terminated,
-            OrchestrationStatus::Pending,
-            OrchestrationStatus::Suspended,
-        ] {
-            let name = status_name(status as i32);
-            assert_eq!(parse_status("--status", &name).unwrap(), status);
-            assert_eq!(
-                parse_status("--status", &name.to_lowercase()).unwrap(),
-                status
-            );
-        }
-        assert_eq!(
-            parse_status("--status", "continued-as-new").unwrap(),
-            OrchestrationStatus::ContinuedAsNew
-        );
-        let error = parse_status("--status", "ORCHESTRATION_STATUS_FOO").unwrap_err();
-        assert_eq!(error.exit_code(), 2);
-        assert!(error.to_string().contains("--status"), "{error}");
-    }
+    use crate::connection::TlsTrust;
 
     #[test]
     fn a_failed_precondition_says_what_state_is_wrong() {

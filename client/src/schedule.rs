@@ -9,7 +9,7 @@ use prost_types::Timestamp;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::ClientError;
+use crate::ClientError;
 
 /// The delay units `+DELAY` accepts, with their lengths (humantime's short names).
 const UNITS: [(&str, Duration); 15] = [

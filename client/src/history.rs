@@ -14,7 +14,7 @@ use durabletask_proto::history_event::EventType;
 use durabletask_proto::{HistoryEvent, OrchestrationInstance, ParentInstanceInfo};
 use serde_json::{Map, Value, json};
 
-use super::state::{failure_to_json, payload, state_to_json, status_name, timestamp};
+use crate::state::{failure_to_json, payload, state_to_json, status_name, timestamp};
 
 /// One event: `{"event_id", "timestamp", "kind", ...its fields}`.
 pub fn event_to_json(event: &HistoryEvent) -> Value {

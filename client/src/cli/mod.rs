@@ -3,54 +3,26 @@
 //! Exactly one JSON object goes to stdout; on an error a one-line explanation also goes to
 //! stderr, and the exit code says what kind of error it was (see [`ClientError::exit_code`]).
 
+mod args;
+mod output;
+mod settings;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{
-    Client, ClientError, ClientOptions, DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, EntityListOptions,
-    ListOptions, Paging, SignalOptions, StartOptions, entity_id, parse_status, signal_time,
-    validate_json,
+pub use args::{ClientArgs, PagingArgs, Verb};
+pub use output::{EXIT_BROKEN_PIPE, print_stderr, print_stdout, write_failure_code};
+pub use settings::ConfigDefaults;
+
+use crate::{
+    Client, ClientError, EntityListOptions, ListOptions, SignalOptions, StartOptions, entity_id,
+    parse_status, signal_time, validate_json,
 };
-use crate::config::{BackendMode, Config};
-use crate::connection::{BearerToken, TlsTrust};
-
-/// Where the client connects when neither a flag nor a config file says.
-const DEFAULT_ENDPOINT: &str = "http://localhost:4001";
-const DEFAULT_TASKHUB: &str = "default";
-/// The config file read when `--config` is not given, if it exists (as the host does).
-const DEFAULT_CONFIG: &str = "host.toml";
-
-#[derive(Debug, Args)]
-pub struct ClientArgs {
-    /// The host's configuration file: the client uses its backend endpoint, task hub,
-    /// token and TLS trust (the embedded backend's certificate, or [backend] ca_file), and
-    /// its [versioning] default_version for `start`. Default: host.toml in the
-    /// current directory, if there is one. Flags win over the file.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The backend's address (http:// plaintext, https:// TLS). Default: the config
-    /// file's, else http://localhost:4001.
-    #[arg(long, global = true)]
-    pub endpoint: Option<String>,
-    /// The task hub, sent as the `taskhub` header. Default: the config file's, else
-    /// "default".
-    #[arg(long, global = true)]
-    pub taskhub: Option<String>,
-    /// An environment variable holding a bearer token (default: the config file's token
-    /// settings, if any).
-    #[arg(long, global = true, conflicts_with = "token_file")]
-    pub token_env: Option<String>,
-    /// A file holding a bearer token (its first line that is not blank or a `#` comment;
-    /// default: the config file's token settings, if any).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    #[command(subcommand)]
-    pub verb: Verb,
-}
+use output::EXIT_ERROR;
+use settings::connection_settings;
 
 /// A W3C `traceparent` value: `00-<32 hex, not all 0>-<16 hex, not all 0>-<2 hex>`.
 fn check_traceparent(value: &str) -> Result<(), ClientError> {
@@ -75,263 +47,14 @@ fn check_traceparent(value: &str) -> Result<(), ClientError> {
     }
 }
 
-/// The paging flags `list` and `list-entities` share.
-#[derive(Debug, Clone, Args)]
-pub struct PagingArgs {
-    /// At most this many results in all.
-    #[arg(long, default_value_t = DEFAULT_LIST_LIMIT)]
-    pub limit: usize,
-    /// At most this many results per request to the backend.
-    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
-    pub page_size: usize,
-    /// Go on where a previous call of the same verb stopped (its continuation_token).
-    #[arg(long)]
-    pub continuation_token: Option<String>,
-}
-
-impl PagingArgs {
-    /// The paging, once the counts are known to be positive.
-    fn checked(&self) -> Result<Paging, ClientError> {
-        Ok(Paging {
-            limit: positive("--limit", self.limit)?,
-            page_size: positive("--page-size", self.page_size)?,
-            continuation_token: self.continuation_token.clone(),
-        })
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Verb {
-    /// Start an orchestration.
-    Start {
-        /// The orchestrator's name.
-        name: String,
-        /// The input, as JSON.
-        #[arg(long)]
-        input: Option<String>,
-        /// The instance id (default: chosen by the backend).
-        #[arg(long)]
-        id: Option<String>,
-        /// The orchestration's version (default: [versioning] default_version of the
-        /// config file, if any).
-        #[arg(long)]
-        version: Option<String>,
-        /// A tag for the instance, KEY=VALUE (repeat for several); the backend copies the
-        /// tags into its executionStarted event.
-        #[arg(long = "tag", value_name = "KEY=VALUE")]
-        tags: Vec<String>,
-        /// Wait for the orchestration to finish and print its final state.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this many seconds (exit 3).
-        #[arg(long, default_value_t = 60.0)]
-        timeout: f64,
-        /// Start it inside this W3C trace context (a `traceparent` header's value,
-        /// 00-<trace id>-<span id>-<flags>): the host's spans for it join that trace.
-        #[arg(long, value_name = "TRACEPARENT")]
-        traceparent: Option<String>,
-    },
-    /// Print an instance's state (exit 4 if it does not exist).
-    Status {
-        /// The instance id.
-        id: String,
-    },
-    /// Wait for an instance to finish and print its final state.
-    Wait {
-        /// The instance id.
-        id: String,
-        /// Give up after this many seconds (exit 3).
-        #[arg(long, default_value_t = 60.0)]
-        timeout: f64,
-    },
-    /// Send an external event to an instance (to a finished one, it is accepted and
-    /// read by nothing: a note says so).
-    RaiseEvent {
-        /// The instance id.
-        id: String,
-        /// The event's name, as the orchestration waits for it.
-        name: String,
-        /// The event's data, as JSON.
-        #[arg(long)]
-        data: Option<String>,
-    },
-    /// Suspend a running instance: it takes no step until resumed (events that arrive
-    /// meanwhile are kept).
-    Suspend {
-        /// The instance id.
-        id: String,
-        /// Why, recorded in its history.
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Resume a suspended instance.
-    Resume {
-        /// The instance id.
-        id: String,
-        /// Why, recorded in its history.
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Terminate an instance: it ends as TERMINATED at once, whatever it was waiting for
-    /// (a finished instance is left as it is, with a note saying so).
-    Terminate {
-        /// The instance id.
-        id: String,
-        /// The instance's output, as JSON.
-        #[arg(long)]
-        output: Option<String>,
-    },
-    /// Delete a finished instance and its history (exit 2, saying so, if it has not
-    /// finished; exit 4 if it does not exist).
-    Purge {
-        /// The instance id.
-        id: String,
-    },
-    /// Print an instance's history, oldest event first.
-    History {
-        /// The instance id.
-        id: String,
-    },
-    /// Rewind a FAILED instance: its failed activities and sub-orchestrations run again.
-    Rewind {
-        /// The instance id.
-        id: String,
-        /// Why, recorded in its history.
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Run a finished instance again from the start, with the same input.
-    Restart {
-        /// The instance id.
-        id: String,
-        /// Run it under a new instance id (default: the same id, replacing it).
-        #[arg(long)]
-        new_id: bool,
-    },
-    /// List instances, newest last.
-    List {
-        /// Only instances in this status (RUNNING, COMPLETED, FAILED, ...; any case).
-        /// Repeat the flag or separate with commas for several.
-        #[arg(long = "status", value_name = "STATUS", value_delimiter = ',')]
-        statuses: Vec<String>,
-        /// Only instances whose id starts with this.
-        #[arg(long)]
-        prefix: Option<String>,
-        #[command(flatten)]
-        paging: PagingArgs,
-    },
-    /// Send an operation to an entity without waiting for it to run.
-    ///
-    /// A one-way signal: the entity (created by its first signal) runs the operation when
-    /// the host next picks it up; read the result with get-entity.
-    SignalEntity {
-        /// The entity, as @name@key (e.g. @counter@k1); the name is case-insensitive and
-        /// printed lowercase, the key is kept as given.
-        #[arg(value_name = "ID")]
-        id: String,
-        /// The operation to run, e.g. add.
-        #[arg(value_name = "OP")]
-        operation: String,
-        /// The operation's input, as JSON.
-        #[arg(long, value_name = "JSON")]
-        input: Option<String>,
-        /// Deliver the signal later (default: now): an RFC 3339 timestamp with its offset
-        /// (2026-11-28T12:00:00Z) or '+' and a delay from now (+30s, +2m, +1h30m; units
-        /// ms, s, m, h, d). A time already past delivers at once.
-        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-        at: Option<String>,
-    },
-    /// Print an entity's state and metadata (exit 4 if it does not exist).
-    GetEntity {
-        /// The entity, as @name@key (the name is case-insensitive).
-        #[arg(value_name = "ID")]
-        id: String,
-        /// Leave out the state (printed as null): only whether it exists and its metadata.
-        #[arg(long)]
-        no_state: bool,
-    },
-    /// List entities and their states.
-    ///
-    /// In id order on the reference backend. Entities with operations still queued are
-    /// left out until those have run. Prints {"entities": [...], "continuation_token"}.
-    ListEntities {
-        /// Only entities whose whole id starts with this. Ids are @name@key with the name
-        /// lowercase: --prefix @counter@ lists every counter entity, @counter@eu- those
-        /// whose key starts with eu-.
-        #[arg(long)]
-        prefix: Option<String>,
-        /// Leave out the states (printed as null).
-        #[arg(long)]
-        no_state: bool,
-        #[command(flatten)]
-        paging: PagingArgs,
-    },
-}
-
-/// Where to connect, and the version `start` gives orchestrations started without
-/// `--version`: from the flags, else the config file (`--config`, or `host.toml` here
-/// if it exists), else the defaults.
-fn connection_settings(args: &ClientArgs) -> Result<(ClientOptions, Option<String>), ClientError> {
-    let config = match &args.config {
-        Some(path) => Some(load_config(path)?),
-        None if Path::new(DEFAULT_CONFIG).is_file() => {
-            Some(load_config(Path::new(DEFAULT_CONFIG))?)
-        }
-        None => None,
-    };
-    let token = match (&args.token_env, &args.token_file, &config) {
-        (Some(name), _, _) => Some(BearerToken::from_env(name).map_err(usage)?),
-        (None, Some(file), _) => Some(BearerToken::from_file(file).map_err(usage)?),
-        (None, None, Some(config)) => BearerToken::from_settings(&config.backend).map_err(usage)?,
-        (None, None, None) => None,
-    };
-    let endpoint = args
-        .endpoint
-        .clone()
-        .or_else(|| config.as_ref().map(backend_endpoint))
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-    let taskhub = args
-        .taskhub
-        .clone()
-        .or_else(|| config.as_ref().map(|c| c.backend.taskhub.clone()))
-        .unwrap_or_else(|| DEFAULT_TASKHUB.to_owned());
-    let tls = config
-        .as_ref()
-        .map(|config| TlsTrust::from_settings(&config.backend))
-        .unwrap_or_default();
-    let default_version = config
-        .and_then(|c| c.versioning)
-        .and_then(|versioning| versioning.default_version);
-    Ok((
-        ClientOptions {
-            endpoint,
-            taskhub,
-            token,
-            tls,
-        },
-        default_version,
-    ))
-}
-
-/// Where the configured backend is: the embedded one's address, or the remote endpoint.
-fn backend_endpoint(config: &Config) -> String {
-    match config.backend.mode() {
-        BackendMode::Embedded => config.embedded.client_endpoint().to_string(),
-        BackendMode::Remote => config.backend.endpoint.to_string(),
-    }
-}
-
-fn load_config(path: &Path) -> Result<Config, ClientError> {
-    Config::load(path).map_err(|error| ClientError::Usage(error.to_string()))
-}
-
-fn usage(error: impl std::fmt::Display) -> ClientError {
-    ClientError::Usage(error.to_string())
-}
-
 /// Runs the client command, prints its result, and returns the process exit code.
-pub async fn run(args: ClientArgs) -> i32 {
-    let (value, code) = match execute(args).await {
+/// `load_defaults` reads the host's configuration file at the path given (`--config`, or
+/// `host.toml` here if there is one); its error is printed as a usage error.
+pub async fn run(
+    args: ClientArgs,
+    load_defaults: impl FnOnce(&Path) -> Result<ConfigDefaults, String>,
+) -> i32 {
+    let (value, code) = match execute(args, load_defaults).await {
         Ok(value) => (value, 0),
         Err(error) => {
             print_stderr(&format!("error: {error}"));
@@ -345,45 +68,12 @@ pub async fn run(args: ClientArgs) -> i32 {
     }
 }
 
-/// The exit code when stdout was closed before the result was written (`client list | head
-/// -n1`): 128 + SIGPIPE, what shells report for a writer killed by a broken pipe.
-pub const EXIT_BROKEN_PIPE: i32 = 141;
-
-/// The exit code of errors (a gRPC or usage error, and a result that could not be written).
-const EXIT_ERROR: i32 = 2;
-
-/// Writes `text` to stdout and flushes it. A closed stdout (EPIPE) or any other write error is
-/// returned instead of panicking as `println!` would.
-pub fn print_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()
-}
-
-/// The exit code after writing the result to stdout failed: [`EXIT_BROKEN_PIPE`], quietly,
-/// when the reader closed the pipe (it did not want more: not an error to report), else
-/// `otherwise`, with the reason on stderr (a full disk must not pass for a closed pipe).
-pub fn write_failure_code(error: &std::io::Error, otherwise: i32) -> i32 {
-    if error.kind() == std::io::ErrorKind::BrokenPipe {
-        EXIT_BROKEN_PIPE
-    } else {
-        print_stderr(&format!(
-            "error: cannot write the result to stdout: {error}"
-        ));
-        otherwise
-    }
-}
-
-/// Writes one line to stderr; a closed stderr is ignored (there is nowhere left to say it).
-pub fn print_stderr(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
-
 /// Parses the arguments further (JSON, durations) and performs the call.
-pub async fn execute(args: ClientArgs) -> Result<Value, ClientError> {
-    let (connection, default_version) = connection_settings(&args)?;
+pub async fn execute(
+    args: ClientArgs,
+    load_defaults: impl FnOnce(&Path) -> Result<ConfigDefaults, String>,
+) -> Result<Value, ClientError> {
+    let (connection, default_version) = connection_settings(&args, load_defaults)?;
     let json_flag = |flag: &str, value: Option<String>| {
         value.map(|text| validate_json(flag, &text)).transpose()
     };
@@ -765,105 +455,17 @@ mod tests {
     /// Runs `args` against port 1, where nothing listens: a usage error proves the network
     /// was never tried.
     async fn offline(args: &[&str]) -> ClientError {
-        execute(ClientArgs {
+        let args = ClientArgs {
             config: None,
             endpoint: Some("http://127.0.0.1:1".into()),
             taskhub: None,
             token_env: None,
             token_file: None,
             verb: parse(args),
-        })
-        .await
-        .unwrap_err()
-    }
-
-    fn args_with(config: Option<PathBuf>, flags: &[(&str, &str)]) -> ClientArgs {
-        let flag = |name: &str| {
-            flags
-                .iter()
-                .find(|(flag, _)| *flag == name)
-                .map(|(_, value)| (*value).to_owned())
         };
-        ClientArgs {
-            config,
-            endpoint: flag("endpoint"),
-            taskhub: flag("taskhub"),
-            token_env: None,
-            token_file: None,
-            verb: parse(&["status", "x"]),
-        }
-    }
-
-    #[test]
-    fn a_config_file_gives_endpoint_taskhub_and_default_version_and_flags_win() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("host.toml");
-        std::fs::write(
-            &path,
-            "[backend]\nendpoint = \"http://backend.example:4100\"\ntaskhub = \"orders\"\n\n[versioning]\ndefault_version = \"1.2.3\"\n",
-        )
-        .unwrap();
-        let (options, default_version) =
-            connection_settings(&args_with(Some(path.clone()), &[])).unwrap();
-        assert_eq!(options.endpoint, "http://backend.example:4100");
-        assert_eq!(options.taskhub, "orders");
-        assert_eq!(default_version.as_deref(), Some("1.2.3"));
-
-        let flags = [("endpoint", "http://other:1"), ("taskhub", "hub2")];
-        let (options, _) = connection_settings(&args_with(Some(path), &flags)).unwrap();
-        assert_eq!(
-            (options.endpoint.as_str(), options.taskhub.as_str()),
-            ("http://other:1", "hub2")
-        );
-    }
-
-    #[test]
-    fn with_an_embedded_backend_the_client_connects_to_its_listen_address() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("host.toml");
-        std::fs::write(
-            &path,
-            "[embedded]\nlisten = \"0.0.0.0:4100\"\ninsecure = true\n",
-        )
-        .unwrap();
-        let (options, _) = connection_settings(&args_with(Some(path), &[])).unwrap();
-        assert_eq!(options.endpoint, "http://127.0.0.1:4100");
-    }
-
-    #[test]
-    fn with_an_embedded_backend_serving_tls_the_client_uses_https_and_trusts_its_certificate() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("host.toml");
-        std::fs::write(
-            &path,
-            "[embedded]\nlisten = \"127.0.0.1:4100\"\ntls_cert_file = \"tls/cert.pem\"\ntls_key_file = \"tls/key.pem\"\n",
-        )
-        .unwrap();
-        let (options, _) = connection_settings(&args_with(Some(path), &[])).unwrap();
-        assert_eq!(options.endpoint, "https://127.0.0.1:4100");
-        assert_eq!(
-            options.tls,
-            TlsTrust {
-                ca_file: Some(dir.path().join("tls/cert.pem")),
-                server_name: Some("localhost".to_owned()),
-                identity: None,
-            }
-        );
-    }
-
-    #[test]
-    fn without_a_config_file_the_defaults_apply_and_a_bad_file_is_a_usage_error() {
-        let (options, default_version) = connection_settings(&args_with(None, &[])).unwrap();
-        assert_eq!(options.endpoint, DEFAULT_ENDPOINT);
-        assert_eq!(options.taskhub, DEFAULT_TASKHUB);
-        assert_eq!(default_version, None);
-        let error = connection_settings(&args_with(Some("/nonexistent/host.toml".into()), &[]))
-            .unwrap_err();
-        assert!(matches!(error, ClientError::Usage(_)), "{error}");
-        assert!(
-            error.to_string().contains("/nonexistent/host.toml"),
-            "{error}"
-        );
+        execute(args, |_| Err("no config file".to_owned()))
+            .await
+            .unwrap_err()
     }
 
     #[test]
@@ -954,14 +556,6 @@ mod tests {
         let error = offline(&["list-entities", "--page-size", "0"]).await;
         assert!(matches!(error, ClientError::Usage(_)), "{error}");
         assert!(error.to_string().contains("--page-size"), "{error}");
-    }
-
-    #[test]
-    fn a_closed_pipe_exits_141_and_other_write_errors_keep_their_own_code() {
-        let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        assert_eq!(write_failure_code(&closed, 2), EXIT_BROKEN_PIPE);
-        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
-        assert_eq!(write_failure_code(&full, 2), 2);
     }
 
     #[test]

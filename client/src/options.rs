@@ -1,0 +1,90 @@
+//! What the operations take beyond an instance id: connection, start, listing and signal
+//! options, each already checked by the caller.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use durabletask_proto::OrchestrationStatus;
+use prost_types::Timestamp;
+
+use crate::connection::{BearerToken, TlsTrust};
+
+/// Where to connect and as whom.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub endpoint: String,
+    pub taskhub: String,
+    pub token: Option<BearerToken>,
+    /// How an https endpoint's certificate is checked.
+    pub tls: TlsTrust,
+}
+
+/// What `start` needs beyond the orchestrator name.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// JSON text, already validated with [`validate_json`].
+    pub input: Option<String>,
+    pub instance_id: Option<String>,
+    pub version: Option<String>,
+    /// Copied by the backend into the orchestration's `executionStarted` event.
+    pub tags: HashMap<String, String>,
+    /// Wait for completion, at most this long.
+    pub wait: Option<Duration>,
+    /// The W3C `traceparent` it starts in (validated by the caller).
+    pub traceparent: Option<String>,
+}
+
+/// How much of a listing to fetch; `list` and `list-entities` page alike.
+#[derive(Debug, Clone)]
+pub struct Paging {
+    /// At most this many results in all (at least 1).
+    pub limit: usize,
+    /// At most this many results per backend call (at least 1).
+    pub page_size: usize,
+    /// Where a previous listing stopped (its `continuation_token`).
+    pub continuation_token: Option<String>,
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Paging {
+            limit: DEFAULT_LIST_LIMIT,
+            page_size: DEFAULT_PAGE_SIZE,
+            continuation_token: None,
+        }
+    }
+}
+
+/// What `list` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Only instances in one of these statuses (none: any status).
+    pub statuses: Vec<OrchestrationStatus>,
+    /// Only instances whose id starts with this.
+    pub prefix: Option<String>,
+    pub paging: Paging,
+}
+
+/// What `list-entities` asks for.
+#[derive(Debug, Clone)]
+pub struct EntityListOptions {
+    /// Only entities whose whole id (`@name@key`, name lowercase) starts with this.
+    pub prefix: Option<String>,
+    /// Fetch each entity's state (else `state` is null).
+    pub include_state: bool,
+    pub paging: Paging,
+}
+
+/// What `signal-entity` sends beyond the entity and the operation.
+#[derive(Debug, Clone, Default)]
+pub struct SignalOptions {
+    /// JSON text, already validated with [`validate_json`].
+    pub input: Option<String>,
+    /// Deliver the signal at this time rather than now.
+    pub at: Option<Timestamp>,
+}
+
+/// How many results a listing returns unless told otherwise.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+/// How many results a listing asks for per call unless told otherwise.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
