@@ -34,4 +34,4 @@ pub use options::{
 };
 pub use schedule::signal_time;
 pub use state::{entity_to_json, failure_to_json, payload, state_to_json, status_name};
-pub use values::{entity_id, parse_status, validate_json};
+pub use values::{JsonText, TraceParent, entity_id, parse_status};

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use durabletask_abi::entity::EntityInstanceId;
 use durabletask_proto::{
     CreateInstanceRequest, EntityQuery, GetEntityRequest, GetInstanceRequest, GetInstanceResponse,
     InstanceQuery, PurgeInstancesRequest, QueryEntitiesRequest, QueryInstancesRequest,
@@ -20,7 +21,7 @@ use crate::history::event_to_json;
 use crate::paging::{Page, follow_pages};
 use crate::state::{self, entity_to_json, state_to_json};
 use crate::{
-    ClientError, ClientOptions, Endpoint, EntityListOptions, ListOptions, SignalOptions,
+    ClientError, ClientOptions, EntityListOptions, JsonText, ListOptions, SignalOptions,
     StartOptions,
 };
 
@@ -36,15 +37,13 @@ pub struct Client {
 impl Client {
     /// Prepares a connection (made lazily, on the first call). Needs a tokio runtime.
     pub fn connect(options: &ClientOptions) -> Result<Client, ClientError> {
-        let endpoint = Endpoint::parse(&options.endpoint)
-            .map_err(|reason| ClientError::Usage(format!("invalid --endpoint: {reason}")))?;
         let metadata = CallMetadata::new(&options.taskhub, None, options.token.as_ref())
             .map_err(|error| ClientError::Usage(error.to_string()))?;
-        let inner = connection::connect(&endpoint, &options.tls, metadata)
+        let inner = connection::connect(&options.endpoint, &options.tls, metadata)
             .map_err(|error| ClientError::Usage(error.to_string()))?;
         Ok(Client {
             inner,
-            endpoint: endpoint.to_string(),
+            endpoint: options.endpoint.to_string(),
         })
     }
 
@@ -54,11 +53,11 @@ impl Client {
             instance_id: options.instance_id.unwrap_or_default(),
             name: name.to_owned(),
             version: options.version,
-            input: options.input,
+            input: options.input.map(JsonText::into_string),
             tags: options.tags,
             parent_trace_context: options.traceparent.map(|trace_parent| {
                 durabletask_proto::TraceContext {
-                    trace_parent,
+                    trace_parent: trace_parent.into_string(),
                     ..Default::default()
                 }
             }),
@@ -134,12 +133,12 @@ impl Client {
         &self,
         instance_id: &str,
         name: &str,
-        data: Option<String>,
+        data: Option<JsonText>,
     ) -> Result<Value, ClientError> {
         let request = RaiseEventRequest {
             instance_id: instance_id.to_owned(),
             name: name.to_owned(),
-            input: data,
+            input: data.map(JsonText::into_string),
         };
         let finished = self.finished_status(instance_id).await;
         let answer = self
@@ -199,11 +198,11 @@ impl Client {
     pub async fn terminate(
         &self,
         instance_id: &str,
-        output: Option<String>,
+        output: Option<JsonText>,
     ) -> Result<Value, ClientError> {
         let request = TerminateRequest {
             instance_id: instance_id.to_owned(),
-            output,
+            output: output.map(JsonText::into_string),
             recursive: false,
         };
         let finished = self.finished_status(instance_id).await;
@@ -408,23 +407,25 @@ impl Client {
         Ok(json!({ "instances": instances, "continuation_token": token }))
     }
 
-    /// Queues operation `operation` for an entity (by its canonical id, see [`entity_id`])
-    /// without waiting for it to run: `{"entity_id", "operation", "signalled": true,
+    /// Queues operation `operation` for an entity without waiting for it to run:
+    /// `{"entity_id" (in its canonical form), "operation", "signalled": true,
     /// "scheduled_time": <RFC 3339, or null for now>}`.
     pub async fn signal_entity(
         &self,
-        entity_id: &str,
+        entity_id: &EntityInstanceId,
         operation: &str,
         options: SignalOptions,
     ) -> Result<Value, ClientError> {
-        let scheduled_time = state::timestamp(options.at.as_ref());
+        let entity_id = entity_id.to_string();
+        let at = options.at.map(Timestamp::from);
+        let scheduled_time = state::timestamp(at.as_ref());
         let request = SignalEntityRequest {
-            instance_id: entity_id.to_owned(),
+            instance_id: entity_id.clone(),
             name: operation.to_owned(),
-            input: options.input,
+            input: options.input.map(JsonText::into_string),
             // The backend uses the request id to tell signals apart; each call is a new one.
             request_id: uuid::Uuid::new_v4().to_string(),
-            scheduled_time: options.at,
+            scheduled_time: at,
             request_time: Some(Timestamp::from(SystemTime::now())),
             parent_trace_context: None,
         };
@@ -447,11 +448,12 @@ impl Client {
     /// renders it; [`ClientError::EntityNotFound`] if it does not exist.
     pub async fn get_entity(
         &self,
-        entity_id: &str,
+        entity_id: &EntityInstanceId,
         include_state: bool,
     ) -> Result<Value, ClientError> {
+        let entity_id = entity_id.to_string();
         let request = GetEntityRequest {
-            instance_id: entity_id.to_owned(),
+            instance_id: entity_id.clone(),
             include_state,
         };
         let response = self
@@ -464,9 +466,7 @@ impl Client {
             .await?;
         match response.entity {
             Some(entity) if response.exists => Ok(entity_to_json(&entity)),
-            _ => Err(ClientError::EntityNotFound {
-                entity_id: entity_id.to_owned(),
-            }),
+            _ => Err(ClientError::EntityNotFound { entity_id }),
         }
     }
 
@@ -660,7 +660,7 @@ mod tests {
     async fn unreachable_backend_names_the_endpoint() {
         // Port 1 on localhost: nothing listens there, so the connection is refused.
         let client = Client::connect(&ClientOptions {
-            endpoint: "http://127.0.0.1:1".into(),
+            endpoint: crate::Endpoint::parse("http://127.0.0.1:1").unwrap(),
             taskhub: "default".into(),
             token: None,
             tls: TlsTrust::default(),

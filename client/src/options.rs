@@ -1,18 +1,18 @@
 //! What the operations take beyond an instance id: connection, start, listing and signal
-//! options, each already checked by the caller.
+//! options, in checked types (the CLI makes them once, from the flags).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use durabletask_proto::OrchestrationStatus;
-use prost_types::Timestamp;
 
 use crate::connection::{BearerToken, TlsTrust};
+use crate::{Endpoint, JsonText, TraceParent};
 
 /// Where to connect and as whom.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    pub endpoint: String,
+    pub endpoint: Endpoint,
     pub taskhub: String,
     pub token: Option<BearerToken>,
     /// How an https endpoint's certificate is checked.
@@ -20,22 +20,21 @@ pub struct ClientOptions {
 }
 
 /// What `start` needs beyond the orchestrator name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartOptions {
-    /// JSON text, already validated with [`validate_json`].
-    pub input: Option<String>,
+    pub input: Option<JsonText>,
     pub instance_id: Option<String>,
     pub version: Option<String>,
     /// Copied by the backend into the orchestration's `executionStarted` event.
     pub tags: HashMap<String, String>,
     /// Wait for completion, at most this long.
     pub wait: Option<Duration>,
-    /// The W3C `traceparent` it starts in (validated by the caller).
-    pub traceparent: Option<String>,
+    /// The W3C trace context it starts in.
+    pub traceparent: Option<TraceParent>,
 }
 
 /// How much of a listing to fetch; `list` and `list-entities` page alike.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paging {
     /// At most this many results in all (at least 1).
     pub limit: usize,
@@ -56,7 +55,7 @@ impl Default for Paging {
 }
 
 /// What `list` asks for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
     /// Only instances in one of these statuses (none: any status).
     pub statuses: Vec<OrchestrationStatus>,
@@ -66,7 +65,7 @@ pub struct ListOptions {
 }
 
 /// What `list-entities` asks for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntityListOptions {
     /// Only entities whose whole id (`@name@key`, name lowercase) starts with this.
     pub prefix: Option<String>,
@@ -76,12 +75,11 @@ pub struct EntityListOptions {
 }
 
 /// What `signal-entity` sends beyond the entity and the operation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignalOptions {
-    /// JSON text, already validated with [`validate_json`].
-    pub input: Option<String>,
+    pub input: Option<JsonText>,
     /// Deliver the signal at this time rather than now.
-    pub at: Option<Timestamp>,
+    pub at: Option<SystemTime>,
 }
 
 /// How many results a listing returns unless told otherwise.

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use prost_types::Timestamp;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -32,14 +31,14 @@ const UNITS: [(&str, Duration); 15] = [
 
 /// The time `text` names: an RFC 3339 timestamp (`2026-11-28T12:00:00Z`), or `+` and a
 /// delay after `now` (`+30s`, `+2m`, `+1h30m`). The error names the flag and both forms.
-pub fn signal_time(flag: &str, text: &str, now: SystemTime) -> Result<Timestamp, ClientError> {
+pub fn signal_time(flag: &str, text: &str, now: SystemTime) -> Result<SystemTime, ClientError> {
     let parsed = match text.trim().strip_prefix('+') {
         Some(delay) => parse_delay(delay).and_then(|delay| now.checked_add(delay)),
         None => OffsetDateTime::parse(text.trim(), &Rfc3339)
             .ok()
             .map(SystemTime::from),
     };
-    parsed.map(Timestamp::from).ok_or_else(|| {
+    parsed.ok_or_else(|| {
         ClientError::Usage(format!(
             "invalid {flag} '{text}': expected an RFC 3339 timestamp with its offset \
              (e.g. 2026-11-28T12:00:00Z) or '+' and a delay from now (e.g. +30s, +2m, \
@@ -82,10 +81,12 @@ fn next_part(text: &str) -> Option<(Duration, &str)> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use prost_types::Timestamp;
+
     use super::*;
 
     fn at(text: &str) -> Result<Timestamp, ClientError> {
-        signal_time("--at", text, SystemTime::UNIX_EPOCH)
+        signal_time("--at", text, SystemTime::UNIX_EPOCH).map(Timestamp::from)
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The checks of argument values the operations rely on: JSON payloads, status names,
-//! entity ids. Each error names the flag or argument, as a usage error (exit 2).
+//! The values the operations take that must be checked first: JSON payloads, W3C trace
+//! parents, status names, entity ids. Each is checked once, where it is made; the error
+//! names the flag or argument, as a usage error (exit 2).
 
 use durabletask_abi::entity::EntityInstanceId;
 use durabletask_proto::OrchestrationStatus;
@@ -35,18 +36,72 @@ pub fn parse_status(flag: &str, name: &str) -> Result<OrchestrationStatus, Clien
         })
 }
 
-/// Checks that a flag's value is JSON; the error names the flag.
-pub fn validate_json(flag: &str, text: &str) -> Result<String, ClientError> {
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map(|_| text.to_owned())
-        .map_err(|error| ClientError::Usage(format!("invalid JSON in {flag}: {error}")))
+/// A payload known to be JSON, kept as the text given: the backend stores what the user
+/// wrote (a parsed and re-serialized value could reorder keys or round numbers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `text`, if it is JSON; the error names the flag.
+    pub fn parse(flag: &str, text: String) -> Result<Self, ClientError> {
+        match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+            Ok(_) => Ok(Self(text)),
+            Err(error) => Err(ClientError::Usage(format!(
+                "invalid JSON in {flag}: {error}"
+            ))),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
-/// The canonical form of an entity id (`@Counter@K` is `@counter@K`); the error names the
-/// id and the expected form.
-pub fn entity_id(text: &str) -> Result<String, ClientError> {
+/// A W3C `traceparent` value: `00-<32 hex, not all 0>-<16 hex, not all 0>-<2 hex>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent(String);
+
+impl TraceParent {
+    /// `value`, if it has the form above; the error names `--traceparent`.
+    pub fn parse(value: String) -> Result<Self, ClientError> {
+        let parts: Vec<&str> = value.split('-').collect();
+        let hex = |part: &str, length: usize| {
+            part.len() == length
+                && part.bytes().all(|byte| byte.is_ascii_hexdigit())
+                && part.bytes().any(|byte| byte != b'0')
+        };
+        let valid = parts.len() == 4
+            && parts[0] == "00"
+            && hex(parts[1], 32)
+            && hex(parts[2], 16)
+            && parts[3].len() == 2
+            && parts[3].bytes().all(|byte| byte.is_ascii_hexdigit());
+        if valid {
+            Ok(Self(value))
+        } else {
+            Err(ClientError::Usage(format!(
+                "invalid --traceparent \"{value}\": expected 00-<32 hex digits>-<16 hex digits>-<2 hex digits>"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// An entity id (`@name@key`; the name is case-insensitive, `@Counter@K` is
+/// `@counter@K`); the error names the id and the expected form.
+pub fn entity_id(text: &str) -> Result<EntityInstanceId, ClientError> {
     EntityInstanceId::parse(text)
-        .map(|id| id.to_string())
         .map_err(|error| ClientError::Usage(format!("invalid entity id: {error}")))
 }
 
@@ -59,15 +114,42 @@ mod tests {
 
     #[test]
     fn invalid_json_names_the_flag() {
-        let error = validate_json("--input", "{nope").unwrap_err();
+        let error = JsonText::parse("--input", "{nope".to_owned()).unwrap_err();
         assert!(error.to_string().contains("--input"));
         assert_eq!(error.exit_code(), 2);
-        assert_eq!(validate_json("--data", " [1, 2] ").unwrap(), " [1, 2] ");
+        let kept = JsonText::parse("--data", " [1, 2] ".to_owned()).unwrap();
+        assert_eq!(kept.as_str(), " [1, 2] ");
+    }
+
+    #[test]
+    fn a_traceparent_has_the_w3c_form() {
+        let valid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert_eq!(
+            TraceParent::parse(valid.to_owned()).unwrap().as_str(),
+            valid
+        );
+        for bad in [
+            "00-abc",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",
+        ] {
+            let error = TraceParent::parse(bad.to_owned()).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("invalid --traceparent \"{bad}\"")),
+                "{error}"
+            );
+        }
     }
 
     #[test]
     fn entity_ids_are_canonical_or_refused() {
-        assert_eq!(entity_id("@Counter@K").unwrap(), "@counter@K");
+        assert_eq!(entity_id("@Counter@K").unwrap().to_string(), "@counter@K");
         let error = entity_id("@counter@a@b").unwrap_err();
         assert_eq!(error.exit_code(), 2);
         let message = error.to_string();

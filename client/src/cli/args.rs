@@ -1,14 +1,20 @@
 //! The command line of `durabletask-host client`, as clap reads it: the connection flags
-//! and one verb with its flags, still as text (see [`super::execute`] for the checks).
+//! and one verb with its flags, still as text. [`super::Invocation::from_args`] checks
+//! and converts them, once; nothing reads these types after that.
+//!
+//! The doc comments of the flags are clap's `--help` text, written for a terminal:
+//! `[backend] ca_file` names a section of the config file, `<trace id>` a placeholder,
+//! not a link or a tag, so rustdoc's link and HTML checks are off here.
+
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::{ClientError, DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, Paging};
+use crate::{DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE};
 
-use super::positive;
-
+/// `durabletask-host client [FLAGS] <VERB> ...`.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// The host's configuration file: the client uses its backend endpoint, task hub,
@@ -51,17 +57,7 @@ pub struct PagingArgs {
     pub continuation_token: Option<String>,
 }
 
-impl PagingArgs {
-    /// The paging, once the counts are known to be positive.
-    pub(super) fn checked(&self) -> Result<Paging, ClientError> {
-        Ok(Paging {
-            limit: positive("--limit", self.limit)?,
-            page_size: positive("--page-size", self.page_size)?,
-            continuation_token: self.continuation_token.clone(),
-        })
-    }
-}
-
+/// What the client is asked to do, with the verb's own flags.
 #[derive(Debug, Subcommand)]
 pub enum Verb {
     /// Start an orchestration.
@@ -228,4 +224,21 @@ pub enum Verb {
         #[command(flatten)]
         paging: PagingArgs,
     },
+}
+
+/// The arguments clap makes of `client <words>`, for the tests of what comes of them.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(super) fn parse_args(words: &[&str]) -> ClientArgs {
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        client: ClientArgs,
+    }
+
+    Cli::try_parse_from(std::iter::once("client").chain(words.iter().copied()))
+        .unwrap()
+        .client
 }

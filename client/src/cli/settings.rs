@@ -5,7 +5,7 @@
 //! over what the client needs of it as [`ConfigDefaults`], through the loader given to
 //! [`super::run`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::ClientArgs;
 use crate::connection::{TlsTrust, TokenSource};
@@ -33,37 +33,68 @@ pub struct ConfigDefaults {
     pub default_version: Option<String>,
 }
 
+/// The connection flags, checked: each wins over the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionFlags {
+    /// `--config`: the host's configuration file (else `host.toml` here, if it exists).
+    pub config: Option<PathBuf>,
+    /// `--endpoint`.
+    pub endpoint: Option<Endpoint>,
+    /// `--taskhub`.
+    pub taskhub: Option<String>,
+    /// `--token-env` or `--token-file`.
+    pub token: Option<TokenSource>,
+}
+
+impl ConnectionFlags {
+    /// The flags of `args`; a bad `--endpoint` is a usage error naming it.
+    pub fn from_args(args: &ClientArgs) -> Result<Self, ClientError> {
+        let endpoint = args
+            .endpoint
+            .as_deref()
+            .map(Endpoint::parse)
+            .transpose()
+            .map_err(|reason| ClientError::Usage(format!("invalid --endpoint: {reason}")))?;
+        let token = match (&args.token_env, &args.token_file) {
+            (Some(name), _) => Some(TokenSource::Env(name.clone())),
+            (None, Some(file)) => Some(TokenSource::File(file.clone())),
+            (None, None) => None,
+        };
+        Ok(Self {
+            config: args.config.clone(),
+            endpoint,
+            taskhub: args.taskhub.clone(),
+            token,
+        })
+    }
+}
+
 /// Where to connect, and the version `start` gives orchestrations started without
 /// `--version`: from the flags, else the config file (`--config`, or `host.toml` here
-/// if it exists; `load_defaults` reads it), else the defaults.
+/// if it exists; `load_defaults` reads it), else the defaults. The token is read here.
 pub(super) fn connection_settings(
-    args: &ClientArgs,
+    flags: ConnectionFlags,
     load_defaults: impl FnOnce(&Path) -> Result<ConfigDefaults, String>,
 ) -> Result<(ClientOptions, Option<String>), ClientError> {
-    let config = match &args.config {
+    let config = match &flags.config {
         Some(path) => Some(load_defaults(path).map_err(ClientError::Usage)?),
         None if Path::new(DEFAULT_CONFIG).is_file() => {
             Some(load_defaults(Path::new(DEFAULT_CONFIG)).map_err(ClientError::Usage)?)
         }
         None => None,
     };
-    let token_source = match (&args.token_env, &args.token_file) {
-        (Some(name), _) => Some(TokenSource::Env(name.clone())),
-        (None, Some(file)) => Some(TokenSource::File(file.clone())),
-        (None, None) => config.as_ref().and_then(|config| config.token.clone()),
-    };
-    let token = token_source
+    let token = flags
+        .token
+        .or_else(|| config.as_ref().and_then(|config| config.token.clone()))
         .map(|source| source.read())
         .transpose()
         .map_err(|error| ClientError::Usage(error.to_string()))?;
-    let endpoint = args
+    let endpoint = flags
         .endpoint
-        .clone()
-        .or_else(|| config.as_ref().map(|config| config.endpoint.to_string()))
-        .unwrap_or_else(|| Endpoint::default().to_string());
-    let taskhub = args
+        .or_else(|| config.as_ref().map(|config| config.endpoint.clone()))
+        .unwrap_or_default();
+    let taskhub = flags
         .taskhub
-        .clone()
         .or_else(|| config.as_ref().map(|config| config.taskhub.clone()))
         .unwrap_or_else(|| DEFAULT_TASKHUB.to_owned());
     let (tls, default_version) = config
@@ -84,21 +115,12 @@ pub(super) fn connection_settings(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::path::PathBuf;
-
-    use clap::Parser;
-
     use super::*;
+    use crate::cli::args::parse_args;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        client: ClientArgs,
-    }
-
-    fn args(flags: &[&str]) -> ClientArgs {
-        let words = ["client"].iter().chain(flags).chain(&["status", "x"]);
-        Cli::try_parse_from(words).unwrap().client
+    fn args(flags: &[&str]) -> ConnectionFlags {
+        let words: Vec<&str> = flags.iter().copied().chain(["status", "x"]).collect();
+        ConnectionFlags::from_args(&parse_args(&words)).unwrap()
     }
 
     fn defaults() -> ConfigDefaults {
@@ -122,8 +144,8 @@ mod tests {
             Ok(defaults())
         };
         let (options, default_version) =
-            connection_settings(&args(&["--config", "/etc/dt/host.toml"]), load).unwrap();
-        assert_eq!(options.endpoint, "https://backend.example:4100");
+            connection_settings(args(&["--config", "/etc/dt/host.toml"]), load).unwrap();
+        assert_eq!(options.endpoint.to_string(), "https://backend.example:4100");
         assert_eq!(options.taskhub, "orders");
         assert_eq!(options.tls, defaults().tls);
         assert_eq!(default_version.as_deref(), Some("1.2.3"));
@@ -136,9 +158,12 @@ mod tests {
             "--taskhub",
             "hub2",
         ];
-        let (options, _) = connection_settings(&args(&flags), |_| Ok(defaults())).unwrap();
+        let (options, _) = connection_settings(args(&flags), |_| Ok(defaults())).unwrap();
         assert_eq!(
-            (options.endpoint.as_str(), options.taskhub.as_str()),
+            (
+                options.endpoint.to_string().as_str(),
+                options.taskhub.as_str()
+            ),
             ("http://other:1", "hub2")
         );
     }
@@ -146,13 +171,13 @@ mod tests {
     #[test]
     fn without_a_config_file_the_defaults_apply_and_a_bad_file_is_a_usage_error() {
         let unread = |_: &Path| -> Result<ConfigDefaults, String> { panic!("no file to read") };
-        let (options, default_version) = connection_settings(&args(&[]), unread).unwrap();
-        assert_eq!(options.endpoint, "http://localhost:4001");
+        let (options, default_version) = connection_settings(args(&[]), unread).unwrap();
+        assert_eq!(options.endpoint.to_string(), "http://localhost:4001");
         assert_eq!(options.taskhub, DEFAULT_TASKHUB);
         assert_eq!(options.tls, TlsTrust::default());
         assert_eq!(default_version, None);
         let refused = |path: &Path| Err(format!("{}: cannot read", path.display()));
-        let error = connection_settings(&args(&["--config", "/nonexistent/host.toml"]), refused)
+        let error = connection_settings(args(&["--config", "/nonexistent/host.toml"]), refused)
             .unwrap_err();
         assert!(matches!(error, ClientError::Usage(_)), "{error}");
         assert_eq!(error.to_string(), "/nonexistent/host.toml: cannot read");
@@ -173,10 +198,10 @@ mod tests {
         };
         let flags = ["--config", "host.toml", "--token-file"];
         let flags: Vec<&str> = flags.into_iter().chain(file.to_str()).collect();
-        let (options, _) = connection_settings(&args(&flags), |_| with_token()).unwrap();
+        let (options, _) = connection_settings(args(&flags), |_| with_token()).unwrap();
         assert!(options.token.is_some());
         let error =
-            connection_settings(&args(&["--config", "host.toml"]), |_| with_token()).unwrap_err();
+            connection_settings(args(&["--config", "host.toml"]), |_| with_token()).unwrap_err();
         assert!(matches!(error, ClientError::Usage(_)), "{error}");
         assert!(
             error
@@ -184,5 +209,23 @@ mod tests {
                 .contains("DURABLETASK_NO_SUCH_TOKEN_VARIABLE"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_connection_flags_are_checked_once() {
+        let flags = args(&["--endpoint", "GRPCS://b:1", "--token-env", "TOKEN"]);
+        assert_eq!(flags.endpoint.unwrap().uri(), "https://b:1");
+        assert_eq!(flags.token, Some(TokenSource::Env("TOKEN".to_owned())));
+        let flags = args(&["--token-file", "t", "--taskhub", "hub"]);
+        assert_eq!(flags.token, Some(TokenSource::File(PathBuf::from("t"))));
+        assert_eq!(flags.taskhub.as_deref(), Some("hub"));
+        for (endpoint, reason) in [("nohost", "no scheme"), ("ftp://x", "unsupported scheme")] {
+            let parsed = parse_args(&["--endpoint", endpoint, "status", "x"]);
+            let error = ConnectionFlags::from_args(&parsed).unwrap_err();
+            assert!(matches!(error, ClientError::Usage(_)), "{error}");
+            let message = error.to_string();
+            assert!(message.starts_with("invalid --endpoint: "), "{message}");
+            assert!(message.contains(reason), "{message}");
+        }
     }
 }
