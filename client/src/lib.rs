@@ -16,22 +16,22 @@ pub mod cli;
 pub mod connection;
 mod endpoint;
 mod error;
-mod history;
 mod operations;
 mod options;
 mod paging;
 mod schedule;
-mod state;
 mod values;
 
 pub use endpoint::Endpoint;
 pub use error::ClientError;
-pub use history::{event_to_json, kind_name};
 pub use operations::Client;
 pub use options::{
     ClientOptions, DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, EntityListOptions, ListOptions, Paging,
     SignalOptions, StartOptions,
 };
 pub use schedule::signal_time;
-pub use state::{entity_to_json, failure_to_json, payload, state_to_json, status_name};
+// The JSON shapes printed, from the crate the SDK's test kit reads histories back with.
+pub use durabletask_json::{
+    entity_to_json, event_to_json, failure_to_json, kind_name, payload, state_to_json, status_name,
+};
 pub use values::{JsonText, TraceParent, entity_id, parse_status};

@@ -17,13 +17,13 @@ use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::connection::{self, CallMetadata, SidecarClient};
-use crate::history::event_to_json;
 use crate::paging::{Page, follow_pages};
-use crate::state::{self, entity_to_json, state_to_json};
 use crate::{
     ClientError, ClientOptions, EntityListOptions, JsonText, ListOptions, SignalOptions,
     StartOptions,
 };
+use durabletask_json::event_to_json;
+use durabletask_json::{entity_to_json, state_to_json};
 
 /// A deadline for calls that should answer at once, so a hung backend cannot hang the CLI.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -418,7 +418,7 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let entity_id = entity_id.to_string();
         let at = options.at.map(Timestamp::from);
-        let scheduled_time = state::timestamp(at.as_ref());
+        let scheduled_time = durabletask_json::timestamp(at.as_ref());
         let request = SignalEntityRequest {
             instance_id: entity_id.clone(),
             name: operation.to_owned(),

@@ -295,40 +295,11 @@ pub fn fail(id: i32, error_type: &str, message: &str) -> OrchestratorAction {
     )
 }
 
-/// The event types, as names, for compact assertions.
+/// The event types, as names (as `client history` prints them), for compact assertions.
 pub fn kinds(events: &[HistoryEvent]) -> Vec<&'static str> {
     events
         .iter()
-        .map(|event| match event.event_type.as_ref().unwrap() {
-            EventType::ExecutionStarted(_) => "executionStarted",
-            EventType::ExecutionCompleted(_) => "executionCompleted",
-            EventType::ExecutionTerminated(_) => "executionTerminated",
-            EventType::TaskScheduled(_) => "taskScheduled",
-            EventType::TaskCompleted(_) => "taskCompleted",
-            EventType::TaskFailed(_) => "taskFailed",
-            EventType::SubOrchestrationInstanceCreated(_) => "subOrchestrationInstanceCreated",
-            EventType::SubOrchestrationInstanceCompleted(_) => "subOrchestrationInstanceCompleted",
-            EventType::SubOrchestrationInstanceFailed(_) => "subOrchestrationInstanceFailed",
-            EventType::TimerCreated(_) => "timerCreated",
-            EventType::TimerFired(_) => "timerFired",
-            EventType::OrchestratorStarted(_) => "orchestratorStarted",
-            EventType::OrchestratorCompleted(_) => "orchestratorCompleted",
-            EventType::EventSent(_) => "eventSent",
-            EventType::EventRaised(_) => "eventRaised",
-            EventType::GenericEvent(_) => "genericEvent",
-            EventType::HistoryState(_) => "historyState",
-            EventType::ContinueAsNew(_) => "continueAsNew",
-            EventType::ExecutionSuspended(_) => "executionSuspended",
-            EventType::ExecutionResumed(_) => "executionResumed",
-            EventType::EntityOperationSignaled(_) => "entityOperationSignaled",
-            EventType::EntityOperationCalled(_) => "entityOperationCalled",
-            EventType::EntityOperationCompleted(_) => "entityOperationCompleted",
-            EventType::EntityOperationFailed(_) => "entityOperationFailed",
-            EventType::EntityLockRequested(_) => "entityLockRequested",
-            EventType::EntityLockGranted(_) => "entityLockGranted",
-            EventType::EntityUnlockSent(_) => "entityUnlockSent",
-            EventType::ExecutionRewound(_) => "executionRewound",
-        })
+        .map(|event| durabletask_json::kind_name(event.event_type.as_ref().unwrap()))
         .collect()
 }
 

@@ -69,7 +69,7 @@ pub fn failure_to_json(failure: &TaskFailureDetails) -> Value {
 }
 
 /// RFC 3339, or null when absent.
-pub(crate) fn timestamp(timestamp: Option<&prost_types::Timestamp>) -> Value {
+pub fn timestamp(timestamp: Option<&prost_types::Timestamp>) -> Value {
     timestamp.map_or(Value::Null, |timestamp| {
         Value::String(timestamp.to_string())
     })

@@ -16,6 +16,10 @@ use serde_json::{Map, Value, json};
 
 use crate::state::{failure_to_json, payload, state_to_json, status_name, timestamp};
 
+mod read;
+
+pub use read::{HistoryJsonError, event_from_json, history_from_json};
+
 /// One event: `{"event_id", "timestamp", "kind", ...its fields}`.
 pub fn event_to_json(event: &HistoryEvent) -> Value {
     let mut object = Map::new();
