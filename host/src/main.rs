@@ -76,6 +76,26 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Replay histories saved with `client history ID > FILE` against a plugin build
+    /// before deploying it: for each, whether the build makes the calls the history
+    /// recorded (ok), makes another call (non-deterministic, naming the first mismatch)
+    /// or fails the orchestration where the history did not. Exits 0 if every history
+    /// replays, 1 if one would fail, 2 if a history or the build cannot be read.
+    ReplayCheck {
+        /// The plugin library to check (a cdylib built with durabletask-sdk).
+        #[arg(long, value_name = "FILE")]
+        plugin: PathBuf,
+        /// A configuration file whose [plugins] isolation and limits apply (default:
+        /// host.toml if there is one, else the defaults: a child process).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The histories, each a file holding what `client history` printed.
+        #[arg(required = true, value_name = "HISTORY")]
+        histories: Vec<PathBuf>,
+    },
     /// A plugin's child process under process isolation: started by the host, never by
     /// hand. It serves the host's calls on its standard input, a socket.
     #[command(hide = true)]
@@ -127,6 +147,12 @@ fn main() -> ExitCode {
         Some(Command::Run { config }) => run_host(config.or(cli.config)),
         Some(Command::Plugins { config, json }) => list_plugins(config.or(cli.config), json),
         Some(Command::Validate { config }) => validate(config.or(cli.config)),
+        Some(Command::ReplayCheck {
+            plugin,
+            config,
+            json,
+            histories,
+        }) => replay_check(&plugin, config.or(cli.config), json, &histories),
         None => run_host(cli.config),
         Some(Command::PluginChild { .. }) => ExitCode::from(EXIT_FAILURE),
     }
@@ -186,6 +212,66 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE));
     }
     if inventory.all_loaded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// `replay-check`: replays saved histories against a plugin build.
+fn replay_check(
+    plugin: &std::path::Path,
+    config_path: Option<PathBuf>,
+    json: bool,
+    histories: &[PathBuf],
+) -> ExitCode {
+    // The [plugins] settings of a config file when one is named or present, else the
+    // defaults (a plugin runs in a child process).
+    let plugins = match config_path {
+        Some(path) => match load_config(Some(path)) {
+            Ok((config, _)) => config.plugins,
+            Err(code) => return code,
+        },
+        None if std::path::Path::new(DEFAULT_CONFIG).exists() => match load_config(None) {
+            Ok((config, _)) => config.plugins,
+            Err(code) => return code,
+        },
+        None => Default::default(),
+    };
+    let isolation = match IsolationSettings::for_this_binary(&plugins) {
+        Ok(isolation) => isolation,
+        Err(error) => {
+            client_cli::print_stderr(&format!(
+                "error: cannot find the host's own binary: {error}"
+            ));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let runtime = match durabletask_host::runtime::for_client() {
+        Ok(runtime) => runtime,
+        Err(error) => return no_runtime(&error),
+    };
+    let checked = runtime.block_on(durabletask_host::plugins::replay_check(
+        plugin, histories, isolation,
+    ));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    let check = match checked {
+        Ok(check) => check,
+        Err(error) => {
+            client_cli::print_stderr(&format!("error: {error}"));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let printed = if json {
+        client_cli::print_stdout(&format!("{}\n", check.to_json()))
+    } else {
+        client_cli::print_stdout(&check.to_text())
+    };
+    if let Err(error) = printed {
+        let code = client_cli::write_failure_code(&error, i32::from(EXIT_FAILURE));
+        return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE));
+    }
+    if check.all_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILURE)

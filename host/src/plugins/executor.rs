@@ -223,25 +223,9 @@ impl PluginHost {
                         run_step_in_process(*module, &generation, &request, &watchdog, journal, key)
                     }
                     Runner::Process(supervisor) => {
-                        let outcome = supervisor
-                            .call(Work {
-                                kind: CallKind::Orchestration,
-                                shape: 0,
-                                request: request.encode_to_vec().into(),
-                                what: &what,
-                                journal: journal.as_ref().zip(key),
-                            })
-                            .await;
-                        match outcome {
-                            Ok(response) => {
-                                calls::decode_orchestrator_response(&response, &request.instance_id)
-                            }
-                            Err(details) => failure::orchestration(
-                                request.instance_id.clone(),
-                                failure::FIRST_ACTION_ID,
-                                details,
-                            ),
-                        }
+                        supervisor
+                            .orchestrator_step(&request, &what, journal.as_ref().zip(key))
+                            .await
                     }
                 };
                 if completes(&response) {

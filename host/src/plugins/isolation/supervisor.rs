@@ -126,6 +126,37 @@ impl Supervisor {
         Ok((registrations, Arc::new(supervisor)))
     }
 
+    /// Runs one orchestration step in the child ([`call`](Self::call)): the plugin's
+    /// response, or a step that fails the orchestration with the failure that stands for
+    /// it.
+    pub(crate) async fn orchestrator_step(
+        &self,
+        request: &proto::OrchestratorRequest,
+        what: &str,
+        journal: Option<(&Arc<CrashJournal>, Key)>,
+    ) -> proto::OrchestratorResponse {
+        use prost::Message as _;
+        let outcome = self
+            .call(Work {
+                kind: CallKind::Orchestration,
+                shape: 0,
+                request: request.encode_to_vec().into(),
+                what,
+                journal,
+            })
+            .await;
+        match outcome {
+            Ok(response) => {
+                crate::plugins::calls::decode_orchestrator_response(&response, &request.instance_id)
+            }
+            Err(details) => failure::orchestration(
+                request.instance_id.clone(),
+                failure::FIRST_ACTION_ID,
+                details,
+            ),
+        }
+    }
+
     /// Runs `work` in the child, starting a new one first if it died. The encoded
     /// response, or the failure that stands for it: `PluginCrashed` once the work item
     /// has been inside `max_crashes` dying processes, or when no process can be started.

@@ -1,0 +1,98 @@
+//! `durabletask-host replay-check`: a history saved with `client history` from an order
+//! that the `orders` 1.0.0 sample has taken half-way, replayed against builds before they
+//! are deployed: 1.0.0 itself and the version-aware 2.0.0 sample carry it on; a 2.0.0
+//! that makes 1.0.0's calls in another order is caught, naming the first mismatch.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use durabletask_e2e::{Fixture, PluginFile, Result, WAIT, paths, poll_until};
+use serde_json::Value;
+
+/// `replay-check --plugin <plugin> [--json] <history>`: (exit code, stdout, stderr).
+fn replay_check(plugin: &str, history: &Path, json: bool) -> Result<(Option<i32>, String, String)> {
+    let folder = tempfile::tempdir()?;
+    let mut command = Command::new(paths::host_binary()?);
+    command
+        .current_dir(folder.path())
+        .arg("replay-check")
+        .arg("--plugin")
+        .arg(PluginFile::built(plugin)?.source());
+    if json {
+        command.arg("--json");
+    }
+    let output = command.arg(history).output()?;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn saved_histories_are_replayed_against_builds_before_they_are_deployed() -> Result<()> {
+    let fixture = Fixture::start(&["orders_v1"])?;
+    // An order that has reserved its stock and waits ten minutes before it charges.
+    let id = fixture.client.start(
+        "process_order",
+        Some(&serde_json::json!({"id": "o-1", "pause_ms": 600_000})),
+    )?;
+    let history = poll_until(WAIT, || {
+        let history = fixture.client.run(&["history", &id])?.ok()?;
+        let waiting = history["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|event| event["kind"] == "timerCreated"));
+        Ok(waiting.then_some(history))
+    })?
+    .unwrap_or_else(|| panic!("o-1 never waited on its timer\n{}", fixture.host.log_tail()));
+    let folder = tempfile::tempdir()?;
+    let saved = folder.path().join("o-1.json");
+    std::fs::write(&saved, history.to_string())?;
+
+    // The build it runs on, and the version-aware 2.0.0, carry it on.
+    for plugin in ["orders_v1", "orders_v2"] {
+        let (code, stdout, stderr) = replay_check(plugin, &saved, false)?;
+        assert_eq!(code, Some(0), "{plugin}: {stdout}{stderr}");
+        assert!(stdout.contains("ok: replays deterministically"), "{stdout}");
+        assert!(
+            stdout.contains(&id) && stdout.contains("process_order"),
+            "{stdout}"
+        );
+    }
+
+    // The careless 2.0.0 is caught: exit 1, the first mismatch named with both calls.
+    let (code, stdout, stderr) = replay_check("orders_reordered", &saved, false)?;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("non-deterministic"), "{stdout}");
+    assert!(
+        stdout.contains("reserve_stock") && stdout.contains("charge_payment"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 of 1 histories would fail"), "{stdout}");
+    let (code, stdout, _) = replay_check("orders_reordered", &saved, true)?;
+    assert_eq!(code, Some(1));
+    let report: Value = serde_json::from_str(&stdout).expect("--json prints one JSON object");
+    assert_eq!(report["plugin"], "orders 2.0.0");
+    assert_eq!(report["results"][0]["verdict"], "non-deterministic");
+    assert_eq!(report["results"][0]["instance_id"], id.as_str());
+
+    // What cannot be read is a usage error (2), naming the file.
+    let broken = folder.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        "{\"events\": [{\"kind\": \"taskCompleted\", \"taskScheduledId\": \"x\"}]}",
+    )?;
+    let (code, _, stderr) = replay_check("orders_v1", &broken, false)?;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("broken.json") && stderr.contains("taskScheduledId"),
+        "{stderr}"
+    );
+
+    // The order itself is untouched: still waiting on 1.0.0.
+    let state = fixture.client.run(&["status", &id])?.ok()?;
+    assert_eq!(state["status"], "RUNNING", "{state}");
+    Ok(())
+}
