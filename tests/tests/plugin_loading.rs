@@ -102,3 +102,64 @@ fn a_host_with_only_refused_libraries_keeps_running() -> Result<()> {
     assert!(host.is_running()?, "{}", host.log_tail());
     Ok(())
 }
+
+/// Issue 14: a plugin that registers a name another plugin in service registers (here the
+/// activity `charge_payment` of the `orders` sample) is refused, with a line that names
+/// the name and the other plugin; `plugins` and `validate` say so and exit 1. The plugin
+/// in service keeps the name and runs its own code; once it is gone, the refused one
+/// goes in service.
+#[test]
+fn a_name_another_plugin_registers_is_a_conflict_the_user_sees() -> Result<()> {
+    use durabletask_e2e::{Fixture, paths};
+
+    // File names sort `orders` first: at start the later file is the one refused.
+    let payments = PluginFile::built("payments")?.named("zz_payments.so");
+    let mut fixture = Fixture::start_with(&["orders_v1"], |config| {
+        config.plugin(payments.clone()).watch_plugins()
+    })?;
+    let refusal = fixture.host.wait_for_log_line(
+        &[
+            "refused plugin",
+            "zz_payments.so",
+            "charge_payment",
+            "'orders'",
+        ],
+        WAIT,
+    )?;
+    assert!(refusal.contains("rename one of them"), "{refusal}");
+
+    // `plugins` and `validate` on the same configuration list it as refused and exit 1.
+    for command in ["plugins", "validate"] {
+        let output = std::process::Command::new(paths::host_binary()?)
+            .arg(command)
+            .arg("--config")
+            .arg(fixture.host.config_path())
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(1), "{command}: {text}");
+        assert!(
+            text.contains("zz_payments.so") && text.contains("charge_payment"),
+            "{command}: {text}"
+        );
+    }
+
+    // The orders plugin keeps its name and its code.
+    let state = fixture.run("process_order", Some(serde_json::json!({"id": "o-1"})))?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+
+    // Once orders is gone, payments goes in service and serves its own orchestration.
+    fixture
+        .host
+        .remove_plugin(PluginFile::built("orders_v1")?.file_name())?;
+    fixture
+        .host
+        .wait_for_log_line(&["loaded plugin payments 1.0.0", "in service"], WAIT)?;
+    let state = fixture.run("pay", None)?;
+    assert_eq!(state["status"], "COMPLETED", "{}", fixture.explain(&state));
+    assert_eq!(state["output"], "charged 250 cents");
+    Ok(())
+}

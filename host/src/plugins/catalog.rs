@@ -32,7 +32,9 @@ impl Catalog {
     /// The tables for `generations`, given in the order they were put in service.
     ///
     /// A name registered by two different plugins (not two versions of one plugin)
-    /// belongs to the plugin that was in service first; the clash is logged.
+    /// belongs to the plugin that was in service first; the clash is logged. (The
+    /// manager refuses such a library before it is put in service, so this is a guard,
+    /// for generations given by other means.)
     pub(crate) fn new(generations: Vec<Arc<Generation>>) -> Self {
         let mut owners: HashMap<(&'static str, String), String> = HashMap::new();
         let mut catalog = Catalog::default();

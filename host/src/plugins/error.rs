@@ -34,6 +34,13 @@ pub enum LoadError {
         "its permissions are unsafe: {0}. Only the host's user and root may be able to change what the host loads (for development, [plugins] strict_permissions = false loads it anyway)"
     )]
     Untrusted(String),
+    /// It registers a name that another plugin in service registers: activity and entity
+    /// names are shared by every plugin the host loads (and orchestrator names are routed
+    /// by name), so one of the two would silently run the other's code.
+    #[error(
+        "{0}. Names are shared by every plugin the host loads: rename one of them (this library is put in service once the other plugin no longer registers the name)"
+    )]
+    NameConflict(String),
 }
 
 /// The plugins folder itself is unusable.

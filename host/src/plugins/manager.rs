@@ -93,6 +93,9 @@ pub(crate) struct Manager {
     active: Vec<Arc<Generation>>,
     /// Libraries already reported as duplicates, so a rescan does not repeat it.
     reported_duplicates: HashSet<(PathBuf, String)>,
+    /// Libraries refused for a name another plugin registers, already reported (they are
+    /// judged at every scan, reported once while the conflict lasts).
+    reported_conflicts: HashSet<(PathBuf, String)>,
     /// Read a changed file only once it looked the same in two scans in a row (see
     /// [`Manager::settle_changes`]).
     settle: bool,
@@ -159,6 +162,7 @@ impl Manager {
             generations: HashMap::new(),
             active: Vec::new(),
             reported_duplicates: HashSet::new(),
+            reported_conflicts: HashSet::new(),
             settle: false,
             unsettled: HashMap::new(),
         }
@@ -228,6 +232,9 @@ impl Manager {
             }
         }
         let mut change = self.reconcile();
+        // After the files refused as they were read come those refused for a name
+        // another plugin registers (`reconcile`).
+        refused.append(&mut change.refused);
         change.refused = refused;
         change.untrusted = untrusted;
         change.settling = !self.unsettled.is_empty();
@@ -371,6 +378,21 @@ impl Manager {
                 }
                 continue;
             }
+            if let Some(conflict) = name_conflict(plugin, &active) {
+                // Not in service: its process has nothing to do. It is judged again at
+                // every scan, and goes in service once the other plugin is gone.
+                if plugin.isolated() {
+                    plugin.shutdown();
+                }
+                if self.reported_conflicts.insert((file.clone(), hash.clone())) {
+                    change
+                        .refused
+                        .push((file.clone(), LoadError::NameConflict(conflict)));
+                }
+                continue;
+            }
+            self.reported_conflicts
+                .remove(&(file.clone(), hash.clone()));
             let generation = self
                 .generations
                 .get(hash)
@@ -385,6 +407,43 @@ impl Manager {
         self.generations.retain(|_, weak| weak.strong_count() > 0);
         change
     }
+}
+
+/// The first name `plugin` registers that a generation of another plugin in `active`
+/// registers too, described; `None` when it shares none. Versions of one plugin register
+/// the same names by design, so only other plugins count.
+fn name_conflict(plugin: &LoadedPlugin, active: &[Arc<Generation>]) -> Option<String> {
+    let lowercase = |names: &[String]| -> Vec<String> {
+        names.iter().map(|name| name.to_lowercase()).collect()
+    };
+    for other in active.iter().map(|generation| generation.plugin()) {
+        if other.name == plugin.name {
+            continue;
+        }
+        let shared = |kind: &str, mine: &[String], theirs: &[String]| {
+            mine.iter().find(|name| theirs.contains(name)).map(|name| {
+                format!(
+                    "it registers {kind} '{name}', which plugin '{}' {} (from {}) registers too",
+                    other.name,
+                    other.version,
+                    other.source.display()
+                )
+            })
+        };
+        let conflict = shared("orchestrator", &plugin.orchestrators, &other.orchestrators)
+            .or_else(|| shared("activity", &plugin.activities, &other.activities))
+            .or_else(|| {
+                shared(
+                    "entity",
+                    &lowercase(&plugin.entities),
+                    &lowercase(&other.entities),
+                )
+            });
+        if conflict.is_some() {
+            return conflict;
+        }
+    }
+    None
 }
 
 /// Scans of real plugin folders: files cut short, rewritten in place, duplicated. They

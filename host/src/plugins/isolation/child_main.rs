@@ -277,7 +277,9 @@ fn load_error_message(error: LoadError) -> String {
         | LoadError::Incompatible(message)
         | LoadError::InitFailed(message)
         | LoadError::Unreadable(message)
-        | LoadError::Untrusted(message) => message,
+        | LoadError::Untrusted(message)
+        // Never from a child (conflicts are judged by the manager), but not lost if it were.
+        | LoadError::NameConflict(message) => message,
         LoadError::NotAPlugin | LoadError::PanicAbort => String::new(),
     }
 }
