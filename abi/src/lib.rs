@@ -47,6 +47,7 @@ pub mod error_types;
 pub mod failure;
 mod module;
 pub mod properties;
+pub mod replay;
 
 pub use declaration::{
     ABI_VERSION, DECLARATION_SYMBOL, PLUGIN_MAGIC, PanicStrategy, PluginDeclaration,

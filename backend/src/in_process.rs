@@ -16,7 +16,7 @@
 
 use durabletask_proto::{
     ActivityResponse, EntityBatchResult, GetWorkItemsRequest, HistoryEvent, OrchestratorResponse,
-    StreamInstanceHistoryRequest,
+    QueryInstancesRequest, QueryInstancesResponse, StreamInstanceHistoryRequest,
 };
 use tonic::Status;
 
@@ -131,5 +131,14 @@ impl InProcessClient {
         request: StreamInstanceHistoryRequest,
     ) -> Result<Vec<HistoryEvent>, Status> {
         self.service.history(self.hub.clone(), request).await
+    }
+
+    /// `QueryInstances`: a page of instances (the host's replay gate lists the running
+    /// ones).
+    pub async fn query_instances(
+        &self,
+        request: QueryInstancesRequest,
+    ) -> Result<QueryInstancesResponse, Status> {
+        self.service.query(self.hub.clone(), request).await
     }
 }

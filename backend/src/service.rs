@@ -153,6 +153,17 @@ impl Service {
             .await
     }
 
+    /// `QueryInstances` (for the embedding process's own checks, such as its replay gate).
+    pub(crate) async fn query(
+        &self,
+        hub: String,
+        request: QueryInstancesRequest,
+    ) -> Result<QueryInstancesResponse, Status> {
+        validate::query_instances(&request)?;
+        self.ask(hub, |reply| Command::QueryInstances(request, reply))
+            .await
+    }
+
     pub(crate) async fn abandon_orchestration(
         &self,
         hub: String,
@@ -466,10 +477,9 @@ impl TaskHubSidecarService for Service {
         request: Request<QueryInstancesRequest>,
     ) -> Result<Response<QueryInstancesResponse>, Status> {
         let hub = hub_of(&request)?;
-        let request = request.into_inner();
-        validate::query_instances(&request)?;
-        self.call(hub, |reply| Command::QueryInstances(request, reply))
+        self.query(hub, request.into_inner())
             .await
+            .map(Response::new)
     }
 
     async fn list_instance_ids(

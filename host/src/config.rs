@@ -401,6 +401,11 @@ pub struct PluginSettings {
     /// zero): no limit.
     #[serde(deserialize_with = "optional_duration")]
     pub cpu_time_limit: Option<Duration>,
+    /// Before a library deployed while the host runs is put in service, replay the
+    /// histories of up to this many running orchestrations that it could be handed
+    /// (those of its orchestrators not pinned by their version to another generation),
+    /// and refuse the library if one would fail on it. 0: no check.
+    pub verify_replay: u32,
     /// `[plugins.overrides.<plugin name>]`: settings for one plugin, by the name it
     /// registers with `export_plugin!`.
     pub overrides: BTreeMap<String, PluginOverride>,
@@ -416,6 +421,7 @@ impl Default for PluginSettings {
             step_limit: Duration::from_secs(30),
             memory_limit_mb: 0,
             cpu_time_limit: None,
+            verify_replay: 20,
             overrides: BTreeMap::new(),
         }
     }

@@ -16,6 +16,7 @@ use durabletask_host::config::connection::load_client_defaults;
 use durabletask_host::config::{BackendMode, Config};
 use durabletask_host::plugins::catalog::Catalog;
 use durabletask_host::plugins::isolation::IsolationSettings;
+use durabletask_host::plugins::replay_gate::{GateBackend, ReplayGate};
 use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
 use durabletask_host::{
     admin, embedded, logging, runtime, signals, status, systemd, telemetry, traces, worker,
@@ -451,6 +452,14 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         BackendMode::Remote => None,
     };
     let plugins = start_plugins(config)?;
+    plugins.enable_replay_gate(ReplayGate::new(
+        config.plugins.verify_replay,
+        match &embedded {
+            Some(embedded) => GateBackend::InProcess(embedded.in_process_client()),
+            None => GateBackend::Remote(Box::new(config.backend.clone())),
+        },
+        config.versioning.clone(),
+    ));
     let reporting = worker::Reporting::default();
     let admin = match start_admin(config, recorder, &plugins, &reporting, embedded.as_ref()).await {
         Ok(admin) => admin,

@@ -96,3 +96,73 @@ fn saved_histories_are_replayed_against_builds_before_they_are_deployed() -> Res
     assert_eq!(state["status"], "RUNNING", "{state}");
     Ok(())
 }
+
+/// `[plugins] verify_replay` (on by default): a build deployed while the host runs goes in
+/// service only if the running orchestrations it could be handed replay on it. Orders
+/// that 1.0.0 started without a version (after a restart they would replay on the newest
+/// generation) are at stake: the careless 2.0.0 is refused with one line naming the order
+/// and the mismatch, and the version-aware 2.0.0 sample replays them and goes in service.
+/// The orders finish on 1.0.0, the code they started on.
+#[test]
+fn a_build_that_would_break_running_orchestrations_is_refused_before_it_serves() -> Result<()> {
+    let mut fixture = Fixture::start_with(&["orders_v1"], |config| config.watch_plugins())?;
+    // Waits 15 s between its two calls: long enough for both deployments below.
+    let id = fixture.client.start(
+        "process_order",
+        Some(&serde_json::json!({"id": "o-1", "pause_ms": 15_000})),
+    )?;
+    poll_until(WAIT, || {
+        let history = fixture.client.run(&["history", &id])?.ok()?;
+        let waiting = history["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|event| event["kind"] == "timerCreated"));
+        Ok(waiting.then_some(()))
+    })?
+    .unwrap_or_else(|| panic!("o-1 never waited on its timer\n{}", fixture.host.log_tail()));
+
+    fixture
+        .host
+        .deploy(&PluginFile::built("orders_reordered")?)?;
+    let refusal = fixture.host.wait_for_log_line(
+        &[
+            "refused plugin",
+            "liborders_reordered.so",
+            &id,
+            "non-deterministic",
+        ],
+        WAIT,
+    )?;
+    assert!(
+        refusal.contains("reserve_stock") && refusal.contains("verify_replay = 0"),
+        "{refusal}"
+    );
+
+    fixture.host.deploy(&PluginFile::built("orders_v2")?)?;
+    fixture
+        .host
+        .wait_for_log_line(&["loaded plugin orders 2.0.0", "in service"], WAIT)?;
+    let checked = fixture.host.wait_for_log_line(
+        &[
+            "running orchestrations replay on the new plugin build",
+            "replayed=1",
+        ],
+        WAIT,
+    )?;
+    assert!(checked.contains("orders 2.0.0"), "{checked}");
+    // The careless build never served.
+    let served_careless = fixture
+        .host
+        .logs()
+        .lines()
+        .any(|line| line.contains("loaded plugin") && line.contains("liborders_reordered.so"));
+    assert!(!served_careless, "{}", fixture.host.log_tail());
+
+    let state = fixture.client.wait(&id, WAIT)?;
+    assert_eq!(state["status"], "COMPLETED", "{state}");
+    assert_eq!(state["output"]["code"], "1.0.0", "{state}");
+    assert_eq!(
+        state["output"]["steps"],
+        serde_json::json!(["reserve_stock", "charge_payment"])
+    );
+    Ok(())
+}

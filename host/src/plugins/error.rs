@@ -41,6 +41,12 @@ pub enum LoadError {
         "{0}. Names are shared by every plugin the host loads: rename one of them (this library is put in service once the other plugin no longer registers the name)"
     )]
     NameConflict(String),
+    /// `[plugins] verify_replay`: a running orchestration it would be handed fails when
+    /// its history is replayed on it.
+    #[error(
+        "{0}; the generations in service keep serving. Make the change version-aware (ctx.version()), start such orchestrations with a version, or set [plugins] verify_replay = 0 to deploy it anyway"
+    )]
+    ReplayRefused(String),
 }
 
 /// The plugins folder itself is unusable.

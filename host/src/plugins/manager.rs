@@ -28,6 +28,7 @@ use super::isolation::{self, IsolationSettings};
 use super::loaded_plugin::LoadedPlugin;
 use super::loader;
 use super::private_dir::PrivateDir;
+use super::replay_gate::Admission;
 use super::trust::{self, Policy};
 use crate::versioning;
 
@@ -55,6 +56,9 @@ impl Fingerprint {
         })
     }
 }
+
+/// The replay gate's question about a new generation, given those in service.
+pub(crate) type Gate<'a> = dyn FnMut(&Arc<Generation>, &[Arc<Generation>]) -> Admission + 'a;
 
 /// One library file of the folder.
 #[derive(Debug)]
@@ -96,6 +100,10 @@ pub(crate) struct Manager {
     /// Libraries refused for a name another plugin registers, already reported (they are
     /// judged at every scan, reported once while the conflict lasts).
     reported_conflicts: HashSet<(PathBuf, String)>,
+    /// Builds the replay gate refused: never put in service (a new build is a new hash).
+    refused_by_gate: HashSet<String>,
+    /// Libraries the replay gate could not judge yet, already reported.
+    reported_waits: HashSet<(PathBuf, String)>,
     /// Read a changed file only once it looked the same in two scans in a row (see
     /// [`Manager::settle_changes`]).
     settle: bool,
@@ -119,6 +127,9 @@ pub(crate) struct Change {
     /// Libraries loaded although they are unsafe (`strict_permissions = false`), and why
     /// (each version of a file is reported once).
     pub(crate) untrusted: Vec<(PathBuf, String)>,
+    /// Libraries the replay gate could not judge yet (the backend did not answer), and
+    /// why (reported once; judged again at every scan).
+    pub(crate) waiting: Vec<(PathBuf, String)>,
     /// Whether a changed file is waiting to settle: scan again shortly.
     pub(crate) settling: bool,
 }
@@ -163,6 +174,8 @@ impl Manager {
             active: Vec::new(),
             reported_duplicates: HashSet::new(),
             reported_conflicts: HashSet::new(),
+            refused_by_gate: HashSet::new(),
+            reported_waits: HashSet::new(),
             settle: false,
             unsettled: HashMap::new(),
         }
@@ -216,6 +229,14 @@ impl Manager {
 
     /// Reads the folder and brings the generations in service up to date with it.
     pub(crate) fn scan(&mut self) -> std::io::Result<Change> {
+        self.scan_gated(&mut |_, _| Admission::Admit)
+    }
+
+    /// [`scan`](Self::scan), asking `admit` (given each new generation and those in
+    /// service) before a new generation goes in service: one refused is not put in
+    /// service again (its build is remembered), one not admitted yet is asked about
+    /// again at the next scan.
+    pub(crate) fn scan_gated(&mut self, admit: &mut Gate<'_>) -> std::io::Result<Change> {
         let present = loader::discover(&self.dir)?;
         let present_set: HashSet<&PathBuf> = present.iter().collect();
         self.files.retain(|path, _| present_set.contains(path));
@@ -231,7 +252,7 @@ impl Manager {
                 Err(error) => refused.push((path.clone(), error)),
             }
         }
-        let mut change = self.reconcile();
+        let mut change = self.reconcile(admit);
         // After the files refused as they were read come those refused for a name
         // another plugin registers (`reconcile`).
         refused.append(&mut change.refused);
@@ -318,7 +339,7 @@ impl Manager {
     }
 
     /// Puts in service what the folder holds and takes out what it no longer does.
-    fn reconcile(&mut self) -> Change {
+    fn reconcile(&mut self, admit: &mut Gate<'_>) -> Change {
         let wanted: Vec<(&PathBuf, &String)> = self
             .files
             .iter()
@@ -393,11 +414,33 @@ impl Manager {
             }
             self.reported_conflicts
                 .remove(&(file.clone(), hash.clone()));
+            if self.refused_by_gate.contains(hash) {
+                continue;
+            }
             let generation = self
                 .generations
                 .get(hash)
                 .and_then(Weak::upgrade)
                 .unwrap_or_else(|| Generation::new(Arc::clone(plugin)));
+            match admit(&generation, &active) {
+                Admission::Admit => {
+                    self.reported_waits.remove(&(file.clone(), hash.clone()));
+                }
+                Admission::Refuse(reason) => {
+                    // Dropping the generation shuts its runtime (or process) down.
+                    self.refused_by_gate.insert(hash.clone());
+                    change
+                        .refused
+                        .push((file.clone(), LoadError::ReplayRefused(reason)));
+                    continue;
+                }
+                Admission::NotYet(reason) => {
+                    if self.reported_waits.insert((file.clone(), hash.clone())) {
+                        change.waiting.push((file.clone(), reason));
+                    }
+                    continue;
+                }
+            }
             self.generations
                 .insert(hash.clone(), Arc::downgrade(&generation));
             change.added.push(Arc::clone(&generation));

@@ -46,6 +46,7 @@ mod plugin_host;
 mod private_dir;
 pub mod replay;
 mod replay_check;
+pub mod replay_gate;
 mod routing;
 mod sticky;
 mod trust;

@@ -16,6 +16,7 @@ use super::crash_journal::{CrashJournal, JournalError};
 use super::error::PluginError;
 use super::isolation::IsolationSettings;
 use super::manager::{self, Manager};
+use super::replay_gate::ReplayGate;
 use super::sticky::StickyRoutes;
 use super::watcher;
 use crate::config::VersioningSettings;
@@ -93,6 +94,9 @@ pub struct PluginHost {
     /// The generation each orchestration without a generation of its own version runs
     /// on, so that a new version dropped in mid-run does not take it over.
     pub(super) sticky: Arc<StickyRoutes>,
+    /// `[plugins] verify_replay`: asked before a library deployed while the host runs
+    /// goes in service; set once the backend is known ([`PluginHost::enable_replay_gate`]).
+    replay_gate: std::sync::OnceLock<ReplayGate>,
     /// Added to every orchestration request's `properties`: the worker settings the
     /// plugins' replay engines read.
     pub(super) properties: Vec<(String, prost_types::Value)>,
@@ -137,6 +141,7 @@ impl PluginHost {
             catalog,
             versioning: settings.versioning.clone(),
             sticky: Arc::default(),
+            replay_gate: std::sync::OnceLock::new(),
             properties: request_properties(settings),
             watchdog: Arc::new(Watchdog::start(watchdog::STILL_RUNNING)),
             crash_journal,
@@ -157,7 +162,13 @@ impl PluginHost {
     /// folder that cannot be read changes nothing.
     pub fn rescan(&self) -> Rescan {
         let mut manager = self.lock_manager();
-        let change = match manager.scan() {
+        let scanned = match self.replay_gate.get() {
+            Some(gate) => {
+                manager.scan_gated(&mut |generation, active| gate.admit(generation, active))
+            }
+            None => manager.scan(),
+        };
+        let change = match scanned {
             Ok(change) => change,
             Err(error) => {
                 tracing::error!(dir = %manager.dir().display(), "cannot read the plugins folder: {error}");
@@ -174,6 +185,12 @@ impl PluginHost {
             changed,
             settling: change.settling,
         }
+    }
+
+    /// From now on, a library deployed while the host runs goes in service only if
+    /// `gate` admits it (`[plugins] verify_replay`). Only the first gate counts.
+    pub fn enable_replay_gate(&self, gate: ReplayGate) {
+        let _ = self.replay_gate.set(gate);
     }
 
     /// The generations in service and who serves which name, now.
@@ -274,6 +291,12 @@ fn log_change(change: &manager::Change) {
     }
     for (file, reason) in &change.ignored {
         tracing::warn!("ignored plugin {}: {reason}", file.display());
+    }
+    for (file, reason) in &change.waiting {
+        tracing::warn!(
+            "not yet in service: plugin {} waits for its replay check ([plugins] verify_replay): {reason}; it is checked again at the next scan",
+            file.display()
+        );
     }
     for (file, reason) in &change.untrusted {
         tracing::warn!(

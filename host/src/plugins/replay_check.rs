@@ -76,7 +76,9 @@ pub struct ReplayCheck {
 impl ReplayCheck {
     /// Whether the build replays every history.
     pub fn all_ok(&self) -> bool {
-        self.results.iter().all(|(_, verdict)| verdict.is_ok())
+        self.results
+            .iter()
+            .all(|(_, verdict)| verdict.is_deterministic())
     }
 
     /// One line per history.
@@ -94,7 +96,7 @@ impl ReplayCheck {
         let failed = self
             .results
             .iter()
-            .filter(|(_, verdict)| !verdict.is_ok())
+            .filter(|(_, verdict)| !verdict.is_deterministic())
             .count();
         text.push_str(&match failed {
             0 => format!("all {} histories replay\n", self.results.len()),

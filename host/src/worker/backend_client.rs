@@ -7,7 +7,7 @@ use durabletask_backend::{InProcessClient, WorkItemStream};
 use durabletask_proto::{
     AbandonActivityTaskRequest, AbandonEntityTaskRequest, AbandonOrchestrationTaskRequest,
     ActivityResponse, EntityBatchResult, GetWorkItemsRequest, HistoryEvent, OrchestratorResponse,
-    StreamInstanceHistoryRequest, WorkItem,
+    QueryInstancesRequest, QueryInstancesResponse, StreamInstanceHistoryRequest, WorkItem,
 };
 use tokio_stream::StreamExt;
 use tonic::Status;
@@ -150,6 +150,21 @@ impl BackendClient {
                 Ok(events)
             }
             BackendClient::InProcess(client) => client.instance_history(request).await,
+        }
+    }
+
+    /// `QueryInstances`: one page of instances.
+    pub async fn query_instances(
+        &self,
+        request: QueryInstancesRequest,
+    ) -> Result<QueryInstancesResponse, Status> {
+        match self {
+            BackendClient::Grpc(client) => client
+                .clone()
+                .query_instances(request)
+                .await
+                .map(tonic::Response::into_inner),
+            BackendClient::InProcess(client) => client.query_instances(request).await,
         }
     }
 }

@@ -37,6 +37,7 @@ use tokio::sync::watch;
 pub use executor::{ActivityOwner, EntityWork, OrchestratorOutcome, WorkItemExecutor};
 
 use crate::config::{BackendMode, BackendSettings, WorkerSettings};
+pub use backend_client::BackendClient;
 use backoff::Backoff;
 use dispatch::Dispatcher;
 pub use in_flight::InFlight;
