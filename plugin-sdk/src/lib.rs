@@ -72,11 +72,22 @@
 //! `"cities":["Tokyo","London"]` (a `Debug` text that is JSON is written as JSON), in its
 //! text lines `count=3 cities=["Tokyo", "London"]`.
 //!
-//! ## Testing without the host
+//! ## Testing
 //!
-//! [`Registry::run_orchestrator`] runs one orchestration step from a hand-built
-//! [`proto::OrchestratorRequest`], and [`Registry::run_activity`] runs one activity: both
-//! are plain functions, usable from unit tests. See [`Registry`] for examples.
+//! With the `testing` feature (enable it in your dev-dependencies:
+//! `durabletask-sdk = { version = "…", features = ["testing"] }`), the `testing` module
+//! runs a [`Registry`]'s orchestrations, activities and entities in process with the real
+//! replay engine: no host, backend or network. Its `TestRuntime` replays the whole
+//! history at every step as a backend would (so non-determinism fails a unit test), puts
+//! durable time under the test's control (a 30-day timer fires when the test advances the
+//! clock, in microseconds), runs activities for real or mocks them per name, and reads
+//! status, output, custom status, failures, histories and entity states. `replay` and
+//! `replay_saved` check a hand-built history or one saved with `durabletask-host client
+//! history` against the code: a production instance as a regression test.
+//!
+//! Without the feature, [`Registry::run_orchestrator`] runs one orchestration step from a
+//! hand-built [`proto::OrchestratorRequest`], [`Registry::run_activity`] one activity and
+//! [`Registry::run_entity_batch`] one entity batch: see [`Registry`] for examples.
 //!
 //! ## Crate layout
 //!
@@ -98,6 +109,8 @@ mod host_log;
 pub mod orchestration;
 mod panic_trace;
 mod registry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use activity::ActivityContext;
 pub use entity::{DurableEntity, EntityContext, EntityInstanceId, EntityWorkItem};

@@ -74,3 +74,149 @@ durabletask_sdk::export_plugin! {
     entities: [counter],
     entity_classes: [Account],
 }
+
+#[cfg(test)]
+mod tests {
+    //! The entities and orchestrations run whole, in process, with the SDK's test kit:
+    //! real entity batches, real critical sections, no backend.
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use durabletask_sdk::testing::TestRuntime;
+    use durabletask_sdk::{EntityInstanceId, error_types};
+    use serde::Serialize;
+
+    use crate::account::{ACCOUNT, Account, INSUFFICIENT_FUNDS};
+    use crate::bank::TransferResult;
+    use crate::counter::COUNTER;
+
+    #[derive(Serialize)]
+    struct Opening {
+        key: &'static str,
+        amount: i64,
+    }
+
+    #[derive(Serialize)]
+    struct Transfer {
+        from: &'static str,
+        to: &'static str,
+        amount: i64,
+    }
+
+    #[derive(Serialize)]
+    struct CountTo {
+        key: &'static str,
+        times: u32,
+    }
+
+    fn runtime() -> TestRuntime {
+        TestRuntime::new(durabletask_sdk::plugin_registry!())
+    }
+
+    fn balance(runtime: &TestRuntime, key: &str) -> i64 {
+        let account = EntityInstanceId::new(ACCOUNT, key).unwrap();
+        let state: Option<Account> = runtime.entity_state(&account).unwrap();
+        state.unwrap_or_default().balance().unwrap()
+    }
+
+    #[test]
+    fn count_to_signals_the_counter_then_reads_it() {
+        let mut runtime = runtime();
+        let visits = EntityInstanceId::new(COUNTER, "visits").unwrap();
+        runtime.signal_entity(&visits, "add", 10).unwrap();
+        let id = runtime
+            .start(
+                "count_to",
+                CountTo {
+                    key: "visits",
+                    times: 3,
+                },
+            )
+            .unwrap();
+        assert_eq!(runtime.output::<i64>(&id).unwrap(), 13);
+        assert_eq!(runtime.entity_state::<i64>(&visits).unwrap(), Some(13));
+    }
+
+    #[test]
+    fn an_unknown_counter_operation_fails_the_caller_with_the_entitys_failure() {
+        let mut runtime = runtime();
+        #[derive(Serialize)]
+        struct Call {
+            key: &'static str,
+            operation: &'static str,
+            amount: Option<i64>,
+        }
+        let call = Call {
+            key: "k",
+            operation: "multiply",
+            amount: Some(2),
+        };
+        let id = runtime.start("call_counter", call).unwrap();
+        let failure = runtime.failure(&id).unwrap();
+        assert_eq!(failure.error_type, error_types::TASK_FAILED);
+        assert!(
+            failure
+                .inner
+                .unwrap()
+                .message
+                .contains("no operation 'multiply'")
+        );
+    }
+
+    #[test]
+    fn a_transfer_moves_money_under_locks_and_refuses_what_is_not_there() {
+        let mut runtime = runtime();
+        let openings = [
+            Opening {
+                key: "alice",
+                amount: 100,
+            },
+            Opening {
+                key: "bob",
+                amount: 5,
+            },
+        ];
+        let opened = runtime.start("open_accounts", openings).unwrap();
+        assert_eq!(
+            runtime.output::<BTreeMap<String, i64>>(&opened).unwrap(),
+            BTreeMap::from([("alice".to_owned(), 100), ("bob".to_owned(), 5)])
+        );
+
+        // Two transfers at once: the locks make them run one after the other.
+        let first = runtime
+            .start(
+                "transfer",
+                Transfer {
+                    from: "alice",
+                    to: "bob",
+                    amount: 30,
+                },
+            )
+            .unwrap();
+        let second = runtime
+            .start(
+                "transfer",
+                Transfer {
+                    from: "alice",
+                    to: "bob",
+                    amount: 500,
+                },
+            )
+            .unwrap();
+        let done = runtime.output::<TransferResult>(&first).unwrap();
+        assert!(done.transferred);
+        assert_eq!((done.from_balance, done.to_balance), (70, 35));
+        let refused = runtime.output::<TransferResult>(&second).unwrap();
+        assert!(!refused.transferred);
+        assert_eq!((refused.from_balance, refused.to_balance), (70, 35));
+        assert_eq!(refused.reason.unwrap().error_type, INSUFFICIENT_FUNDS);
+
+        assert_eq!(
+            (balance(&runtime, "alice"), balance(&runtime, "bob")),
+            (70, 35)
+        );
+        let total = runtime.start("total_balance", ["alice", "bob"]).unwrap();
+        assert_eq!(runtime.output::<i64>(&total).unwrap(), 105);
+    }
+}

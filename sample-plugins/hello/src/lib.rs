@@ -98,3 +98,69 @@ durabletask_sdk::export_plugin! {
     orchestrators: [hello_cities, fan_out_fan_in],
     activities: [say_hello, square],
 }
+
+#[cfg(test)]
+mod tests {
+    //! The orchestrations run whole, in process, with the SDK's test kit: the real
+    //! replay engine and the real activities, no backend.
+    #![allow(clippy::unwrap_used)]
+
+    use durabletask_sdk::error_types;
+    use durabletask_sdk::proto::OrchestrationStatus;
+    use durabletask_sdk::testing::TestRuntime;
+
+    use super::MAX_FAN_OUT;
+
+    fn runtime() -> TestRuntime {
+        // The functions and names `export_plugin!` gives the host.
+        TestRuntime::new(durabletask_sdk::plugin_registry!())
+    }
+
+    #[test]
+    fn hello_cities_greets_the_three_cities_in_order() {
+        let mut runtime = runtime();
+        let id = runtime.start("hello_cities", ()).unwrap();
+        assert_eq!(
+            runtime.output::<Vec<String>>(&id).unwrap(),
+            ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+        );
+    }
+
+    #[test]
+    fn fan_out_fan_in_adds_the_squares() {
+        let mut runtime = runtime();
+        let id = runtime.start("fan_out_fan_in", 10).unwrap();
+        assert_eq!(runtime.output::<i64>(&id).unwrap(), 385);
+        let none = runtime.start("fan_out_fan_in", 0).unwrap();
+        assert_eq!(runtime.output::<i64>(&none).unwrap(), 0);
+    }
+
+    #[test]
+    fn fan_out_fan_in_refuses_too_many_activities_before_calling_any() {
+        let mut runtime = runtime();
+        let id = runtime.start("fan_out_fan_in", MAX_FAN_OUT + 1).unwrap();
+        assert_eq!(runtime.status(&id), Some(OrchestrationStatus::Failed));
+        assert_eq!(
+            runtime.failure(&id).unwrap().error_type,
+            error_types::INVALID_INPUT
+        );
+        // Started and failed in one step: no activity was scheduled.
+        assert_eq!(runtime.history(&id).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_failing_square_fails_the_orchestration_with_the_activitys_failure_inside() {
+        let mut runtime = runtime();
+        runtime.mock_activity("square", |n: i64| {
+            if n == 3 {
+                Err(durabletask_sdk::Error::new("Overflow", "pretend"))
+            } else {
+                Ok(n * n)
+            }
+        });
+        let id = runtime.start("fan_out_fan_in", 5).unwrap();
+        let failure = runtime.failure(&id).unwrap();
+        assert_eq!(failure.error_type, error_types::TASK_FAILED);
+        assert_eq!(failure.inner.unwrap().error_type, "Overflow");
+    }
+}

@@ -145,3 +145,99 @@ durabletask_sdk::export_plugin! {
     orchestrators: [process_order],
     activities: [reserve_stock, charge_payment],
 }
+
+#[cfg(test)]
+mod tests {
+    //! `process_order` run whole, in process, with the SDK's test kit: its pause is a
+    //! durable timer of days that fires when the test moves the clock.
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use durabletask_sdk::proto::OrchestrationStatus;
+    use durabletask_sdk::testing::{TestRuntime, Verdict, replay};
+    use durabletask_sdk::{Error, OrchestrationContext, Registry, error_types};
+    use serde_json::{Value, json};
+
+    use super::{Order, Reservation, charge_payment, reserve_stock};
+
+    const DAYS_3: Duration = Duration::from_secs(3 * 86_400);
+
+    fn order() -> Value {
+        json!({"id": "o-1", "pause_ms": DAYS_3.as_millis()})
+    }
+
+    /// A careless change of `process_order`: it charges before it reserves. Orders in
+    /// flight recorded `reserve_stock` first.
+    async fn swapped_process_order(ctx: OrchestrationContext, order: Order) -> Result<(), Error> {
+        let _: String = ctx.call_activity("charge_payment", &order.id).await?;
+        ctx.create_timer_after(Duration::from_millis(order.pause_ms))
+            .await;
+        let asked = Reservation {
+            order: order.id,
+            code: "changed".into(),
+        };
+        let _: Reservation = ctx.call_activity("reserve_stock", asked).await?;
+        Ok(())
+    }
+
+    fn swapped_registry() -> Registry {
+        let mut registry = Registry::new();
+        registry
+            .orchestrator("process_order", swapped_process_order)
+            .activity("reserve_stock", reserve_stock)
+            .activity("charge_payment", charge_payment);
+        registry
+    }
+
+    #[test]
+    fn an_order_pausing_three_days_completes_once_they_have_passed() {
+        let mut runtime = TestRuntime::new(durabletask_sdk::plugin_registry!());
+        let id = runtime.start("process_order", order()).unwrap();
+        runtime.advance(DAYS_3 - Duration::from_secs(1)).unwrap();
+        assert_eq!(runtime.status(&id), Some(OrchestrationStatus::Running));
+        runtime.advance(Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            runtime.output::<Value>(&id).unwrap(),
+            json!({
+                "order": "o-1",
+                "version": null,
+                "steps": ["reserve_stock", "charge_payment"],
+                "code": "1.0.0",
+                "started_on": "1.0.0",
+            })
+        );
+    }
+
+    #[test]
+    fn an_order_in_flight_fails_as_non_deterministic_on_changed_code() {
+        let mut runtime = TestRuntime::new(durabletask_sdk::plugin_registry!());
+        let id = runtime.start("process_order", order()).unwrap();
+        // Paused between its steps when the changed code is deployed.
+        runtime.replace_registry(swapped_registry());
+        runtime.advance(DAYS_3).unwrap();
+        assert_eq!(runtime.status(&id), Some(OrchestrationStatus::Failed));
+        let failure = runtime.failure(&id).unwrap();
+        assert_eq!(failure.error_type, error_types::NON_DETERMINISM);
+        assert!(
+            failure.message.contains("reserve_stock"),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[test]
+    fn a_finished_orders_history_replays_on_its_code_and_not_on_the_changed_one() {
+        let mut runtime = TestRuntime::new(durabletask_sdk::plugin_registry!());
+        let id = runtime.start("process_order", order()).unwrap();
+        runtime.advance(DAYS_3).unwrap();
+        let history = runtime.history(&id).unwrap().to_vec();
+        let same = durabletask_sdk::plugin_registry!();
+        assert_eq!(replay(&same, &id, history.clone()), Verdict::Deterministic);
+        let verdict = replay(&swapped_registry(), &id, history);
+        assert!(
+            matches!(verdict, Verdict::NonDeterministic(_)),
+            "{verdict:?}"
+        );
+    }
+}

@@ -319,4 +319,71 @@ mod tests {
             );
         }
     }
+
+    // ---- with the SDK's test kit: whole orders, durable time under the test's control ----
+
+    use std::time::Duration;
+
+    use durabletask_sdk::proto::OrchestrationStatus;
+    use durabletask_sdk::testing::TestRuntime;
+    use durabletask_sdk::{Error, OrchestrationContext};
+
+    use super::{Order, Reservation, pause_between_steps};
+
+    const DAYS_2: Duration = Duration::from_secs(2 * 86_400);
+
+    fn order() -> Value {
+        json!({"id": "o-1", "pause_ms": DAYS_2.as_millis()})
+    }
+
+    /// 1.0.0's `process_order` as it was released (see the `orders-v1` crate): reserve,
+    /// pause, charge.
+    async fn v1_process_order(ctx: OrchestrationContext, order: Order) -> Result<Value, Error> {
+        let asked = Reservation {
+            order: order.id.clone(),
+            code: "1.0.0".into(),
+        };
+        let _: Reservation = ctx.call_activity("reserve_stock", asked).await?;
+        pause_between_steps(&ctx, &order).await;
+        let _: String = ctx.call_activity("charge_payment", &order.id).await?;
+        Ok(json!({"code": "1.0.0"}))
+    }
+
+    #[test]
+    fn a_current_order_pauses_twice_and_sends_a_confirmation() {
+        let mut runtime = TestRuntime::new(durabletask_sdk::plugin_registry!());
+        let id = runtime.start("process_order", order()).unwrap();
+        runtime.advance(DAYS_2).unwrap();
+        assert_eq!(runtime.status(&id), Some(OrchestrationStatus::Running));
+        runtime.advance(DAYS_2).unwrap();
+        assert_eq!(
+            runtime.output::<Value>(&id).unwrap()["steps"],
+            json!(["reserve_stock", "charge_payment", "send_confirmation"])
+        );
+    }
+
+    #[test]
+    fn an_order_started_by_v1_continues_on_v2s_version_aware_code() {
+        let mut v1 = Registry::new();
+        v1.orchestrator("process_order", v1_process_order)
+            .activity("reserve_stock", super::reserve_stock)
+            .activity("charge_payment", super::charge_payment);
+        let mut runtime = TestRuntime::new(v1);
+        runtime
+            .start_versioned("o-1", "process_order", Some("1.0.0"), order())
+            .unwrap();
+        // 2.0.0 is deployed while the order waits between its steps.
+        runtime.replace_registry(durabletask_sdk::plugin_registry!());
+        runtime.advance(DAYS_2).unwrap();
+        assert_eq!(
+            runtime.output::<Value>("o-1").unwrap(),
+            json!({
+                "order": "o-1",
+                "version": "1.0.0",
+                "steps": ["reserve_stock", "charge_payment"],
+                "code": "2.0.0",
+                "started_on": "1.0.0",
+            })
+        );
+    }
 }
