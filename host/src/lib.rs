@@ -17,6 +17,7 @@ pub mod signals;
 pub mod status;
 pub mod systemd;
 pub mod telemetry;
+pub mod template;
 pub mod traces;
 pub mod versioning;
 pub mod worker;

@@ -97,6 +97,9 @@ enum Command {
         #[arg(required = true, value_name = "HISTORY")]
         histories: Vec<PathBuf>,
     },
+    /// Start something new from a template.
+    #[command(subcommand)]
+    New(NewCommand),
     /// A plugin's child process under process isolation: started by the host, never by
     /// hand. It serves the host's calls on its standard input, a socket.
     #[command(hide = true)]
@@ -113,6 +116,25 @@ enum Command {
         /// RLIMIT_CPU in seconds.
         #[arg(long)]
         cpu_limit_seconds: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NewCommand {
+    /// A plugin crate that builds and whose tests pass at once: an orchestrator, an
+    /// activity and an entity, tests with the SDK's test kit, and a README with the
+    /// build-and-deploy steps.
+    Plugin {
+        /// The plugin's name: lowercase letters, digits, '-' and '_' (also the crate's).
+        name: String,
+        /// Where to write it (must not exist, or be empty). Default: ./NAME.
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// The durabletask-sdk source to depend on by path. Default: the SDK this binary
+        /// was built from, if its source is still there, else the published SDK of this
+        /// version.
+        #[arg(long, value_name = "DIR")]
+        sdk_path: Option<PathBuf>,
     },
 }
 
@@ -148,6 +170,11 @@ fn main() -> ExitCode {
         Some(Command::Run { config }) => run_host(config.or(cli.config)),
         Some(Command::Plugins { config, json }) => list_plugins(config.or(cli.config), json),
         Some(Command::Validate { config }) => validate(config.or(cli.config)),
+        Some(Command::New(NewCommand::Plugin {
+            name,
+            path,
+            sdk_path,
+        })) => new_plugin(&name, path, sdk_path),
         Some(Command::ReplayCheck {
             plugin,
             config,
@@ -216,6 +243,28 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// `new plugin`: writes a plugin crate from the template.
+fn new_plugin(name: &str, path: Option<PathBuf>, sdk_path: Option<PathBuf>) -> ExitCode {
+    use durabletask_host::template::{self, SdkSource};
+    let dir = path.unwrap_or_else(|| PathBuf::from(name));
+    let sdk = sdk_path.map_or_else(SdkSource::this_build, SdkSource::Path);
+    match template::write_plugin(name, &dir, &sdk) {
+        Ok(_) => {
+            let text = format!(
+                "wrote the plugin crate {name} in {}\nnext: cd {} && cargo test && cargo build --release (see its README.md)\n",
+                dir.display(),
+                dir.display()
+            );
+            let _ = client_cli::print_stdout(&text);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            client_cli::print_stderr(&format!("error: {error}"));
+            ExitCode::from(EXIT_CONFIG)
+        }
     }
 }
 
