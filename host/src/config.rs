@@ -681,22 +681,41 @@ impl Config {
                 path.push(".crashes");
                 PathBuf::from(path)
             }
-            BackendMode::Remote => {
-                let hub: String = self
-                    .backend
-                    .taskhub
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                self.config_dir().join(format!("durabletask-crashes.{hub}"))
-            }
+            BackendMode::Remote => self.beside_config("crashes"),
         })
+    }
+
+    /// Where the build of each plugin version put in service is remembered across
+    /// restarts (`plugins::build_memory`): beside the embedded backend's database
+    /// (`<database>.builds`), else, for a remote backend, `durabletask-builds.<taskhub>`
+    /// in the config file's folder.
+    pub fn build_memory(&self) -> PathBuf {
+        match self.backend.mode() {
+            BackendMode::Embedded => {
+                let mut path = self.embedded.database.clone().into_os_string();
+                path.push(".builds");
+                PathBuf::from(path)
+            }
+            BackendMode::Remote => self.beside_config("builds"),
+        }
+    }
+
+    /// `durabletask-<what>.<taskhub>` in the config file's folder (characters other than
+    /// letters, digits, `-`, `_` and `.` in the task hub's name become `_`).
+    fn beside_config(&self, what: &str) -> PathBuf {
+        let hub: String = self
+            .backend
+            .taskhub
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.config_dir().join(format!("durabletask-{what}.{hub}"))
     }
 
     /// The directory relative paths in this config were resolved against.

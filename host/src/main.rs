@@ -219,10 +219,12 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let build_memory = config.build_memory();
     let inventory = match durabletask_host::plugins::inventory(
         &config.plugins.dir,
         config.plugins.strict_permissions,
         isolation,
+        Some(&build_memory),
     ) {
         Ok(inventory) => inventory,
         Err(error) => {
@@ -347,8 +349,14 @@ fn validate(config_path: Option<PathBuf>) -> ExitCode {
     let mut lines = vec![format!("configuration {}: ok", path.display())];
     if dir.exists() {
         match IsolationSettings::for_this_binary(&config.plugins).and_then(|isolation| {
-            durabletask_host::plugins::inventory(dir, config.plugins.strict_permissions, isolation)
-                .map_err(std::io::Error::other)
+            let build_memory = config.build_memory();
+            durabletask_host::plugins::inventory(
+                dir,
+                config.plugins.strict_permissions,
+                isolation,
+                Some(&build_memory),
+            )
+            .map_err(std::io::Error::other)
         }) {
             Ok(inventory) => {
                 lines.push(inventory.to_text().trim_end().to_owned());
@@ -617,6 +625,7 @@ fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
         isolation: IsolationSettings::for_this_binary(&config.plugins).map_err(|error| {
             format!("cannot start the plugins: cannot find the host's own binary: {error}")
         })?,
+        build_memory: Some(config.build_memory()),
     };
     let plugins = PluginHost::start(&settings)
         .map_err(|error| format!("cannot start the plugins: {error}"))?;

@@ -192,6 +192,28 @@ impl Client {
         .ok()
     }
 
+    /// Waits (bounded) until the instance's history records an event of `kind`
+    /// (`timerCreated`, ...), as `client history` names kinds; answers the history.
+    pub fn wait_for_history_event(
+        &self,
+        instance_id: &str,
+        kind: &str,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let history = crate::poll_until(timeout, || {
+            let history = self.run(&["history", instance_id])?.ok()?;
+            let recorded = history["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|event| event["kind"] == kind));
+            Ok(recorded.then_some(history))
+        })?;
+        history.ok_or_else(|| {
+            Error::new(format!(
+                "instance {instance_id} recorded no {kind} event within {timeout:?}"
+            ))
+        })
+    }
+
     /// Polls the instance's status until it is one of `statuses` (bounded by `timeout`).
     pub fn wait_for_status(
         &self,

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use durabletask_e2e::{Fixture, PluginFile, Result, WAIT, paths, poll_until};
+use durabletask_e2e::{Fixture, PluginFile, Result, WAIT, paths};
 use serde_json::Value;
 
 /// `replay-check --plugin <plugin> [--json] <history>`: (exit code, stdout, stderr).
@@ -39,14 +39,9 @@ fn saved_histories_are_replayed_against_builds_before_they_are_deployed() -> Res
         "process_order",
         Some(&serde_json::json!({"id": "o-1", "pause_ms": 600_000})),
     )?;
-    let history = poll_until(WAIT, || {
-        let history = fixture.client.run(&["history", &id])?.ok()?;
-        let waiting = history["events"]
-            .as_array()
-            .is_some_and(|events| events.iter().any(|event| event["kind"] == "timerCreated"));
-        Ok(waiting.then_some(history))
-    })?
-    .unwrap_or_else(|| panic!("o-1 never waited on its timer\n{}", fixture.host.log_tail()));
+    let history = fixture
+        .client
+        .wait_for_history_event(&id, "timerCreated", WAIT)?;
     let folder = tempfile::tempdir()?;
     let saved = folder.path().join("o-1.json");
     std::fs::write(&saved, history.to_string())?;
@@ -111,14 +106,9 @@ fn a_build_that_would_break_running_orchestrations_is_refused_before_it_serves()
         "process_order",
         Some(&serde_json::json!({"id": "o-1", "pause_ms": 15_000})),
     )?;
-    poll_until(WAIT, || {
-        let history = fixture.client.run(&["history", &id])?.ok()?;
-        let waiting = history["events"]
-            .as_array()
-            .is_some_and(|events| events.iter().any(|event| event["kind"] == "timerCreated"));
-        Ok(waiting.then_some(()))
-    })?
-    .unwrap_or_else(|| panic!("o-1 never waited on its timer\n{}", fixture.host.log_tail()));
+    fixture
+        .client
+        .wait_for_history_event(&id, "timerCreated", WAIT)?;
 
     fixture
         .host

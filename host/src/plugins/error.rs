@@ -79,4 +79,12 @@ pub enum PluginError {
     /// The crash journal (`[worker] crash_journal`) cannot be read or written.
     #[error("cannot use the crash journal: {0}")]
     CrashJournal(String),
+    /// The memory of which build serves each plugin version cannot be read.
+    #[error("cannot read {}, which remembers the build of each plugin version: {source}", file.display())]
+    BuildMemory {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }

@@ -159,9 +159,22 @@ impl PluginHost {
             &request,
             sticky.as_deref(),
         );
+        // Where to try the step if it fails as non-deterministic on the generation
+        // chosen: only when that choice was a guess (no generation of the orchestration's
+        // own version, and no memory of where it ran, as after a restart) about an
+        // orchestration that has run before.
+        let mut alternatives = Vec::new();
         let generation = match route {
             Ok(route) => {
                 if !route.exact {
+                    if sticky.is_none() && !request.past_events.is_empty() {
+                        alternatives = routing::alternatives(
+                            &catalog,
+                            self.versioning.as_ref(),
+                            &request,
+                            &route.generation,
+                        );
+                    }
                     self.sticky.remember(
                         &request.instance_id,
                         &route.generation.plugin().content_hash,
@@ -218,20 +231,38 @@ impl PluginHost {
             async move {
                 // The generation is held until the step is done: a generation retired
                 // meanwhile finishes it.
-                let response = match &generation.plugin().runner {
-                    Runner::InProcess(module) => {
-                        run_step_in_process(*module, &generation, &request, &watchdog, journal, key)
-                    }
-                    Runner::Process(supervisor) => {
-                        supervisor
-                            .orchestrator_step(&request, &what, journal.as_ref().zip(key))
-                            .await
-                    }
+                let step = Step {
+                    request: &request,
+                    what: &what,
+                    watchdog: &watchdog,
+                    journal: journal.as_ref(),
+                    key,
                 };
+                let mut response = step.run(&generation).await;
+                if !alternatives.is_empty() && non_deterministic(&response) {
+                    // The code it ran on before may still be in service: its history
+                    // says which, as a replay would.
+                    for other in &alternatives {
+                        let replayed = step.run(other).await;
+                        if !non_deterministic(&replayed) {
+                            tracing::info!(
+                                instance_id = %request.instance_id,
+                                guessed = %generation.label(),
+                                replays_on = %other.label(),
+                                "an orchestration the host did not know the code of replays on another generation in service: it goes on there"
+                            );
+                            sticky_routes.remember(
+                                &request.instance_id,
+                                &other.plugin().content_hash,
+                            );
+                            response = replayed;
+                            break;
+                        }
+                    }
+                }
                 if completes(&response) {
                     sticky_routes.forget(&response.instance_id);
                 }
-                let mut response = response;
                 traces::stamp_scheduled_work(&mut response);
                 OrchestratorOutcome::Completed(response)
             },
@@ -412,6 +443,50 @@ fn fails(response: &proto::OrchestratorResponse) -> bool {
 /// that does block is reported while it runs (`watchdog`), so the offending
 /// orchestrator is named, and it is on the crash journal's disk before the plugin runs:
 /// if the step takes the host down, the next host counts it.
+/// One orchestration step's request, ready to run on a generation.
+struct Step<'a> {
+    request: &'a proto::OrchestratorRequest,
+    what: &'a str,
+    watchdog: &'a Watchdog,
+    journal: Option<&'a Arc<CrashJournal>>,
+    key: Option<Key>,
+}
+
+impl Step<'_> {
+    /// Runs the step on `generation`, in its child process or in this one.
+    async fn run(&self, generation: &Generation) -> proto::OrchestratorResponse {
+        match &generation.plugin().runner {
+            Runner::InProcess(module) => run_step_in_process(
+                *module,
+                generation,
+                self.request,
+                self.watchdog,
+                self.journal.cloned(),
+                self.key,
+            ),
+            Runner::Process(supervisor) => {
+                supervisor
+                    .orchestrator_step(self.request, self.what, self.journal.zip(self.key))
+                    .await
+            }
+        }
+    }
+}
+
+/// Whether the step failed its orchestration as non-deterministic.
+fn non_deterministic(response: &proto::OrchestratorResponse) -> bool {
+    use proto::orchestrator_action::OrchestratorActionType;
+    response.actions.iter().any(|action| {
+        matches!(
+            &action.orchestrator_action_type,
+            Some(OrchestratorActionType::CompleteOrchestration(complete))
+                if complete.failure_details.as_ref().is_some_and(|details| {
+                    details.error_type == durabletask_abi::error_types::NON_DETERMINISM
+                })
+        )
+    })
+}
+
 fn run_step_in_process(
     module: PluginModuleRef,
     generation: &Generation,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::build_memory::BuildMemory;
 use super::error::PluginError;
 use super::generation::Generation;
 use super::isolation::IsolationSettings;
@@ -30,12 +31,26 @@ pub struct Inventory {
 /// Loads every library in `dir` from private copies, as the host does at start, with
 /// `[plugins] strict_permissions`, each plugin where `isolation` says it runs (a
 /// library meant for a child process runs no code in this one).
+///
+/// `build_memory` is the host's memory of which build serves each plugin version
+/// (`Config::build_memory`): read, so that the inventory says what the host would do,
+/// and never written.
 pub fn inventory(
     dir: &Path,
     strict_permissions: bool,
     isolation: IsolationSettings,
+    build_memory: Option<&Path>,
 ) -> Result<Inventory, PluginError> {
-    let (_manager, change) = Manager::first_scan(dir, strict_permissions, isolation)?;
+    let builds = match build_memory {
+        Some(file) => {
+            BuildMemory::open(file, false).map_err(|source| PluginError::BuildMemory {
+                file: file.to_path_buf(),
+                source,
+            })?
+        }
+        None => BuildMemory::default(),
+    };
+    let (_manager, change) = Manager::first_scan(dir, strict_permissions, isolation, builds)?;
     Ok(Inventory {
         dir: dir.to_path_buf(),
         generations: change.added,

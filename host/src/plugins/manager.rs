@@ -22,6 +22,7 @@ use std::time::SystemTime;
 
 use std::cmp::Ordering;
 
+use super::build_memory::BuildMemory;
 use super::error::LoadError;
 use super::generation::Generation;
 use super::isolation::{self, IsolationSettings};
@@ -104,6 +105,8 @@ pub(crate) struct Manager {
     refused_by_gate: HashSet<String>,
     /// Libraries the replay gate could not judge yet, already reported.
     reported_waits: HashSet<(PathBuf, String)>,
+    /// The build of each plugin version put in service, remembered across restarts.
+    builds: BuildMemory,
     /// Read a changed file only once it looked the same in two scans in a row (see
     /// [`Manager::settle_changes`]).
     settle: bool,
@@ -176,6 +179,7 @@ impl Manager {
             reported_conflicts: HashSet::new(),
             refused_by_gate: HashSet::new(),
             reported_waits: HashSet::new(),
+            builds: BuildMemory::default(),
             settle: false,
             unsettled: HashMap::new(),
         }
@@ -188,6 +192,7 @@ impl Manager {
         dir: &Path,
         strict_permissions: bool,
         isolation: IsolationSettings,
+        builds: BuildMemory,
     ) -> Result<(Self, Change), super::PluginError> {
         let private_dir =
             PrivateDir::create().map_err(|source| super::PluginError::PrivateDir {
@@ -200,6 +205,7 @@ impl Manager {
             Policy::new(strict_permissions),
             isolation,
         );
+        manager.builds = builds;
         let change = manager
             .scan()
             .map_err(|source| super::PluginError::UnreadableDir {
@@ -417,6 +423,37 @@ impl Manager {
             if self.refused_by_gate.contains(hash) {
                 continue;
             }
+            if let Some(remembered) = self
+                .builds
+                .build_of(&plugin.name, &plugin.version)
+                .filter(|remembered| *remembered != hash.as_str())
+            {
+                // Not in service: its process has nothing to do.
+                if plugin.isolated() {
+                    plugin.shutdown();
+                }
+                if self
+                    .reported_duplicates
+                    .insert((file.clone(), hash.clone()))
+                {
+                    let kept_in = self
+                        .builds
+                        .file()
+                        .map(|file| {
+                            format!(
+                                " (kept in {}; remove its line to accept this build)",
+                                file.display()
+                            )
+                        })
+                        .unwrap_or_default();
+                    let reason = format!(
+                        "build {remembered} of {} {} was put in service before, and keeps that version after restarts too{kept_in}; give a new build a new version to deploy it",
+                        plugin.name, plugin.version,
+                    );
+                    change.ignored.push((file.clone(), reason));
+                }
+                continue;
+            }
             let generation = self
                 .generations
                 .get(hash)
@@ -425,6 +462,14 @@ impl Manager {
             match admit(&generation, &active) {
                 Admission::Admit => {
                     self.reported_waits.remove(&(file.clone(), hash.clone()));
+                    if let Err(error) = self.builds.remember(&plugin.name, &plugin.version, hash) {
+                        // It serves anyway; only the memory across restarts is lost.
+                        tracing::warn!(
+                            plugin = %generation.label(),
+                            file = ?self.builds.file(),
+                            "cannot remember which build serves this version across restarts: {error}"
+                        );
+                    }
                 }
                 Admission::Refuse(reason) => {
                     // Dropping the generation shuts its runtime (or process) down.
@@ -692,7 +737,8 @@ mod folder_tests {
         std::fs::write(dir.path().join("version-a.so"), &library).unwrap();
         std::fs::write(dir.path().join("version-b.so"), &patched).unwrap();
         let inventory =
-            super::super::inventory(dir.path(), true, IsolationSettings::in_process()).unwrap();
+            super::super::inventory(dir.path(), true, IsolationSettings::in_process(), None)
+                .unwrap();
         let versions: Vec<&str> = inventory
             .generations
             .iter()
@@ -715,7 +761,8 @@ mod folder_tests {
         std::fs::copy(sample("orders_v1"), dir.path().join("dup-a.so")).unwrap();
         std::fs::copy(sample("orders_v1"), dir.path().join("dup-b.so")).unwrap();
         let inventory =
-            super::super::inventory(dir.path(), true, IsolationSettings::in_process()).unwrap();
+            super::super::inventory(dir.path(), true, IsolationSettings::in_process(), None)
+                .unwrap();
         let mentioned = |name: &str| {
             inventory
                 .generations

@@ -26,6 +26,7 @@
 //!   work items that were inside a plugin when the host died, so one that keeps killing
 //!   the host is failed (`PluginCrashed`) instead of run again.
 
+mod build_memory;
 mod callbacks;
 mod calls;
 pub mod catalog;

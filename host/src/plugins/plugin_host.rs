@@ -11,6 +11,7 @@ use std::time::Duration;
 use durabletask_abi::properties::{DEFAULT_VERSION_PROPERTY, MAXIMUM_TIMER_INTERVAL_PROPERTY};
 use tokio::sync::watch;
 
+use super::build_memory::BuildMemory;
 use super::catalog::Catalog;
 use super::crash_journal::{CrashJournal, JournalError};
 use super::error::PluginError;
@@ -43,6 +44,9 @@ pub struct PluginHostSettings {
     pub crash_journal: Option<CrashJournalSettings>,
     /// `[plugins] isolation` and the limits of plugins' child processes.
     pub isolation: IsolationSettings,
+    /// Where the build of each plugin version put in service is remembered across
+    /// restarts (`Config::build_memory`); `None`: for this process only.
+    pub build_memory: Option<PathBuf>,
 }
 
 /// Where the crash journal is and when a work item is poison.
@@ -71,6 +75,7 @@ impl Default for PluginHostSettings {
                 &crate::config::PluginSettings::default(),
                 std::env::current_exe().unwrap_or_default(),
             ),
+            build_memory: None,
         }
     }
 }
@@ -120,10 +125,20 @@ impl PluginHost {
     /// (one line naming the file and the reason) and skipped; only an unreadable folder
     /// is an error.
     pub fn start(settings: &PluginHostSettings) -> Result<Arc<PluginHost>, PluginError> {
+        let builds = match &settings.build_memory {
+            Some(file) => {
+                BuildMemory::open(file, true).map_err(|source| PluginError::BuildMemory {
+                    file: file.clone(),
+                    source,
+                })?
+            }
+            None => BuildMemory::default(),
+        };
         let (mut manager, change) = Manager::first_scan(
             &settings.dir,
             settings.strict_permissions,
             settings.isolation.clone(),
+            builds,
         )?;
         log_change(&change);
         // Later scans (hot swap) wait for a changed file to settle before reading it.

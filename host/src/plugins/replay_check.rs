@@ -161,7 +161,7 @@ pub async fn replay_check(
         .ok_or_else(|| format!("{} is not a file", plugin_file.display()))?;
     std::fs::copy(plugin_file, folder.path().join(file_name))
         .map_err(|error| format!("cannot read {}: {error}", plugin_file.display()))?;
-    let inventory = super::inventory(folder.path(), true, isolation)
+    let inventory = super::inventory(folder.path(), true, isolation, None)
         .map_err(|error| format!("cannot load {}: {error}", plugin_file.display()))?;
     if let Some((_, reason)) = inventory.refused.first() {
         return Err(format!(

@@ -96,6 +96,31 @@ pub(crate) fn orchestrator(
     }
 }
 
+/// The other generations that may run the orchestration of `request` besides `chosen`,
+/// newest first: where to try a step that failed as non-deterministic on `chosen` when
+/// the host did not know where the orchestration ran (see `executor`).
+pub(crate) fn alternatives(
+    catalog: &Catalog,
+    versioning: Option<&VersioningSettings>,
+    request: &proto::OrchestratorRequest,
+    chosen: &Arc<Generation>,
+) -> Vec<Arc<Generation>> {
+    let Some(started) = execution_started(request) else {
+        return Vec::new();
+    };
+    let candidates = catalog.orchestrator(&started.name);
+    let versions: Vec<&str> = candidates
+        .iter()
+        .map(|g| g.plugin().version.as_str())
+        .collect();
+    (0..candidates.len())
+        .rev()
+        .filter(|&index| !Arc::ptr_eq(&candidates[index], chosen))
+        .filter(|&index| allowed(index, started.version.as_deref(), &versions, versioning))
+        .map(|index| Arc::clone(&candidates[index]))
+        .collect()
+}
+
 /// Picks among the versions of the generations that register the orchestrator (oldest
 /// first, never empty) the one to run an orchestration at `version`: its index and
 /// whether its version is the orchestration's own, or the version mismatch message.

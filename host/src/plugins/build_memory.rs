@@ -1,0 +1,162 @@
+//! Which build of each plugin version the host has put in service, remembered across
+//! restarts.
+//!
+//! While the host runs, a second build of a plugin name and version already in service
+//! is ignored ("give a new build a new version"): orchestrations of that version replay
+//! on the code that started them. Without a memory, a restart would load whichever build
+//! of the version came first in the folder, and running orchestrations would replay on
+//! different code under the same version. The memory is a small text file, one line per
+//! version put in service (`name<TAB>version<TAB>build`), beside the backend's state
+//! (see `Config::build_memory`): the build remembered for a version keeps it, after a
+//! restart as before. To accept another build under a version already used, remove its
+//! line.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::versioning;
+
+/// The remembered builds, and the file they are kept in.
+#[derive(Debug, Default)]
+pub(crate) struct BuildMemory {
+    /// `None`: remembered for this process only (`plugins`, `replay-check`, tests).
+    file: Option<PathBuf>,
+    /// Whether remembering writes the file (the host does; `plugins` and `validate`,
+    /// which only report, do not).
+    writable: bool,
+    /// (plugin name, version, build) in the order they were put in service.
+    builds: Vec<(String, String, String)>,
+}
+
+impl BuildMemory {
+    /// A memory kept in `file` (read now; a missing file is an empty memory), written
+    /// when a new version goes in service if `writable`.
+    pub(crate) fn open(file: &Path, writable: bool) -> std::io::Result<BuildMemory> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => return Err(error),
+        };
+        let builds = text
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                let name = fields.next()?.trim();
+                let version = fields.next()?.trim();
+                let build = fields.next()?.trim();
+                (!name.is_empty() && !build.is_empty())
+                    .then(|| (name.to_owned(), version.to_owned(), build.to_owned()))
+            })
+            .collect();
+        Ok(BuildMemory {
+            file: Some(file.to_path_buf()),
+            writable,
+            builds,
+        })
+    }
+
+    /// Where it is kept, if anywhere.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// The build remembered for plugin `name` at `version` (versions compared as
+    /// versions: `1.0` is `1.0.0`).
+    pub(crate) fn build_of(&self, name: &str, version: &str) -> Option<&str> {
+        self.builds
+            .iter()
+            .find(|(known, known_version, _)| {
+                known == name
+                    && versioning::compare(Some(known_version), Some(version))
+                        == std::cmp::Ordering::Equal
+            })
+            .map(|(_, _, build)| build.as_str())
+    }
+
+    /// Remembers `build` for `name` at `version`, unless a build is remembered for it
+    /// already. The file is rewritten whole (a temporary file renamed over it, 0600), so
+    /// a crash leaves the old memory or the new, never half of one.
+    pub(crate) fn remember(
+        &mut self,
+        name: &str,
+        version: &str,
+        build: &str,
+    ) -> std::io::Result<()> {
+        if self.build_of(name, version).is_some() {
+            return Ok(());
+        }
+        self.builds
+            .push((name.to_owned(), version.to_owned(), build.to_owned()));
+        let (Some(file), true) = (&self.file, self.writable) else {
+            return Ok(());
+        };
+        let mut text = String::from(
+            "# The build of each plugin version durabletask-host has put in service: after a\n# restart the same build serves it. Remove a line to accept another build under that\n# version. name<TAB>version<TAB>build\n",
+        );
+        for (name, version, build) in &self.builds {
+            text.push_str(&format!("{name}\t{version}\t{build}\n"));
+        }
+        let mut partial = file.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)?;
+            out.write_all(text.as_bytes())?;
+            out.sync_all()?;
+        }
+        std::fs::rename(&partial, file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn builds_are_remembered_across_opens_and_the_first_one_keeps_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.builds");
+        let mut memory = BuildMemory::open(&file, true).unwrap();
+        assert_eq!(memory.build_of("orders", "1.0.0"), None);
+        memory.remember("orders", "1.0.0", "aaaa").unwrap();
+        memory.remember("orders", "1.0", "bbbb").unwrap();
+        memory.remember("orders", "2.0.0", "cccc").unwrap();
+
+        let reopened = BuildMemory::open(&file, true).unwrap();
+        assert_eq!(reopened.build_of("orders", "1.0.0"), Some("aaaa"));
+        assert_eq!(reopened.build_of("orders", "1.0"), Some("aaaa"));
+        assert_eq!(reopened.build_of("orders", "2.0.0"), Some("cccc"));
+        assert_eq!(reopened.build_of("payments", "1.0.0"), None);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_memory_that_only_reports_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.builds");
+        let mut memory = BuildMemory::open(&file, false).unwrap();
+        memory.remember("orders", "1.0.0", "aaaa").unwrap();
+        assert_eq!(memory.build_of("orders", "1.0.0"), Some("aaaa"));
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn a_removed_line_forgets_its_version_and_odd_lines_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.builds");
+        std::fs::write(&file, "# comment\norders\t1.0.0\taaaa\nnot a line\n\n").unwrap();
+        let memory = BuildMemory::open(&file, true).unwrap();
+        assert_eq!(memory.build_of("orders", "1.0.0"), Some("aaaa"));
+        assert_eq!(memory.builds.len(), 1);
+    }
+}
