@@ -31,8 +31,58 @@
 //! # fn main() {}
 //! ```
 //!
-//! Build it with `crate-type = ["cdylib"]` and keep the default `panic = "unwind"`: the host
-//! refuses plugins built with `panic = "abort"`.
+//! Build it with `crate-type = ["cdylib", "rlib"]` (the host loads the cdylib; the rlib
+//! lets the crate's own integration tests link it) and keep the default
+//! `panic = "unwind"`: the host refuses plugins built with `panic = "abort"`.
+//! `durabletask-host new plugin NAME` writes such a crate, tests included.
+//!
+//! ## Concepts
+//!
+//! - An **orchestration** is a durable function: it calls activities, sub-orchestrations
+//!   and entities, waits on timers and external events, and survives crashes and
+//!   restarts, because every step it takes is recorded in its **history** by the backend.
+//!   When something it waits for happens, the host **replays** the orchestrator from the
+//!   start against the history: calls that already completed return their recorded
+//!   results at once, and the orchestrator runs on to the next thing it waits for.
+//! - An **activity** does the work (I/O, computation). It runs once per call, or more if
+//!   a worker dies mid-way: keep it idempotent.
+//! - An **entity** is a small piece of durable state with operations (a counter, an
+//!   account), addressed by `@name@key`, running one operation at a time. Orchestrations
+//!   call and signal entities, and can lock several at once (critical sections).
+//! - A **plugin** is a `cdylib` that registers these by name ([`export_plugin!`]). The
+//!   host loads it (in a child process of its own by default), gets work items from the
+//!   backend and hands each to the plugin as an encoded protocol message: the protocol is
+//!   the ABI, and the replay engine runs inside the plugin, in this crate.
+//!
+//! ## The determinism rules
+//!
+//! An orchestrator is replayed many times, so every replay must make the same calls, in
+//! the same order, as the history recorded; a mismatch fails the orchestration with
+//! [`error_types::NON_DETERMINISM`], naming both sides. In an orchestrator:
+//! - take the time from [`OrchestrationContext::current_utc_datetime`], not the clock;
+//!   ids from [`OrchestrationContext::new_uuid`], not a random generator;
+//! - wait with durable timers ([`OrchestrationContext::create_timer_after`]), never tokio's
+//!   sleep, channels or other futures the host does not know;
+//! - do I/O, read files, configuration or the environment in activities, never here;
+//! - log through [`OrchestrationContext::logger`], which stays quiet during replays;
+//! - branch only on inputs, results of durable calls and [`OrchestrationContext::version`].
+//!
+//! Changing an orchestrator that has running instances must keep these rules across the
+//! change: add calls only after what running histories recorded, or branch on the
+//! version the orchestration started with.
+//!
+//! ## Versions and hot swap
+//!
+//! `export_plugin!`'s `version` names a build. A new build needs a new version: the host
+//! serves several versions of one plugin side by side, runs each orchestration on the
+//! generation of its own version (started with `client start --version`, or the host's
+//! `[versioning] default_version`), else on the one that started it, and remembers which
+//! build served each version across restarts. Code that must continue orchestrations
+//! started by an older version reads [`OrchestrationContext::version`] and takes the old
+//! path for them. Before a deploy, `durabletask-host replay-check --plugin NEW.so
+//! HISTORY...` replays saved histories against the new build, and the host itself replays
+//! running orchestrations against a build dropped into its plugins folder before it puts
+//! the build in service (`[plugins] verify_replay`).
 //!
 //! ## Activities
 //!
@@ -52,7 +102,20 @@
 //! [`orchestration::RetryPolicy`]), durable timers, external events (sent to other
 //! instances with `send_event`), continue-as-new, a replay-safe clock, logger and
 //! deterministic UUIDs. [`orchestration::when_all`] and [`orchestration::when_any`] wait
-//! for several durable tasks at once; timers and event waits can be cancelled.
+//! for several durable tasks of one type at once, [`orchestration::join`] and
+//! [`orchestration::race`] for tasks of different types (a tuple); timers and event waits
+//! can be cancelled. `return ctx.continue_as_new(input)` starts afresh;
+//! [`orchestration::CriticalSection::into_guard`] holds locked entities until the end of
+//! a scope.
+//!
+//! ## Entities
+//!
+//! A function entity is a `fn(&mut EntityContext, I) -> Result<O, Error>` that tells its
+//! operations apart by [`EntityContext::operation`]; a class entity is a type
+//! implementing [`DurableEntity`], one method per operation. Both keep their state as
+//! JSON ([`EntityContext::get_state`], [`EntityContext::set_state`]). Register them with
+//! `export_plugin!`'s `entities` and `entity_classes`; see [`entity`].
+//! [`EntityContext::dispatch`] gives a function entity typed operations.
 //!
 //! ## Errors
 //!

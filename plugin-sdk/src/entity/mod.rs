@@ -10,7 +10,8 @@
 //! There are two ways to write one:
 //! - a **function entity**: `fn(&mut EntityContext, I) -> Result<O, Error>`, given every
 //!   operation (it reads [`EntityContext::operation`]), registered with
-//!   [`Registry::entity`](crate::Registry::entity);
+//!   [`Registry::entity`](crate::Registry::entity); with [`EntityContext::dispatch`] each
+//!   operation gets its own input and output types;
 //! - a **class entity**: a serde type whose methods are the operations
 //!   ([`DurableEntity`], implemented with [`entity_operations!`](crate::entity_operations!)),
 //!   registered with [`Registry::entity_class`](crate::Registry::entity_class). It gets an
@@ -52,6 +53,7 @@
 mod batch;
 mod class;
 mod context;
+mod operations;
 
 pub(crate) use batch::{Entities, EntityStart, class_entity, function_entity, run};
 #[doc(hidden)]
@@ -59,6 +61,7 @@ pub use class::__private;
 pub use class::{DurableEntity, EntityOperation, UNKNOWN_ENTITY_OPERATION, shapes};
 pub use context::EntityContext;
 pub use durabletask_abi::entity::{EntityInstanceId, EntityWorkItem, InvalidEntityId};
+pub use operations::{OperationInput, OperationOutput, Operations};
 
 #[cfg(test)]
 mod tests;

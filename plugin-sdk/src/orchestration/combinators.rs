@@ -31,7 +31,8 @@ use std::task::{Context, Poll, Wake, Waker};
 /// # let _ = durabletask_sdk::Registry::new().orchestrator("greet", greet);
 /// ```
 ///
-/// For futures that do not return a `Result` (timers), or to see every outcome, use
+/// For tasks of different output types, use [`join`](super::join) with a tuple. For
+/// futures that do not return a `Result` (timers), or to see every outcome, use
 /// `futures::future::join_all`, which the engine supports as well.
 ///
 /// Only the children that were woken are polled again, so fanning out to thousands of
@@ -231,7 +232,8 @@ impl Wake for ChildWaker {
 /// ```
 ///
 /// A timeout: race an external event against a durable timer. Their output types differ,
-/// so both are boxed as the same trait object:
+/// so both are boxed as the same trait object here; [`race`](super::race) takes them as
+/// they are, in a tuple, and is the shorter way to write this:
 ///
 /// ```
 /// use std::future::Future;

@@ -22,7 +22,8 @@ use crate::error::{FailureDetails, error_types};
 ///
 /// Orchestrator code must be deterministic: the same history must lead to the same calls
 /// in the same order. Await only what this context returns (or combinations of them, e.g.
-/// [`when_all`](super::when_all)): never tokio timers, channels or I/O.
+/// [`when_all`](super::when_all), [`join`](super::join) or [`race`](super::race)): never
+/// tokio timers, channels or I/O.
 ///
 /// Every call that starts durable work ([`call_activity`](Self::call_activity),
 /// [`call_sub_orchestrator`](Self::call_sub_orchestrator),
@@ -44,7 +45,7 @@ use crate::error::{FailureDetails, error_types};
 ///
 /// ```
 /// use std::time::Duration;
-/// use durabletask_sdk::orchestration::when_any;
+/// use durabletask_sdk::orchestration::{Winner2, race};
 /// use durabletask_sdk::{Error, OrchestrationContext};
 ///
 /// async fn process_order(ctx: OrchestrationContext, order_id: String) -> Result<String, Error> {
@@ -54,10 +55,10 @@ use crate::error::{FailureDetails, error_types};
 ///     ctx.set_custom_status("awaiting payment");
 ///     let paid = ctx.wait_for_external_event::<bool>("payment_received");
 ///     let deadline = ctx.create_timer_after(Duration::from_secs(24 * 60 * 60));
-///     let paid = Box::pin(async move { paid.await.unwrap_or(false) });
-///     let timed_out = Box::pin(async move { deadline.await; false });
-///     let futures: Vec<std::pin::Pin<Box<dyn Future<Output = bool>>>> = vec![paid, timed_out];
-///     let (_, paid) = when_any(futures).await;
+///     let paid = match race((paid, deadline)).await {
+///         Winner2::First(paid) => paid.unwrap_or(false),
+///         Winner2::Second(()) => false,
+///     };
 ///
 ///     if paid {
 ///         Ok(ctx.call_activity("ship", &order_id).await?)
@@ -72,11 +73,36 @@ use crate::error::{FailureDetails, error_types};
 pub struct OrchestrationContext {
     // Shared with the other modules that add methods (calls, messaging, …).
     pub(super) state: Rc<RefCell<State>>,
+    /// Who this orchestration is: fixed once it started, so kept out of the `RefCell`
+    /// and lent out as `&str` by the borrowed accessors.
+    identity: Rc<Identity>,
+}
+
+/// The orchestration's identity, copied from the state once per step.
+struct Identity {
+    instance_id: Rc<str>,
+    name: String,
+    version: Option<String>,
+    parent_instance_id: Option<String>,
 }
 
 impl OrchestrationContext {
+    /// A context for the orchestration `state` describes. Its identity is read now: the
+    /// engine creates the context once `executionStarted` set it.
     pub(crate) fn new(state: Rc<RefCell<State>>) -> Self {
-        Self { state }
+        let identity = {
+            let state = state.borrow();
+            Identity {
+                instance_id: Rc::clone(&state.instance_id),
+                name: state.name.clone(),
+                version: state.version.clone(),
+                parent_instance_id: state.parent_instance_id.clone(),
+            }
+        };
+        Self {
+            state,
+            identity: Rc::new(identity),
+        }
     }
 
     /// The orchestration's instance id.
@@ -94,7 +120,25 @@ impl OrchestrationContext {
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("invoice", invoice);
     /// ```
     pub fn instance_id(&self) -> String {
-        self.state.borrow().instance_id.to_string()
+        self.identity.instance_id.to_string()
+    }
+
+    /// [`instance_id`](Self::instance_id), borrowed: no allocation per call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn invoice(ctx: OrchestrationContext, cents: u64) -> Result<(), Error> {
+    ///     tracing::info!(instance_id = ctx.instance_id_str(), cents, "invoicing");
+    ///     ctx.call_activity::<_, ()>("send_invoice", (ctx.instance_id_str(), cents)).await?;
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("invoice", invoice);
+    /// ```
+    pub fn instance_id_str(&self) -> &str {
+        &self.identity.instance_id
     }
 
     /// The orchestrator's name, as registered (and as the client asked for it).
@@ -110,7 +154,23 @@ impl OrchestrationContext {
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("describe", describe);
     /// ```
     pub fn name(&self) -> String {
-        self.state.borrow().name.clone()
+        self.identity.name.clone()
+    }
+
+    /// [`name`](Self::name), borrowed: no allocation per call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn describe(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    ///     Ok(format!("{} ({})", ctx.name_str(), ctx.instance_id_str()))
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("describe", describe);
+    /// ```
+    pub fn name_str(&self) -> &str {
+        &self.identity.name
     }
 
     /// The version the orchestration was started with, if any.
@@ -134,7 +194,27 @@ impl OrchestrationContext {
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("onboard", onboard);
     /// ```
     pub fn version(&self) -> Option<String> {
-        self.state.borrow().version.clone()
+        self.identity.version.clone()
+    }
+
+    /// [`version`](Self::version), borrowed: no allocation per call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn onboard(ctx: OrchestrationContext, user: String) -> Result<(), Error> {
+    ///     ctx.call_activity::<_, ()>("create_account", &user).await?;
+    ///     if ctx.version_str() == Some("2") {
+    ///         ctx.call_activity::<_, ()>("send_welcome_email", &user).await?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("onboard", onboard);
+    /// ```
+    pub fn version_str(&self) -> Option<&str> {
+        self.identity.version.as_deref()
     }
 
     /// The parent's instance id when this runs as a sub-orchestration (started by another
@@ -154,7 +234,26 @@ impl OrchestrationContext {
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("child", child);
     /// ```
     pub fn parent_instance_id(&self) -> Option<String> {
-        self.state.borrow().parent_instance_id.clone()
+        self.identity.parent_instance_id.clone()
+    }
+
+    /// [`parent_instance_id`](Self::parent_instance_id), borrowed: no allocation per call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn child(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ///     if let Some(parent) = ctx.parent_instance_id_str() {
+    ///         ctx.send_event(parent, "child_started", ctx.instance_id_str())?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("child", child);
+    /// ```
+    pub fn parent_instance_id_str(&self) -> Option<&str> {
+        self.identity.parent_instance_id.as_deref()
     }
 
     /// `true` while the code runs from history that was already processed before: use it
@@ -294,7 +393,7 @@ impl OrchestrationContext {
     ///
     /// Clients raise events with the event's name and JSON data. Data that does not fit `T`
     /// fails the task with `InvalidInput`. To wait with a deadline, race the event against a
-    /// timer with [`when_any`](super::when_any) (see the [type-level example](Self)).
+    /// timer with [`race`](super::race) (see the [type-level example](Self)).
     ///
     /// # Examples
     ///

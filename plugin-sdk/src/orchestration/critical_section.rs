@@ -151,11 +151,11 @@ pub(crate) fn unlock_sent(state: &mut State, section_id: &str) {
 /// lock them take the lock as well; then no change reaches them mid-section on any
 /// backend.
 ///
-/// Leave the section with [`release`](Self::release). A section not released is left
-/// automatically when the orchestration completes, fails or continues as new, so the
-/// entities are never left locked. Dropping the guard does **not** release the locks: a
-/// drop can happen when the replay engine discards the orchestrator mid-step, which must
-/// change nothing.
+/// Leave the section with [`release`](Self::release), or turn it into a
+/// [`CriticalSectionGuard`] with [`into_guard`](Self::into_guard) to leave it at the end of
+/// the scope. A section not released is left automatically when the orchestration
+/// completes, fails or continues as new, so the entities are never left locked. Dropping
+/// a `CriticalSection` itself does **not** release the locks (the guard does).
 ///
 /// # Examples
 ///
@@ -261,6 +261,42 @@ impl CriticalSection {
     /// # let _ = durabletask_sdk::Registry::new().orchestrator("reset_both", reset_both);
     /// ```
     pub fn release(self) {
+        self.leave();
+    }
+
+    /// Turns the section into a guard that leaves it when it goes out of scope, as a
+    /// `MutexGuard` unlocks: on every path out of the block, `?` and early `return`s
+    /// included. What it sends is what [`release`](Self::release) sends, at the point the
+    /// guard is dropped.
+    ///
+    /// Bind it to a name (`let _locks = …`): `let _ = …` drops it, and leaves the
+    /// section, at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
+    ///
+    /// async fn transfer(ctx: OrchestrationContext, amount: i64) -> Result<bool, Error> {
+    ///     let alice = EntityInstanceId::new("account", "alice")?;
+    ///     let bob = EntityInstanceId::new("account", "bob")?;
+    ///     let _locks = ctx.lock_entities(&[alice.clone(), bob.clone()]).await?.into_guard();
+    ///     let balance: i64 = ctx.call_entity(&alice, "balance", ()).await?;
+    ///     if balance < amount {
+    ///         return Ok(false); // the section is left here…
+    ///     }
+    ///     ctx.call_entity::<_, ()>(&alice, "withdraw", amount).await?;
+    ///     ctx.call_entity::<_, ()>(&bob, "deposit", amount).await?;
+    ///     Ok(true) // …or here (or at a failed `?`)
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("transfer", transfer);
+    /// ```
+    pub fn into_guard(self) -> CriticalSectionGuard {
+        CriticalSectionGuard { section: self }
+    }
+
+    /// Leaves the section if it is still the one the orchestration is in.
+    fn leave(&self) {
         let Some(state) = self.state.upgrade() else {
             return;
         };
@@ -275,6 +311,129 @@ impl CriticalSection {
         {
             exit(&mut state);
         }
+    }
+}
+
+/// A [`CriticalSection`] that is left when the guard goes out of scope (from
+/// [`CriticalSection::into_guard`]): the unlocks are sent at the point of the drop,
+/// exactly as [`CriticalSection::release`] would send them there.
+///
+/// Deterministic: the guard is dropped at the same point of the orchestrator's code on
+/// every replay. The drops that are not the orchestrator's own do nothing: when the
+/// replay engine discards the orchestrator (at the end of every step, on a failure, after
+/// continue-as-new) or while a panic unwinds; the section is then still held, or left
+/// by the orchestration's end as before. Dropping a guard whose section was already left
+/// (released, or the orchestration ended) does nothing either.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
+///
+/// async fn bump_both(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+///     let a = EntityInstanceId::new("counter", "a")?;
+///     let b = EntityInstanceId::new("counter", "b")?;
+///     {
+///         let _locks = ctx.lock_entities(&[a.clone(), b.clone()]).await?.into_guard();
+///         ctx.call_entity::<_, i64>(&a, "add", 1).await?;
+///         ctx.call_entity::<_, i64>(&b, "add", 1).await?;
+///     } // left here
+///     // Outside the section: signals to the entities are allowed again.
+///     ctx.signal_entity(&a, "add", 1)?;
+///     Ok(())
+/// }
+/// # let _ = durabletask_sdk::Registry::new().orchestrator("bump_both", bump_both);
+/// ```
+#[must_use = "the section is left as soon as the guard is dropped; bind it to a name"]
+pub struct CriticalSectionGuard {
+    section: CriticalSection,
+}
+
+impl CriticalSectionGuard {
+    /// The lock request's `criticalSectionId`, as [`CriticalSection::id`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
+    ///
+    /// async fn traced(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ///     let counter = EntityInstanceId::new("counter", "a")?;
+    ///     let locks = ctx.lock_entities(&[counter]).await?.into_guard();
+    ///     tracing::debug!(section = locks.id(), "locked");
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("traced", traced);
+    /// ```
+    pub fn id(&self) -> &str {
+        self.section.id()
+    }
+
+    /// The locked entities, as [`CriticalSection::locked_entities`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
+    ///
+    /// async fn count(ctx: OrchestrationContext, _input: ()) -> Result<usize, Error> {
+    ///     let ids = [EntityInstanceId::new("counter", "a")?, EntityInstanceId::new("counter", "a")?];
+    ///     let locks = ctx.lock_entities(&ids).await?.into_guard();
+    ///     Ok(locks.locked_entities().len()) // 1: duplicates are locked once
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("count", count);
+    /// ```
+    pub fn locked_entities(&self) -> &[EntityInstanceId] {
+        self.section.locked_entities()
+    }
+
+    /// Leaves the section now, before the end of the scope (the same as dropping the
+    /// guard, spelled out).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext};
+    ///
+    /// async fn reset(ctx: OrchestrationContext, _input: ()) -> Result<(), Error> {
+    ///     let a = EntityInstanceId::new("counter", "a")?;
+    ///     let locks = ctx.lock_entities(&[a.clone()]).await?.into_guard();
+    ///     ctx.call_entity::<_, i64>(&a, "reset", ()).await?;
+    ///     locks.release();
+    ///     ctx.signal_entity(&a, "add", 1)?;
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("reset", reset);
+    /// ```
+    pub fn release(self) {
+        // Dropping is leaving.
+        drop(self);
+    }
+}
+
+impl Drop for CriticalSectionGuard {
+    fn drop(&mut self) {
+        // A panic is unwinding: the engine fails the orchestration, which leaves the
+        // section the same way; touching the state mid-unwind gains nothing.
+        if std::thread::panicking() {
+            return;
+        }
+        let discarding = self
+            .section
+            .state
+            .upgrade()
+            .is_none_or(|state| state.try_borrow().map_or(true, |state| state.discarding));
+        if !discarding {
+            self.section.leave();
+        }
+    }
+}
+
+impl std::fmt::Debug for CriticalSectionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CriticalSectionGuard")
+            .field(&self.section)
+            .finish()
     }
 }
 

@@ -506,6 +506,9 @@ impl<'r> Replay<'r> {
     /// contained.
     fn drop_future(&mut self) {
         if let Some(future) = self.future.take() {
+            // Whatever the future's destructors would record (a scoped critical section
+            // leaving) must not happen: the step is being cut short, not run.
+            self.state.borrow_mut().discarding = true;
             let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
         }
     }

@@ -15,6 +15,8 @@
 //! - `logger`: logging that stays quiet during replay.
 //! - `tasks`: the futures for activities, sub-orchestrations, timers and events.
 //! - `combinators`: [`when_all`] and [`when_any`].
+//! - `tuple_combinators`: [`join`] and [`race`], the same for tuples of tasks of
+//!   different types.
 //! - `engine`: walks the history and polls the orchestrator (spec §3).
 //! - `determinism`: checks replayed actions against history.
 //! - `state`: the state shared by the above for one step.
@@ -44,15 +46,19 @@ mod state;
 mod tasks;
 mod time;
 mod timers;
+mod tuple_combinators;
 
 pub use calls::DEFAULT_VERSION_PROPERTY;
 pub use cancel::CancelHandle;
 pub use combinators::{WhenAll, WhenAny, when_all, when_any};
 pub use context::OrchestrationContext;
-pub use critical_section::CriticalSection;
+pub use critical_section::{CriticalSection, CriticalSectionGuard};
 pub use entity_tasks::{EntityCallTask, LockTask};
 pub use logger::ReplaySafeLogger;
 pub use options::{ACTIVITY_TIMEOUT_TAG, ActivityOptions, SubOrchestrationOptions};
 pub use retry::{InvalidRetryPolicy, RetryPolicy};
 pub use tasks::{ActivityTask, EventTask, SubOrchestrationTask, TimerTask};
 pub use timers::MAXIMUM_TIMER_INTERVAL_PROPERTY;
+pub use tuple_combinators::{
+    Join, JoinTasks, Race, RaceTasks, Winner2, Winner3, Winner4, Winner5, Winner6, join, race,
+};

@@ -203,6 +203,10 @@ pub(crate) struct State {
     last_name: Option<Rc<str>>,
     /// Entity calls, lock requests and the critical section (spec §6.5–§6.7).
     pub(crate) entities: EntityState,
+    /// Set by the engine before it drops the orchestrator future (end of step, failure,
+    /// continue-as-new): the destructors that run then are not the orchestrator leaving a
+    /// scope, so they must record nothing (see `CriticalSectionGuard`).
+    pub(crate) discarding: bool,
 }
 
 /// A requested continue-as-new.
@@ -281,6 +285,7 @@ impl State {
             continued_as_new: None,
             last_name: None,
             entities: EntityState::default(),
+            discarding: false,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use durabletask_sdk::orchestration::when_all;
+use durabletask_sdk::orchestration::{join, when_all};
 use durabletask_sdk::{EntityInstanceId, Error, FailureDetails, OrchestrationContext};
 use serde::{Deserialize, Serialize};
 
@@ -218,14 +218,20 @@ pub async fn transfer(
 
     // `lock_entities` sorts the ids, so all orchestrations take locks in one order and
     // two opposite transfers cannot deadlock.
-    let section = ctx.lock_entities(&[from.clone(), to.clone()]).await?;
-    // Both calls are sent before either is awaited, so they run in parallel: a critical
-    // section allows one call at a time per locked entity.
-    let from_balance = ctx.call_entity::<_, i64>(&from, "balance", ());
-    let to_balance = ctx.call_entity::<_, i64>(&to, "balance", ());
-    let (from_balance, to_balance) = (from_balance.await?, to_balance.await?);
+    // The section is left when `_locks` goes out of scope: at every `return` below, and
+    // at a failed `?`.
+    let _locks = ctx
+        .lock_entities(&[from.clone(), to.clone()])
+        .await?
+        .into_guard();
+    // Both calls run in parallel: a critical section allows one call at a time per
+    // locked entity, and these are two entities.
+    let (from_balance, to_balance) = join((
+        ctx.call_entity::<_, i64>(&from, "balance", ()),
+        ctx.call_entity::<_, i64>(&to, "balance", ()),
+    ))
+    .await?;
     if from_balance < amount {
-        section.release();
         let refusal = insufficient_funds(&from, from_balance, amount);
         return Ok(TransferResult::refused(
             from_balance,
@@ -236,7 +242,7 @@ pub async fn transfer(
 
     // The balance was checked under the lock, so the withdrawal should go through. If it
     // fails anyway (an unlocked `withdraw` got in first, on a backend that lets it),
-    // nothing has moved yet: `?` fails the orchestration, which releases the locks.
+    // nothing has moved yet: `?` leaves the section and fails the orchestration.
     let from_after: i64 = ctx.call_entity(&from, "withdraw", amount).await?;
     let to_after = match ctx.call_entity::<_, i64>(&to, "deposit", amount).await {
         Ok(balance) => balance,
@@ -244,7 +250,6 @@ pub async fn transfer(
             // The destination refused the money (its balance would overflow): give it
             // back before leaving the section, so a refused transfer moves nothing.
             ctx.call_entity::<_, i64>(&from, "deposit", amount).await?;
-            section.release();
             return Ok(TransferResult::refused(
                 from_balance,
                 to_balance,
@@ -252,7 +257,6 @@ pub async fn transfer(
             ));
         }
     };
-    section.release();
     Ok(TransferResult {
         transferred: true,
         from_balance: from_after,
@@ -287,13 +291,14 @@ pub async fn total_balance(ctx: OrchestrationContext, keys: Vec<String>) -> Resu
     }
     let accounts: Vec<EntityInstanceId> = accounts.into_iter().collect();
 
-    let section = ctx.lock_entities(&accounts).await?;
-    let calls = accounts
-        .iter()
-        .map(|account| ctx.call_entity::<_, i64>(account, "balance", ()))
-        .collect();
-    let balances = when_all(calls).await?;
-    section.release();
+    let balances = {
+        let _locks = ctx.lock_entities(&accounts).await?.into_guard();
+        let calls = accounts
+            .iter()
+            .map(|account| ctx.call_entity::<_, i64>(account, "balance", ()))
+            .collect();
+        when_all(calls).await?
+    }; // the section is left here, before the sum
     balances
         .into_iter()
         .try_fold(0, i64::checked_add)

@@ -1,7 +1,7 @@
 //! The `counter` function entity, and two orchestrations that use it: one that calls it
 //! and one that signals it.
 
-use durabletask_sdk::entity::UNKNOWN_ENTITY_OPERATION;
+use durabletask_sdk::entity::{OperationInput, OperationOutput};
 use durabletask_sdk::{EntityContext, EntityInstanceId, Error, OrchestrationContext};
 use serde::Deserialize;
 
@@ -24,53 +24,55 @@ pub const MAX_COUNT: u32 = 1_000;
 /// - `reset` sets the value to 0;
 /// - `delete` removes the counter's state altogether.
 ///
-/// A function entity gets every operation sent to it, whatever its name, with one input
-/// type for all of them: here `Option<i64>`, since only `add` takes an input.
-pub fn counter(ctx: &mut EntityContext, amount: Option<i64>) -> Result<i64, Error> {
-    let value: i64 = ctx.get_state()?.unwrap_or(0);
-    match ctx.operation() {
-        "add" => {
-            let amount = amount.ok_or_else(|| {
-                invalid_input(format!(
-                    "'add' on entity '{}' needs an amount",
-                    ctx.entity_id()
-                ))
-            })?;
-            let sum = value.checked_add(amount).ok_or_else(|| {
-                Error::new(
-                    "Overflow",
-                    format!(
-                        "entity '{}' holds {value}; adding {amount} does not fit in an i64",
-                        ctx.entity_id()
-                    ),
-                )
-            })?;
-            ctx.set_state(sum)?;
-            Ok(sum)
-        }
+/// A function entity gets every operation sent to it, whatever its name; `dispatch`
+/// gives each operation its own input type (`add` an amount, the others none: an input
+/// sent to them is refused with `InvalidInput`) and fails any other operation with
+/// `UnknownEntityOperation`.
+pub fn counter(ctx: &mut EntityContext, input: OperationInput) -> Result<OperationOutput, Error> {
+    ctx.dispatch(input)
+        .on("add", add)
         // Reading does not write, so reading a counter that does not exist does not
         // create it.
-        "get" => Ok(value),
-        "reset" => {
+        .on("get", |ctx, (): ()| value(ctx))
+        .on("reset", |ctx, (): ()| {
             ctx.set_state(0)?;
             Ok(0)
-        }
+        })
         // Class entities get an implicit `delete`; a function entity sees `delete` like
         // any other operation and must handle it itself.
-        "delete" => {
+        .on("delete", |ctx, (): ()| {
             ctx.delete_state();
             Ok(0)
-        }
-        // The same error type class entities use for an operation they do not have.
-        other => Err(Error::new(
-            UNKNOWN_ENTITY_OPERATION,
+        })
+        .finish()
+}
+
+/// The counter's value: 0 when it has none.
+fn value(ctx: &EntityContext) -> Result<i64, Error> {
+    Ok(ctx.get_state()?.unwrap_or(0))
+}
+
+/// `add`: the amount is optional in the type so that a missing one gets a message saying
+/// what is missing, rather than a deserialization error.
+fn add(ctx: &mut EntityContext, amount: Option<i64>) -> Result<i64, Error> {
+    let amount = amount.ok_or_else(|| {
+        invalid_input(format!(
+            "'add' on entity '{}' needs an amount",
+            ctx.entity_id()
+        ))
+    })?;
+    let value = value(ctx)?;
+    let sum = value.checked_add(amount).ok_or_else(|| {
+        Error::new(
+            "Overflow",
             format!(
-                "Entity '{}' has no operation '{other}' (a counter has add, get, reset and \
-                 delete)",
+                "entity '{}' holds {value}; adding {amount} does not fit in an i64",
                 ctx.entity_id()
             ),
-        )),
-    }
+        )
+    })?;
+    ctx.set_state(sum)?;
+    Ok(sum)
 }
 
 /// The input of [`call_counter`]: `{"key": "visits", "operation": "add", "amount": 5}`.

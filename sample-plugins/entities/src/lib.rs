@@ -8,8 +8,8 @@
 //! The plugin shows:
 //!
 //! - the two ways to write an entity: [`counter`](counter::counter), a **function entity**
-//!   that reads the operation's name and dispatches on it, and [`Account`], a **class
-//!   entity** whose methods are its operations;
+//!   that dispatches each operation by name to a handler with its own input type, and
+//!   [`Account`], a **class entity** whose methods are its operations;
 //! - the two ways an orchestration talks to one: **signals**, one-way messages with
 //!   nothing to await ([`count_to`]), and **calls**, which wait for the operation's result
 //!   or its failure ([`call_counter`], [`withdraw`]);

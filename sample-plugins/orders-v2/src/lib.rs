@@ -102,8 +102,7 @@ pub async fn send_confirmation(_ctx: ActivityContext, order_id: String) -> Resul
 /// charging, as 1.0.0's code did, so that its history replays (see the crate docs).
 pub async fn process_order(ctx: OrchestrationContext, order: Order) -> Result<OrderOutcome, Error> {
     let log = ctx.logger();
-    let version = ctx.version();
-    let started_by_v1 = version.as_deref().is_some_and(is_before_v2);
+    let started_by_v1 = ctx.version_str().is_some_and(is_before_v2);
 
     // The steps 1.0.0 made, unchanged: same calls, same order, same pause.
     let asked = Reservation {
@@ -126,7 +125,7 @@ pub async fn process_order(ctx: OrchestrationContext, order: Order) -> Result<Or
 
     Ok(OrderOutcome {
         order: order.id,
-        version,
+        version: ctx.version(),
         steps,
         code: CODE_VERSION,
         started_on: reservation.code,
