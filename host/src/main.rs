@@ -277,19 +277,33 @@ fn replay_check(
     json: bool,
     histories: &[PathBuf],
 ) -> ExitCode {
-    // The [plugins] settings of a config file when one is named or present, else the
-    // defaults (a plugin runs in a child process).
-    let plugins = match config_path {
+    // The settings of a config file when one is named or present ([plugins] for where
+    // the build runs, the worker settings a step carries), else the defaults (a plugin
+    // runs in a child process).
+    let config = match config_path {
         Some(path) => match load_config(Some(path)) {
-            Ok((config, _)) => config.plugins,
+            Ok((config, _)) => Some(config),
             Err(code) => return code,
         },
         None if std::path::Path::new(DEFAULT_CONFIG).exists() => match load_config(None) {
-            Ok((config, _)) => config.plugins,
+            Ok((config, _)) => Some(config),
             Err(code) => return code,
         },
-        None => Default::default(),
+        None => None,
     };
+    let plugins = config
+        .as_ref()
+        .map(|config| config.plugins.clone())
+        .unwrap_or_default();
+    let properties = config
+        .as_ref()
+        .map(|config| {
+            durabletask_host::plugins::worker_properties(
+                config.worker.maximum_timer_interval,
+                config.versioning.as_ref(),
+            )
+        })
+        .unwrap_or_default();
     let isolation = match IsolationSettings::for_this_binary(&plugins) {
         Ok(isolation) => isolation,
         Err(error) => {
@@ -304,7 +318,10 @@ fn replay_check(
         Err(error) => return no_runtime(&error),
     };
     let checked = runtime.block_on(durabletask_host::plugins::replay_check(
-        plugin, histories, isolation,
+        plugin,
+        histories,
+        isolation,
+        &properties,
     ));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     let check = match checked {
@@ -517,6 +534,7 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         },
         config.versioning.clone(),
     ));
+    watch_plugins(config, &plugins)?;
     let reporting = worker::Reporting::default();
     let admin = match start_admin(config, recorder, &plugins, &reporting, embedded.as_ref()).await {
         Ok(admin) => admin,
@@ -629,13 +647,19 @@ fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, String> {
     };
     let plugins = PluginHost::start(&settings)
         .map_err(|error| format!("cannot start the plugins: {error}"))?;
+    Ok(plugins)
+}
+
+/// Rescans the plugins folder as it changes, if `[plugins] watch`: after the replay gate
+/// is in place, so no library deployed meanwhile goes in service unchecked.
+fn watch_plugins(config: &Config, plugins: &Arc<PluginHost>) -> Result<(), String> {
     if config.plugins.watch {
         plugins
             .watch()
             .map_err(|error| format!("cannot start the plugins: {error}"))?;
         tracing::info!(dir = %config.plugins.dir.display(), "watching the plugins folder: new versions are put in service without a restart");
     }
-    Ok(plugins)
+    Ok(())
 }
 
 /// A plugins folder that does not exist is created (0700 under the daemon's umask: only

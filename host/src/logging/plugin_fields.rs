@@ -73,7 +73,7 @@ impl PluginFields {
                     LogValue::F64(number) => PluginValue::F64(number),
                     LogValue::Bool(flag) => PluginValue::Bool(flag),
                 };
-                (cut(field.name.as_str(), MAX_NAME_BYTES), value)
+                (field_name(field.name.as_str()), value)
             })
             .collect();
         Self { fields }
@@ -121,12 +121,22 @@ impl PluginFields {
         line
     }
 
-    /// Appends the fields as ` name=value`, as `tracing`'s text format writes fields.
+    /// Appends the fields as ` name=value`, as `tracing`'s text format writes fields. A
+    /// name the host's own fields use is written `plugin.<name>`, and a formatted value
+    /// with control characters (a line break) is quoted and escaped: a plugin cannot
+    /// pass for the host or write a line of its own.
     fn write_text(&self, writer: &mut Writer<'_>) -> fmt::Result {
         for (name, value) in &self.fields {
-            write!(writer, " {name}=")?;
+            if HOST_FIELDS.contains(&name.as_str()) {
+                write!(writer, " plugin.{name}=")?;
+            } else {
+                write!(writer, " {name}=")?;
+            }
             match value {
                 PluginValue::Text(text) => write!(writer, "{text:?}")?,
+                PluginValue::Formatted(text) if text.chars().any(char::is_control) => {
+                    write!(writer, "{text:?}")?;
+                }
                 PluginValue::Formatted(text) => writer.write_str(text)?,
                 PluginValue::I64(number) => write!(writer, "{number}")?,
                 PluginValue::U64(number) => write!(writer, "{number}")?,
@@ -155,6 +165,24 @@ impl PluginValue {
             Self::Bool(flag) => Value::from(*flag),
         }
     }
+}
+
+/// The fields the host writes on every plugin event (see `callbacks::forward_log`).
+const HOST_FIELDS: [&str; 4] = ["message", "plugin", "plugin_version", "module"];
+
+/// A plugin's field name as the host writes it: cut to size, with anything that could
+/// break a `name=value` pair or a line (whitespace, control characters, `=`) made `_`.
+fn field_name(name: &str) -> String {
+    truncated(name, MAX_NAME_BYTES)
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() || c == '=' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// `text`, cut to at most `limit` bytes at a character boundary.
@@ -320,6 +348,27 @@ mod tests {
             PluginFields::from_record(&fields).splice_into_json("not json\n"),
             "not json\n"
         );
+    }
+
+    #[test]
+    fn in_text_a_plugin_cannot_pass_for_the_host_or_break_the_line() {
+        let fields = [
+            field("plugin", LogValue::Text(RStr::from_str("forged"))),
+            field("bad name=x", LogValue::U64(1)),
+            field(
+                "note",
+                LogValue::Formatted(RStr::from_str("a\nINFO forged line")),
+            ),
+        ];
+        let mut text = String::new();
+        PluginFields::from_record(&fields)
+            .write_text(&mut Writer::new(&mut text))
+            .unwrap();
+        assert_eq!(
+            text,
+            r#" plugin.plugin="forged" bad_name_x=1 note="a\nINFO forged line""#
+        );
+        assert!(!text.contains('\n'));
     }
 
     #[test]

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 use crate::versioning;
 
+/// The first field of a line that records a refused build.
+const REFUSED: &str = "refused";
+
 /// The remembered builds, and the file they are kept in.
 #[derive(Debug, Default)]
 pub(crate) struct BuildMemory {
@@ -26,6 +29,9 @@ pub(crate) struct BuildMemory {
     writable: bool,
     /// (plugin name, version, build) in the order they were put in service.
     builds: Vec<(String, String, String)>,
+    /// (build, why) of builds the replay gate refused: not put in service after a
+    /// restart either (the first scan at start is not gated).
+    refused: Vec<(String, String)>,
 }
 
 impl BuildMemory {
@@ -37,22 +43,54 @@ impl BuildMemory {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(error) => return Err(error),
         };
-        let builds = text
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split('\t');
-                let name = fields.next()?.trim();
-                let version = fields.next()?.trim();
-                let build = fields.next()?.trim();
-                (!name.is_empty() && !build.is_empty())
-                    .then(|| (name.to_owned(), version.to_owned(), build.to_owned()))
-            })
-            .collect();
+        let mut builds = Vec::new();
+        let mut refused = Vec::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+            match fields.as_slice() {
+                [REFUSED, build, why] if !build.is_empty() => {
+                    refused.push(((*build).to_owned(), (*why).to_owned()));
+                }
+                [name, version, build]
+                    if !name.is_empty() && !name.starts_with('#') && !build.is_empty() =>
+                {
+                    builds.push((
+                        (*name).to_owned(),
+                        (*version).to_owned(),
+                        (*build).to_owned(),
+                    ));
+                }
+                _ => {}
+            }
+        }
         Ok(BuildMemory {
             file: Some(file.to_path_buf()),
             writable,
             builds,
+            refused,
         })
+    }
+
+    /// Why the replay gate refused `build`, if it did.
+    pub(crate) fn refusal_of(&self, build: &str) -> Option<&str> {
+        self.refused
+            .iter()
+            .find(|(refused, _)| refused == build)
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// Remembers that the replay gate refused `build`, and why.
+    pub(crate) fn refuse(&mut self, build: &str, why: &str) -> std::io::Result<()> {
+        if self.refusal_of(build).is_some() {
+            return Ok(());
+        }
+        // One line per entry: no tab or line break may come from a message.
+        let why: String = why
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.refused.push((build.to_owned(), why));
+        self.save()
     }
 
     /// Where it is kept, if anywhere.
@@ -87,14 +125,22 @@ impl BuildMemory {
         }
         self.builds
             .push((name.to_owned(), version.to_owned(), build.to_owned()));
+        self.save()
+    }
+
+    /// Writes the file, if it is kept in one and may be written.
+    fn save(&self) -> std::io::Result<()> {
         let (Some(file), true) = (&self.file, self.writable) else {
             return Ok(());
         };
         let mut text = String::from(
-            "# The build of each plugin version durabletask-host has put in service: after a\n# restart the same build serves it. Remove a line to accept another build under that\n# version. name<TAB>version<TAB>build\n",
+            "# The build of each plugin version durabletask-host has put in service: after a\n# restart the same build serves it. Remove a line to accept another build under that\n# version. name<TAB>version<TAB>build, or refused<TAB>build<TAB>why for a build the\n# replay check refused (remove the line to let it be checked again).\n",
         );
         for (name, version, build) in &self.builds {
             text.push_str(&format!("{name}\t{version}\t{build}\n"));
+        }
+        for (build, why) in &self.refused {
+            text.push_str(&format!("{REFUSED}\t{build}\t{why}\n"));
         }
         let mut partial = file.clone().into_os_string();
         partial.push(".partial");
@@ -138,6 +184,24 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn refusals_are_remembered_on_one_line_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.builds");
+        let mut memory = BuildMemory::open(&file, true).unwrap();
+        memory.remember("orders", "1.0.0", "aaaa").unwrap();
+        memory
+            .refuse("bbbb", "o-1 would fail:\tnon-deterministic\nsecond line")
+            .unwrap();
+        let reopened = BuildMemory::open(&file, true).unwrap();
+        assert_eq!(
+            reopened.refusal_of("bbbb"),
+            Some("o-1 would fail: non-deterministic second line")
+        );
+        assert_eq!(reopened.refusal_of("aaaa"), None);
+        assert_eq!(reopened.build_of("orders", "1.0.0"), Some("aaaa"));
     }
 
     #[test]

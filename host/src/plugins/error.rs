@@ -44,7 +44,7 @@ pub enum LoadError {
     /// `[plugins] verify_replay`: a running orchestration it would be handed fails when
     /// its history is replayed on it.
     #[error(
-        "{0}; the generations in service keep serving. Make the change version-aware (ctx.version()), start such orchestrations with a version, or set [plugins] verify_replay = 0 to deploy it anyway"
+        "{0}; the generations in service keep serving. A change that is not deterministic can be made version-aware (ctx.version()), or such orchestrations started with a version; [plugins] verify_replay = 0 deploys without the check"
     )]
     ReplayRefused(String),
 }

@@ -38,7 +38,10 @@ impl WorkItemExecutor for PluginHost {
                 return Box::pin(std::future::ready(*result));
             }
         };
-        let name = entity_name(work.instance_id());
+        // Lowercase, as routing matched it: a client's `@Counter@k` must not make a new
+        // label (metric series and span name) of every spelling.
+        let name = entity_name(work.instance_id()).to_lowercase();
+        let name = name.as_str();
         let meter = Meter::new(
             WorkKind::Entity,
             name,
@@ -133,6 +136,7 @@ impl PluginHost {
                             request: request.into(),
                             what: &what,
                             journal: journal.as_ref().zip(key),
+                            once: false,
                         })
                         .await;
                     // Held until the batch is done: a generation retired meanwhile
@@ -306,6 +310,7 @@ impl PluginHost {
                             request: request.encode_to_vec().into(),
                             what: &what,
                             journal: journal.as_ref().zip(key),
+                            once: false,
                         })
                         .await;
                     // Held until the activity is done: a generation retired meanwhile
@@ -437,12 +442,6 @@ fn fails(response: &proto::OrchestratorResponse) -> bool {
     })
 }
 
-/// Runs an orchestration step in the host's process, on the event loop. A step is replay
-/// of pure, deterministic code (no I/O, by the rules of orchestrations) and takes
-/// microseconds; handing it to another thread cost more than the step itself. A step
-/// that does block is reported while it runs (`watchdog`), so the offending
-/// orchestrator is named, and it is on the crash journal's disk before the plugin runs:
-/// if the step takes the host down, the next host counts it.
 /// One orchestration step's request, ready to run on a generation.
 struct Step<'a> {
     request: &'a proto::OrchestratorRequest,
@@ -466,7 +465,7 @@ impl Step<'_> {
             ),
             Runner::Process(supervisor) => {
                 supervisor
-                    .orchestrator_step(self.request, self.what, self.journal.zip(self.key))
+                    .orchestrator_step(self.request, self.what, self.journal.zip(self.key), false)
                     .await
             }
         }
@@ -487,6 +486,12 @@ fn non_deterministic(response: &proto::OrchestratorResponse) -> bool {
     })
 }
 
+/// Runs an orchestration step in the host's process, on the event loop. A step is replay
+/// of pure, deterministic code (no I/O, by the rules of orchestrations) and takes
+/// microseconds; handing it to another thread cost more than the step itself. A step
+/// that does block is reported while it runs (`watchdog`), so the offending
+/// orchestrator is named, and it is on the crash journal's disk before the plugin runs:
+/// if the step takes the host down, the next host counts it.
 fn run_step_in_process(
     module: PluginModuleRef,
     generation: &Generation,

@@ -346,11 +346,24 @@ impl Manager {
 
     /// Puts in service what the folder holds and takes out what it no longer does.
     fn reconcile(&mut self, admit: &mut Gate<'_>) -> Change {
-        let wanted: Vec<(&PathBuf, &String)> = self
+        let mut wanted: Vec<(&PathBuf, &String)> = self
             .files
             .iter()
             .flat_map(|(file, entry)| entry.hashes().map(move |hash| (file, hash)))
             .collect();
+        // Builds remembered as serving their version go first (then by file): after a
+        // restart they keep their names, and a newcomer that registers one of them is the
+        // one refused, whatever the order of the files.
+        let remembered = |hash: &String| {
+            self.libraries.get(hash).is_some_and(|plugin| {
+                self.builds.build_of(&plugin.name, &plugin.version) == Some(hash.as_str())
+            })
+        };
+        wanted.sort_by(|(file_a, hash_a), (file_b, hash_b)| {
+            remembered(hash_b)
+                .cmp(&remembered(hash_a))
+                .then_with(|| file_a.cmp(file_b))
+        });
         let wanted_set: HashSet<&String> = wanted.iter().map(|(_, hash)| *hash).collect();
 
         let mut change = Change::default();
@@ -420,7 +433,26 @@ impl Manager {
             }
             self.reported_conflicts
                 .remove(&(file.clone(), hash.clone()));
-            if self.refused_by_gate.contains(hash) {
+            if let Some(why) = self.builds.refusal_of(hash) {
+                // Refused by the replay gate, in this process or before a restart.
+                if self.refused_by_gate.insert(hash.clone()) {
+                    change.refused.push((
+                        file.clone(),
+                        LoadError::ReplayRefused(format!(
+                            "refused before{}: {why}",
+                            self.builds
+                                .file()
+                                .map(|file| format!(
+                                    " (remove its line from {} to check it again)",
+                                    file.display()
+                                ))
+                                .unwrap_or_default()
+                        )),
+                    ));
+                }
+                if plugin.isolated() {
+                    plugin.shutdown();
+                }
                 continue;
             }
             if let Some(remembered) = self
@@ -474,6 +506,12 @@ impl Manager {
                 Admission::Refuse(reason) => {
                     // Dropping the generation shuts its runtime (or process) down.
                     self.refused_by_gate.insert(hash.clone());
+                    if let Err(error) = self.builds.refuse(hash, &reason) {
+                        tracing::warn!(
+                            file = ?self.builds.file(),
+                            "cannot remember the refusal across restarts: {error}"
+                        );
+                    }
                     change
                         .refused
                         .push((file.clone(), LoadError::ReplayRefused(reason)));
@@ -598,6 +636,52 @@ mod folder_tests {
         std::fs::create_dir(&plugins).unwrap();
         chmod(&plugins, 0o755);
         (root, plugins)
+    }
+
+    /// Issue 14: of two plugins that register one name, the one that served it before a
+    /// restart keeps it after, whatever the order of the files; without a memory, the
+    /// later file is refused. (Gate refusals are remembered too.)
+    #[test]
+    fn the_build_remembered_for_a_version_keeps_its_names_and_refusals_last() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (root, plugins) = plugins_folder();
+        // `aa_payments.so` sorts first and registers `charge_payment`, as `orders` does.
+        std::fs::copy(sample("payments"), plugins.join("aa_payments.so")).unwrap();
+        std::fs::copy(sample("orders_v1"), plugins.join("zz_orders.so")).unwrap();
+        chmod(&plugins.join("aa_payments.so"), 0o644);
+        chmod(&plugins.join("zz_orders.so"), 0o644);
+        let refused_names = |change: &Change| -> Vec<String> {
+            change
+                .refused
+                .iter()
+                .map(|(file, _)| file.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+
+        let change = manager(&plugins).scan().unwrap();
+        assert_eq!(refused_names(&change), ["zz_orders.so"]);
+
+        let memory_file = root.path().join("host.builds");
+        let mut memory = BuildMemory::open(&memory_file, true).unwrap();
+        let orders = change_hash(&plugins.join("zz_orders.so"));
+        memory.remember("orders", "1.0.0", &orders).unwrap();
+        memory.refuse("0123456789abcdef", "o-1 would fail").unwrap();
+        let mut remembering = manager(&plugins);
+        remembering.builds = BuildMemory::open(&memory_file, false).unwrap();
+        let change = remembering.scan().unwrap();
+        assert_eq!(refused_names(&change), ["aa_payments.so"]);
+        assert!(
+            change.added.iter().any(|g| g.plugin().name == "orders"),
+            "{change:?}"
+        );
+    }
+
+    /// The content hash the manager knows a library by.
+    fn change_hash(path: &Path) -> String {
+        let private = PrivateDir::create().unwrap();
+        loader::private_copy(path, private.path(), &Policy::new(true))
+            .unwrap()
+            .hash
     }
 
     /// Issue 10: a library anyone could write to was loaded into the host.

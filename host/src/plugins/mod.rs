@@ -57,5 +57,7 @@ mod watcher;
 pub use error::{LoadError, PluginError};
 pub use inventory::{Inventory, inventory};
 pub use loaded_plugin::LoadedPlugin;
-pub use plugin_host::{CrashJournalSettings, PluginHost, PluginHostSettings, Rescan};
+pub use plugin_host::{
+    CrashJournalSettings, PluginHost, PluginHostSettings, Rescan, worker_properties,
+};
 pub use replay_check::{ReplayCheck, SavedHistory, replay_check};

@@ -178,9 +178,9 @@ impl PluginHost {
     pub fn rescan(&self) -> Rescan {
         let mut manager = self.lock_manager();
         let scanned = match self.replay_gate.get() {
-            Some(gate) => {
-                manager.scan_gated(&mut |generation, active| gate.admit(generation, active))
-            }
+            Some(gate) => manager.scan_gated(&mut |generation, active| {
+                gate.admit(generation, active, &self.properties)
+            }),
             None => manager.scan(),
         };
         let change = match scanned {
@@ -350,9 +350,21 @@ fn log_change(change: &manager::Change) {
 /// timer chunking interval (absent or zero = off) and the version sub-orchestrations
 /// started without one get (`[versioning] default_version`).
 fn request_properties(settings: &PluginHostSettings) -> Vec<(String, prost_types::Value)> {
+    worker_properties(
+        settings.maximum_timer_interval,
+        settings.versioning.as_ref(),
+    )
+}
+
+/// The worker settings the host adds to every orchestration request's `properties`
+/// (`[worker] maximum_timer_interval`, `[versioning] default_version`), which the plugins'
+/// replay engines read: a replay check passes the same.
+pub fn worker_properties(
+    maximum_timer_interval: Option<Duration>,
+    versioning: Option<&VersioningSettings>,
+) -> Vec<(String, prost_types::Value)> {
     use prost_types::value::Kind;
-    let interval = settings
-        .maximum_timer_interval
+    let interval = maximum_timer_interval
         .filter(|interval| !interval.is_zero())
         .map(|interval| {
             (
@@ -360,9 +372,7 @@ fn request_properties(settings: &PluginHostSettings) -> Vec<(String, prost_types
                 Kind::NumberValue(interval.as_secs_f64()),
             )
         });
-    let default_version = settings
-        .versioning
-        .as_ref()
+    let default_version = versioning
         .and_then(|versioning| versioning.default_version.clone())
         .map(|version| (DEFAULT_VERSION_PROPERTY, Kind::StringValue(version)));
     interval

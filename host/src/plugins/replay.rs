@@ -11,18 +11,25 @@ use super::generation::Generation;
 use super::loaded_plugin::Runner;
 
 /// Replays `history` of `instance_id` against `generation`, in its child process or in
-/// this one, as the host would run a step of it.
+/// this one, as the host would run a step of it, with the worker settings the host adds
+/// to every step (`properties`: a split timer replays only with the same
+/// `maximum_timer_interval`). A replay that crashes the plugin's process is not run again:
+/// the crash is its verdict.
 pub async fn replay(
     generation: &Generation,
     instance_id: &str,
     history: Vec<proto::HistoryEvent>,
+    properties: &[(String, prost_types::Value)],
 ) -> Verdict {
-    let request = durabletask_abi::replay::request(instance_id, history);
+    let mut request = durabletask_abi::replay::request(instance_id, history);
+    request.properties.extend(properties.iter().cloned());
     let response = match &generation.plugin().runner {
         Runner::InProcess(module) => calls::run_orchestrator(*module, &request),
         Runner::Process(supervisor) => {
             let what = format!("the replay of orchestration instance {instance_id}");
-            supervisor.orchestrator_step(&request, &what, None).await
+            supervisor
+                .orchestrator_step(&request, &what, None, true)
+                .await
         }
     };
     durabletask_abi::replay::judge(&request.past_events, &response)

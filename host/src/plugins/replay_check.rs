@@ -141,10 +141,13 @@ impl ReplayCheck {
 /// Loads `plugin_file` as the host would (its checks, in a child process unless
 /// `isolation` says otherwise) and replays every history against it. Errors are usage
 /// errors: a history that cannot be read, a library that would be refused.
+/// `properties` are the worker settings the host adds to every step (see
+/// `plugins::worker_properties`): a replay needs the same.
 pub async fn replay_check(
     plugin_file: &Path,
     history_files: &[PathBuf],
     isolation: IsolationSettings,
+    properties: &[(String, prost_types::Value)],
 ) -> Result<ReplayCheck, String> {
     let histories = history_files
         .iter()
@@ -159,8 +162,14 @@ pub async fn replay_check(
     let file_name = plugin_file
         .file_name()
         .ok_or_else(|| format!("{} is not a file", plugin_file.display()))?;
-    std::fs::copy(plugin_file, folder.path().join(file_name))
-        .map_err(|error| format!("cannot read {}: {error}", plugin_file.display()))?;
+    // 0600 whatever the source's mode (cargo's output follows the umask, often 0775),
+    // so the strict folder and file checks judge the copy, which only this user can write.
+    let copy = || -> std::io::Result<u64> {
+        let mut source = std::fs::File::open(plugin_file)?;
+        let mut copy = super::private_dir::create_file(&folder.path().join(file_name))?;
+        std::io::copy(&mut source, &mut copy)
+    };
+    copy().map_err(|error| format!("cannot read {}: {error}", plugin_file.display()))?;
     let inventory = super::inventory(folder.path(), true, isolation, None)
         .map_err(|error| format!("cannot load {}: {error}", plugin_file.display()))?;
     if let Some((_, reason)) = inventory.refused.first() {
@@ -174,8 +183,13 @@ pub async fn replay_check(
     };
     let mut results = Vec::with_capacity(histories.len());
     for history in histories {
-        let verdict =
-            replay::replay(generation, &history.instance_id, history.events.clone()).await;
+        let verdict = replay::replay(
+            generation,
+            &history.instance_id,
+            history.events.clone(),
+            properties,
+        )
+        .await;
         results.push((history, verdict));
     }
     Ok(ReplayCheck {

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use durabletask_abi::error_types;
 use durabletask_backend::InProcessClient;
 use durabletask_client::connection::{self, CallMetadata};
 use durabletask_proto as proto;
@@ -23,10 +24,14 @@ use proto::history_event::EventType;
 
 use super::catalog::Catalog;
 use super::generation::Generation;
-use super::replay;
+use super::replay::{self, Verdict};
 use super::routing;
 use crate::config::{BackendSettings, VersioningSettings};
 use crate::worker::BackendClient;
+
+/// The longest a check may take (listing, reading histories, replays): past it the
+/// library waits for the next scan.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// At most this many running instances are listed to find those at stake.
 pub const MAX_LISTED: usize = 10_000;
@@ -87,18 +92,34 @@ impl ReplayGate {
 
     /// Judges `candidate` beside the generations in service, `active`. Blocks: call it
     /// from a thread that is not the event loop's.
+    /// `properties` are the worker settings the host adds to every step.
     pub(crate) fn admit(
         &self,
         candidate: &Arc<Generation>,
         active: &[Arc<Generation>],
+        properties: &[(String, prost_types::Value)],
     ) -> Admission {
         if self.limit == 0 || candidate.plugin().orchestrators.is_empty() {
             return Admission::Admit;
         }
-        self.runtime.block_on(self.verify(candidate, active))
+        self.runtime.block_on(async {
+            // Bounded: the scanning thread (and the manager) waits for the verdict.
+            tokio::time::timeout(CHECK_DEADLINE, self.verify(candidate, active, properties))
+                .await
+                .unwrap_or_else(|_| {
+                    Admission::NotYet(format!(
+                        "the replay check did not finish within {CHECK_DEADLINE:?}"
+                    ))
+                })
+        })
     }
 
-    async fn verify(&self, candidate: &Arc<Generation>, active: &[Arc<Generation>]) -> Admission {
+    async fn verify(
+        &self,
+        candidate: &Arc<Generation>,
+        active: &[Arc<Generation>],
+        properties: &[(String, prost_types::Value)],
+    ) -> Admission {
         let client = match self.client() {
             Ok(client) => client,
             Err(error) => return Admission::NotYet(error),
@@ -122,14 +143,27 @@ impl ReplayGate {
                     ));
                 }
             };
-            let verdict = replay::replay(candidate, &instance.instance_id, history).await;
-            if !verdict.is_deterministic() {
-                return Admission::Refuse(format!(
-                    "running orchestration {} ({}) would fail on it: {}",
-                    instance.instance_id,
-                    instance.orchestrator,
-                    verdict.describe()
-                ));
+            let verdict =
+                replay::replay(candidate, &instance.instance_id, history, properties).await;
+            match verdict {
+                Verdict::Deterministic => {}
+                // Its process could not be started: nothing is known of the code yet.
+                Verdict::Fails {
+                    error_type,
+                    message,
+                } if error_type == error_types::PLUGIN_CRASHED
+                    && message.contains("has no process") =>
+                {
+                    return Admission::NotYet(message);
+                }
+                other => {
+                    return Admission::Refuse(format!(
+                        "running orchestration {} ({}) would fail on it: {}",
+                        instance.instance_id,
+                        instance.orchestrator,
+                        other.describe()
+                    ));
+                }
             }
         }
         tracing::info!(

@@ -54,6 +54,9 @@ pub(crate) struct Work<'a> {
     pub(crate) what: &'a str,
     /// Its key in the crash journal, and the journal, if there is one.
     pub(crate) journal: Option<(&'a Arc<CrashJournal>, Key)>,
+    /// Fail at the first crash it is found to cause, instead of running it again: for
+    /// checks (a replay of a history against a new build), whose verdict a crash is.
+    pub(crate) once: bool,
 }
 
 /// The supervisor of one plugin generation's child process.
@@ -129,11 +132,14 @@ impl Supervisor {
     /// Runs one orchestration step in the child ([`call`](Self::call)): the plugin's
     /// response, or a step that fails the orchestration with the failure that stands for
     /// it.
+    ///
+    /// `once`: a check's step, which fails at the first crash it causes (see [`Work`]).
     pub(crate) async fn orchestrator_step(
         &self,
         request: &proto::OrchestratorRequest,
         what: &str,
         journal: Option<(&Arc<CrashJournal>, Key)>,
+        once: bool,
     ) -> proto::OrchestratorResponse {
         use prost::Message as _;
         let outcome = self
@@ -143,6 +149,7 @@ impl Supervisor {
                 request: request.encode_to_vec().into(),
                 what,
                 journal,
+                once,
             })
             .await;
         match outcome {
@@ -218,6 +225,9 @@ impl Supervisor {
                 } => {
                     crashes += 1;
                     alone = true;
+                    if work.once {
+                        return Err(self.crashed(&work, crashes, 1, &death));
+                    }
                     let Some((journal, key)) = work.journal else {
                         // No journal ([worker] max_crashes = 0): run it however often it
                         // crashes, as configured.
