@@ -123,6 +123,17 @@ impl BuildMemory {
         if self.build_of(name, version).is_some() {
             return Ok(());
         }
+        // Names and versions come from plugin code: one with a tab or a line break would
+        // write lines of its own into the file.
+        if [name, version, build]
+            .iter()
+            .any(|field| field.chars().any(char::is_control))
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the plugin name or version {name:?} {version:?} has control characters"),
+            ));
+        }
         self.builds
             .push((name.to_owned(), version.to_owned(), build.to_owned()));
         self.save()
@@ -202,6 +213,19 @@ mod tests {
         );
         assert_eq!(reopened.refusal_of("aaaa"), None);
         assert_eq!(reopened.build_of("orders", "1.0.0"), Some("aaaa"));
+    }
+
+    #[test]
+    fn a_name_with_control_characters_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.builds");
+        let mut memory = BuildMemory::open(&file, true).unwrap();
+        assert!(
+            memory
+                .remember("orders\npayments", "1.0.0", "aaaa")
+                .is_err()
+        );
+        assert!(!file.exists());
     }
 
     #[test]
