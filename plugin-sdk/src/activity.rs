@@ -57,6 +57,34 @@ impl ActivityContext {
 
     /// The task id (the orchestrator's action id) of this activity call: unique within the
     /// orchestration instance and the same every time the call is retried.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{ActivityContext, Error, OrchestrationContext, Registry};
+    ///
+    /// async fn send_email(ctx: ActivityContext, to: String) -> Result<String, Error> {
+    ///     // Redelivered calls carry the same key, so the mail service can drop duplicates.
+    ///     Ok(format!("{}-{}:{to}", ctx.instance_id(), ctx.task_id()))
+    /// }
+    ///
+    /// async fn notify(ctx: OrchestrationContext, to: String) -> Result<Vec<String>, Error> {
+    ///     let first: String = ctx.call_activity("send_email", &to).await?;
+    ///     let second: String = ctx.call_activity("send_email", &to).await?;
+    ///     Ok(vec![first, second])
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("notify", notify).activity("send_email", send_email);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let id = runtime.start("notify", "ada@example.com")?;
+    /// assert_eq!(
+    ///     runtime.output::<Vec<String>>(&id)?,
+    ///     ["instance-1-1:ada@example.com", "instance-1-2:ada@example.com"]
+    /// );
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn task_id(&self) -> i32 {
         self.task_id
     }
@@ -64,6 +92,33 @@ impl ActivityContext {
     /// The activity's registered name: what the orchestrator passed to
     /// [`call_activity`](crate::OrchestrationContext::call_activity). Useful when one
     /// function is registered under several names.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{ActivityContext, Error, OrchestrationContext, Registry};
+    ///
+    /// /// One function behind two activity names: the name picks the currency.
+    /// async fn convert(ctx: ActivityContext, cents: u64) -> Result<String, Error> {
+    ///     let currency = if ctx.name() == "to_eur" { "EUR" } else { "USD" };
+    ///     Ok(format!("{}.{:02} {currency}", cents / 100, cents % 100))
+    /// }
+    ///
+    /// async fn price(ctx: OrchestrationContext, cents: u64) -> Result<String, Error> {
+    ///     Ok(ctx.call_activity("to_eur", cents).await?)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry
+    ///     .orchestrator("price", price)
+    ///     .activity("to_eur", convert)
+    ///     .activity("to_usd", convert);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let id = runtime.start("price", 1250)?;
+    /// assert_eq!(runtime.output::<String>(&id)?, "12.50 EUR");
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }

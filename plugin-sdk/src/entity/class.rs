@@ -63,6 +63,52 @@ pub trait DurableEntity: Serialize + DeserializeOwned + Default {
     /// Runs `operation` with its raw JSON `input` (`None` for none) and returns its JSON
     /// output (`None` for `null`). [`entity_operations!`](crate::entity_operations!)
     /// writes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::entity::{DurableEntity, UNKNOWN_ENTITY_OPERATION};
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, Registry};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Counter {
+    ///     value: i64,
+    /// }
+    ///
+    /// // Written by hand instead of by `entity_operations!`: operation names in any case.
+    /// impl DurableEntity for Counter {
+    ///     fn dispatch(
+    ///         &mut self,
+    ///         _ctx: &mut EntityContext,
+    ///         operation: &str,
+    ///         input: Option<&str>,
+    ///     ) -> Result<Option<String>, Error> {
+    ///         match operation.to_ascii_lowercase().as_str() {
+    ///             "add" => {
+    ///                 self.value += serde_json::from_str::<i64>(input.unwrap_or("1"))?;
+    ///                 Ok(None)
+    ///             }
+    ///             "get" => Ok(Some(self.value.to_string())),
+    ///             _ => {
+    ///                 let message = format!("no operation '{operation}'");
+    ///                 Err(Error::new(UNKNOWN_ENTITY_OPERATION, message))
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.entity_class::<Counter>("counter");
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let counter = EntityInstanceId::new("counter", "c")?;
+    /// runtime.signal_entity(&counter, "ADD", 5)?;
+    /// runtime.signal_entity(&counter, "Add", ())?;
+    /// let state = runtime.entity_state::<serde_json::Value>(&counter)?;
+    /// assert_eq!(state, Some(serde_json::json!({ "value": 6 })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn dispatch(
         &mut self,
         ctx: &mut EntityContext,
@@ -84,6 +130,63 @@ pub trait DurableEntity: Serialize + DeserializeOwned + Default {
 /// fn op(&mut self, input: I) -> Result<O, Error>
 /// fn op(&mut self) -> Result<O, Error>
 /// fn op(&self) -> Result<O, Error>
+/// ```
+///
+/// # Examples
+///
+/// The four shapes in one class entity:
+///
+/// ```
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, Registry};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Cart {
+///     items: Vec<String>,
+/// }
+///
+/// impl Cart {
+///     // `(&mut self, &mut EntityContext, I)`
+///     fn add(&mut self, ctx: &mut EntityContext, item: String) -> Result<usize, Error> {
+///         if self.items.len() >= 3 {
+///             let id = ctx.entity_id();
+///             return Err(Error::new("CartFull", format!("{id} holds 3 items already")));
+///         }
+///         self.items.push(item);
+///         Ok(self.items.len())
+///     }
+///
+///     // `(&mut self, I)`
+///     fn remove(&mut self, item: String) -> Result<bool, Error> {
+///         let before = self.items.len();
+///         self.items.retain(|i| *i != item);
+///         Ok(self.items.len() < before)
+///     }
+///
+///     // `(&mut self)`
+///     fn clear(&mut self) -> Result<(), Error> {
+///         self.items.clear();
+///         Ok(())
+///     }
+///
+///     // `(&self)`
+///     fn count(&self) -> Result<usize, Error> {
+///         Ok(self.items.len())
+///     }
+/// }
+///
+/// durabletask_sdk::entity_operations!(Cart { add, remove, clear, count });
+///
+/// let mut registry = Registry::new();
+/// registry.entity_class::<Cart>("cart");
+/// let mut runtime = TestRuntime::new(registry);
+/// let cart = EntityInstanceId::new("cart", "ada")?;
+/// runtime.signal_entity(&cart, "add", "pen")?;
+/// runtime.signal_entity(&cart, "add", "ink")?;
+/// runtime.signal_entity(&cart, "remove", "pen")?;
+/// assert_eq!(runtime.entity_state::<Cart>(&cart)?.map(|c| c.items), Some(vec!["ink".to_owned()]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait EntityOperation<T, Marker> {
     /// Decodes the input, calls the method and encodes its output.
@@ -239,6 +342,50 @@ pub mod __private {
     }
 }
 
+/// The `errorType` of an operation a class entity does not have.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::entity::UNKNOWN_ENTITY_OPERATION;
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{EntityInstanceId, Error, OrchestrationContext, Registry};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Light {
+///     on: bool,
+/// }
+///
+/// impl Light {
+///     fn switch(&mut self, on: bool) -> Result<(), Error> {
+///         self.on = on;
+///         Ok(())
+///     }
+/// }
+///
+/// durabletask_sdk::entity_operations!(Light { switch });
+///
+/// /// Dims the light if it can, else switches it off.
+/// async fn dim(ctx: OrchestrationContext, room: String) -> Result<&'static str, Error> {
+///     let light = EntityInstanceId::new("light", &room)?;
+///     match ctx.call_entity::<_, ()>(&light, "dim", 50).await {
+///         Ok(()) => Ok("dimmed"),
+///         Err(failed) if failed.details.error_type == UNKNOWN_ENTITY_OPERATION => {
+///             ctx.call_entity::<_, ()>(&light, "switch", false).await?;
+///             Ok("switched off")
+///         }
+///         Err(failed) => Err(failed.into()),
+///     }
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("dim", dim).entity_class::<Light>("light");
+/// let mut runtime = TestRuntime::new(registry);
+/// let id = runtime.start("dim", "kitchen")?;
+/// assert_eq!(runtime.output::<String>(&id)?, "switched off");
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 pub use durabletask_abi::error_types::UNKNOWN_ENTITY_OPERATION;
 
 /// Implements [`DurableEntity`] for a type from the list of its operation methods.

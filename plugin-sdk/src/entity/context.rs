@@ -83,11 +83,61 @@ impl EntityContext {
     }
 
     /// The id of the entity the operation runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, Registry};
+    ///
+    /// /// One inbox per user: the entity's key says whose.
+    /// fn inbox(ctx: &mut EntityContext, message: String) -> Result<(), Error> {
+    ///     let mut messages: Vec<String> = ctx.get_state()?.unwrap_or_default();
+    ///     messages.push(format!("to {}: {message}", ctx.entity_id().key()));
+    ///     ctx.set_state(messages)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.entity("inbox", inbox);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let ada = EntityInstanceId::new("inbox", "ada")?;
+    /// runtime.signal_entity(&ada, "post", "lunch at noon?")?;
+    /// assert_eq!(
+    ///     runtime.entity_state::<Vec<String>>(&ada)?,
+    ///     Some(vec!["to ada: lunch at noon?".to_owned()])
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn entity_id(&self) -> &EntityInstanceId {
         &self.id
     }
 
     /// Whether the entity has a state at all (a deleted or never-written entity has none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, Registry};
+    ///
+    /// /// A username registry: the first claim of a name wins.
+    /// fn username(ctx: &mut EntityContext, owner: String) -> Result<bool, Error> {
+    ///     if ctx.has_state() {
+    ///         return Ok(false);
+    ///     }
+    ///     ctx.set_state(owner)?;
+    ///     Ok(true)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.entity("username", username);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let name = EntityInstanceId::new("username", "ada")?;
+    /// runtime.signal_entity(&name, "claim", "user-1")?;
+    /// runtime.signal_entity(&name, "claim", "user-2")?;
+    /// assert_eq!(runtime.entity_state::<String>(&name)?.as_deref(), Some("user-1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn has_state(&self) -> bool {
         self.state.is_some()
     }
@@ -156,6 +206,37 @@ impl EntityContext {
 
     /// Deletes the entity's state: once the batch is saved the entity no longer exists
     /// (until an operation sets a state again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, Registry};
+    ///
+    /// fn session(ctx: &mut EntityContext, _input: ()) -> Result<(), Error> {
+    ///     match ctx.operation() {
+    ///         "touch" => {
+    ///             let hits = ctx.get_state::<u32>()?.unwrap_or(0);
+    ///             ctx.set_state(hits + 1)
+    ///         }
+    ///         "end" => {
+    ///             ctx.delete_state();
+    ///             Ok(())
+    ///         }
+    ///         other => Err(Error::new("UnknownOperation", format!("no operation '{other}'"))),
+    ///     }
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.entity("session", session);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let session_id = EntityInstanceId::new("session", "s-42")?;
+    /// runtime.signal_entity(&session_id, "touch", ())?;
+    /// assert_eq!(runtime.entity_state::<u32>(&session_id)?, Some(1));
+    /// runtime.signal_entity(&session_id, "end", ())?;
+    /// assert_eq!(runtime.entity_state::<u32>(&session_id)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn delete_state(&mut self) {
         self.state = None;
         self.state_written = true;

@@ -85,6 +85,38 @@ impl CancelHandle {
     /// once; awaiting a cancelled event wait gives a
     /// [`TaskFailedError`](crate::TaskFailedError) of type
     /// [`TaskCancelled`](crate::error_types::TASK_CANCELLED).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry, error_types};
+    ///
+    /// async fn review(ctx: OrchestrationContext, auto_approve: bool) -> Result<String, Error> {
+    ///     let decision = ctx.wait_for_external_event::<String>("decision");
+    ///     if auto_approve {
+    ///         // Nobody needs to decide: a later "decision" goes to the next waiter.
+    ///         decision.cancel_handle().cancel();
+    ///     }
+    ///     match decision.await {
+    ///         Ok(decision) => Ok(decision),
+    ///         Err(e) if e.details.error_type == error_types::TASK_CANCELLED => {
+    ///             Ok("auto-approved".into())
+    ///         }
+    ///         Err(e) => Err(e.into()),
+    ///     }
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("review", review);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let automatic = runtime.start("review", true)?;
+    /// assert_eq!(runtime.output::<String>(&automatic)?, "auto-approved");
+    /// let manual = runtime.start("review", false)?;
+    /// runtime.raise_event(&manual, "decision", "rejected")?;
+    /// assert_eq!(runtime.output::<String>(&manual)?, "rejected");
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn cancel(&self) {
         let (Some(state), Some(cell)) = (self.state.upgrade(), self.cell.upgrade()) else {
             return;

@@ -63,6 +63,29 @@ pub fn when_all<T, E, F: Future<Output = Result<T, E>>>(futures: Vec<F>) -> When
 
 /// The future [`when_all`] returns: resolves to `Ok` with every output in input order, or
 /// to the first error in completion order.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::{ActivityTask, WhenAll, when_all};
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn total(ctx: OrchestrationContext, skus: Vec<String>) -> Result<u64, Error> {
+///     // Every call is scheduled here; the future waits for all of them.
+///     let prices: WhenAll<ActivityTask<u64>> =
+///         when_all(skus.iter().map(|sku| ctx.call_activity("price", sku)).collect());
+///     Ok(prices.await?.iter().sum())
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("total", total);
+/// let mut runtime = TestRuntime::new(registry);
+/// runtime.mock_activity("price", |sku: String| Ok(sku.len() as u64 * 100));
+/// let id = runtime.start("total", ["pen", "notebook"])?;
+/// assert_eq!(runtime.output::<u64>(&id)?, 1100);
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct WhenAll<F: Future> {
     children: Vec<Option<Pin<Box<F>>>>,
@@ -265,6 +288,31 @@ pub fn when_any<F: Future + Unpin>(futures: Vec<F>) -> WhenAny<F> {
 
 /// The future [`when_any`] returns: resolves to the index of the first future to
 /// complete and its output.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::{EventTask, WhenAny, when_any};
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn first_reply(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+///     let replies: WhenAny<EventTask<String>> = when_any(vec![
+///         ctx.wait_for_external_event("reply_from_ada"),
+///         ctx.wait_for_external_event("reply_from_bob"),
+///     ]);
+///     let (index, reply) = replies.await;
+///     Ok(format!("#{index}: {}", reply?))
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("first_reply", first_reply);
+/// let mut runtime = TestRuntime::new(registry);
+/// let id = runtime.start("first_reply", ())?;
+/// runtime.raise_event(&id, "reply_from_bob", "on my way")?;
+/// assert_eq!(runtime.output::<String>(&id)?, "#1: on my way");
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct WhenAny<F> {
     children: Vec<F>,

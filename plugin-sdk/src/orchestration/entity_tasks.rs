@@ -38,6 +38,34 @@ pub(crate) fn entity_failure(
 /// It resolves to `Ok(O)`, the operation's result deserialized from JSON, or to a
 /// [`TaskFailedError`] if the operation failed (or its result does not fit `O`, or the
 /// call was refused). It is [`Unpin`].
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::EntityCallTask;
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, OrchestrationContext, Registry};
+///
+/// fn counter(ctx: &mut EntityContext, amount: i64) -> Result<i64, Error> {
+///     let value = ctx.get_state::<i64>()?.unwrap_or(0) + amount;
+///     ctx.set_state(value)?;
+///     Ok(value)
+/// }
+///
+/// async fn count_visit(ctx: OrchestrationContext, user: String) -> Result<i64, Error> {
+///     let visits = EntityInstanceId::new("counter", &user)?;
+///     let call: EntityCallTask<i64> = ctx.call_entity(&visits, "add", 1);
+///     Ok(call.await?)
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("count_visit", count_visit).entity("counter", counter);
+/// let mut runtime = TestRuntime::new(registry);
+/// runtime.start("count_visit", "ada")?;
+/// let second = runtime.start("count_visit", "ada")?;
+/// assert_eq!(runtime.output::<i64>(&second)?, 2);
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "the operation is sent either way; await it to get its result"]
 pub struct EntityCallTask<O> {
     handle: Handle,
@@ -83,6 +111,46 @@ impl<O> EntityCallTask<O> {
     }
 
     /// The called entity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::orchestration::EntityCallTask;
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{
+    ///     EntityContext, EntityInstanceId, Error, OrchestrationContext, Registry,
+    /// };
+    ///
+    /// fn counter(ctx: &mut EntityContext, amount: Option<i64>) -> Result<i64, Error> {
+    ///     let value = ctx.get_state::<i64>()?.unwrap_or(0) + amount.unwrap_or(0);
+    ///     ctx.set_state(value)?;
+    ///     Ok(value)
+    /// }
+    ///
+    /// async fn report(
+    ///     ctx: OrchestrationContext,
+    ///     keys: Vec<String>,
+    /// ) -> Result<Vec<String>, Error> {
+    ///     let mut calls: Vec<EntityCallTask<i64>> = Vec::new();
+    ///     for key in &keys {
+    ///         calls.push(ctx.call_entity(&EntityInstanceId::new("counter", key)?, "get", ()));
+    ///     }
+    ///     let mut lines = Vec::new();
+    ///     for call in calls {
+    ///         let key = call.entity_id().key().to_owned();
+    ///         lines.push(format!("{key}: {}", call.await?));
+    ///     }
+    ///     Ok(lines)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("report", report).entity("counter", counter);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// runtime.signal_entity(&EntityInstanceId::new("counter", "home")?, "add", 3)?;
+    /// let id = runtime.start("report", ["home", "cart"])?;
+    /// assert_eq!(runtime.output::<Vec<String>>(&id)?, ["home: 3", "cart: 0"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn entity_id(&self) -> &EntityInstanceId {
         &self.entity
     }
@@ -124,6 +192,44 @@ impl<O: DeserializeOwned> Future for EntityCallTask<O> {
 /// [`OrchestrationContext::lock_entities`](super::OrchestrationContext::lock_entities). It
 /// resolves to a [`TaskFailedError`] at once when the request was refused (a section is
 /// already open or the list is empty). It is [`Unpin`].
+///
+/// # Examples
+///
+/// A transfer between two accounts that no other orchestration can interleave with:
+///
+/// ```
+/// use durabletask_sdk::orchestration::LockTask;
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{EntityContext, EntityInstanceId, Error, OrchestrationContext, Registry};
+///
+/// fn account(ctx: &mut EntityContext, amount: i64) -> Result<i64, Error> {
+///     let balance = ctx.get_state::<i64>()?.unwrap_or(0) + amount;
+///     ctx.set_state(balance)?;
+///     Ok(balance)
+/// }
+///
+/// async fn transfer(ctx: OrchestrationContext, amount: i64) -> Result<(), Error> {
+///     let from = EntityInstanceId::new("account", "alice")?;
+///     let to = EntityInstanceId::new("account", "bob")?;
+///     let lock: LockTask = ctx.lock_entities(&[from.clone(), to.clone()]);
+///     let section = lock.await?;
+///     ctx.call_entity::<_, i64>(&from, "add", -amount).await?;
+///     ctx.call_entity::<_, i64>(&to, "add", amount).await?;
+///     section.release();
+///     Ok(())
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("transfer", transfer).entity("account", account);
+/// let mut runtime = TestRuntime::new(registry);
+/// let alice = EntityInstanceId::new("account", "alice")?;
+/// runtime.signal_entity(&alice, "add", 100)?;
+/// runtime.start("transfer", 30)?;
+/// assert_eq!(runtime.entity_state::<i64>(&alice)?, Some(70));
+/// let bob = EntityInstanceId::new("account", "bob")?;
+/// assert_eq!(runtime.entity_state::<i64>(&bob)?, Some(30));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "the lock request is sent either way; await it before calling the entities"]
 pub struct LockTask {
     handle: Handle,

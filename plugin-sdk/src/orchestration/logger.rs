@@ -66,26 +66,106 @@ impl OrchestrationContext {
 
 impl ReplaySafeLogger {
     /// Logs at `TRACE` level, unless replaying.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn restock(ctx: OrchestrationContext, skus: Vec<String>) -> Result<(), Error> {
+    ///     let log = ctx.logger();
+    ///     for sku in &skus {
+    ///         // Fine-grained progress, usually filtered out by the host's `[logging]`.
+    ///         log.trace(format_args!("restocking {sku}"));
+    ///         ctx.call_activity::<_, ()>("restock", sku).await?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("restock", restock);
+    /// ```
     pub fn trace(&self, message: impl Display) {
         self.log(Level::TRACE, message);
     }
 
     /// Logs at `DEBUG` level, unless replaying.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn quote(ctx: OrchestrationContext, sku: String) -> Result<u64, Error> {
+    ///     let cents: u64 = ctx.call_activity("fetch_price", &sku).await?;
+    ///     // Logged once, in the step the price arrived, not again on each later replay.
+    ///     ctx.logger().debug(format_args!("{sku} costs {cents} cents"));
+    ///     Ok(cents * 2)
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("quote", quote);
+    /// ```
     pub fn debug(&self, message: impl Display) {
         self.log(Level::DEBUG, message);
     }
 
     /// Logs at `INFO` level, unless replaying.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn onboard(ctx: OrchestrationContext, user: String) -> Result<(), Error> {
+    ///     let log = ctx.logger();
+    ///     log.info(format_args!("onboarding {user}"));
+    ///     ctx.call_activity::<_, ()>("create_account", &user).await?;
+    ///     ctx.call_activity::<_, ()>("send_welcome", &user).await?;
+    ///     log.info(format_args!("{user} onboarded"));
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("onboard", onboard);
+    /// ```
     pub fn info(&self, message: impl Display) {
         self.log(Level::INFO, message);
     }
 
     /// Logs at `WARN` level, unless replaying.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn geocode(ctx: OrchestrationContext, address: String) -> Result<String, Error> {
+    ///     match ctx.call_activity::<_, String>("geocode_primary", &address).await {
+    ///         Ok(place) => Ok(place),
+    ///         Err(failure) => {
+    ///             let log = ctx.logger();
+    ///             log.warn(format_args!("primary geocoder failed, trying the backup: {failure}"));
+    ///             Ok(ctx.call_activity("geocode_backup", &address).await?)
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("geocode", geocode);
+    /// ```
     pub fn warn(&self, message: impl Display) {
         self.log(Level::WARN, message);
     }
 
     /// Logs at `ERROR` level, unless replaying.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::{Error, OrchestrationContext};
+    ///
+    /// async fn refund(ctx: OrchestrationContext, order: String) -> Result<(), Error> {
+    ///     if let Err(failure) = ctx.call_activity::<_, ()>("refund_card", &order).await {
+    ///         ctx.logger().error(format_args!("refund of {order} failed: {failure}"));
+    ///         return Err(failure.into());
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = durabletask_sdk::Registry::new().orchestrator("refund", refund);
+    /// ```
     pub fn error(&self, message: impl Display) {
         self.log(Level::ERROR, message);
     }

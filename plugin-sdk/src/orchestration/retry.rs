@@ -167,26 +167,139 @@ impl RetryPolicy {
     }
 
     /// The delay before the second attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::RetryPolicy;
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// /// Polls a job until it is done, as often and as long as the policy allows.
+    /// async fn await_job(ctx: OrchestrationContext, job: String) -> Result<u32, Error> {
+    ///     let policy = RetryPolicy::new(Duration::from_secs(30), 10)?;
+    ///     for poll in 1..=policy.max_number_of_attempts() {
+    ///         if ctx.call_activity::<_, bool>("job_done", &job).await? {
+    ///             return Ok(poll);
+    ///         }
+    ///         ctx.create_timer_after(policy.first_retry_interval()).await;
+    ///     }
+    ///     Err(Error::new("JobTimeout", format!("{job} is still running")))
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("await_job", await_job);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// // The job is done at the third poll.
+    /// let polls = Cell::new(0);
+    /// runtime.mock_activity("job_done", move |_job: String| {
+    ///     polls.set(polls.get() + 1);
+    ///     Ok(polls.get() == 3)
+    /// });
+    /// let id = runtime.start("await_job", "nightly-export")?;
+    /// runtime.advance(Duration::from_secs(60))?;
+    /// assert_eq!(runtime.output::<u32>(&id)?, 3);
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn first_retry_interval(&self) -> Duration {
         self.first_retry_interval
     }
 
     /// The most attempts in total, the first included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::{InvalidRetryPolicy, RetryPolicy};
+    ///
+    /// /// The plugin's one policy for calls to the payment service.
+    /// fn payment_retries() -> Result<RetryPolicy, InvalidRetryPolicy> {
+    ///     RetryPolicy::new(Duration::from_secs(1), 5)
+    /// }
+    ///
+    /// // A unit test pins what operations agreed on: the first call and four retries.
+    /// assert_eq!(payment_retries()?.max_number_of_attempts(), 5);
+    /// # Ok::<(), InvalidRetryPolicy>(())
+    /// ```
     pub fn max_number_of_attempts(&self) -> u32 {
         self.max_number_of_attempts
     }
 
     /// The factor between consecutive delays (1 = constant delays).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::new(Duration::from_secs(1), 4)?.with_backoff_coefficient(2.0)?;
+    /// // The delays before attempts 2, 3 and 4, e.g. for a status page.
+    /// let delays: Vec<Duration> = (0..3)
+    ///     .map(|n| policy.first_retry_interval().mul_f64(policy.backoff_coefficient().powi(n)))
+    ///     .collect();
+    /// assert_eq!(delays, [1, 2, 4].map(Duration::from_secs));
+    /// # Ok::<(), durabletask_sdk::orchestration::InvalidRetryPolicy>(())
+    /// ```
     pub fn backoff_coefficient(&self) -> f64 {
         self.backoff_coefficient
     }
 
     /// The cap on each delay, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::new(Duration::from_secs(10), 6)?
+    ///     .with_backoff_coefficient(3.0)?
+    ///     .with_max_retry_interval(Duration::from_secs(60));
+    /// // The longest wait between two attempts: 10 s × 3⁴ would be 810 s, the cap says 60 s.
+    /// let uncapped = policy.first_retry_interval().mul_f64(policy.backoff_coefficient().powi(4));
+    /// let longest = policy.max_retry_interval().map_or(uncapped, |cap| uncapped.min(cap));
+    /// assert_eq!(longest, Duration::from_secs(60));
+    /// # Ok::<(), durabletask_sdk::orchestration::InvalidRetryPolicy>(())
+    /// ```
     pub fn max_retry_interval(&self) -> Option<Duration> {
         self.max_retry_interval
     }
 
     /// The overall budget from the first call, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::RetryPolicy;
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// async fn reserve(ctx: OrchestrationContext, sku: String) -> Result<String, Error> {
+    ///     let policy = RetryPolicy::new(Duration::from_secs(1), 10)?
+    ///         .with_retry_timeout(Duration::from_secs(120));
+    ///     if let Some(budget) = policy.retry_timeout() {
+    ///         ctx.set_custom_status(format!("reserving {sku} for up to {} s", budget.as_secs()));
+    ///     }
+    ///     Ok(ctx.call_activity_with_retry("reserve_stock", &sku, &policy).await?)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("reserve", reserve);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// runtime.mock_activity("reserve_stock", |sku: String| Ok(format!("{sku} reserved")));
+    /// let id = runtime.start("reserve", "pen")?;
+    /// assert_eq!(
+    ///     runtime.custom_status::<String>(&id)?.as_deref(),
+    ///     Some("reserving pen for up to 120 s")
+    /// );
+    /// assert_eq!(runtime.output::<String>(&id)?, "pen reserved");
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn retry_timeout(&self) -> Option<Duration> {
         self.retry_timeout
     }

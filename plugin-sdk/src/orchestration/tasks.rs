@@ -48,6 +48,31 @@ impl Drop for Handle {
 /// It resolves to `Ok(O)`, the activity's output deserialized from JSON, or to a
 /// [`TaskFailedError`] if the activity failed (or its output does not fit `O`). It is
 /// [`Unpin`], so it can go straight into [`when_any`](super::when_any).
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::ActivityTask;
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn prepare(ctx: OrchestrationContext, order: String) -> Result<String, Error> {
+///     // Both activities are scheduled here, so they run in parallel.
+///     let invoice: ActivityTask<String> = ctx.call_activity("write_invoice", &order);
+///     let label: ActivityTask<String> = ctx.call_activity("print_label", &order);
+///     Ok(format!("{} + {}", invoice.await?, label.await?))
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("prepare", prepare);
+/// let mut runtime = TestRuntime::new(registry);
+/// runtime
+///     .mock_activity("write_invoice", |order: String| Ok(format!("invoice {order}")))
+///     .mock_activity("print_label", |order: String| Ok(format!("label {order}")));
+/// let id = runtime.start("prepare", "A-7")?;
+/// assert_eq!(runtime.output::<String>(&id)?, "invoice A-7 + label A-7");
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "the activity is scheduled either way; await it to get its result"]
 pub struct ActivityTask<O> {
     handle: Handle,
@@ -159,6 +184,36 @@ impl<O: DeserializeOwned> Future for ActivityTask<O> {
 /// to `Ok(O)`, the child's output deserialized from JSON, or to a [`TaskFailedError`] whose
 /// message is `Sub-orchestration task #<id> failed: <child message>` and whose
 /// [`details`](TaskFailedError::details) are the child's own failure. It is [`Unpin`].
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::SubOrchestrationTask;
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn ship(_ctx: OrchestrationContext, order: String) -> Result<(), Error> {
+///     Err(Error::new("OutOfStock", format!("{order}: no pens left")))
+/// }
+///
+/// async fn fulfil(ctx: OrchestrationContext, order: String) -> Result<String, Error> {
+///     let child: SubOrchestrationTask<()> = ctx.call_sub_orchestrator("ship", &order);
+///     match child.await {
+///         Ok(()) => Ok("shipped".into()),
+///         Err(failed) => Ok(format!("{} ({})", failed.message, failed.details.error_type)),
+///     }
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("fulfil", fulfil).orchestrator("ship", ship);
+/// let mut runtime = TestRuntime::new(registry);
+/// let id = runtime.start("fulfil", "A-7")?;
+/// assert_eq!(
+///     runtime.output::<String>(&id)?,
+///     "Sub-orchestration task #1 failed: A-7: no pens left (OutOfStock)"
+/// );
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "the sub-orchestration is started either way; await it to get its result"]
 pub struct SubOrchestrationTask<O> {
     handle: Handle,
@@ -180,6 +235,38 @@ impl<O> SubOrchestrationTask<O> {
     }
 
     /// The call's action id (shared sequence with activities and timers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// async fn ship(_ctx: OrchestrationContext, order: String) -> Result<String, Error> {
+    ///     Ok(format!("{order} shipped"))
+    /// }
+    ///
+    /// async fn fulfil(
+    ///     ctx: OrchestrationContext,
+    ///     orders: Vec<String>,
+    /// ) -> Result<Vec<String>, Error> {
+    ///     let mut shipped = Vec::new();
+    ///     for order in &orders {
+    ///         let child = ctx.call_sub_orchestrator::<_, String>("ship", order);
+    ///         let task_id = child.task_id();
+    ///         ctx.logger().debug(format_args!("task #{task_id} runs as {}", child.instance_id()));
+    ///         shipped.push(format!("#{task_id}: {}", child.await?));
+    ///     }
+    ///     Ok(shipped)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("fulfil", fulfil).orchestrator("ship", ship);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let id = runtime.start("fulfil", ["A-7", "B-2"])?;
+    /// assert_eq!(runtime.output::<Vec<String>>(&id)?, ["#1: A-7 shipped", "#2: B-2 shipped"]);
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn task_id(&self) -> i32 {
         self.task_id
     }
@@ -235,6 +322,32 @@ impl<O: DeserializeOwned> Future for SubOrchestrationTask<O> {
 /// and [`create_timer_after`](super::OrchestrationContext::create_timer_after). Its output
 /// is `()`: a timer cannot fail. A cancelled timer ([`cancel`](Self::cancel)) resolves at
 /// once.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use durabletask_sdk::orchestration::TimerTask;
+/// use durabletask_sdk::testing::{TestRuntime, start_time};
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn remind(ctx: OrchestrationContext, days: u64) -> Result<(), Error> {
+///     let timer: TimerTask = ctx.create_timer_after(Duration::from_secs(days * 86_400));
+///     timer.await;
+///     ctx.call_activity::<_, ()>("send_reminder", ()).await?;
+///     Ok(())
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("remind", remind);
+/// let mut runtime = TestRuntime::new(registry);
+/// runtime.mock_activity("send_reminder", |()| Ok(()));
+/// let id = runtime.start("remind", 3)?;
+/// assert_eq!(runtime.next_timer_at(), Some(start_time() + Duration::from_secs(3 * 86_400)));
+/// runtime.advance(Duration::from_secs(3 * 86_400))?;
+/// runtime.output::<()>(&id)?;
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "the timer is created either way; await it to wait for it"]
 pub struct TimerTask {
     handle: Handle,
@@ -253,6 +366,33 @@ impl TimerTask {
 
     /// The timer's action id (timers and activity calls share one sequence of ids). For a
     /// timer split into chunks, the id of the first chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// async fn cool_down(ctx: OrchestrationContext, _input: ()) -> Result<i32, Error> {
+    ///     ctx.call_activity::<_, ()>("stop_pump", ()).await?;
+    ///     let timer = ctx.create_timer_after(Duration::from_secs(60));
+    ///     let timer_id = timer.timer_id();
+    ///     ctx.logger().debug(format_args!("cooling down on timer #{timer_id}"));
+    ///     timer.await;
+    ///     Ok(timer_id)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("cool_down", cool_down);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// runtime.mock_activity("stop_pump", |()| Ok(()));
+    /// let id = runtime.start("cool_down", ())?;
+    /// runtime.advance(Duration::from_secs(60))?;
+    /// // The activity call took id 1, so the timer has id 2.
+    /// assert_eq!(runtime.output::<i32>(&id)?, 2);
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn timer_id(&self) -> i32 {
         self.timer_id
     }
@@ -282,6 +422,37 @@ impl TimerTask {
 
     /// A handle that cancels this timer, usable after the task itself was moved (e.g.
     /// into [`when_any`](super::when_any)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::{Winner2, race};
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// async fn await_payment(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+    ///     let paid = ctx.wait_for_external_event::<String>("paid");
+    ///     let deadline = ctx.create_timer_after(Duration::from_secs(86_400));
+    ///     let cancel_deadline = deadline.cancel_handle();
+    ///     match race((paid, deadline)).await {
+    ///         Winner2::First(receipt) => {
+    ///             // The race took the timer; the handle still reaches it.
+    ///             cancel_deadline.cancel();
+    ///             Ok(receipt?)
+    ///         }
+    ///         Winner2::Second(()) => Ok("expired".into()),
+    ///     }
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("await_payment", await_payment);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let id = runtime.start("await_payment", ())?;
+    /// runtime.raise_event(&id, "paid", "receipt-9")?;
+    /// assert_eq!(runtime.output::<String>(&id)?, "receipt-9");
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
     }
@@ -305,6 +476,37 @@ impl Future for TimerTask {
 ///
 /// A cancelled wait ([`cancel`](Self::cancel)) resolves to a [`TaskFailedError`] of type
 /// [`TaskCancelled`](error_types::TASK_CANCELLED).
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::EventTask;
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Decision {
+///     approved: bool,
+///     by: String,
+/// }
+///
+/// async fn review(ctx: OrchestrationContext, document: String) -> Result<String, Error> {
+///     let decision: EventTask<Decision> = ctx.wait_for_external_event("decision");
+///     let decision = decision.await?;
+///     let verdict = if decision.approved { "approved" } else { "rejected" };
+///     Ok(format!("{document} {verdict} by {}", decision.by))
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("review", review);
+/// let mut runtime = TestRuntime::new(registry);
+/// let id = runtime.start("review", "budget.xlsx")?;
+/// let decision = Decision { approved: true, by: "ada".into() };
+/// runtime.raise_event(&id, "decision", decision)?;
+/// assert_eq!(runtime.output::<String>(&id)?, "budget.xlsx approved by ada");
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct EventTask<T> {
     handle: Handle,
@@ -346,6 +548,44 @@ impl<T> EventTask<T> {
 
     /// A handle that cancels this wait, usable after the task itself was moved (e.g. into
     /// [`when_any`](super::when_any)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::join;
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry, TaskFailedError};
+    ///
+    /// /// Collects a reading if one arrives within a minute.
+    /// async fn sample(ctx: OrchestrationContext, _input: ()) -> Result<Option<f64>, Error> {
+    ///     let reading = ctx.wait_for_external_event::<f64>("reading");
+    ///     let give_up = reading.cancel_handle();
+    ///     let (value, ()) = join((
+    ///         // A cancelled wait fails, which reads as "no reading".
+    ///         async move { Ok::<_, TaskFailedError>(reading.await.ok()) },
+    ///         // The wait moved into the branch above; the handle still reaches it.
+    ///         async {
+    ///             ctx.create_timer_after(Duration::from_secs(60)).await;
+    ///             give_up.cancel();
+    ///             Ok(())
+    ///         },
+    ///     ))
+    ///     .await?;
+    ///     Ok(value)
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("sample", sample);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let read = runtime.start("sample", ())?;
+    /// runtime.raise_event(&read, "reading", 21.5)?;
+    /// let silent = runtime.start("sample", ())?;
+    /// runtime.advance(Duration::from_secs(60))?;
+    /// assert_eq!(runtime.output::<Option<f64>>(&read)?, Some(21.5));
+    /// assert_eq!(runtime.output::<Option<f64>>(&silent)?, None);
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
     }

@@ -81,21 +81,134 @@ pub fn race<T: RaceTasks>(tasks: T) -> T::Race {
 
 /// A tuple of 2 to 6 futures that [`join`] can wait for: each resolves to a `Result`, all
 /// with the same error type. Implemented for tuples only; user code never implements it.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::join;
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn dashboard(ctx: OrchestrationContext, user: String) -> Result<String, Error> {
+///     // Any tuple of 2 to 6 tasks whose errors have one type is `JoinTasks`.
+///     let tasks = (
+///         ctx.call_activity::<_, String>("load_name", &user),
+///         ctx.call_activity::<_, u32>("count_orders", &user),
+///         ctx.call_activity::<_, bool>("is_premium", &user),
+///     );
+///     let (name, orders, premium) = join(tasks).await?;
+///     Ok(format!("{name}: {orders} orders{}", if premium { ", premium" } else { "" }))
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("dashboard", dashboard);
+/// let mut runtime = TestRuntime::new(registry);
+/// runtime
+///     .mock_activity("load_name", |user: String| Ok(user.to_uppercase()))
+///     .mock_activity("count_orders", |_user: String| Ok(3))
+///     .mock_activity("is_premium", |_user: String| Ok(true));
+/// let id = runtime.start("dashboard", "ada")?;
+/// assert_eq!(runtime.output::<String>(&id)?, "ADA: 3 orders, premium");
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 pub trait JoinTasks {
     /// The future [`join`] returns.
     type Join: Future;
 
     /// Starts waiting for every task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use durabletask_sdk::orchestration::JoinTasks;
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// async fn profile(ctx: OrchestrationContext, user: String) -> Result<String, Error> {
+    ///     let tasks = (
+    ///         ctx.call_activity::<_, String>("load_name", &user),
+    ///         ctx.call_activity::<_, u32>("load_age", &user),
+    ///     );
+    ///     // The same as `join(tasks)`.
+    ///     let (name, age) = tasks.into_join().await?;
+    ///     Ok(format!("{name} ({age})"))
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("profile", profile);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// runtime
+    ///     .mock_activity("load_name", |_user: String| Ok("Ada Lovelace"))
+    ///     .mock_activity("load_age", |_user: String| Ok(36));
+    /// let id = runtime.start("profile", "ada")?;
+    /// assert_eq!(runtime.output::<String>(&id)?, "Ada Lovelace (36)");
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     fn into_join(self) -> Self::Join;
 }
 
 /// A tuple of 2 to 6 futures that [`race`] can race. Implemented for tuples only; user
 /// code never implements it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use durabletask_sdk::orchestration::{Winner2, race};
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn quote(ctx: OrchestrationContext, sku: String) -> Result<String, Error> {
+///     // Any tuple of 2 to 6 futures is `RaceTasks`, whatever their outputs.
+///     let racers = (
+///         ctx.call_activity::<_, u64>("fetch_price", &sku),
+///         ctx.create_timer_after(Duration::from_secs(30)),
+///     );
+///     Ok(match race(racers).await {
+///         Winner2::First(cents) => format!("{} cents", cents?),
+///         Winner2::Second(()) => "no price within 30 s".to_owned(),
+///     })
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("quote", quote);
+/// let mut runtime = TestRuntime::new(registry);
+/// runtime.mock_activity("fetch_price", |_sku: String| Ok(120));
+/// let id = runtime.start("quote", "pen")?;
+/// assert_eq!(runtime.output::<String>(&id)?, "120 cents");
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 pub trait RaceTasks {
     /// The future [`race`] returns.
     type Race: Future;
 
     /// Starts the race.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use durabletask_sdk::orchestration::{RaceTasks, Winner2};
+    /// use durabletask_sdk::testing::TestRuntime;
+    /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+    ///
+    /// async fn await_ack(ctx: OrchestrationContext, _input: ()) -> Result<bool, Error> {
+    ///     let racers = (
+    ///         ctx.wait_for_external_event::<()>("ack"),
+    ///         ctx.create_timer_after(Duration::from_secs(10)),
+    ///     );
+    ///     // The same as `race(racers)`.
+    ///     Ok(matches!(racers.into_race().await, Winner2::First(Ok(()))))
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.orchestrator("await_ack", await_ack);
+    /// let mut runtime = TestRuntime::new(registry);
+    /// let id = runtime.start("await_ack", ())?;
+    /// runtime.advance(Duration::from_secs(10))?;
+    /// assert!(!runtime.output::<bool>(&id)?, "no ack came");
+    /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+    /// ```
     fn into_race(self) -> Self::Race;
 }
 
@@ -131,6 +244,36 @@ impl<F: Future> Slot<F> {
 
 /// The future [`join`] returns: resolves to `Ok` with every output in tuple order, or to
 /// the first error in completion order.
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::{Join, join};
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn checkout(ctx: OrchestrationContext, order: String) -> Result<String, Error> {
+///     // Both calls start now; the join is awaited after the payment.
+///     let lookups: Join<_> = join((
+///         ctx.call_activity::<_, String>("load_address", &order),
+///         ctx.call_activity::<_, u32>("count_items", &order),
+///     ));
+///     let receipt: String = ctx.call_activity("charge", &order).await?;
+///     let (address, items) = lookups.await?;
+///     Ok(format!("{receipt}: {items} items to {address}"))
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("checkout", checkout);
+/// let mut runtime = TestRuntime::new(registry);
+/// runtime
+///     .mock_activity("load_address", |_order: String| Ok("1 Main St"))
+///     .mock_activity("count_items", |_order: String| Ok(2))
+///     .mock_activity("charge", |order: String| Ok(format!("{order} paid")));
+/// let id = runtime.start("checkout", "A-7")?;
+/// assert_eq!(runtime.output::<String>(&id)?, "A-7 paid: 2 items to 1 Main St");
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Join<T> {
     slots: T,
@@ -142,6 +285,35 @@ pub struct Join<T> {
 impl<T> Unpin for Join<T> {}
 
 /// The future [`race`] returns: resolves to the winner (a `Winner2` … `Winner6`).
+///
+/// # Examples
+///
+/// ```
+/// use durabletask_sdk::orchestration::{Race, Winner3, race};
+/// use durabletask_sdk::testing::TestRuntime;
+/// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+///
+/// async fn first_answer(ctx: OrchestrationContext, _input: ()) -> Result<String, Error> {
+///     let answers: Race<_> = race((
+///         ctx.wait_for_external_event::<String>("email"),
+///         ctx.wait_for_external_event::<String>("sms"),
+///         ctx.wait_for_external_event::<String>("call"),
+///     ));
+///     Ok(match answers.await {
+///         Winner3::First(text) => format!("by email: {}", text?),
+///         Winner3::Second(text) => format!("by sms: {}", text?),
+///         Winner3::Third(text) => format!("by phone: {}", text?),
+///     })
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.orchestrator("first_answer", first_answer);
+/// let mut runtime = TestRuntime::new(registry);
+/// let id = runtime.start("first_answer", ())?;
+/// runtime.raise_event(&id, "sms", "yes")?;
+/// assert_eq!(runtime.output::<String>(&id)?, "by sms: yes");
+/// # Ok::<(), durabletask_sdk::testing::TestError>(())
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Race<T> {
     children: T,
@@ -163,6 +335,34 @@ macro_rules! tuple_combinators {
 
         impl<$($T),+> $Winner<$($T),+> {
             /// The winner's position in the tuple, from 0.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use durabletask_sdk::orchestration::race;
+            /// use durabletask_sdk::testing::TestRuntime;
+            /// use durabletask_sdk::{Error, OrchestrationContext, Registry};
+            ///
+            /// async fn fastest(ctx: OrchestrationContext, sku: String) -> Result<String, Error> {
+            ///     let winner = race((
+            ///         ctx.call_activity::<_, u64>("quote_acme", &sku),
+            ///         ctx.call_activity::<_, u64>("quote_globex", &sku),
+            ///     ))
+            ///     .await;
+            ///     Ok(["acme", "globex"][winner.index()].to_owned())
+            /// }
+            ///
+            /// let mut registry = Registry::new();
+            /// registry.orchestrator("fastest", fastest);
+            /// let mut runtime = TestRuntime::new(registry);
+            /// runtime
+            ///     .mock_activity("quote_acme", |_sku: String| Ok(120))
+            ///     .mock_activity("quote_globex", |_sku: String| Ok(99));
+            /// let id = runtime.start("fastest", "pen")?;
+            /// // Activities run in the order they were called here, so acme answers first.
+            /// assert_eq!(runtime.output::<String>(&id)?, "acme");
+            /// # Ok::<(), durabletask_sdk::testing::TestError>(())
+            /// ```
             pub fn index(&self) -> usize {
                 match self {
                     $(Self::$Variant(_) => $index,)+
