@@ -41,6 +41,10 @@ pub enum LoadError {
         "{0}. Names are shared by every plugin the host loads: rename one of them (this library is put in service once the other plugin no longer registers the name)"
     )]
     NameConflict(String),
+    /// Its plugin version was served by another build, remembered across restarts, which
+    /// is no longer in the folder: the version is not served.
+    #[error("{0}")]
+    VersionTaken(String),
     /// `[plugins] verify_replay`: a running orchestration it would be handed fails when
     /// its history is replayed on it.
     #[error(

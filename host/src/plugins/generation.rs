@@ -7,7 +7,7 @@
 //! down. The library itself stays mapped until the process ends (abi_stable never unloads
 //! one: its layout caches point into the image).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::generation_telemetry::{GenerationTelemetry, WorkTelemetry};
 use super::loaded_plugin::LoadedPlugin;
@@ -16,18 +16,24 @@ use crate::worker::in_flight::WorkKind;
 /// A plugin library in service.
 pub struct Generation {
     plugin: Arc<LoadedPlugin>,
-    telemetry: GenerationTelemetry,
+    /// Made at its first work item: a generation that never serves (refused by the replay
+    /// gate, say) leaves no metric series behind.
+    telemetry: OnceLock<GenerationTelemetry>,
 }
 
 impl Generation {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Arc<Self> {
-        let telemetry = GenerationTelemetry::new(&plugin);
-        Arc::new(Self { plugin, telemetry })
+        Arc::new(Self {
+            plugin,
+            telemetry: OnceLock::new(),
+        })
     }
 
     /// What a work item of `kind` and `name` run by this generation records.
     pub(crate) fn telemetry(&self, kind: WorkKind, name: &str) -> Arc<WorkTelemetry> {
-        self.telemetry.of(kind, name)
+        self.telemetry
+            .get_or_init(|| GenerationTelemetry::new(&self.plugin))
+            .of(kind, name)
     }
 
     /// The library and what it registers.

@@ -482,7 +482,19 @@ impl Manager {
                         "build {remembered} of {} {} was put in service before, and keeps that version after restarts too{kept_in}; give a new build a new version to deploy it",
                         plugin.name, plugin.version,
                     );
-                    change.ignored.push((file.clone(), reason));
+                    if wanted_set.contains(&remembered.to_owned()) {
+                        // The remembered build is in the folder and serves the version.
+                        change.ignored.push((file.clone(), reason));
+                    } else {
+                        // Nothing serves the version: an error the operator must see.
+                        change.refused.push((
+                            file.clone(),
+                            LoadError::VersionTaken(format!(
+                                "{reason}; that build is not in the plugins folder, so {} {} is not served",
+                                plugin.name, plugin.version
+                            )),
+                        ));
+                    }
                 }
                 continue;
             }
@@ -672,6 +684,25 @@ mod folder_tests {
         assert_eq!(refused_names(&change), ["aa_payments.so"]);
         assert!(
             change.added.iter().any(|g| g.plugin().name == "orders"),
+            "{change:?}"
+        );
+
+        // A remembered build of orders 1.0.0 that is no longer in the folder: the build
+        // there does not take the version, and that is an error (nothing serves it).
+        std::fs::remove_file(plugins.join("aa_payments.so")).unwrap();
+        let other_memory = root.path().join("other.builds");
+        let mut memory = BuildMemory::open(&other_memory, true).unwrap();
+        memory
+            .remember("orders", "1.0.0", "ffffffffffffffff")
+            .unwrap();
+        let mut forgetful = manager(&plugins);
+        forgetful.builds = BuildMemory::open(&other_memory, false).unwrap();
+        let change = forgetful.scan().unwrap();
+        assert!(
+            change.refused.iter().any(|(file, error)| {
+                file.ends_with("zz_orders.so")
+                    && matches!(error, LoadError::VersionTaken(why) if why.contains("is not served"))
+            }),
             "{change:?}"
         );
     }

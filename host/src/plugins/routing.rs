@@ -113,11 +113,28 @@ pub(crate) fn alternatives(
         .iter()
         .map(|g| g.plugin().version.as_str())
         .collect();
-    (0..candidates.len())
-        .rev()
-        .filter(|&index| !Arc::ptr_eq(&candidates[index], chosen))
-        .filter(|&index| allowed(index, started.version.as_deref(), &versions, versioning))
+    let Some(chosen) = candidates.iter().position(|g| Arc::ptr_eq(g, chosen)) else {
+        return Vec::new();
+    };
+    alternative_indexes(&versions, started.version.as_deref(), versioning, chosen)
+        .into_iter()
         .map(|index| Arc::clone(&candidates[index]))
+        .collect()
+}
+
+/// [`alternatives`] over the versions of the generations that register the orchestrator
+/// (oldest first): the indexes of those other than `chosen` that may run an
+/// orchestration at `version`, newest first.
+fn alternative_indexes(
+    versions: &[&str],
+    version: Option<&str>,
+    versioning: Option<&VersioningSettings>,
+    chosen: usize,
+) -> Vec<usize> {
+    (0..versions.len())
+        .rev()
+        .filter(|&index| index != chosen)
+        .filter(|&index| allowed(index, version, versions, versioning))
         .collect()
 }
 
@@ -282,6 +299,23 @@ mod tests {
         versioning: Option<&VersioningSettings>,
     ) -> Result<&'static str, String> {
         pick(IN_SERVICE, version, versioning, None).map(|(index, _)| IN_SERVICE[index])
+    }
+
+    #[test]
+    fn the_alternatives_to_a_guess_are_the_others_the_rules_allow_newest_first() {
+        // No versioning: every other generation, newest first.
+        assert_eq!(alternative_indexes(IN_SERVICE, None, None, 2), [1, 0]);
+        assert_eq!(alternative_indexes(IN_SERVICE, None, None, 0), [2, 1]);
+        // current_or_older: a generation runs orchestrations of its version and older,
+        // so 1.0.0 is no alternative for one started at 1.5.0.
+        let current = settings(MatchStrategy::CurrentOrOlder, None, FailureStrategy::Fail);
+        assert_eq!(
+            alternative_indexes(IN_SERVICE, Some("1.5.0"), Some(&current), 1),
+            [2]
+        );
+        // strict: only a generation of exactly its version (and that one was chosen).
+        let strict = settings(MatchStrategy::Strict, None, FailureStrategy::Fail);
+        assert!(alternative_indexes(IN_SERVICE, Some("2.0.0"), Some(&strict), 2).is_empty());
     }
 
     #[test]

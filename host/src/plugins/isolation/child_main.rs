@@ -280,7 +280,8 @@ fn load_error_message(error: LoadError) -> String {
         | LoadError::Untrusted(message)
         // Never from a child (conflicts are judged by the manager), but not lost if it were.
         | LoadError::NameConflict(message)
-        | LoadError::ReplayRefused(message) => message,
+        | LoadError::ReplayRefused(message)
+        | LoadError::VersionTaken(message) => message,
         LoadError::NotAPlugin | LoadError::PanicAbort => String::new(),
     }
 }
