@@ -156,3 +156,41 @@ fn a_build_that_would_break_running_orchestrations_is_refused_before_it_serves()
     );
     Ok(())
 }
+
+/// The gate replays with the worker settings steps carry: with `[worker]
+/// maximum_timer_interval` a long timer is split into chunks, and an order past its first
+/// chunk replays on the version-aware 2.0.0 only if the replay is told the interval too
+/// (without it, the next chunk would look like a call the code does not make).
+#[test]
+fn the_gate_replays_split_timers_with_the_workers_interval() -> Result<()> {
+    let mut fixture = Fixture::start_with(&["orders_v1"], |config| {
+        config.watch_plugins().maximum_timer_interval("1s")
+    })?;
+    let id = fixture.client.start(
+        "process_order",
+        Some(&serde_json::json!({"id": "o-2", "pause_ms": 6_000})),
+    )?;
+    // The first 1 s chunk has fired: the history holds a timerFired and a second timer.
+    fixture
+        .client
+        .wait_for_history_event(&id, "timerFired", WAIT)?;
+    fixture.host.deploy(&PluginFile::built("orders_v2")?)?;
+    fixture.host.wait_for_log_line(
+        &[
+            "running orchestrations replay on the new plugin build",
+            "replayed=1",
+        ],
+        WAIT,
+    )?;
+    assert!(
+        !fixture
+            .host
+            .log_contains("liborders_v2.so: running orchestration"),
+        "{}",
+        fixture.host.log_tail()
+    );
+    let state = fixture.client.wait(&id, WAIT)?;
+    assert_eq!(state["status"], "COMPLETED", "{state}");
+    assert_eq!(state["output"]["code"], "1.0.0", "{state}");
+    Ok(())
+}
