@@ -116,20 +116,25 @@ pub struct Reloader {
 
 impl Reloader {
     /// Applies the config file's log level, then rescans the plugins folder (after the
-    /// level, so that a level raised for the occasion shows the scan's details too).
+    /// level, so that a level raised for the occasion shows the scan's details too). The
+    /// rescan goes on in a task of its own: it may wait for the replay gate (up to its
+    /// deadline), and meanwhile the other signals are still handled.
     async fn reload(&mut self) {
         let level = self.reload_level();
+        let current_level = self.current_level.clone();
         let plugins = Arc::clone(&self.plugins);
-        let scan = tokio::task::spawn_blocking(move || {
-            let scan =
-                rescan_until_settled(|| plugins.rescan(), || std::thread::sleep(SETTLE_PAUSE));
-            (scan, plugins.catalog().generations().len())
-        })
-        .await
-        // A panic in the scan was already reported by the panic hook; the manager's next
-        // scan compares the folder afresh.
-        .map_err(|error| error.to_string());
-        tracing::info!("{}", reload_line(scan, level, &self.current_level));
+        tokio::spawn(async move {
+            let scan = tokio::task::spawn_blocking(move || {
+                let scan =
+                    rescan_until_settled(|| plugins.rescan(), || std::thread::sleep(SETTLE_PAUSE));
+                (scan, plugins.catalog().generations().len())
+            })
+            .await
+            // A panic in the scan was already reported by the panic hook; the manager's
+            // next scan compares the folder afresh.
+            .map_err(|error| error.to_string());
+            tracing::info!("{}", reload_line(scan, level, &current_level));
+        });
     }
 
     /// Reads `[logging] level` from the config file and applies it. Whether it was
