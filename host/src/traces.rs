@@ -154,6 +154,15 @@ const PLUGIN: &str = "durabletask.plugin";
 const OPERATION: &str = "durabletask.operation";
 const REQUEST_ID: &str = "durabletask.request_id";
 
+/// Names `plugin` as the generation that ran the current work item's span (when the
+/// step moved to another generation than the one it started on); nothing outside a
+/// span.
+pub fn set_plugin(plugin: &str) {
+    Context::current()
+        .span()
+        .set_attribute(KeyValue::new(PLUGIN, plugin.to_owned()));
+}
+
 /// Marks a work item's span (made by [`start`]) as failed: the orchestration step failed
 /// its orchestration, the activity or the entity batch failed (`kind` names which, in
 /// the status's description).

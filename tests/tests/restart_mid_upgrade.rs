@@ -11,7 +11,7 @@
 
 use std::io::Write as _;
 
-use durabletask_e2e::{Client, Host, PluginFile, Result, WAIT};
+use durabletask_e2e::{Client, Host, PluginFile, Result, WAIT, http_get};
 
 #[test]
 fn running_orchestrations_keep_their_code_across_a_restart_mid_upgrade() -> Result<()> {
@@ -71,5 +71,27 @@ fn running_orchestrations_keep_their_code_across_a_restart_mid_upgrade() -> Resu
     assert_eq!(state["output"]["code"], "1.0.0", "{state}");
     let moved = host.wait_for_log_line(&["replays on another generation", &id], WAIT)?;
     assert!(moved.contains("orders 1.0.0"), "{moved}");
+
+    // Every step is counted for the generation that ran it, 1.0.0, none for 2.0.0 (the
+    // guess, whose non-deterministic answer was never sent).
+    let metrics = http_get(&format!("{}/metrics", host.admin_url()?), None)?;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    // Whether the counter of orchestration steps of `plugin` with `outcome` is above 0.
+    let series = |plugin: &str, outcome: &str| {
+        metrics.body.lines().any(|line| {
+            line.starts_with("durabletask_work_items_executed_total{")
+                && line.contains("kind=\"orchestration\"")
+                && line.contains(&format!("plugin=\"{plugin}\""))
+                && line.contains(&format!("outcome=\"{outcome}\""))
+                && line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|count| count.parse::<f64>().ok())
+                    .is_some_and(|count| count > 0.0)
+        })
+    };
+    assert!(series("orders 1.0.0", "completed"), "{}", metrics.body);
+    assert!(!series("orders 2.0.0", "completed"), "{}", metrics.body);
+    assert!(!series("orders 2.0.0", "failed"), "{}", metrics.body);
     Ok(())
 }

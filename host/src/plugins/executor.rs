@@ -228,6 +228,7 @@ impl PluginHost {
         }
         // The host's settings win over anything the backend put under the same keys.
         request.properties.extend(self.properties.iter().cloned());
+        let ran_on = Arc::clone(&meter.ran_on);
         let sticky_routes = Arc::clone(&self.sticky);
         let watchdog = Arc::clone(&self.watchdog);
         let journal = self.crash_journal.clone();
@@ -259,6 +260,12 @@ impl PluginHost {
                                 &request.instance_id,
                                 &other.plugin().content_hash,
                             );
+                            // Counted, and traced, as the generation that ran it.
+                            let _ = ran_on.set(other.telemetry(
+                                WorkKind::Orchestration,
+                                orchestrator_name(&request),
+                            ));
+                            traces::set_plugin(&other.label());
                             response = replayed;
                             break;
                         }
@@ -369,6 +376,9 @@ impl PluginHost {
 struct Meter {
     kind: WorkKind,
     telemetry: Arc<WorkTelemetry>,
+    /// Set when the work ran on another generation than the one it was metered for (a
+    /// step moved after a restart): its outcome is counted there.
+    ran_on: Arc<std::sync::OnceLock<Arc<WorkTelemetry>>>,
     started: Instant,
     /// The work item's span, when traces are on.
     span: Option<opentelemetry::Context>,
@@ -387,6 +397,7 @@ impl Meter {
         Meter {
             kind,
             telemetry,
+            ran_on: Arc::default(),
             started: Instant::now(),
             span,
         }
@@ -396,7 +407,9 @@ impl Meter {
         if let Some(span) = self.span.as_ref().filter(|_| failed) {
             traces::fail(span, telemetry::kind_label(self.kind));
         }
-        self.telemetry
+        self.ran_on
+            .get()
+            .unwrap_or(&self.telemetry)
             .metrics
             .record(failed, self.started.elapsed());
     }
