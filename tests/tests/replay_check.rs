@@ -101,10 +101,10 @@ fn saved_histories_are_replayed_against_builds_before_they_are_deployed() -> Res
 #[test]
 fn a_build_that_would_break_running_orchestrations_is_refused_before_it_serves() -> Result<()> {
     let mut fixture = Fixture::start_with(&["orders_v1"], |config| config.watch_plugins())?;
-    // Waits 15 s between its two calls: long enough for both deployments below.
+    // Waits 10 s between its two calls: long enough for both deployments below.
     let id = fixture.client.start(
         "process_order",
-        Some(&serde_json::json!({"id": "o-1", "pause_ms": 15_000})),
+        Some(&serde_json::json!({"id": "o-1", "pause_ms": 10_000})),
     )?;
     fixture
         .client
