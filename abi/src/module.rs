@@ -171,6 +171,9 @@ pub const LOG_FIELDS_SYMBOL: &str = "DURABLETASK_PLUGIN_LOG_FIELDS";
 /// durabletask-sdk 0.1.0 and later under [`LOG_FIELDS_SYMBOL`]: a host that finds it lends
 /// the plugin a log callback that keeps an event's fields apart from its message.
 ///
+/// This outer struct is frozen: only [`LogFieldsExtension`]'s layout is checked (through
+/// `layout`), so a change here needs a new symbol.
+///
 /// It is a static of its own rather than a function appended to [`PluginModule`]:
 /// abi_stable refuses a library whose function table has fewer functions than the host's,
 /// so a host with a longer table could not load the plugins built before it. A host that

@@ -19,7 +19,7 @@ pub enum TemplateError {
         "\"{0}\" is not a plugin name: use lowercase letters, digits, '-' and '_', starting with a letter (it becomes the crate's name)"
     )]
     BadName(String),
-    #[error("{} exists and is not empty: choose another --path", .0.display())]
+    #[error("{} exists and is not an empty folder: choose another --path", .0.display())]
     NotEmpty(PathBuf),
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -102,8 +102,21 @@ pub fn write_plugin(
     dir: &Path,
     sdk: &SdkSource,
 ) -> Result<Vec<PathBuf>, TemplateError> {
-    let files = plugin_files(name, sdk)?;
-    let non_empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    // A relative SDK path is written into the new crate, where Cargo reads it relative to
+    // the crate: make it absolute from here first.
+    let sdk = match sdk {
+        SdkSource::Path(path) if path.is_relative() => SdkSource::Path(
+            std::path::absolute(path).map_err(|source| TemplateError::Write {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        other => other.clone(),
+    };
+    let files = plugin_files(name, &sdk)?;
+    let non_empty = dir.exists()
+        && (!dir.is_dir()
+            || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()));
     if non_empty {
         return Err(TemplateError::NotEmpty(dir.to_path_buf()));
     }
@@ -283,8 +296,11 @@ cp target/release/lib{{library}}.so /path/to/plugins/.{{library}}.tmp
 mv /path/to/plugins/.{{library}}.tmp /path/to/plugins/lib{{library}}.so
 ```
 
-The host puts it in service within a second (it logs `loaded plugin {{name}} 0.1.0: in
-service`); `durabletask-host plugins --config host.toml` lists what it would load. Then:
+The host refuses a library that users other than its own and root could write: keep the
+file and the plugins folder writable by their owner only (`chmod go-w`; cargo's output
+follows your umask). It puts the library in service within a second (it logs `loaded
+plugin {{name}} 0.1.0: in service`); `durabletask-host plugins --config host.toml` lists
+what it would load, and why it would refuse one. Then:
 
 ```sh
 durabletask-host client --config host.toml start greet_all --input '["Ada", "Linus"]' --wait
@@ -350,6 +366,12 @@ mod tests {
         std::fs::write(dir.path().join("keep"), "").unwrap();
         assert!(matches!(
             write_plugin("demo", dir.path(), &SdkSource::this_build()),
+            Err(TemplateError::NotEmpty(_))
+        ));
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        assert!(matches!(
+            write_plugin("demo", &file, &SdkSource::this_build()),
             Err(TemplateError::NotEmpty(_))
         ));
         let fresh = dir.path().join("demo");

@@ -76,6 +76,6 @@ fn a_new_plugin_crate_tests_builds_and_serves() -> Result<()> {
         .arg(&crate_dir)
         .output()?;
     assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not an empty folder"));
     Ok(())
 }
