@@ -51,6 +51,7 @@ mod in_process;
 mod limits;
 mod lock;
 pub mod metrics;
+pub mod pg;
 mod records;
 mod service;
 mod store;
