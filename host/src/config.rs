@@ -27,7 +27,10 @@ use serde::{Deserialize, Deserializer};
 pub use durabletask_client::Endpoint;
 
 pub mod connection;
+pub mod database;
 pub mod env;
+
+pub use database::DatabaseLocation;
 
 /// The whole configuration. Every section is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -109,8 +112,9 @@ pub struct EmbeddedSettings {
     /// The address it serves `TaskHubSidecarService` on (for the host's own worker, the
     /// client and any other Durable Task SDK).
     pub listen: std::net::SocketAddr,
-    /// The SQLite file holding its state (resolved against the config directory).
-    pub database: PathBuf,
+    /// Where its state is: a SQLite file (resolved against the config directory), or a
+    /// PostgreSQL database shared by several hosts (`postgres://...`).
+    pub database: DatabaseLocation,
     /// Allow `listen` on an address other machines can reach without TLS and a
     /// `token_file` (only for a network where every peer is trusted).
     pub insecure: bool,
@@ -141,7 +145,7 @@ impl Default for EmbeddedSettings {
     fn default() -> Self {
         Self {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 4001)),
-            database: PathBuf::from("data/durabletask.sqlite"),
+            database: DatabaseLocation::default(),
             insecure: false,
             max_payload_bytes: durabletask_backend::DEFAULT_MAX_PAYLOAD_BYTES,
             history_streaming_bytes: durabletask_backend::DEFAULT_HISTORY_STREAMING_BYTES,
@@ -634,7 +638,7 @@ impl Config {
         config.source = path.to_owned();
         let base = config_dir(path);
         let resolve = |file: Option<PathBuf>| file.map(|file| base.join(file));
-        config.embedded.database = base.join(&config.embedded.database);
+        config.embedded.database = config.embedded.database.resolved(&base);
         config.plugins.dir = base.join(&config.plugins.dir);
         config.logging.file = resolve(config.logging.file);
         config.worker.crash_journal = resolve(config.worker.crash_journal);
@@ -676,11 +680,7 @@ impl Config {
             return Some(path.clone());
         }
         Some(match self.backend.mode() {
-            BackendMode::Embedded => {
-                let mut path = self.embedded.database.clone().into_os_string();
-                path.push(".crashes");
-                PathBuf::from(path)
-            }
+            BackendMode::Embedded => self.beside_database("crashes"),
             BackendMode::Remote => self.beside_config("crashes"),
         })
     }
@@ -691,12 +691,23 @@ impl Config {
     /// in the config file's folder.
     pub fn build_memory(&self) -> PathBuf {
         match self.backend.mode() {
-            BackendMode::Embedded => {
-                let mut path = self.embedded.database.clone().into_os_string();
-                path.push(".builds");
+            BackendMode::Embedded => self.beside_database("builds"),
+            BackendMode::Remote => self.beside_config("builds"),
+        }
+    }
+
+    /// `<database>.<what>` beside the embedded backend's SQLite file, so that it lives as
+    /// long as the state it is about; for a PostgreSQL database, which several hosts
+    /// share, this host's own `durabletask-<what>.<taskhub>` in the config file's folder.
+    fn beside_database(&self, what: &str) -> PathBuf {
+        match self.embedded.database.sqlite_path() {
+            Some(database) => {
+                let mut path = database.to_path_buf().into_os_string();
+                path.push(".");
+                path.push(what);
                 PathBuf::from(path)
             }
-            BackendMode::Remote => self.beside_config("builds"),
+            None => self.beside_config(what),
         }
     }
 
@@ -1591,7 +1602,7 @@ rotation = "hourly"
         assert_eq!(config.embedded.listen.to_string(), "127.0.0.1:4001");
         assert_eq!(
             config.embedded.database,
-            PathBuf::from("/etc/dt/data/durabletask.sqlite")
+            DatabaseLocation::Sqlite(PathBuf::from("/etc/dt/data/durabletask.sqlite"))
         );
         assert_eq!(
             config.embedded.client_endpoint().uri(),
@@ -1626,7 +1637,7 @@ rotation = "hourly"
         assert_eq!(config.embedded.listen.to_string(), "0.0.0.0:5000");
         assert_eq!(
             config.embedded.database,
-            PathBuf::from("/var/lib/dt/state.sqlite")
+            DatabaseLocation::Sqlite(PathBuf::from("/var/lib/dt/state.sqlite"))
         );
         assert_eq!(
             config.embedded.client_endpoint().uri(),

@@ -97,6 +97,15 @@ enum Command {
         #[arg(required = true, value_name = "HISTORY")]
         histories: Vec<PathBuf>,
     },
+    /// Create or upgrade the schema of a PostgreSQL `[embedded] database` and exit (hosts
+    /// also do it when they start; this is for operators who prefer to run it once).
+    /// Exits 0 when the schema is up to date, 1 if it cannot be, 2 if the configuration
+    /// cannot be used.
+    Migrate {
+        /// The configuration file (default: host.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Start something new from a template.
     #[command(subcommand)]
     New(NewCommand),
@@ -170,6 +179,7 @@ fn main() -> ExitCode {
         Some(Command::Run { config }) => run_host(config.or(cli.config)),
         Some(Command::Plugins { config, json }) => list_plugins(config.or(cli.config), json),
         Some(Command::Validate { config }) => validate(config.or(cli.config)),
+        Some(Command::Migrate { config }) => migrate(config.or(cli.config)),
         Some(Command::New(NewCommand::Plugin {
             name,
             path,
@@ -245,6 +255,53 @@ fn list_plugins(config_path: Option<PathBuf>, json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// `migrate`: brings a PostgreSQL database's schema up to date.
+fn migrate(config_path: Option<PathBuf>) -> ExitCode {
+    use durabletask_host::config::DatabaseLocation;
+    let config = match load_config(config_path) {
+        Ok((config, _)) => config,
+        Err(code) => return code,
+    };
+    let url = match &config.embedded.database {
+        DatabaseLocation::Postgres(url) => url.clone(),
+        DatabaseLocation::Sqlite(path) => {
+            let _ = client_cli::print_stdout(&format!(
+                "nothing to migrate: {} is a SQLite file, whose schema the host creates and upgrades itself\n",
+                path.display()
+            ));
+            return ExitCode::SUCCESS;
+        }
+    };
+    let runtime = match durabletask_host::runtime::for_client() {
+        Ok(runtime) => runtime,
+        Err(error) => return no_runtime(&error),
+    };
+    let migrated = runtime.block_on(durabletask_backend::pg::migrate_database(&url));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    match migrated {
+        Ok(applied) if applied.is_empty() => {
+            let _ = client_cli::print_stdout(&format!(
+                "the schema of {} is up to date\n",
+                config.embedded.database
+            ));
+            ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            let versions: Vec<String> = applied.iter().map(i32::to_string).collect();
+            let _ = client_cli::print_stdout(&format!(
+                "applied migrations {} to {}\n",
+                versions.join(", "),
+                config.embedded.database
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            client_cli::print_stderr(&format!("error: {}: {error}", config.embedded.database));
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 

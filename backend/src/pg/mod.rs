@@ -2,3 +2,21 @@
 //! so far the schema and its migrations; the engine does not use it yet).
 
 pub mod migrations;
+
+pub use migrations::MigrationError;
+
+/// Connects to `url` and brings its schema up to date (`durabletask-host migrate`);
+/// answers the versions applied.
+pub async fn migrate_database(url: &str) -> Result<Vec<i32>, MigrationError> {
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    // The connection's I/O runs beside the calls; it ends when the client is dropped.
+    let connection = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "the migration's PostgreSQL connection ended");
+        }
+    });
+    let applied = migrations::migrate(&mut client).await;
+    drop(client);
+    let _ = connection.await;
+    applied
+}
