@@ -7,8 +7,14 @@
 use durabletask_backend::pg::migrations::{self, MigrationError};
 use tokio_postgres::{Client, NoTls};
 
-/// The test cluster's URL (the role may create databases).
+/// The test cluster's URL (the role may create databases). Found (or the cluster set up)
+/// once per test binary: tests run in parallel, and two set-ups at once would race.
 fn cluster_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(set_up_cluster).clone()
+}
+
+fn set_up_cluster() -> String {
     if let Ok(url) = std::env::var("DURABLETASK_TEST_POSTGRES") {
         return url;
     }
@@ -41,6 +47,24 @@ async fn connect(url: &str) -> Client {
 async fn fresh_database(name: &str) -> String {
     let url = cluster_url();
     let admin = connect(&url).await;
+    // Databases of test runs that are gone (named after their process) are dropped.
+    for row in admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'dt\\_test\\_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        let old: String = row.get(0);
+        let pid = old.rsplit('_').next().unwrap_or_default();
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
+                .await
+                .unwrap();
+        }
+    }
     let database = format!("dt_test_{name}_{}", std::process::id());
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
