@@ -40,8 +40,13 @@ impl WorkItemExecutor for PluginHost {
         };
         // Lowercase, as routing matched it: a client's `@Counter@k` must not make a new
         // label (metric series and span name) of every spelling.
-        let name = entity_name(work.instance_id()).to_lowercase();
-        let name = name.as_str();
+        let name = entity_name(work.instance_id());
+        let name: std::borrow::Cow<'_, str> = if name.chars().any(char::is_uppercase) {
+            name.to_lowercase().into()
+        } else {
+            name.into()
+        };
+        let name = name.as_ref();
         let meter = Meter::new(
             WorkKind::Entity,
             name,
@@ -197,7 +202,7 @@ impl PluginHost {
                 return Box::pin(std::future::ready(OrchestratorOutcome::Rejected { reason }));
             }
         };
-        let meter = Meter::new(
+        let mut meter = Meter::new(
             WorkKind::Orchestration,
             orchestrator_name(&request),
             &generation,
@@ -228,7 +233,8 @@ impl PluginHost {
         }
         // The host's settings win over anything the backend put under the same keys.
         request.properties.extend(self.properties.iter().cloned());
-        let ran_on = Arc::clone(&meter.ran_on);
+        // Only a step that may move to another generation needs to say where it ran.
+        let ran_on = (!alternatives.is_empty()).then(|| meter.moved_to());
         let sticky_routes = Arc::clone(&self.sticky);
         let watchdog = Arc::clone(&self.watchdog);
         let journal = self.crash_journal.clone();
@@ -261,10 +267,12 @@ impl PluginHost {
                                 &other.plugin().content_hash,
                             );
                             // Counted, and traced, as the generation that ran it.
-                            let _ = ran_on.set(other.telemetry(
+                            if let Some(ran_on) = &ran_on {
+                                let _ = ran_on.set(other.telemetry(
                                 WorkKind::Orchestration,
                                 orchestrator_name(&request),
                             ));
+                            }
                             traces::set_plugin(&other.label());
                             response = replayed;
                             break;
@@ -378,7 +386,7 @@ struct Meter {
     telemetry: Arc<WorkTelemetry>,
     /// Set when the work ran on another generation than the one it was metered for (a
     /// step moved after a restart): its outcome is counted there.
-    ran_on: Arc<std::sync::OnceLock<Arc<WorkTelemetry>>>,
+    ran_on: Option<Arc<std::sync::OnceLock<Arc<WorkTelemetry>>>>,
     started: Instant,
     /// The work item's span, when traces are on.
     span: Option<opentelemetry::Context>,
@@ -397,10 +405,16 @@ impl Meter {
         Meter {
             kind,
             telemetry,
-            ran_on: Arc::default(),
+            ran_on: None,
             started: Instant::now(),
             span,
         }
+    }
+
+    /// Where the work can say it ran on another generation than the one it is metered
+    /// for (made only for the steps that may move: no allocation for the others).
+    fn moved_to(&mut self) -> Arc<std::sync::OnceLock<Arc<WorkTelemetry>>> {
+        Arc::clone(self.ran_on.get_or_insert_with(Arc::default))
     }
 
     fn finished(&self, failed: bool) {
@@ -408,7 +422,8 @@ impl Meter {
             traces::fail(span, telemetry::kind_label(self.kind));
         }
         self.ran_on
-            .get()
+            .as_ref()
+            .and_then(|ran_on| ran_on.get())
             .unwrap_or(&self.telemetry)
             .metrics
             .record(failed, self.started.elapsed());
