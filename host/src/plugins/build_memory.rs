@@ -163,6 +163,8 @@ impl BuildMemory {
                 .create(true)
                 .truncate(true)
                 .mode(0o600)
+                // Never through a link planted at the name.
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&partial)?;
             out.write_all(text.as_bytes())?;
             out.sync_all()?;
@@ -213,6 +215,18 @@ mod tests {
         );
         assert_eq!(reopened.refusal_of("aaaa"), None);
         assert_eq!(reopened.build_of("orders", "1.0.0"), Some("aaaa"));
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temporary_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.builds");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "untouched").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("host.builds.partial")).unwrap();
+        let mut memory = BuildMemory::open(&file, true).unwrap();
+        assert!(memory.remember("orders", "1.0.0", "aaaa").is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
     }
 
     #[test]
