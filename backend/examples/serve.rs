@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let database = args.next().expect("usage: serve <database> [port]").into();
+    let database: std::path::PathBuf = args.next().expect("usage: serve <database> [port]").into();
     let port: u16 = args
         .next()
         .map_or(0, |port| port.parse().expect("a port number"));

@@ -68,6 +68,12 @@ impl TokenFile {
         }))
     }
 
+    /// The file's first token: what this host presents to the other hosts of its
+    /// cluster (they share the token file).
+    pub fn first(&self) -> Option<String> {
+        self.state.lock().ok()?.tokens.first().cloned()
+    }
+
     /// Whether `presented` is one of the tokens (compared in constant time; the file is
     /// re-read when it changed).
     pub fn accepts(&self, presented: &str) -> bool {

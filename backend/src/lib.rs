@@ -46,19 +46,21 @@ const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 mod auth;
+pub mod cluster;
 mod engine;
 mod in_process;
 mod limits;
 mod lock;
 pub mod metrics;
 pub mod pg;
-mod records;
+pub mod records;
 mod service;
-mod store;
+pub mod store;
 mod validate;
 
 pub use auth::{TokenFile, TokenFileError};
-pub use in_process::InProcessClient;
+pub use cluster::PostgresOptions;
+pub use in_process::{InProcessClient, InProcessWorkItems};
 pub use limits::{DEFAULT_MAX_PAYLOAD_BYTES, PAYLOAD_TOO_LARGE};
 pub use lock::LockError;
 pub use service::WorkItemStream;
@@ -75,7 +77,7 @@ use tonic::transport::server::TcpIncoming;
 use engine::{Command, EngineHandle};
 
 /// The largest message accepted (histories and batches can be large).
-const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 /// The default of [`BackendOptions::history_streaming_bytes`]: half the message limit.
 pub const DEFAULT_HISTORY_STREAMING_BYTES: usize = MAX_MESSAGE_SIZE / 2;
 /// The default of [`BackendOptions::max_history_events`]: the reference backend's.
@@ -111,12 +113,64 @@ pub enum BackendError {
     TaskHub(String),
     #[error("the TLS certificate or key is not usable: {0}")]
     Tls(tonic::transport::Error),
+    #[error(transparent)]
+    Migration(#[from] pg::MigrationError),
+    #[error("{0}")]
+    Cluster(String),
+}
+
+/// What a backend does for its task hubs (see [`EmbeddedBackend::role`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// It runs the engine over its own SQLite file.
+    Alone,
+    /// It holds the lease on a PostgreSQL task hub and runs the engine.
+    Leader,
+    /// Another host holds the lease; calls are forwarded to it at `leader`.
+    Follower { leader: String },
+    /// No host holds the lease right now (a takeover is under way).
+    Electing,
+}
+
+/// Where the backend keeps its state.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// A SQLite file (created if missing), used by this backend alone.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, shared by every host configured with it (see [`cluster`]).
+    Postgres(PostgresOptions),
+}
+
+impl From<PathBuf> for Database {
+    fn from(path: PathBuf) -> Database {
+        Database::Sqlite(path)
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The file, or the PostgreSQL server and database without credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(options) => {
+                let without_credentials = options
+                    .url
+                    .split_once("://")
+                    .map(|(scheme, rest)| {
+                        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                        format!("{scheme}://{rest}")
+                    })
+                    .unwrap_or_else(|| "a PostgreSQL database".to_owned());
+                f.write_str(&without_credentials)
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct BackendOptions {
-    /// The SQLite file (created if missing).
-    pub database: PathBuf,
+    /// Where the state is kept.
+    pub database: Database,
     /// Where to listen; port 0 picks a free port (see [`EmbeddedBackend::local_addr`]).
     pub listen: SocketAddr,
     /// The largest input, output, event, result or custom status accepted, in bytes
@@ -163,9 +217,9 @@ impl TlsFiles {
 
 impl BackendOptions {
     /// Options with the default limits.
-    pub fn new(database: PathBuf, listen: SocketAddr) -> BackendOptions {
+    pub fn new(database: impl Into<Database>, listen: SocketAddr) -> BackendOptions {
         BackendOptions {
-            database,
+            database: database.into(),
             listen,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             history_streaming_bytes: DEFAULT_HISTORY_STREAMING_BYTES,
@@ -180,14 +234,24 @@ impl BackendOptions {
 /// abruptly, saving nothing more (everything acknowledged is already saved).
 pub struct EmbeddedBackend {
     local_addr: SocketAddr,
-    /// The calls' handler, shared by the gRPC server and [`InProcessClient`]s.
-    service: service::Service,
-    engine: EngineHandle,
-    engine_thread: Option<std::thread::JoinHandle<()>>,
+    engine: Engines,
     server: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
     stop_server: Option<oneshot::Sender<()>>,
     /// What `grpc.health.v1` answers.
     health: tonic_health::server::HealthReporter,
+}
+
+/// The engine this backend serves.
+enum Engines {
+    /// Its own, over a SQLite file.
+    Own {
+        /// The calls' handler, shared by the gRPC server and [`InProcessClient`]s.
+        service: service::Service,
+        engine: EngineHandle,
+        thread: Option<std::thread::JoinHandle<()>>,
+    },
+    /// Whichever host of a PostgreSQL cluster holds the lease (this one at times).
+    Cluster(Option<cluster::Cluster>),
 }
 
 impl std::fmt::Debug for EmbeddedBackend {
@@ -199,30 +263,48 @@ impl std::fmt::Debug for EmbeddedBackend {
 }
 
 impl EmbeddedBackend {
-    /// Opens (creating if needed) the SQLite database, recovers its state, binds the
-    /// listener and serves `TaskHubSidecarService` until [`EmbeddedBackend::shutdown`].
+    /// Opens (creating if needed) the database, recovers its state, binds the listener
+    /// and serves `TaskHubSidecarService` until [`EmbeddedBackend::shutdown`]. On
+    /// PostgreSQL the schema is migrated first, and the engine runs on whichever host of
+    /// the cluster holds the lease (see [`cluster`]).
     ///
     /// Work items that were handed out but not completed before a crash are ready again
     /// and are redelivered to the next worker.
     pub async fn start(options: BackendOptions) -> Result<EmbeddedBackend, BackendError> {
         // Read first: a bad token file stops the start before anything is opened.
-        let authenticator = auth::Authenticator(match &options.token_file {
+        let token_file = match &options.token_file {
             Some(path) => Some(auth::TokenFile::open(path)?),
             None => None,
-        });
+        };
+        let authenticator = auth::Authenticator(token_file.clone());
         let tls = options.tls.as_ref().map(TlsFiles::load).transpose()?;
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls).map_err(BackendError::Tls)?;
         }
-        let (engine, engine_thread) = engine::spawn(
-            options.database.clone(),
-            engine::HubLimits {
-                history_streaming_bytes: options.history_streaming_bytes,
-                max_history_events: options.max_history_events,
-            },
-        )
-        .await?;
+        let limits = engine::HubLimits {
+            history_streaming_bytes: options.history_streaming_bytes,
+            max_history_events: options.max_history_events,
+        };
+        let payload = limits::PayloadLimit(options.max_payload_bytes);
+        let own_engine = match &options.database {
+            Database::Sqlite(path) => {
+                let path = path.clone();
+                Some(engine::spawn(move || store::Store::open(&path), limits).await?)
+            }
+            Database::Postgres(postgres) => {
+                let applied = pg::migrate_database(&postgres.url).await?;
+                if !applied.is_empty() {
+                    tracing::info!(versions = ?applied, "PostgreSQL schema migrated");
+                }
+                None
+            }
+        };
+        let stop_own = |own: Option<(EngineHandle, std::thread::JoinHandle<()>)>| {
+            if let Some((engine, thread)) = own {
+                stop_engine(&engine, thread);
+            }
+        };
         let bind_error = |source| BackendError::Bind {
             address: options.listen,
             source,
@@ -230,26 +312,18 @@ impl EmbeddedBackend {
         let listener = match tokio::net::TcpListener::bind(options.listen).await {
             Ok(listener) => listener,
             Err(error) => {
-                stop_engine(&engine, engine_thread);
+                stop_own(own_engine);
                 return Err(bind_error(error));
             }
         };
         let local_addr = match listener.local_addr() {
             Ok(address) => address,
             Err(error) => {
-                stop_engine(&engine, engine_thread);
+                stop_own(own_engine);
                 return Err(bind_error(error));
             }
         };
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let handler = service::Service::new(
-            engine.clone(),
-            limits::PayloadLimit(options.max_payload_bytes),
-        );
-        let service = TaskHubSidecarServiceServer::new(handler.clone())
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE);
-        let service = tonic::service::interceptor::InterceptedService::new(service, authenticator);
         // grpc.health.v1 beside it, without the token (probes such as Kubernetes' gRPC
         // probe send none; it says only whether the backend serves): SERVING for the
         // server ("") and for TaskHubSidecarService, NOT_SERVING from the start of a
@@ -260,26 +334,71 @@ impl EmbeddedBackend {
                 .set_service_status(name, tonic_health::ServingStatus::Serving)
                 .await;
         }
+        let mut builder = builder
+            // A worker whose connection goes half-open (its machine gone, a network
+            // partition) never closes its stream: pings find out, the stream ends,
+            // and the work items leased to it are handed out again.
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+        let (router, engines) = match (&options.database, own_engine) {
+            (Database::Postgres(postgres), _) => {
+                let setup = cluster_setup(
+                    postgres,
+                    &options,
+                    local_addr,
+                    limits,
+                    payload,
+                    token_file.as_deref(),
+                )?;
+                let cluster = cluster::Cluster::start(setup);
+                // Serving before this host knows where the engine is would refuse every
+                // call: wait for the first answer (this host took the lease and loaded
+                // the state, or another holds it). That takes up to a takeover time
+                // when the last leader died without giving the lease up.
+                let mut route = cluster.route();
+                if route
+                    .wait_for(|route| !matches!(route, cluster::Route::Electing))
+                    .await
+                    .is_err()
+                {
+                    return Err(BackendError::EngineStopped);
+                }
+                let switch = cluster::route::RouteSwitch {
+                    route: cluster.route(),
+                };
+                let service =
+                    tonic::service::interceptor::InterceptedService::new(switch, authenticator);
+                (
+                    builder.add_service(service).add_service(health_service),
+                    Engines::Cluster(Some(cluster)),
+                )
+            }
+            (Database::Sqlite(_), Some((engine, thread))) => {
+                let handler = service::Service::new(engine.clone(), payload);
+                let service = TaskHubSidecarServiceServer::new(handler.clone())
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                let service =
+                    tonic::service::interceptor::InterceptedService::new(service, authenticator);
+                (
+                    builder.add_service(service).add_service(health_service),
+                    Engines::Own {
+                        service: handler,
+                        engine,
+                        thread: Some(thread),
+                    },
+                )
+            }
+            (Database::Sqlite(_), None) => return Err(BackendError::EngineStopped),
+        };
         let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(
-            builder
-                // A worker whose connection goes half-open (its machine gone, a network
-                // partition) never closes its stream: pings find out, the stream ends,
-                // and the work items leased to it are handed out again.
-                .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-                .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-                .add_service(service)
-                .add_service(health_service)
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stopped.await;
-                }),
-        );
-        tracing::info!(address = %local_addr, database = %options.database.display(), "embedded backend listening");
+        let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        }));
+        tracing::info!(address = %local_addr, database = %options.database, "embedded backend listening");
         Ok(EmbeddedBackend {
             local_addr,
-            service: handler,
-            engine,
-            engine_thread: Some(engine_thread),
+            engine: engines,
             server: Some(server),
             stop_server: Some(stop_server),
             health,
@@ -291,17 +410,50 @@ impl EmbeddedBackend {
         self.local_addr
     }
 
+    /// What this backend does for its task hubs now.
+    pub fn role(&self) -> Role {
+        match &self.engine {
+            Engines::Own { .. } => Role::Alone,
+            Engines::Cluster(None) => Role::Electing,
+            Engines::Cluster(Some(cluster)) => match &*cluster.route().borrow() {
+                cluster::Route::Leader(_) => Role::Leader,
+                cluster::Route::Follower(link) => Role::Follower {
+                    leader: link.leader.address.clone(),
+                },
+                cluster::Route::Electing => Role::Electing,
+            },
+        }
+    }
+
+    /// Waits until this backend runs the engine itself (alone, or as the cluster's
+    /// leader).
+    pub async fn until_leader(&self) {
+        let Engines::Cluster(Some(cluster)) = &self.engine else {
+            return;
+        };
+        let mut route = cluster.route();
+        let _ = route
+            .wait_for(|route| matches!(route, cluster::Route::Leader(_)))
+            .await;
+    }
+
     /// A worker's client of task hub `hub` that calls the engine directly, without gRPC
     /// (see [`InProcessClient`]); for the embedding process's own worker. The error says
     /// what is wrong with the hub's name (the rules of the `taskhub` header).
     pub fn in_process_client(&self, hub: &str) -> Result<InProcessClient, BackendError> {
-        InProcessClient::new(self.service.clone(), hub).map_err(BackendError::TaskHub)
+        match &self.engine {
+            Engines::Own { service, .. } => InProcessClient::new(service.clone(), hub),
+            Engines::Cluster(Some(cluster)) => InProcessClient::switched(cluster.route(), hub),
+            Engines::Cluster(None) => return Err(BackendError::EngineStopped),
+        }
+        .map_err(BackendError::TaskHub)
     }
 
     /// Stops serving: work-item streams end (their leases are released, so the items
     /// are redelivered after the next start), waiters get `UNAVAILABLE`, calls in
     /// progress get up to a few seconds to finish, then the state is saved and the
-    /// database closed.
+    /// database closed. In a cluster, the lease is given up, so another host takes over
+    /// at once.
     pub async fn shutdown(mut self) {
         // First no new calls (the server stops accepting), then the long-lived ones
         // (work-item streams, waiters) are ended, so the server can finish.
@@ -313,9 +465,15 @@ impl EmbeddedBackend {
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
         }
-        let (reply, quiesced) = oneshot::channel();
-        if self.engine.send(String::new(), Command::Quiesce(reply)) {
-            let _ = quiesced.await;
+        let engine = match &self.engine {
+            Engines::Own { engine, .. } => Some(engine.clone()),
+            Engines::Cluster(cluster) => cluster.as_ref().and_then(cluster::Cluster::engine),
+        };
+        if let Some(engine) = engine {
+            let (reply, quiesced) = oneshot::channel();
+            if engine.send(String::new(), Command::Quiesce(reply)) {
+                let _ = quiesced.await;
+            }
         }
         if let Some(mut server) = self.server.take() {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
@@ -332,12 +490,81 @@ impl EmbeddedBackend {
                 }
             }
         }
-        self.engine.shutdown();
-        if let Some(thread) = self.engine_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        match &mut self.engine {
+            Engines::Own { engine, thread, .. } => {
+                engine.shutdown();
+                if let Some(thread) = thread.take() {
+                    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                }
+            }
+            Engines::Cluster(cluster) => {
+                if let Some(cluster) = cluster.take() {
+                    cluster.shutdown().await;
+                }
+            }
         }
         tracing::info!("embedded backend stopped");
     }
+}
+
+/// What this host's lease supervisor needs: its identity and address in the lease row,
+/// how to reach other hosts, and the engine's limits.
+fn cluster_setup(
+    postgres: &PostgresOptions,
+    options: &BackendOptions,
+    local_addr: SocketAddr,
+    limits: engine::HubLimits,
+    payload: limits::PayloadLimit,
+    token_file: Option<&auth::TokenFile>,
+) -> Result<cluster::Setup, BackendError> {
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let address = match &postgres.advertise {
+        Some(address) => address.clone(),
+        None if local_addr.ip().is_unspecified() => {
+            return Err(BackendError::Cluster(format!(
+                "the backend listens on {local_addr}, which other hosts cannot use to reach it: set the address they should use (advertise)"
+            )));
+        }
+        None => format!("{scheme}://{local_addr}"),
+    };
+    let peer_tls = match (&postgres.peer_ca_file, &options.tls) {
+        (Some(path), _) => {
+            let pem = std::fs::read(path).map_err(|source| BackendError::TlsFile {
+                path: path.clone(),
+                source,
+            })?;
+            Some(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            )
+        }
+        (None, Some(_)) => {
+            return Err(BackendError::Cluster(
+                "the hosts serve TLS, so each must be able to check the others' certificates: set the CA file that signed them (peer_ca_file)".to_owned(),
+            ));
+        }
+        (None, None) => None,
+    };
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    Ok(cluster::Setup {
+        url: postgres.url.clone(),
+        takeover_time: postgres.takeover_time,
+        candidate: pg::lease::Candidate {
+            host_id: uuid::Uuid::new_v4().to_string(),
+            host_name: format!("{machine} pid {} ({address})", std::process::id()),
+            address,
+        },
+        limits,
+        payload,
+        peer_tls,
+        token: token_file.and_then(auth::TokenFile::first),
+    })
 }
 
 fn stop_engine(engine: &EngineHandle, thread: std::thread::JoinHandle<()>) {
@@ -351,9 +578,15 @@ impl Drop for EmbeddedBackend {
         if let Some(server) = self.server.take() {
             server.abort();
         }
-        if let Some(thread) = self.engine_thread.take() {
-            self.engine.halt();
-            let _ = thread.join();
+        match &mut self.engine {
+            Engines::Own { engine, thread, .. } => {
+                if let Some(thread) = thread.take() {
+                    engine.halt();
+                    let _ = thread.join();
+                }
+            }
+            // Its own drop halts the engine and leaves the lease to expire.
+            Engines::Cluster(cluster) => drop(cluster.take()),
         }
     }
 }

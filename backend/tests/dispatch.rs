@@ -308,7 +308,8 @@ async fn state_survives_a_crash_and_leased_work_is_redelivered() {
     let mut worker = Worker::open(&mut client, unlimited()).await;
     start(&mut client, "d", "durable", Some("1")).await;
     let (_, token) = worker.next_orchestration().await;
-    let fire_at = now_plus(Duration::from_millis(600));
+    // Due after the restart (which waits out the lease on PostgreSQL).
+    let fire_at = now_plus(Duration::from_millis(600) + db.restart_delay());
     complete(
         &mut client,
         "d",

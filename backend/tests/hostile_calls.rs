@@ -418,7 +418,7 @@ async fn with_a_token_file_only_calls_bearing_one_of_its_tokens_are_served() {
     std::fs::write(&tokens, "# the host's own\nfirst-token\n").unwrap();
     let backend = EmbeddedBackend::start(BackendOptions {
         token_file: Some(tokens.clone()),
-        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+        ..db.options()
     })
     .await
     .unwrap();
@@ -473,7 +473,7 @@ async fn a_token_file_with_no_token_stops_the_start() {
     std::fs::write(&tokens, "\n# none yet\n").unwrap();
     let error = EmbeddedBackend::start(BackendOptions {
         token_file: Some(tokens),
-        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+        ..db.options()
     })
     .await
     .unwrap_err()
@@ -495,7 +495,7 @@ async fn with_tls_files_the_backend_serves_tls_only() {
             certificate: certificate.clone(),
             key,
         }),
-        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+        ..db.options()
     })
     .await
     .unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use durabletask_backend::{
-    BackendOptions, EmbeddedBackend, InProcessClient, PAYLOAD_TOO_LARGE, WorkItemStream,
+    BackendOptions, EmbeddedBackend, InProcessClient, InProcessWorkItems, PAYLOAD_TOO_LARGE,
 };
 use durabletask_proto::history_event::EventType;
 use durabletask_proto::work_item::Request as WorkRequest;
@@ -20,7 +20,7 @@ use durabletask_proto::*;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-async fn next_item(stream: &mut WorkItemStream) -> WorkItem {
+async fn next_item(stream: &mut InProcessWorkItems) -> WorkItem {
     tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
         .expect("a work item within 10 s")
@@ -28,7 +28,7 @@ async fn next_item(stream: &mut WorkItemStream) -> WorkItem {
         .expect("not an error")
 }
 
-async fn next_orchestration(stream: &mut WorkItemStream) -> (OrchestratorRequest, String) {
+async fn next_orchestration(stream: &mut InProcessWorkItems) -> (OrchestratorRequest, String) {
     let item = next_item(stream).await;
     match item.request {
         Some(WorkRequest::OrchestratorRequest(request)) => (request, item.completion_token),
@@ -50,14 +50,14 @@ async fn results_through_the_in_process_client_pass_the_same_limits_and_checks()
     let db = TestDb::new();
     let backend = EmbeddedBackend::start(BackendOptions {
         max_payload_bytes: 1000,
-        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+        ..db.options()
     })
     .await
     .unwrap();
     let worker: InProcessClient = backend.in_process_client("").unwrap();
     assert_eq!(worker.hub(), "default");
     let mut client = common::client(&backend).await;
-    let mut stream = worker.get_work_items(unlimited()).unwrap();
+    let mut stream = worker.get_work_items(unlimited()).await.unwrap();
     let big = format!("\"{}\"", "x".repeat(1000));
 
     start(&mut client, "o", "orchestrator", None).await;
@@ -148,12 +148,12 @@ async fn a_dropped_stream_hands_its_work_out_again() {
     let backend = db.start().await;
     let worker = backend.in_process_client("default").unwrap();
     let mut client = common::client(&backend).await;
-    let mut first = worker.get_work_items(unlimited()).unwrap();
+    let mut first = worker.get_work_items(unlimited()).await.unwrap();
     start(&mut client, "o", "orchestrator", None).await;
     let (_, stale) = next_orchestration(&mut first).await;
     // The worker dies with the item in hand.
     drop(first);
-    let mut second = worker.get_work_items(unlimited()).unwrap();
+    let mut second = worker.get_work_items(unlimited()).await.unwrap();
     let (request, token) = next_orchestration(&mut second).await;
     assert_eq!(request.instance_id, "o");
     assert_ne!(token, stale);

@@ -68,7 +68,7 @@ async fn a_listing_of_large_instances_pages_by_bytes_and_loses_none() {
 async fn backend_with_limit(db: &TestDb, max_payload_bytes: usize) -> EmbeddedBackend {
     EmbeddedBackend::start(BackendOptions {
         max_payload_bytes,
-        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+        ..db.options()
     })
     .await
     .unwrap()
@@ -164,7 +164,7 @@ async fn a_history_past_the_event_limit_is_refused_at_the_call_that_would_pass_i
     let db = TestDb::new();
     let backend = EmbeddedBackend::start(BackendOptions {
         max_history_events: 20,
-        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+        ..db.options()
     })
     .await
     .unwrap();

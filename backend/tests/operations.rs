@@ -20,7 +20,7 @@ async fn grpc_health_answers_serving_without_a_token() {
     std::fs::write(&token_file, "secret-token\n").unwrap();
     let backend = EmbeddedBackend::start(BackendOptions {
         token_file: Some(token_file),
-        ..BackendOptions::new(db.path.clone(), "127.0.0.1:0".parse().unwrap())
+        ..db.options()
     })
     .await
     .unwrap();

@@ -4,36 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::postgres;
+
 use durabletask_backend::pg::migrations::{self, MigrationError};
 use tokio_postgres::{Client, NoTls};
-
-/// The test cluster's URL (the role may create databases). Found (or the cluster set up)
-/// once per test binary: tests run in parallel, and two set-ups at once would race.
-fn cluster_url() -> String {
-    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    URL.get_or_init(set_up_cluster).clone()
-}
-
-fn set_up_cluster() -> String {
-    if let Ok(url) = std::env::var("DURABLETASK_TEST_POSTGRES") {
-        return url;
-    }
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let output = std::process::Command::new("bash")
-        .current_dir(root)
-        .args([
-            "-c",
-            "set -euo pipefail; source scripts/lib/common.sh; source scripts/lib/postgres.sh; ensure_postgres",
-        ])
-        .output()
-        .expect("bash runs");
-    assert!(
-        output.status.success(),
-        "cannot start the test PostgreSQL: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 async fn connect(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
@@ -43,45 +19,9 @@ async fn connect(url: &str) -> Client {
     client
 }
 
-/// A fresh database for one test, and its URL.
-async fn fresh_database(name: &str) -> String {
-    let url = cluster_url();
-    let admin = connect(&url).await;
-    // Databases of test runs that are gone (named after their process) are dropped.
-    for row in admin
-        .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'dt\\_test\\_%'",
-            &[],
-        )
-        .await
-        .unwrap()
-    {
-        let old: String = row.get(0);
-        let pid = old.rsplit('_').next().unwrap_or_default();
-        if !std::path::Path::new("/proc").join(pid).exists() {
-            admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
-                .await
-                .unwrap();
-        }
-    }
-    let database = format!("dt_test_{name}_{}", std::process::id());
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
-    url.rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{database}"))
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_fresh_database_is_migrated_once_and_a_rerun_changes_nothing() {
-    let url = fresh_database("rerun").await;
+    let url = postgres::fresh_database("rerun");
     let mut client = connect(&url).await;
     assert_eq!(migrations::migrate(&mut client).await.unwrap(), [1]);
     assert!(migrations::migrate(&mut client).await.unwrap().is_empty());
@@ -93,14 +33,13 @@ async fn a_fresh_database_is_migrated_once_and_a_rerun_changes_nothing() {
         .await
         .unwrap()
         .get(0);
-    // dt_schema_migrations, dt_meta, dt_hosts, dt_instances, dt_history, dt_activities,
-    // dt_timers, dt_entities, dt_lock_requests.
-    assert_eq!(tables, 9);
+    // dt_schema_migrations, dt_meta, dt_records, dt_history, dt_leader.
+    assert_eq!(tables, 5);
 }
 
 #[tokio::test]
 async fn hosts_starting_together_apply_each_migration_exactly_once() {
-    let url = fresh_database("concurrent").await;
+    let url = postgres::fresh_database("concurrent");
     let migrators: Vec<_> = (0..6)
         .map(|_| {
             let url = url.clone();
@@ -123,7 +62,7 @@ async fn hosts_starting_together_apply_each_migration_exactly_once() {
 
 #[tokio::test]
 async fn a_schema_newer_than_the_build_or_rewritten_is_refused() {
-    let url = fresh_database("newer").await;
+    let url = postgres::fresh_database("newer");
     let mut client = connect(&url).await;
     migrations::migrate(&mut client).await.unwrap();
     client

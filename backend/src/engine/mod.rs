@@ -182,8 +182,10 @@ struct Engine {
 
 /// Opens the store, loads its state, and runs the engine on a thread of its own.
 /// Returns once the state is loaded (or loading failed).
+///
+/// `open` runs on the engine's thread: the store is made and used there only.
 pub async fn spawn(
-    path: std::path::PathBuf,
+    open: impl FnOnce() -> Result<Store, StoreError> + Send + 'static,
     limits: HubLimits,
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), BackendError> {
     let (sender, receiver) = unbounded_channel();
@@ -191,7 +193,7 @@ pub async fn spawn(
     let thread = std::thread::Builder::new()
         .name("durabletask-backend".into())
         .spawn(move || {
-            let engine = match Engine::open(&path, limits) {
+            let engine = match open().and_then(|store| Engine::load(store, limits)) {
                 Ok(engine) => {
                     let _ = ready_tx.send(Ok(()));
                     engine
@@ -228,8 +230,7 @@ pub async fn spawn(
 }
 
 impl Engine {
-    fn open(path: &std::path::Path, limits: HubLimits) -> Result<Engine, StoreError> {
-        let store = Store::open(path)?;
+    fn load(store: Store, limits: HubLimits) -> Result<Engine, StoreError> {
         let mint = TokenMint::new(store.token_key()?);
         let mut engine = Engine {
             store,
@@ -319,9 +320,16 @@ impl Engine {
             for hub in self.hubs.values_mut() {
                 hub.fire_due(now);
             }
-            if !self.commit(replies) {
+            if let Err(error) = self.commit(replies) {
                 // Nothing of this batch may be seen: no waiter answered, no work handed
                 // out from state that is not on disk.
+                if matches!(error, StoreError::LeaseLost) {
+                    // Another host runs the engine now (or will): what this one holds in
+                    // memory may be stale, so it answers nothing more. Its streams and
+                    // waiters end with it; its callers retry (through the new leader).
+                    tracing::warn!("lease on the task hub lost; this host's engine steps back");
+                    return;
+                }
                 if stop.is_some() {
                     tracing::info!("backend engine stopped");
                     return;
@@ -353,10 +361,10 @@ impl Engine {
     }
 
     /// Saves the batch, then answers its callers (with an error if it could not be
-    /// saved: nothing was acknowledged that is not on disk). `false` if it could not be
+    /// saved: nothing was acknowledged that is not on disk). The error if it could not be
     /// saved: the in-memory state then holds changes that are not on disk, and must be
     /// replaced (see [`Engine::reload`]) before anything else is done with it.
-    fn commit(&mut self, replies: Replies) -> bool {
+    fn commit(&mut self, replies: Replies) -> Result<(), StoreError> {
         let mut ops: Vec<Op> = Vec::new();
         for hub in self.hubs.values_mut() {
             if hub.is_dirty() {
@@ -375,16 +383,25 @@ impl Engine {
                 for reply in replies.0 {
                     reply.ok();
                 }
-                true
+                Ok(())
             }
             Err(error) => {
-                tracing::error!(%error, "could not save the backend state; the batch's changes are dropped and the last saved state is reloaded");
-                for reply in replies.0 {
-                    reply.fail(Status::internal(format!(
-                        "the backend could not save the change: {error}"
-                    )));
+                if !matches!(error, StoreError::LeaseLost) {
+                    tracing::error!(%error, "could not save the backend state; the batch's changes are dropped and the last saved state is reloaded");
                 }
-                false
+                let status = match error {
+                    // Not saved, and the caller should try again, elsewhere if need be.
+                    StoreError::LeaseLost => Status::unavailable(
+                        "this host stopped running the task hub's engine (another host took it over); try again",
+                    ),
+                    _ => {
+                        Status::internal(format!("the backend could not save the change: {error}"))
+                    }
+                };
+                for reply in replies.0 {
+                    reply.fail(status.clone());
+                }
+                Err(error)
             }
         }
     }

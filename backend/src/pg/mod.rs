@@ -1,7 +1,10 @@
-//! The task hub's state in PostgreSQL, shared by several hosts (issue 15, in progress:
-//! so far the schema and its migrations; the engine does not use it yet).
+//! A task hub's state in PostgreSQL, shared by several hosts: the schema and its
+//! migrations, the store the engine writes through, and the lease that decides which
+//! host runs the engine (see `crate::cluster` for how the hosts divide the work).
 
+pub mod lease;
 pub mod migrations;
+pub mod store;
 
 pub use migrations::MigrationError;
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use durabletask_backend::{BackendOptions, EmbeddedBackend};
+use durabletask_backend::{BackendOptions, Database, EmbeddedBackend, PostgresOptions};
 use durabletask_proto::history_event::EventType;
 use durabletask_proto::orchestrator_action::OrchestratorActionType as Action;
 use durabletask_proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
@@ -19,25 +19,61 @@ pub type Client = TaskHubSidecarServiceClient<Channel>;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+pub mod postgres;
+
+/// A test's database: a SQLite file in a folder of its own, or, with
+/// `DURABLETASK_TEST_STORE=postgres`, a fresh PostgreSQL database (see [`postgres`]).
 pub struct TestDb {
     pub dir: tempfile::TempDir,
+    /// The SQLite file (where tests look at files beside the database).
     pub path: PathBuf,
+    pub database: Database,
 }
 
 impl TestDb {
     pub fn new() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("backend.sqlite");
-        TestDb { dir, path }
+        let database = if postgres::selected() {
+            Database::Postgres(PostgresOptions {
+                // Tests that stop a backend and start another on the same database
+                // should not wait out a lease.
+                takeover_time: Duration::from_secs(2),
+                ..PostgresOptions::new(postgres::fresh_database("backend"))
+            })
+        } else {
+            Database::Sqlite(path.clone())
+        };
+        TestDb {
+            dir,
+            path,
+            database,
+        }
     }
 
+    /// How long a backend started after a crash of the last one may take to serve: the
+    /// lease time on PostgreSQL (it must expire), nothing on SQLite.
+    pub fn restart_delay(&self) -> Duration {
+        match &self.database {
+            Database::Postgres(options) => options.takeover_time,
+            Database::Sqlite(_) => Duration::ZERO,
+        }
+    }
+
+    /// Options for a backend on this database, on a free port.
+    pub fn options(&self) -> BackendOptions {
+        BackendOptions::new(self.database.clone(), "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// A backend on this database, serving (on PostgreSQL, once it holds the lease: after
+    /// a backend on the same database was dropped as in a crash, its lease must expire
+    /// first).
     pub async fn start(&self) -> EmbeddedBackend {
-        EmbeddedBackend::start(BackendOptions::new(
-            self.path.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-        ))
-        .await
-        .unwrap()
+        let backend = EmbeddedBackend::start(self.options()).await.unwrap();
+        tokio::time::timeout(WAIT, backend.until_leader())
+            .await
+            .expect("the backend took the lease in time");
+        backend
     }
 }
 
@@ -72,6 +108,25 @@ pub struct Worker {
 impl Worker {
     pub async fn open(client: &mut Client, request: GetWorkItemsRequest) -> Worker {
         Self::open_in(client, "default", request).await
+    }
+
+    /// Opens a stream, retrying while no backend of a cluster runs the engine.
+    pub async fn open_retrying(client: &mut Client) -> Worker {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match client.get_work_items(unlimited()).await {
+                Ok(items) => {
+                    return Worker {
+                        items: items.into_inner(),
+                    };
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(status) => panic!("{status:?}"),
+            }
+        }
     }
 
     pub async fn open_in(client: &mut Client, hub: &str, request: GetWorkItemsRequest) -> Worker {

@@ -1,4 +1,4 @@
-//! SQLite persistence: one connection, owned by the engine.
+//! SQLite persistence (the default): one connection, owned by the engine.
 //!
 //! Two tables keep the schema generic:
 //! - `records(hub, kind, key, value)`: every piece of state except histories, each value a
@@ -14,88 +14,20 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::lock::{DatabaseLock, LockError};
+use super::{Op, Record, StoreError};
+use crate::lock::DatabaseLock;
 use crate::records::Kind;
 
 /// The schema version written in `meta`; a database of another version is refused.
 const SCHEMA_VERSION: i64 = 1;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("a stored record does not decode: {0}")]
-    Decode(#[from] prost::DecodeError),
-    #[error("the database has schema version {found}, this build reads version {SCHEMA_VERSION}")]
-    SchemaVersion { found: i64 },
-    #[error(transparent)]
-    Locked(#[from] LockError),
-    #[error("cannot create {path}: {source}")]
-    Create {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-}
-
-/// One change, applied in order within a transaction.
-#[derive(Debug)]
-pub enum Op {
-    Put {
-        hub: String,
-        kind: Kind,
-        key: String,
-        value: Vec<u8>,
-    },
-    Delete {
-        hub: String,
-        kind: Kind,
-        key: String,
-    },
-    /// Deletes an instance's whole history.
-    DeleteHistory { hub: String, instance_id: String },
-    /// Writes one history event at position `seq`.
-    AppendHistory {
-        hub: String,
-        instance_id: String,
-        seq: u64,
-        event: Vec<u8>,
-    },
-    /// Deletes every record and history of a hub.
-    DeleteHub { hub: String },
-}
-
-impl Op {
-    /// Saves a record's new value, or deletes it when it is gone (`None`).
-    pub fn save(hub: &str, kind: Kind, key: String, value: Option<Vec<u8>>) -> Op {
-        let hub = hub.to_owned();
-        match value {
-            Some(value) => Op::Put {
-                hub,
-                kind,
-                key,
-                value,
-            },
-            None => Op::Delete { hub, kind, key },
-        }
-    }
-}
-
-/// A stored record, as loaded at start.
-#[derive(Debug)]
-pub struct Record {
-    pub hub: String,
-    pub kind: Kind,
-    pub key: String,
-    pub value: Vec<u8>,
-}
-
-pub struct Store {
+pub struct SqliteStore {
     conn: Connection,
     /// Released when the store is dropped (after the connection: fields drop in order).
     _lock: DatabaseLock,
 }
 
-impl Store {
+impl SqliteStore {
     /// The database's size on disk: its file and its write-ahead log.
     pub fn size_bytes(&self) -> u64 {
         let Some(path) = self.conn.path().filter(|path| !path.is_empty()) else {
@@ -109,7 +41,7 @@ impl Store {
     ///
     /// The file is created private to this user (SQLite gives its `-wal` and `-shm` files
     /// the same mode), and locked: a second backend on it is refused (see `lock`).
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         crate::lock::open_private(path).map_err(|source| StoreError::Create {
             path: path.to_path_buf(),
             source,
@@ -157,9 +89,14 @@ impl Store {
                 )?;
             }
             Some(SCHEMA_VERSION) => {}
-            Some(found) => return Err(StoreError::SchemaVersion { found }),
+            Some(found) => {
+                return Err(StoreError::SchemaVersion {
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
         }
-        Ok(Store { conn, _lock: lock })
+        Ok(SqliteStore { conn, _lock: lock })
     }
 
     /// The key completion tokens are signed with (see `engine::tokens`), made on first
@@ -336,7 +273,7 @@ mod tests {
     fn records_and_history_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
-        let mut store = Store::open(&path).unwrap();
+        let mut store = SqliteStore::open(&path).unwrap();
         store
             .apply(&[
                 put("a", Kind::Instance, "i1", b"one"),
@@ -394,7 +331,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         {
-            let mut store = Store::open(&path).unwrap();
+            let mut store = SqliteStore::open(&path).unwrap();
             store
                 .apply(&[
                     put("h", Kind::Entity, "@e@k", b"s"),
@@ -403,7 +340,7 @@ mod tests {
                 .unwrap();
             // Dropped without any explicit close.
         }
-        let mut store = Store::open(&path).unwrap();
+        let mut store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.load_records().unwrap().len(), 1);
         assert_eq!(store.load_history("h", "i").unwrap(), vec![b"e".to_vec()]);
         store

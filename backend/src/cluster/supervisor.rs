@@ -1,0 +1,377 @@
+//! The task that takes, renews and gives up this host's lease on the engine, starts and
+//! stops the engine accordingly, and points the host's [`Route`] at whoever holds it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_postgres::{Client, NoTls};
+use tonic::transport::ClientTlsConfig;
+
+use super::route::{LeaderLink, LocalEngine, Route};
+use crate::engine::{self, Command, EngineHandle, HubLimits};
+use crate::limits::PayloadLimit;
+use crate::pg::lease::{self, Candidate, LeaseClock};
+use crate::pg::store::{Fence, PgStore, SessionLimits};
+use crate::service::Service;
+use crate::store::Store;
+
+/// What the supervisor needs, fixed for the host's run.
+pub struct Setup {
+    pub url: String,
+    pub takeover_time: Duration,
+    pub candidate: Candidate,
+    pub limits: HubLimits,
+    pub payload: PayloadLimit,
+    pub peer_tls: Option<ClientTlsConfig>,
+    pub token: Option<String>,
+}
+
+pub struct Supervisor {
+    setup: Setup,
+    route: watch::Sender<Route>,
+    stopping: watch::Receiver<bool>,
+    engine_slot: Arc<Mutex<Option<EngineHandle>>>,
+    clock: Arc<LeaseClock>,
+    /// The connection the lease is taken, renewed and read on (made again after an
+    /// error).
+    connection: Option<Client>,
+}
+
+/// How a term as leader ended.
+enum TermEnd {
+    /// Lost or given up: look for the lease again.
+    SteppedBack,
+    /// The host stops.
+    Stopped,
+}
+
+impl Supervisor {
+    pub fn new(
+        setup: Setup,
+        route: watch::Sender<Route>,
+        stopping: watch::Receiver<bool>,
+        engine_slot: Arc<Mutex<Option<EngineHandle>>>,
+        clock: Arc<LeaseClock>,
+    ) -> Supervisor {
+        Supervisor {
+            setup,
+            route,
+            stopping,
+            engine_slot,
+            clock,
+            connection: None,
+        }
+    }
+
+    /// How often the leader renews and the others look at the lease: three times per
+    /// lease, so that one slow or lost renewal does not cost the lease.
+    fn beat(&self) -> Duration {
+        self.setup.takeover_time / 3
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            if *self.stopping.borrow() {
+                return;
+            }
+            let sent = Instant::now();
+            let (candidate, takeover) = (self.setup.candidate.clone(), self.setup.takeover_time);
+            let taken = match self.client().await {
+                Some(client) => lease::try_acquire(client, &candidate, takeover)
+                    .await
+                    .map_err(Some),
+                None => Err(None),
+            };
+            let taken = taken.map_err(|error| {
+                if let Some(error) = error {
+                    self.connection_failed(&error);
+                }
+            });
+            match taken {
+                Ok(Some(epoch)) => {
+                    self.clock.extend(sent, self.setup.takeover_time);
+                    if let TermEnd::Stopped = self.lead(epoch).await {
+                        return;
+                    }
+                    // Looked at again right away: another host may hold it by now.
+                    continue;
+                }
+                Ok(None) => self.follow().await,
+                Err(()) => self.set_route(Route::Electing),
+            }
+            let beat = self.beat();
+            let mut stopping = self.stopping.clone();
+            tokio::select! {
+                () = tokio::time::sleep(beat) => {}
+                _ = stopping.changed() => {}
+            }
+        }
+    }
+
+    /// The lease connection, connected if need be; `None` (logged) if the database
+    /// cannot be reached now.
+    async fn client(&mut self) -> Option<&Client> {
+        if self.connection.as_ref().is_some_and(Client::is_closed) {
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            let mut config: tokio_postgres::Config = match self.setup.url.parse() {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::error!(%error, "the PostgreSQL URL is not usable");
+                    return None;
+                }
+            };
+            config.application_name("durabletask-lease");
+            let connecting = config.connect(NoTls);
+            match tokio::time::timeout(self.beat(), connecting).await {
+                Ok(Ok((client, connection))) => {
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%error, "the lease's PostgreSQL connection ended");
+                        }
+                    });
+                    self.connection = Some(client);
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot reach the task hub's PostgreSQL database");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::warn!("cannot reach the task hub's PostgreSQL database: timed out");
+                    return None;
+                }
+            }
+        }
+        self.connection.as_ref()
+    }
+
+    fn connection_failed(&mut self, error: &tokio_postgres::Error) {
+        tracing::warn!(%error, "the lease's PostgreSQL call failed; reconnecting");
+        self.connection = None;
+    }
+
+    fn set_route(&self, route: Route) {
+        self.route.send_replace(route);
+    }
+
+    /// Points the route at the current leader (keeping the link if it did not change).
+    async fn follow(&mut self) {
+        let leader = match self.client().await {
+            Some(client) => lease::leader(client).await,
+            None => return self.set_route(Route::Electing),
+        };
+        match leader {
+            Ok(Some(leader)) => {
+                let same =
+                    matches!(&*self.route.borrow(), Route::Follower(link) if link.leader == leader);
+                if same {
+                    return;
+                }
+                match LeaderLink::new(
+                    leader.clone(),
+                    self.setup.peer_tls.as_ref(),
+                    self.setup.token.clone(),
+                    self.setup.takeover_time,
+                ) {
+                    Ok(link) => {
+                        tracing::info!(
+                            leader = %leader.host_name,
+                            address = %leader.address,
+                            epoch = leader.epoch,
+                            "following the host that runs the task hub's engine"
+                        );
+                        self.set_route(Route::Follower(Arc::new(link)));
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot forward calls to the host that runs the task hub's engine");
+                        self.set_route(Route::Electing);
+                    }
+                }
+            }
+            Ok(None) => self.set_route(Route::Electing),
+            Err(error) => {
+                self.connection_failed(&error);
+                self.set_route(Route::Electing);
+            }
+        }
+    }
+
+    /// Renews the lease held at `epoch`: `false` once it is lost (taken over, refused,
+    /// or not renewed before this host's own bound on it passed).
+    async fn renew(&mut self, epoch: i64) -> bool {
+        let sent = Instant::now();
+        let (beat, takeover) = (self.beat(), self.setup.takeover_time);
+        let host_id = self.setup.candidate.host_id.clone();
+        let renewed = match self.client().await {
+            Some(client) => {
+                match tokio::time::timeout(beat, lease::renew(client, &host_id, epoch, takeover))
+                    .await
+                {
+                    Ok(Ok(renewed)) => Some(renewed),
+                    Ok(Err(error)) => {
+                        self.connection_failed(&error);
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!("renewing the lease timed out; reconnecting");
+                        self.connection = None;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        match renewed {
+            Some(true) => {
+                self.clock.extend(sent, takeover);
+                true
+            }
+            Some(false) => false,
+            // Not known: tried again at the next beat while the lease surely lasts.
+            None => self.clock.is_valid(),
+        }
+    }
+
+    /// One term as leader: loads the engine, serves, renews; ends when the lease is
+    /// lost, the engine stops, or the host stops.
+    async fn lead(&mut self, epoch: i64) -> TermEnd {
+        tracing::info!(
+            epoch,
+            "this host took the lease on the task hub's engine; loading its state"
+        );
+        let started = Instant::now();
+        let fence = Fence {
+            host_id: self.setup.candidate.host_id.clone(),
+            epoch,
+            clock: self.clock.clone(),
+        };
+        let session = SessionLimits {
+            statement_timeout: self.setup.takeover_time.max(Duration::from_secs(10)),
+            idle_in_transaction: self.setup.takeover_time / 2,
+        };
+        let url = self.setup.url.clone();
+        let spawning = engine::spawn(
+            move || {
+                PgStore::open(&url, fence, session).map(|store| Store::Postgres(Box::new(store)))
+            },
+            self.setup.limits,
+        );
+        tokio::pin!(spawning);
+        let mut beat = tokio::time::interval(self.beat());
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        beat.tick().await;
+        let mut lost = false;
+        // The lease is renewed while the state loads (it may take longer than a lease).
+        let spawned = loop {
+            tokio::select! {
+                spawned = &mut spawning => break spawned,
+                _ = beat.tick() => {
+                    if !lost && !self.renew(epoch).await {
+                        lost = true;
+                        self.clock.revoke();
+                    }
+                }
+            }
+        };
+        let (engine, thread) = match spawned {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                tracing::error!(%error, "could not load the task hub's state; giving the lease up");
+                return self.step_back(epoch, None).await;
+            }
+        };
+        if lost {
+            tracing::warn!("the lease was lost while the state loaded; stepping back");
+            return self.step_back(epoch, Some((engine, thread))).await;
+        }
+        tracing::info!(
+            epoch,
+            load_ms = started.elapsed().as_millis() as u64,
+            "this host runs the task hub's engine"
+        );
+        if let Ok(mut slot) = self.engine_slot.lock() {
+            *slot = Some(engine.clone());
+        }
+        self.set_route(Route::Leader(LocalEngine::new(Service::new(
+            engine.clone(),
+            self.setup.payload,
+        ))));
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let watcher = {
+            let ended = ended.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = thread.join();
+                ended.notify_one();
+            })
+        };
+        let mut stopping = self.stopping.clone();
+        let end = loop {
+            tokio::select! {
+                _ = beat.tick() => {
+                    if !self.renew(epoch).await {
+                        tracing::warn!(epoch, "lease on the task hub's engine lost; stepping back");
+                        break TermEnd::SteppedBack;
+                    }
+                }
+                () = ended.notified() => {
+                    tracing::warn!(epoch, "the task hub's engine stopped; stepping back");
+                    break TermEnd::SteppedBack;
+                }
+                _ = stopping.changed() => break TermEnd::Stopped,
+            }
+        };
+        self.set_route(Route::Electing);
+        match end {
+            TermEnd::SteppedBack => {
+                self.clock.revoke();
+                engine.halt();
+            }
+            TermEnd::Stopped => {
+                // A clean stop: streams end, waiters are answered, the batch is saved.
+                let (reply, quiesced) = tokio::sync::oneshot::channel();
+                if engine.send(String::new(), Command::Quiesce(reply)) {
+                    let _ = quiesced.await;
+                }
+                engine.shutdown();
+            }
+        }
+        let _ = watcher.await;
+        if let Ok(mut slot) = self.engine_slot.lock() {
+            *slot = None;
+        }
+        self.clock.revoke();
+        self.release(epoch).await;
+        end
+    }
+
+    /// Ends a term that never served: stops the engine if it loaded, gives the lease up.
+    async fn step_back(
+        &mut self,
+        epoch: i64,
+        engine: Option<(EngineHandle, std::thread::JoinHandle<()>)>,
+    ) -> TermEnd {
+        self.clock.revoke();
+        if let Some((engine, thread)) = engine {
+            engine.halt();
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        self.release(epoch).await;
+        TermEnd::SteppedBack
+    }
+
+    /// Gives the lease up (if this host still holds it at `epoch`), so another host
+    /// takes over without waiting for it to expire.
+    async fn release(&mut self, epoch: i64) {
+        let host_id = self.setup.candidate.host_id.clone();
+        let beat = self.beat();
+        if let Some(client) = self.client().await {
+            match tokio::time::timeout(beat, lease::release(client, &host_id, epoch)).await {
+                Ok(Ok(())) => tracing::info!(epoch, "lease on the task hub's engine given up"),
+                Ok(Err(error)) => self.connection_failed(&error),
+                Err(_) => tracing::warn!("giving the lease up timed out; it will expire"),
+            }
+        }
+    }
+}
