@@ -139,6 +139,20 @@ pub struct EmbeddedSettings {
     /// "localhost" when `listen` is loopback or unspecified (they connect over loopback),
     /// else the `listen` IP.
     pub tls_server_name: Option<String>,
+    /// PostgreSQL only: how long after the host running the engine stopped renewing its
+    /// lease (it died, froze or lost the network) another host takes over (plus the time
+    /// to load the state). Shorter: faster takeover, more lease traffic (a renewal every
+    /// third of it); it must also exceed the longest pause a healthy host may have.
+    #[serde(deserialize_with = "positive_duration")]
+    pub takeover_time: Duration,
+    /// PostgreSQL only: the URL other hosts forward calls to when this host runs the
+    /// engine (`http://10.0.0.5:4001`, `https://host-a.internal:4001`). Absent: `listen`
+    /// (which must then not be 0.0.0.0 or [::]).
+    pub advertise: Option<String>,
+    /// PostgreSQL only, with TLS: the CA certificate (PEM; resolved against the config
+    /// directory) that signed the other hosts' certificates, to check them when this
+    /// host forwards calls.
+    pub peer_ca_file: Option<PathBuf>,
 }
 
 impl Default for EmbeddedSettings {
@@ -154,6 +168,9 @@ impl Default for EmbeddedSettings {
             tls_cert_file: None,
             tls_key_file: None,
             tls_server_name: None,
+            takeover_time: durabletask_backend::cluster::DEFAULT_TAKEOVER_TIME,
+            advertise: None,
+            peer_ca_file: None,
         }
     }
 }
@@ -649,6 +666,7 @@ impl Config {
         config.embedded.token_file = resolve(config.embedded.token_file);
         config.embedded.tls_cert_file = resolve(config.embedded.tls_cert_file);
         config.embedded.tls_key_file = resolve(config.embedded.tls_key_file);
+        config.embedded.peer_ca_file = resolve(config.embedded.peer_ca_file);
         config.admin.token_file = resolve(config.admin.token_file);
         if config.backend.mode() == BackendMode::Embedded {
             // The host's own worker and the client authenticate with the embedded

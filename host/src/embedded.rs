@@ -1,14 +1,17 @@
 //! The embedded backend (`backend.mode = "embedded"`): the host serves its own Durable
-//! Task backend, with its state in a SQLite file, on `[embedded] listen`. The project's
+//! Task backend, with its state in a SQLite file or a PostgreSQL database shared with
+//! other hosts (`durabletask_backend::cluster`), on `[embedded] listen`. The project's
 //! client and any other Durable Task SDK connect to it there; the host's own worker
 //! calls it in process ([`Embedded::in_process_client`]).
 
 use std::net::SocketAddr;
 
-use durabletask_backend::{BackendOptions, EmbeddedBackend, InProcessClient, TlsFiles};
+use durabletask_backend::{
+    BackendOptions, Database, EmbeddedBackend, InProcessClient, PostgresOptions, TlsFiles,
+};
 use tokio::sync::oneshot;
 
-use crate::config::EmbeddedSettings;
+use crate::config::{DatabaseLocation, EmbeddedSettings};
 
 /// The embedded backend, served from a thread of its own (see [`start`]).
 #[derive(Debug)]
@@ -30,24 +33,27 @@ pub struct Embedded {
 /// stop the backend from answering other clients and workers. (Its engine already has a
 /// thread of its own.) It also lets the backend and the worker use both cores.
 pub async fn start(settings: &EmbeddedSettings, taskhub: &str) -> Result<Embedded, String> {
-    let Some(database) = settings.database.sqlite_path() else {
-        // Issue 15 in progress: the schema and its migrations exist, the engine does not
-        // run on PostgreSQL yet. Refused, rather than quietly running on something else.
-        return Err(format!(
-            "cannot start the embedded backend on {}: PostgreSQL support is not complete yet; use a SQLite file for [embedded] database",
-            settings.database
-        ));
+    let database = match &settings.database {
+        DatabaseLocation::Sqlite(path) => {
+            if let Some(folder) = path.parent()
+                && !folder.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(folder).map_err(|error| {
+                    format!(
+                        "cannot create the folder of the embedded backend's database {}: {error}",
+                        settings.database
+                    )
+                })?;
+            }
+            Database::Sqlite(path.clone())
+        }
+        DatabaseLocation::Postgres(url) => Database::Postgres(PostgresOptions {
+            takeover_time: settings.takeover_time,
+            advertise: settings.advertise.clone(),
+            peer_ca_file: settings.peer_ca_file.clone(),
+            ..PostgresOptions::new(url.clone())
+        }),
     };
-    if let Some(folder) = database.parent()
-        && !folder.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(folder).map_err(|error| {
-            format!(
-                "cannot create the folder of the embedded backend's database {}: {error}",
-                settings.database
-            )
-        })?;
-    }
     let options = BackendOptions {
         max_payload_bytes: settings.max_payload_bytes,
         history_streaming_bytes: settings.history_streaming_bytes,
@@ -60,7 +66,7 @@ pub async fn start(settings: &EmbeddedSettings, taskhub: &str) -> Result<Embedde
             }),
             _ => None,
         },
-        ..BackendOptions::new(database.to_path_buf(), settings.listen)
+        ..BackendOptions::new(database, settings.listen)
     };
     let failed = |error: String| {
         format!(

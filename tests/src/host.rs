@@ -155,9 +155,22 @@ impl HostConfig {
 
     /// A configuration for a host that serves its own embedded backend (a SQLite file in
     /// its scratch directory, an ephemeral port: see [`Host::embedded_endpoint`]).
+    ///
+    /// With `DURABLETASK_E2E_BACKEND=postgres`, its state is in a fresh PostgreSQL
+    /// database instead (see [`crate::postgres`]); it panics if none can be made.
     pub fn embedded() -> Self {
         let mut config = Self::new("");
-        config.embedded = Some(EmbeddedBackend::default());
+        config.embedded = Some(if crate::postgres_backend_selected() {
+            match crate::postgres::fresh_database() {
+                Ok(url) => EmbeddedBackend {
+                    port: 0,
+                    database: PathBuf::from(url),
+                },
+                Err(error) => panic!("{error}"),
+            }
+        } else {
+            EmbeddedBackend::default()
+        });
         config
     }
 
@@ -393,7 +406,8 @@ listen = "127.0.0.1:0"
 pub struct EmbeddedBackend {
     /// `embedded.listen`'s port on 127.0.0.1; 0 = any free port.
     pub port: u16,
-    /// `embedded.database`; relative paths are relative to the config's directory.
+    /// `embedded.database`; relative paths are relative to the config's directory (or a
+    /// `postgres://` URL).
     pub database: PathBuf,
 }
 

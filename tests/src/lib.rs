@@ -27,6 +27,7 @@ mod host;
 mod http;
 pub mod otlp;
 pub mod paths;
+pub mod postgres;
 mod process;
 pub mod prometheus;
 pub mod python;
@@ -51,12 +52,21 @@ use std::time::Duration;
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Set to `embedded` to run every [`Fixture`] on the host's own embedded backend instead
-/// of Microsoft's reference backend (scripts/test runs the conformance suites both ways).
+/// of Microsoft's reference backend, or to `postgres` to run it on the embedded backend
+/// with its state in a fresh PostgreSQL database (scripts/test runs the conformance
+/// suites all three ways).
 pub const BACKEND_ENV: &str = "DURABLETASK_E2E_BACKEND";
 
-/// Whether fixtures run on the host's embedded backend (see [`BACKEND_ENV`]).
+/// Whether fixtures run on the host's embedded backend (see [`BACKEND_ENV`]), on SQLite
+/// or PostgreSQL.
 pub fn embedded_backend_selected() -> bool {
-    std::env::var(BACKEND_ENV).is_ok_and(|value| value == "embedded")
+    std::env::var(BACKEND_ENV).is_ok_and(|value| value == "embedded" || value == "postgres")
+}
+
+/// Whether the embedded backends of [`HostConfig::embedded`] keep their state in
+/// PostgreSQL (see [`BACKEND_ENV`]).
+pub fn postgres_backend_selected() -> bool {
+    std::env::var(BACKEND_ENV).is_ok_and(|value| value == "postgres")
 }
 
 /// A backend, a host serving some plugins against it, and a client for both: what most

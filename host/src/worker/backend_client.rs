@@ -3,7 +3,7 @@
 //! go to its engine as they are, with no loopback TCP, HTTP/2 or protobuf encoding in
 //! between). The rest of the worker does not know which.
 
-use durabletask_backend::{InProcessClient, WorkItemStream};
+use durabletask_backend::{InProcessClient, InProcessWorkItems};
 use durabletask_proto::{
     AbandonActivityTaskRequest, AbandonEntityTaskRequest, AbandonOrchestrationTaskRequest,
     ActivityResponse, EntityBatchResult, GetWorkItemsRequest, HistoryEvent, OrchestratorResponse,
@@ -24,7 +24,7 @@ pub enum BackendClient {
 /// An open work-item stream.
 pub enum WorkItems {
     Grpc(tonic::Streaming<WorkItem>),
-    InProcess(WorkItemStream),
+    InProcess(InProcessWorkItems),
 }
 
 impl WorkItems {
@@ -53,9 +53,10 @@ impl BackendClient {
                 .get_work_items(request)
                 .await
                 .map(|response| WorkItems::Grpc(response.into_inner())),
-            BackendClient::InProcess(client) => {
-                client.get_work_items(request).map(WorkItems::InProcess)
-            }
+            BackendClient::InProcess(client) => client
+                .get_work_items(request)
+                .await
+                .map(WorkItems::InProcess),
         }
     }
 
