@@ -154,6 +154,14 @@ impl InProcessClient {
         }
     }
 
+    /// What the backend this client calls does now (see [`crate::Role`]).
+    pub fn role(&self) -> crate::Role {
+        match &self.engine {
+            Engine::Fixed(_) => crate::Role::Alone,
+            Engine::Switched(route) => crate::Role::of(&route.borrow()),
+        }
+    }
+
     /// The task hub this client works on.
     pub fn hub(&self) -> &str {
         &self.hub

@@ -132,6 +132,34 @@ pub enum Role {
     Electing,
 }
 
+impl Role {
+    pub(crate) fn of(route: &cluster::Route) -> Role {
+        match route {
+            cluster::Route::Leader(_) => Role::Leader,
+            cluster::Route::Follower(link) => Role::Follower {
+                leader: link.leader.address.clone(),
+            },
+            cluster::Route::Electing => Role::Electing,
+        }
+    }
+
+    /// Whether calls are served (here or through the leader).
+    pub fn serves(&self) -> bool {
+        !matches!(self, Role::Electing)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Alone => f.write_str("alone (SQLite)"),
+            Role::Leader => f.write_str("leader (runs the engine)"),
+            Role::Follower { leader } => write!(f, "follower of {leader}"),
+            Role::Electing => f.write_str("electing (no host runs the engine)"),
+        }
+    }
+}
+
 /// Where the backend keeps its state.
 #[derive(Clone, Debug)]
 pub enum Database {
@@ -415,13 +443,7 @@ impl EmbeddedBackend {
         match &self.engine {
             Engines::Own { .. } => Role::Alone,
             Engines::Cluster(None) => Role::Electing,
-            Engines::Cluster(Some(cluster)) => match &*cluster.route().borrow() {
-                cluster::Route::Leader(_) => Role::Leader,
-                cluster::Route::Follower(link) => Role::Follower {
-                    leader: link.leader.address.clone(),
-                },
-                cluster::Route::Electing => Role::Electing,
-            },
+            Engines::Cluster(Some(cluster)) => Role::of(&cluster.route().borrow()),
         }
     }
 
@@ -552,12 +574,26 @@ fn cluster_setup(
     let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .unwrap_or_default();
+    // Where this host's pid means something: the machine's boot and the PID namespace.
+    // Two containers with one hostname but PID namespaces of their own differ here, so
+    // neither takes the other's live process for dead (see the lease's `machine`).
+    let pid_space = format!(
+        "{machine}/{}/{}",
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|id| id.trim().to_owned())
+            .unwrap_or_default(),
+        std::fs::read_link("/proc/self/ns/pid")
+            .map(|link| link.display().to_string())
+            .unwrap_or_default()
+    );
     Ok(cluster::Setup {
         url: postgres.url.clone(),
         takeover_time: postgres.takeover_time,
         candidate: pg::lease::Candidate {
             host_id: uuid::Uuid::new_v4().to_string(),
             host_name: format!("{machine} pid {} ({address})", std::process::id()),
+            pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+            machine: pid_space,
             address,
         },
         limits,

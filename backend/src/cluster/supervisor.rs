@@ -97,7 +97,14 @@ impl Supervisor {
                     // Looked at again right away: another host may hold it by now.
                     continue;
                 }
-                Ok(None) => self.follow().await,
+                Ok(None) => {
+                    if let Some(epoch) = self.follow().await {
+                        if let TermEnd::Stopped = self.lead(epoch).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
                 Err(()) => self.set_route(Route::Electing),
             }
             let beat = self.beat();
@@ -157,17 +164,49 @@ impl Supervisor {
     }
 
     /// Points the route at the current leader (keeping the link if it did not change).
-    async fn follow(&mut self) {
+    /// If the leader is this host's dead predecessor (same machine, its process gone),
+    /// takes the lease from it instead: the epoch to lead at.
+    async fn follow(&mut self) -> Option<i64> {
         let leader = match self.client().await {
             Some(client) => lease::leader(client).await,
-            None => return self.set_route(Route::Electing),
+            None => {
+                self.set_route(Route::Electing);
+                return None;
+            }
         };
         match leader {
+            Ok(Some(leader)) if self.is_dead_predecessor(&leader) => {
+                let (candidate, takeover) =
+                    (self.setup.candidate.clone(), self.setup.takeover_time);
+                let sent = Instant::now();
+                let client = self.client().await?;
+                match lease::take_from_dead(client, &candidate, takeover, leader.epoch).await {
+                    Ok(Some(epoch)) => {
+                        tracing::info!(
+                            previous = %leader.host_name,
+                            "the lease was held by a process of this machine that is gone; taken over without waiting for it to expire"
+                        );
+                        self.clock.extend(sent, takeover);
+                        return Some(epoch);
+                    }
+                    Ok(None) => {}
+                    Err(error) => self.connection_failed(&error),
+                }
+                self.set_route(Route::Electing);
+            }
+            Ok(Some(leader)) if leader.address == self.setup.candidate.address => {
+                // Forwarding to our own address would loop through this host.
+                tracing::warn!(
+                    leader = %leader.host_name,
+                    "the lease is held by another host advertising this host's address; waiting for it to expire"
+                );
+                self.set_route(Route::Electing);
+            }
             Ok(Some(leader)) => {
                 let same =
                     matches!(&*self.route.borrow(), Route::Follower(link) if link.leader == leader);
                 if same {
-                    return;
+                    return None;
                 }
                 match LeaderLink::new(
                     leader.clone(),
@@ -196,6 +235,20 @@ impl Supervisor {
                 self.set_route(Route::Electing);
             }
         }
+        None
+    }
+
+    /// Whether `leader` is a process of this machine that no longer runs (a host killed
+    /// and restarted here). A pid reused since by another process reads as alive: then
+    /// the lease is simply waited out.
+    fn is_dead_predecessor(&self, leader: &lease::Leader) -> bool {
+        let me = &self.setup.candidate;
+        leader.host_id != me.host_id
+            && leader.machine == me.machine
+            && leader.pid != me.pid
+            && !std::path::Path::new("/proc")
+                .join(leader.pid.to_string())
+                .exists()
     }
 
     /// Renews the lease held at `epoch`: `false` once it is lost (taken over, refused,

@@ -31,6 +31,8 @@ pub const FENCE: &str = "SELECT 1 FROM durabletask.dt_leader \
 pub struct Leader {
     pub host_id: String,
     pub host_name: String,
+    pub machine: String,
+    pub pid: i32,
     /// Where the leader serves `TaskHubSidecarService` (a URL).
     pub address: String,
     pub epoch: i64,
@@ -43,6 +45,11 @@ pub struct Candidate {
     pub host_id: String,
     /// For people: the machine's name and the process.
     pub host_name: String,
+    /// Where `pid` is meaningful (the machine's name, its boot and the PID namespace) and
+    /// this process's id: a host restarted there recognizes the lease of its dead
+    /// predecessor (see [`take_from_dead`]).
+    pub machine: String,
+    pub pid: i32,
     /// The URL other hosts forward callers to.
     pub address: String,
 }
@@ -54,17 +61,42 @@ pub async fn try_acquire(
     candidate: &Candidate,
     lease_time: Duration,
 ) -> Result<Option<i64>, tokio_postgres::Error> {
+    take(client, candidate, lease_time, None).await
+}
+
+/// Takes the lease still held, at `epoch`, by a process of this machine that is gone
+/// (this host's predecessor, killed and restarted): waiting for it to expire would only
+/// delay the restart. `None` if the lease changed hands meanwhile.
+pub async fn take_from_dead(
+    client: &impl GenericClient,
+    candidate: &Candidate,
+    lease_time: Duration,
+    epoch: i64,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    take(client, candidate, lease_time, Some(epoch)).await
+}
+
+/// Takes the lease if it expired, or if it is still at `dead_epoch`.
+async fn take(
+    client: &impl GenericClient,
+    candidate: &Candidate,
+    lease_time: Duration,
+    dead_epoch: Option<i64>,
+) -> Result<Option<i64>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             "UPDATE durabletask.dt_leader \
-             SET host_id = $1, host_name = $2, address = $3, epoch = epoch + 1, \
-                 expires_at = now() + $4::float8 * interval '1 millisecond' \
-             WHERE id = 1 AND expires_at <= now() RETURNING epoch",
+             SET host_id = $1, host_name = $2, machine = $3, pid = $4, address = $5, \
+                 epoch = epoch + 1, expires_at = now() + $6::float8 * interval '1 millisecond' \
+             WHERE id = 1 AND (expires_at <= now() OR epoch = $7) RETURNING epoch",
             &[
                 &candidate.host_id,
                 &candidate.host_name,
+                &candidate.machine,
+                &candidate.pid,
                 &candidate.address,
                 &millis(lease_time),
+                &dead_epoch,
             ],
         )
         .await?;
@@ -111,7 +143,7 @@ pub async fn release(
 pub async fn leader(client: &impl GenericClient) -> Result<Option<Leader>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT host_id, host_name, address, epoch FROM durabletask.dt_leader \
+            "SELECT host_id, host_name, machine, pid, address, epoch FROM durabletask.dt_leader \
              WHERE id = 1 AND expires_at > now() AND host_id IS NOT NULL",
             &[],
         )
@@ -119,8 +151,10 @@ pub async fn leader(client: &impl GenericClient) -> Result<Option<Leader>, tokio
     Ok(row.map(|row| Leader {
         host_id: row.get(0),
         host_name: row.get(1),
-        address: row.get(2),
-        epoch: row.get(3),
+        machine: row.get(2),
+        pid: row.get(3),
+        address: row.get(4),
+        epoch: row.get(5),
     }))
 }
 

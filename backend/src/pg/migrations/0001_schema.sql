@@ -35,6 +35,10 @@ CREATE TABLE durabletask.dt_leader (
     id smallint PRIMARY KEY CHECK (id = 1),
     host_id text,
     host_name text,
+    -- Where the holder runs: a host restarted on the same machine takes the lease of its
+    -- dead predecessor at once instead of waiting for it to expire.
+    machine text,
+    pid integer,
     address text,
     epoch bigint NOT NULL,
     expires_at timestamptz NOT NULL
