@@ -179,6 +179,8 @@ async fn a_host_whose_lease_was_taken_over_cannot_commit() {
     let candidate = |name: &str| Candidate {
         host_id: name.to_owned(),
         host_name: name.to_owned(),
+        machine: "test".to_owned(),
+        pid: 0,
         address: format!("http://{name}"),
     };
     let lease_time = Duration::from_secs(60);
@@ -321,4 +323,122 @@ async fn a_cut_database_connection_costs_one_batch_and_the_engine_comes_back() {
             OrchestrationStatus::Pending as i32
         );
     }
+}
+
+#[tokio::test]
+async fn hosts_serving_tls_with_tokens_forward_over_tls_with_the_callers_token() {
+    let url = postgres::fresh_database("tls");
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let certificate = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&tokens, "cluster-token\n").unwrap();
+    let options = || BackendOptions {
+        tls: Some(durabletask_backend::TlsFiles {
+            certificate: certificate.clone(),
+            key: key.clone(),
+        }),
+        token_file: Some(tokens.clone()),
+        database: Database::Postgres(PostgresOptions {
+            takeover_time: TAKEOVER,
+            // The hosts' certificates are checked against this CA (here the self-signed
+            // certificate itself).
+            peer_ca_file: Some(certificate.clone()),
+            ..PostgresOptions::new(url.as_str())
+        }),
+        ..options(&url)
+    };
+    let leader = EmbeddedBackend::start(options()).await.unwrap();
+    let follower = EmbeddedBackend::start(options()).await.unwrap();
+    assert_eq!(
+        follower.role(),
+        durabletask_backend::Role::Follower {
+            leader: format!("https://{}", leader.local_addr())
+        }
+    );
+    let channel = tonic::transport::Channel::from_shared(format!(
+        "https://127.0.0.1:{}",
+        follower.local_addr().port()
+    ))
+    .unwrap()
+    .tls_config(
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(
+                certified.cert.pem(),
+            ))
+            .domain_name("localhost"),
+    )
+    .unwrap()
+    .connect()
+    .await
+    .unwrap();
+    let with_token = |token: &'static str| {
+        move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            Ok(request)
+        }
+    };
+    // A caller without the token is refused (by the follower, before forwarding).
+    let mut stranger =
+        durabletask_proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient::with_interceptor(
+            channel.clone(),
+            with_token("wrong"),
+        );
+    let refused = stranger
+        .get_instance(GetInstanceRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let mut caller =
+        durabletask_proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient::with_interceptor(
+            channel,
+            with_token("cluster-token"),
+        );
+    caller
+        .start_instance(CreateInstanceRequest {
+            instance_id: "tls".into(),
+            name: "orchestrator".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The follower's own worker reaches the leader over TLS with the file's token.
+    let in_process = follower.in_process_client("default").unwrap();
+    let mut items = in_process.get_work_items(unlimited()).await.unwrap();
+    let item = tokio::time::timeout(WAIT, tokio_stream::StreamExt::next(&mut items))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Some(work_item::Request::OrchestratorRequest(request)) = item.request else {
+        panic!("{item:?}");
+    };
+    assert_eq!(request.instance_id, "tls");
+    in_process
+        .complete_orchestrator_task(OrchestratorResponse {
+            instance_id: "tls".into(),
+            actions: vec![finish(1, OrchestrationStatus::Completed, Some("\"ok\""))],
+            completion_token: item.completion_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let state = caller
+        .get_instance(GetInstanceRequest {
+            instance_id: "tls".into(),
+            get_inputs_and_outputs: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        state.orchestration_state.unwrap().output.as_deref(),
+        Some("\"ok\"")
+    );
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::BufMut;
 use common::*;
-use durabletask_backend::{BackendOptions, EmbeddedBackend};
+use durabletask_backend::{BackendOptions, Database, EmbeddedBackend, PostgresOptions};
 use durabletask_proto::*;
 use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -490,11 +490,21 @@ async fn with_tls_files_the_backend_serves_tls_only() {
     let key = db.dir.path().join("key.pem");
     std::fs::write(&certificate, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    // On PostgreSQL, hosts serving TLS check each other against a CA: here the
+    // self-signed certificate itself.
+    let database = match db.database.clone() {
+        Database::Postgres(options) => Database::Postgres(PostgresOptions {
+            peer_ca_file: Some(certificate.clone()),
+            ..options
+        }),
+        sqlite => sqlite,
+    };
     let backend = EmbeddedBackend::start(BackendOptions {
         tls: Some(durabletask_backend::TlsFiles {
             certificate: certificate.clone(),
             key,
         }),
+        database,
         ..db.options()
     })
     .await

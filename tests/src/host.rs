@@ -163,8 +163,8 @@ impl HostConfig {
         config.embedded = Some(if crate::postgres_backend_selected() {
             match crate::postgres::fresh_database() {
                 Ok(url) => EmbeddedBackend {
-                    port: 0,
                     database: PathBuf::from(url),
+                    ..EmbeddedBackend::default()
                 },
                 Err(error) => panic!("{error}"),
             }
@@ -208,6 +208,7 @@ impl HostConfig {
             .with_embedded(EmbeddedBackend {
                 port,
                 database: database.to_path_buf(),
+                ..EmbeddedBackend::default()
             })
             .work_item_filters(true)
     }
@@ -318,7 +319,7 @@ max_concurrent_entities = {entities}
 drain_timeout = {drain}
 stream_silence_timeout = {silence}
 work_item_filters = {filters}
-{timer_interval}{per_plugin}{activity_timeout}{long_activity}
+{crash_journal}{timer_interval}{per_plugin}{activity_timeout}{long_activity}
 [plugins]
 dir = "plugins"
 watch = {watch}
@@ -334,14 +335,25 @@ listen = "127.0.0.1:0"
                 None => format!("endpoint = {}\n", toml_string(&self.endpoint)),
                 Some(_) => "mode = \"embedded\"\n".to_owned(),
             },
+            crash_journal = self
+                .embedded
+                .as_ref()
+                .and_then(|embedded| embedded.crash_journal.as_ref())
+                .map(|path| format!("crash_journal = {}\n", toml_string(&path.to_string_lossy())))
+                .unwrap_or_default(),
             embedded = self
                 .embedded
                 .as_ref()
                 .map(|embedded| {
                     format!(
-                        "\n[embedded]\nlisten = \"127.0.0.1:{}\"\ndatabase = {}\n",
+                        "\n[embedded]\nlisten = \"127.0.0.1:{}\"\ndatabase = {}\n{}",
                         embedded.port,
-                        toml_string(&embedded.database.to_string_lossy())
+                        toml_string(&embedded.database.to_string_lossy()),
+                        embedded
+                            .takeover_time
+                            .as_ref()
+                            .map(|time| format!("takeover_time = {}\n", toml_string(time)))
+                            .unwrap_or_default()
                     )
                 })
                 .unwrap_or_default(),
@@ -409,6 +421,11 @@ pub struct EmbeddedBackend {
     /// `embedded.database`; relative paths are relative to the config's directory (or a
     /// `postgres://` URL).
     pub database: PathBuf,
+    /// `worker.crash_journal`, when it should not be the default (beside a SQLite
+    /// database, or in the config's folder for PostgreSQL).
+    pub crash_journal: Option<PathBuf>,
+    /// `embedded.takeover_time` (PostgreSQL), e.g. `"2s"`; the default when `None`.
+    pub takeover_time: Option<String>,
 }
 
 impl Default for EmbeddedBackend {
@@ -416,7 +433,46 @@ impl Default for EmbeddedBackend {
         Self {
             port: 0,
             database: PathBuf::from("data/durabletask.sqlite"),
+            crash_journal: None,
+            takeover_time: None,
         }
+    }
+}
+
+impl EmbeddedBackend {
+    /// A backend on `port` whose state outlives the host (restarts find it): the SQLite
+    /// file `database`, or, with `DURABLETASK_E2E_BACKEND=postgres`, a PostgreSQL
+    /// database made for that path on first use (the same one for every restart) with
+    /// the crash journal where it would be beside the file.
+    pub fn durable(port: u16, database: &std::path::Path) -> Result<Self> {
+        if !crate::postgres_backend_selected() {
+            return Ok(Self {
+                port,
+                database: database.to_path_buf(),
+                ..Self::default()
+            });
+        }
+        static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut databases = DATABASES
+            .lock()
+            .map_err(|_| Error::new("the databases' table is poisoned"))?;
+        let url = match databases.iter().find(|(path, _)| path == database) {
+            Some((_, url)) => url.clone(),
+            None => {
+                let url = crate::postgres::fresh_database()?;
+                databases.push((database.to_path_buf(), url.clone()));
+                url
+            }
+        };
+        let mut crash_journal = database.as_os_str().to_owned();
+        crash_journal.push(".crashes");
+        Ok(Self {
+            port,
+            database: PathBuf::from(url),
+            crash_journal: Some(PathBuf::from(crash_journal)),
+            takeover_time: None,
+        })
     }
 }
 
@@ -465,6 +521,14 @@ impl Host {
         Self::start_with_config_text(&config.to_toml(), &config.plugins)
     }
 
+    /// Starts `durabletask-host serve` (the embedded backend only, no plugins, no worker)
+    /// on this configuration.
+    pub fn serve(config: &HostConfig) -> Result<Self> {
+        let (scratch, config_path) = Self::prepare(&config.to_toml(), &config.plugins)?;
+        let binary = paths::host_binary()?;
+        Self::spawn_command(scratch, config_path, &binary, &["serve"])
+    }
+
     /// Starts the host on a `host.toml` with exactly this text, with `plugins` copied
     /// into a `plugins` directory beside it (e.g. to test configuration errors, or the
     /// example configuration).
@@ -511,6 +575,16 @@ impl Host {
     }
 
     fn spawn_binary(scratch: TempDir, config_path: PathBuf, binary: &Path) -> Result<Self> {
+        Self::spawn_command(scratch, config_path, binary, &[])
+    }
+
+    /// Runs `binary --config config_path ARGS...`.
+    fn spawn_command(
+        scratch: TempDir,
+        config_path: PathBuf,
+        binary: &Path,
+        args: &[&str],
+    ) -> Result<Self> {
         let stdout_path = scratch.path().join("host.stdout.log");
         let stderr_path = scratch.path().join("host.stderr.log");
         // Run from a directory other than the config's, so that a host resolving
@@ -521,6 +595,7 @@ impl Host {
             Command::new(binary)
                 .arg("--config")
                 .arg(&config_path)
+                .args(args)
                 .current_dir(&working_dir)
                 .env("NO_COLOR", "1")
                 .env("RUST_BACKTRACE", "1")

@@ -26,10 +26,8 @@ fn free_port() -> Result<u16> {
 /// A host serving `plugins` from its own embedded backend on `port`, with its database
 /// at `database` (outside the host's scratch folder, so it outlives the host).
 fn embedded_host(plugins: &[&str], port: u16, database: &Path) -> Result<Host> {
-    let mut config = HostConfig::embedded().with_embedded(EmbeddedBackend {
-        port,
-        database: database.to_path_buf(),
-    });
+    let mut config =
+        HostConfig::embedded().with_embedded(EmbeddedBackend::durable(port, database)?);
     for plugin in plugins {
         config = config.plugin(PluginFile::built(plugin)?);
     }
@@ -158,14 +156,31 @@ fn orchestrations_survive_the_host_being_killed_three_times() -> Result<()> {
 }
 
 /// Issue 10, item 2: two hosts on one database used to both start and split the state.
-/// The second is refused at start, with one line naming the file and the first's pid.
+/// On SQLite the second is refused at start, with one line naming the file and the
+/// first's pid; on PostgreSQL (issue 15) it joins the first, which runs the engine, and
+/// serves through it.
 #[test]
-fn a_second_host_on_the_same_database_is_refused_naming_the_file_and_the_holder() -> Result<()> {
+fn a_second_host_on_the_same_database_is_refused_on_sqlite_and_joins_on_postgres() -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let database = scratch.path().join("shared.sqlite");
     let mut first = embedded_host(&["hello"], 0, &database)?;
     first.embedded_endpoint()?;
     let holder = first.pid().expect("the first host runs");
+    if durabletask_e2e::postgres_backend_selected() {
+        let mut second = embedded_host(&["hello"], 0, &database)?;
+        second.wait_for_log_line(
+            &["following the host that runs the task hub's engine"],
+            WAIT,
+        )?;
+        // Through the second host: forwarded to the first's engine.
+        let client = Client::new(second.embedded_endpoint()?)?;
+        let state = client.start_and_wait("hello_cities", None, WAIT)?;
+        assert_hello_cities_completed(&state, &second);
+        let through_first = Client::new(first.embedded_endpoint()?)?;
+        let id = state["instance_id"].as_str().unwrap();
+        assert_eq!(through_first.status(id)?["status"], "COMPLETED");
+        return Ok(());
+    }
 
     let mut second = embedded_host(&["hello"], 0, &database)?;
     let status = second.wait_exit(WAIT)?;
@@ -298,10 +313,10 @@ fn with_tls_files_the_embedded_backend_serves_tls_to_its_worker_and_client_only(
 fn the_embedded_backend_answers_while_a_plugin_blocks_the_worker_loop() -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let config = HostConfig::embedded()
-        .with_embedded(EmbeddedBackend {
-            port: 0,
-            database: scratch.path().join("state.sqlite"),
-        })
+        .with_embedded(EmbeddedBackend::durable(
+            0,
+            &scratch.path().join("state.sqlite"),
+        )?)
         .plugin(PluginFile::built("faulty")?)
         .in_process();
     let mut host = Host::start(&config)?;

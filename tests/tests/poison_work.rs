@@ -27,10 +27,7 @@ const MAX_CRASHES: usize = 3;
 /// host's scratch folder: each restart is a new scratch folder on the same state.
 fn start_host(port: u16, database: &Path) -> Result<Host> {
     let config = HostConfig::embedded()
-        .with_embedded(EmbeddedBackend {
-            port,
-            database: database.to_path_buf(),
-        })
+        .with_embedded(EmbeddedBackend::durable(port, database)?)
         .plugin(PluginFile::built("faulty")?)
         .plugin(PluginFile::built("hello")?)
         .in_process();
