@@ -97,6 +97,15 @@ enum Command {
         #[arg(required = true, value_name = "HISTORY")]
         histories: Vec<PathBuf>,
     },
+    /// Serve the embedded backend only: no plugins and no worker (for a cluster whose
+    /// workers run elsewhere, or a backend node of a PostgreSQL task hub). The admin
+    /// listener, signals and systemd work as for `run`; `/readyz` says whether the backend
+    /// serves.
+    Serve {
+        /// The configuration file (default: host.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Create or upgrade the schema of a PostgreSQL `[embedded] database` and exit (hosts
     /// also do it when they start; this is for operators who prefer to run it once).
     /// Exits 0 when the schema is up to date, 1 if it cannot be, 2 if the configuration
@@ -176,7 +185,8 @@ fn main() -> ExitCode {
             runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
             ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE))
         }
-        Some(Command::Run { config }) => run_host(config.or(cli.config)),
+        Some(Command::Run { config }) => run_host(config.or(cli.config), HostRole::Worker),
+        Some(Command::Serve { config }) => run_host(config.or(cli.config), HostRole::BackendOnly),
         Some(Command::Plugins { config, json }) => list_plugins(config.or(cli.config), json),
         Some(Command::Validate { config }) => validate(config.or(cli.config)),
         Some(Command::Migrate { config }) => migrate(config.or(cli.config)),
@@ -191,7 +201,7 @@ fn main() -> ExitCode {
             json,
             histories,
         }) => replay_check(&plugin, config.or(cli.config), json, &histories),
-        None => run_host(cli.config),
+        None => run_host(cli.config, HostRole::Worker),
         Some(Command::PluginChild { .. }) => ExitCode::from(EXIT_FAILURE),
     }
 }
@@ -489,12 +499,28 @@ fn named_files(config: &Config) -> Vec<(&'static str, &std::path::Path)> {
 }
 
 /// The worker: load the config, start logging and the plugins, serve until a signal.
-fn run_host(config_path: Option<PathBuf>) -> ExitCode {
+/// What a host process does: `run` (the default) or `serve`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HostRole {
+    /// Its plugins' worker, and the embedded backend if configured.
+    Worker,
+    /// The embedded backend only.
+    BackendOnly,
+}
+
+fn run_host(config_path: Option<PathBuf>, role: HostRole) -> ExitCode {
     make_created_files_private();
     let (config, config_path) = match load_config(config_path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if role == HostRole::BackendOnly && config.backend.mode() != BackendMode::Embedded {
+        client_cli::print_stderr(&format!(
+            "error: {}: `serve` runs the embedded backend, but [backend] mode is \"remote\": set mode = \"embedded\" (and its [embedded] section), or use `run`",
+            config_path.display()
+        ));
+        return ExitCode::from(EXIT_CONFIG);
+    }
     // The embedded backend's engine is called in process; a remote one over a socket.
     let parking = match config.backend.mode() {
         BackendMode::Embedded => runtime::Parking::Immediate,
@@ -526,7 +552,11 @@ fn run_host(config_path: Option<PathBuf>) -> ExitCode {
         config_path,
         level: log_guard.level_handle(),
     };
-    let code = match runtime.block_on(serve(&config, reload)) {
+    let served = match role {
+        HostRole::Worker => runtime.block_on(serve(&config, reload)),
+        HostRole::BackendOnly => runtime.block_on(serve_backend_only(&config, reload)),
+    };
+    let code = match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -593,7 +623,15 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     ));
     watch_plugins(config, &plugins)?;
     let reporting = worker::Reporting::default();
-    let admin = match start_admin(config, recorder, &plugins, &reporting, embedded.as_ref()).await {
+    let admin = match start_admin(
+        config,
+        recorder,
+        Some(&plugins),
+        &reporting,
+        embedded.as_ref(),
+    )
+    .await
+    {
         Ok(admin) => admin,
         Err(error) => {
             plugins.shutdown();
@@ -613,7 +651,7 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
             config_path: reload.config_path,
             level: reload.level,
             current_level: config.logging.level.clone(),
-            plugins: Arc::clone(&plugins),
+            plugins: Some(Arc::clone(&plugins)),
         },
         status,
     );
@@ -651,12 +689,53 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     Ok(())
 }
 
+/// `durabletask-host serve`: the embedded backend, the admin listener, signals and
+/// systemd; no plugins, no worker.
+async fn serve_backend_only(config: &Config, reload: Reload) -> Result<(), String> {
+    let (shutdown, control_signals) =
+        signals::install().map_err(|error| format!("cannot install signal handlers: {error}"))?;
+    let recorder = match config.admin.enabled {
+        true => Some(telemetry::Recorder::install()?),
+        false => None,
+    };
+    let embedded = embedded::start(&config.embedded, &config.backend.taskhub).await?;
+    let reporting = worker::Reporting::default();
+    let admin = match start_admin(config, recorder, None, &reporting, Some(&embedded)).await {
+        Ok(admin) => admin,
+        Err(error) => {
+            embedded.shutdown().await;
+            return Err(error);
+        }
+    };
+    let client = embedded.in_process_client();
+    control_signals.spawn(
+        signals::Reloader {
+            config_path: reload.config_path,
+            level: reload.level,
+            current_level: config.logging.level.clone(),
+            plugins: None,
+        },
+        move || tracing::info!(role = %client.role(), "status: serving the embedded backend only"),
+    );
+    systemd::watchdog();
+    systemd::ready("serving the embedded backend (no plugins)");
+    tracing::info!("serving the embedded backend only (no plugins, no worker)");
+    shutdown.await;
+    systemd::stopping();
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
+    embedded.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
 /// The admin listener, unless `[admin] enabled = false` (then there is no `recorder`
 /// either).
 async fn start_admin(
     config: &Config,
     recorder: Option<telemetry::Recorder>,
-    plugins: &Arc<PluginHost>,
+    plugins: Option<&Arc<PluginHost>>,
     reporting: &worker::Reporting,
     embedded: Option<&embedded::Embedded>,
 ) -> Result<Option<admin::AdminServer>, String> {
@@ -675,7 +754,7 @@ async fn start_admin(
     };
     let sources = admin::Sources {
         recorder,
-        plugins: Arc::clone(plugins),
+        plugins: plugins.cloned(),
         reporting: reporting.clone(),
         embedded: embedded.map(embedded::Embedded::in_process_client),
         backend,

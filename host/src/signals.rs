@@ -111,7 +111,8 @@ pub struct Reloader {
     pub level: LevelHandle,
     /// The level in force (from the file at start, or the last reload).
     pub current_level: String,
-    pub plugins: Arc<PluginHost>,
+    /// `None` for a backend-only host (`durabletask-host serve`): only the level reloads.
+    pub plugins: Option<Arc<PluginHost>>,
 }
 
 impl Reloader {
@@ -122,7 +123,12 @@ impl Reloader {
     async fn reload(&mut self) {
         let level = self.reload_level();
         let current_level = self.current_level.clone();
-        let plugins = Arc::clone(&self.plugins);
+        let Some(plugins) = self.plugins.clone() else {
+            if level {
+                tracing::info!("SIGHUP: reloaded the log level (\"{current_level}\")");
+            }
+            return;
+        };
         tokio::spawn(async move {
             let scan = tokio::task::spawn_blocking(move || {
                 let scan =

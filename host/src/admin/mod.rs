@@ -41,7 +41,8 @@ const MAX_LISTED: usize = 100;
 /// What the listener reads from the rest of the host.
 pub struct Sources {
     pub recorder: Recorder,
-    pub plugins: Arc<PluginHost>,
+    /// `None` for a backend-only host (`durabletask-host serve`).
+    pub plugins: Option<Arc<PluginHost>>,
     pub reporting: Reporting,
     /// The embedded backend, whose state `/metrics` reports.
     pub embedded: Option<InProcessClient>,
@@ -146,9 +147,14 @@ async fn livez() -> &'static str {
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let stream = shared.sources.reporting.stream.get();
-    let generations = shared.sources.plugins.catalog().generations().len();
-    let readiness = readiness::judge(&stream, generations);
+    let readiness = match (&shared.sources.plugins, &shared.sources.embedded) {
+        (Some(plugins), _) => readiness::judge(
+            &shared.sources.reporting.stream.get(),
+            plugins.catalog().generations().len(),
+        ),
+        (None, Some(embedded)) => readiness::judge_backend(&embedded.role()),
+        (None, None) => readiness::judge_backend(&durabletask_backend::Role::Electing),
+    };
     let code = if readiness.ready {
         StatusCode::OK
     } else {
@@ -161,10 +167,12 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
     if let Some(refused) = refuse_without_token(&shared, &headers) {
         return refused;
     }
-    let generations = shared.sources.plugins.catalog().generations().len();
-    // A count of generations is far below 2^52.
-    #[allow(clippy::cast_precision_loss)]
-    metrics::gauge!(telemetry::GENERATIONS_IN_SERVICE).set(generations as f64);
+    if let Some(plugins) = &shared.sources.plugins {
+        let generations = plugins.catalog().generations().len();
+        // A count of generations is far below 2^52.
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!(telemetry::GENERATIONS_IN_SERVICE).set(generations as f64);
+    }
     if let Some(embedded) = &shared.sources.embedded {
         match embedded.stats().await {
             Ok(stats) => {
@@ -194,11 +202,10 @@ async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         return refused;
     }
     let sources = &shared.sources;
-    let generations: Vec<_> = sources
-        .plugins
-        .catalog()
-        .generations()
+    let catalog = sources.plugins.as_ref().map(|plugins| plugins.catalog());
+    let generations: Vec<_> = catalog
         .iter()
+        .flat_map(|catalog| catalog.generations().iter())
         .map(|generation| {
             let plugin = generation.plugin();
             json!({
@@ -233,6 +240,7 @@ async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         "pid": std::process::id(),
         "uptime_seconds": shared.started.elapsed().as_secs_f64(),
         "backend": sources.backend,
+        "backend_role": sources.embedded.as_ref().map(|embedded| embedded.role().to_string()),
         "stream": stream_json(&sources.reporting.stream.get()),
         "generations": generations,
         "in_flight": { "count": items.len(), "items": listed },

@@ -50,6 +50,26 @@ pub fn judge(stream: &StreamState, generations_in_service: usize) -> Readiness {
     }
 }
 
+/// Readiness of a backend-only host (`durabletask-host serve`): it has no worker and no
+/// plugin; it is ready when it serves calls (it runs the engine, or forwards to the host
+/// of its cluster that does).
+pub fn judge_backend(role: &durabletask_backend::Role) -> Readiness {
+    let reasons = if role.serves() {
+        Vec::new()
+    } else {
+        vec![
+            "no host of the cluster runs the task hub's engine right now (a takeover is under way)"
+                .to_owned(),
+        ]
+    };
+    Readiness {
+        ready: reasons.is_empty(),
+        reasons,
+        stream: "none",
+        generations_in_service: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +107,20 @@ mod tests {
         assert_eq!(draining.stream, "draining");
 
         assert!(!judge(&StreamState::Connecting, 1).ready);
+    }
+
+    #[test]
+    fn a_backend_only_host_is_ready_while_it_serves() {
+        use durabletask_backend::Role;
+        assert!(judge_backend(&Role::Leader).ready);
+        assert!(
+            judge_backend(&Role::Follower {
+                leader: "http://10.0.0.1:4001".into()
+            })
+            .ready
+        );
+        let electing = judge_backend(&Role::Electing);
+        assert!(!electing.ready);
+        assert!(electing.reasons[0].contains("takeover"), "{electing:?}");
     }
 }
