@@ -102,6 +102,9 @@ impl BackendSettings {
     }
 }
 
+/// The shortest `[embedded] takeover_time` accepted.
+const MIN_TAKEOVER_TIME: Duration = Duration::from_secs(1);
+
 /// The largest `[embedded] max_payload_bytes` accepted (32 MiB).
 const MAX_EMBEDDED_PAYLOAD_BYTES: usize = 32 * 1024 * 1024;
 
@@ -825,6 +828,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_cluster(&invalid)?;
         // Input and output of one instance must fit in one 64 MiB message together.
         if !(1..=MAX_EMBEDDED_PAYLOAD_BYTES).contains(&self.embedded.max_payload_bytes) {
             return Err(invalid(
@@ -859,6 +863,90 @@ impl Config {
                     embedded.listen,
                     missing.join(" and without ")
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks of `[embedded]`'s settings for several hosts on PostgreSQL: they mean
+    /// nothing on SQLite (refused rather than ignored), and must be usable there.
+    fn validate_cluster(
+        &self,
+        invalid: &impl Fn(&str, &str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let embedded = &self.embedded;
+        let postgres = matches!(embedded.database, DatabaseLocation::Postgres(_));
+        let defaults = EmbeddedSettings::default();
+        for (key, set) in [
+            (
+                "takeover_time",
+                embedded.takeover_time != defaults.takeover_time,
+            ),
+            ("advertise", embedded.advertise.is_some()),
+            ("peer_ca_file", embedded.peer_ca_file.is_some()),
+        ] {
+            if set && !postgres {
+                return Err(invalid(
+                    "embedded",
+                    key,
+                    format!(
+                        "'{key}' in [embedded] would be ignored: it is for several hosts sharing a PostgreSQL database, and 'database' is a SQLite file"
+                    ),
+                ));
+            }
+        }
+        if !postgres {
+            return Ok(());
+        }
+        if embedded.takeover_time < MIN_TAKEOVER_TIME {
+            return Err(invalid(
+                "embedded",
+                "takeover_time",
+                format!(
+                    "invalid value for 'takeover_time' in [embedded]: {:?} is below {MIN_TAKEOVER_TIME:?} (the lease would be lost to an ordinary pause or a slow renewal)",
+                    embedded.takeover_time
+                ),
+            ));
+        }
+        if let Some(advertise) = &embedded.advertise {
+            let scheme_fits = match embedded.serves_tls() {
+                true => advertise.starts_with("https://"),
+                false => advertise.starts_with("http://"),
+            };
+            if !scheme_fits {
+                return Err(invalid(
+                    "embedded",
+                    "advertise",
+                    format!(
+                        "invalid value for 'advertise' in [embedded]: {advertise:?} must be an {} URL (the other hosts reach this one there, {})",
+                        if embedded.serves_tls() {
+                            "https://"
+                        } else {
+                            "http://"
+                        },
+                        if embedded.serves_tls() {
+                            "over TLS"
+                        } else {
+                            "without TLS"
+                        }
+                    ),
+                ));
+            }
+        } else if embedded.listen.ip().is_unspecified() {
+            return Err(invalid(
+                "embedded",
+                "listen",
+                format!(
+                    "'listen' in [embedded] is {}, which the other hosts of the PostgreSQL task hub cannot use to reach this one: set 'advertise' to the URL they should use",
+                    embedded.listen
+                ),
+            ));
+        }
+        if embedded.serves_tls() && embedded.peer_ca_file.is_none() {
+            return Err(invalid(
+                "embedded",
+                "tls_cert_file",
+                "with TLS on a PostgreSQL task hub, each host checks the others' certificates: set 'peer_ca_file' in [embedded] to the CA certificate (PEM) that signed them".to_owned(),
             ));
         }
         Ok(())
@@ -1702,6 +1790,49 @@ rotation = "hourly"
         // A remote backend's worker does not listen: nothing to refuse.
         parse("[backend]\nendpoint = \"http://h:4001\"\n\n[embedded]\nlisten = \"0.0.0.0:1\"\n")
             .unwrap();
+    }
+
+    #[test]
+    fn cluster_settings_are_for_postgres_only_and_must_be_usable_there() {
+        const PG: &str = "database = \"postgres://dt@db/hub\"\n";
+        // On SQLite they would be ignored: refused, naming the key.
+        for line in [
+            "takeover_time = \"10s\"",
+            "advertise = \"http://a:4001\"",
+            "peer_ca_file = \"ca.pem\"",
+        ] {
+            let key = line.split(' ').next().unwrap();
+            let message = error_of(&format!("[embedded]\n{line}\n"));
+            assert!(message.contains(&format!("'{key}'")), "{message}");
+            assert!(message.contains("would be ignored"), "{message}");
+        }
+        let config = parse(&format!(
+            "[embedded]\n{PG}takeover_time = \"10s\"\nadvertise = \"http://10.0.0.5:4001\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.embedded.takeover_time, Duration::from_secs(10));
+        assert_eq!(
+            config.embedded.advertise.as_deref(),
+            Some("http://10.0.0.5:4001")
+        );
+        let message = error_of(&format!("[embedded]\n{PG}takeover_time = \"200ms\"\n"));
+        assert!(message.contains("below 1s"), "{message}");
+        // A wildcard listen needs the address the others should use.
+        let message = error_of(&format!(
+            "[embedded]\n{PG}listen = \"0.0.0.0:4001\"\ninsecure = true\n"
+        ));
+        assert!(message.contains("set 'advertise'"), "{message}");
+        // Without TLS the others forward over http, with TLS over https and a CA.
+        let message = error_of(&format!("[embedded]\n{PG}advertise = \"https://a:4001\"\n"));
+        assert!(message.contains("must be an http:// URL"), "{message}");
+        let tls = "tls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"\n";
+        let message = error_of(&format!("[embedded]\n{PG}{tls}"));
+        assert!(message.contains("set 'peer_ca_file'"), "{message}");
+        let config = parse(&format!(
+            "[embedded]\n{PG}{tls}peer_ca_file = \"ca.pem\"\nadvertise = \"https://a:4001\"\n"
+        ))
+        .unwrap();
+        assert!(config.embedded.peer_ca_file.unwrap().ends_with("ca.pem"));
     }
 
     #[test]
