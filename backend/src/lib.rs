@@ -321,7 +321,10 @@ impl EmbeddedBackend {
                 Some(engine::spawn(move || store::Store::open(&path), limits).await?)
             }
             Database::Postgres(postgres) => {
-                let applied = pg::migrate_database(&postgres.url).await?;
+                let connector = postgres
+                    .connector("durabletask-migrate")
+                    .map_err(|error| BackendError::Cluster(error.to_string()))?;
+                let applied = pg::migrate_database(&connector).await?;
                 if !applied.is_empty() {
                     tracing::info!(versions = ?applied, "PostgreSQL schema migrated");
                 }
@@ -587,7 +590,12 @@ fn cluster_setup(
             .unwrap_or_default()
     );
     Ok(cluster::Setup {
-        url: postgres.url.clone(),
+        lease_connector: postgres
+            .connector("durabletask-lease")
+            .map_err(|error| BackendError::Cluster(error.to_string()))?,
+        engine_connector: postgres
+            .connector("durabletask-engine")
+            .map_err(|error| BackendError::Cluster(error.to_string()))?,
         takeover_time: postgres.takeover_time,
         candidate: pg::lease::Candidate {
             host_id: uuid::Uuid::new_v4().to_string(),

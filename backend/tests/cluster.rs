@@ -169,7 +169,8 @@ async fn a_leader_that_shuts_down_hands_over_at_once() {
 #[tokio::test]
 async fn a_host_whose_lease_was_taken_over_cannot_commit() {
     let url = postgres::fresh_database("fence");
-    durabletask_backend::pg::migrate_database(&url)
+    let connector = durabletask_backend::pg::Connector::new(&url, None, "test").unwrap();
+    durabletask_backend::pg::migrate_database(&connector)
         .await
         .unwrap();
     let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -215,9 +216,8 @@ async fn a_host_whose_lease_was_taken_over_cannot_commit() {
             value: value.to_vec(),
         }]
     };
-    let store_url = url.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut store = PgStore::open(&store_url, fence, limits).unwrap();
+        let mut store = PgStore::open(connector, fence, limits).unwrap();
         store.apply(&records(b"first")).unwrap();
         store
     })
@@ -440,5 +440,50 @@ async fn hosts_serving_tls_with_tokens_forward_over_tls_with_the_callers_token()
     assert_eq!(
         state.orchestration_state.unwrap().output.as_deref(),
         Some("\"ok\"")
+    );
+}
+
+#[tokio::test]
+async fn with_sslmode_require_the_database_is_reached_over_tls_checked_against_its_ca() {
+    let url = postgres::fresh_database("pgtls");
+    let tls_url = postgres::with_tls(&url);
+    let options = |ca_file| {
+        BackendOptions::new(
+            Database::Postgres(PostgresOptions {
+                takeover_time: TAKEOVER,
+                database_ca_file: Some(ca_file),
+                ..PostgresOptions::new(tls_url.as_str())
+            }),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+    };
+    // A CA that did not sign the server's certificate: refused at start, not used
+    // unchecked.
+    let stranger = tempfile::tempdir().unwrap();
+    let other_ca = stranger.path().join("other-ca.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let refused = EmbeddedBackend::start(options(other_ca))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    let backend = EmbeddedBackend::start(options(postgres::ca_file()))
+        .await
+        .unwrap();
+    backend.until_leader().await;
+    let mut client = client(&backend).await;
+    start(&mut client, "over-tls", "orchestrator", None).await;
+    assert!(state(&mut client, "over-tls").await.is_some());
+    // Every connection of the host to the database is encrypted.
+    let encrypted = postgres::psql(
+        &url,
+        "SELECT string_agg(a.application_name || '=' || s.ssl::text, ',' ORDER BY a.application_name) \
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name LIKE 'durabletask-%' AND a.datname = current_database()",
+    );
+    assert_eq!(
+        encrypted.trim(),
+        "durabletask-engine=true,durabletask-lease=true"
     );
 }

@@ -156,6 +156,10 @@ pub struct EmbeddedSettings {
     /// directory) that signed the other hosts' certificates, to check them when this
     /// host forwards calls.
     pub peer_ca_file: Option<PathBuf>,
+    /// PostgreSQL only, with `sslmode=require` in the URL: the CA certificate (PEM;
+    /// resolved against the config directory) the database server's certificate is
+    /// checked against. Absent: the system's roots.
+    pub database_ca_file: Option<PathBuf>,
 }
 
 impl Default for EmbeddedSettings {
@@ -174,6 +178,7 @@ impl Default for EmbeddedSettings {
             takeover_time: durabletask_backend::cluster::DEFAULT_TAKEOVER_TIME,
             advertise: None,
             peer_ca_file: None,
+            database_ca_file: None,
         }
     }
 }
@@ -670,6 +675,7 @@ impl Config {
         config.embedded.tls_cert_file = resolve(config.embedded.tls_cert_file);
         config.embedded.tls_key_file = resolve(config.embedded.tls_key_file);
         config.embedded.peer_ca_file = resolve(config.embedded.peer_ca_file);
+        config.embedded.database_ca_file = resolve(config.embedded.database_ca_file);
         config.admin.token_file = resolve(config.admin.token_file);
         if config.backend.mode() == BackendMode::Embedded {
             // The host's own worker and the client authenticate with the embedded
@@ -884,6 +890,7 @@ impl Config {
             ),
             ("advertise", embedded.advertise.is_some()),
             ("peer_ca_file", embedded.peer_ca_file.is_some()),
+            ("database_ca_file", embedded.database_ca_file.is_some()),
         ] {
             if set && !postgres {
                 return Err(invalid(
@@ -1800,6 +1807,7 @@ rotation = "hourly"
             "takeover_time = \"10s\"",
             "advertise = \"http://a:4001\"",
             "peer_ca_file = \"ca.pem\"",
+            "database_ca_file = \"pg-ca.pem\"",
         ] {
             let key = line.split(' ').next().unwrap();
             let message = error_of(&format!("[embedded]\n{line}\n"));

@@ -51,6 +51,7 @@ pub async fn start(settings: &EmbeddedSettings, taskhub: &str) -> Result<Embedde
             takeover_time: settings.takeover_time,
             advertise: settings.advertise.clone(),
             peer_ca_file: settings.peer_ca_file.clone(),
+            database_ca_file: settings.database_ca_file.clone(),
             ..PostgresOptions::new(url.clone())
         }),
     };

@@ -289,7 +289,18 @@ fn migrate(config_path: Option<PathBuf>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return no_runtime(&error),
     };
-    let migrated = runtime.block_on(durabletask_backend::pg::migrate_database(&url));
+    let connector = match durabletask_backend::pg::Connector::new(
+        &url,
+        config.embedded.database_ca_file.as_deref(),
+        "durabletask-migrate",
+    ) {
+        Ok(connector) => connector,
+        Err(error) => {
+            client_cli::print_stderr(&format!("error: {error}"));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let migrated = runtime.block_on(durabletask_backend::pg::migrate_database(&connector));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
     match migrated {
         Ok(applied) if applied.is_empty() => {

@@ -42,5 +42,42 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 SQL
+    ensure_postgres_tls "${sudo[@]}"
     echo "postgres://$POSTGRES_ROLE:$POSTGRES_PASSWORD@127.0.0.1:$POSTGRES_PORT/postgres"
+}
+
+# The test cluster's TLS: a CA of its own (not the distribution's snakeoil certificate,
+# whose name is the machine's), and a server certificate it signed for localhost and
+# 127.0.0.1, so that tests connect with sslmode=require and check the server against
+# $POSTGRES_TLS_DIR/ca.crt. Made once; the cluster is pointed at it (a reload, no
+# restart).
+POSTGRES_TLS_DIR=/var/lib/postgresql/durabletask-test-tls
+
+ensure_postgres_tls() {
+    local sudo=("$@") dir=$POSTGRES_TLS_DIR
+    if [[ ! -f $dir/server.crt ]]; then
+        step "a test CA and server certificate for the PostgreSQL test cluster"
+        "${sudo[@]}" install -d -m 0755 "$dir"
+        "${sudo[@]}" openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
+            -subj "/CN=durabletask test CA" -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null \
+            || die "cannot make the test CA"
+        "${sudo[@]}" openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null \
+            || die "cannot make the test server key"
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' \
+            | "${sudo[@]}" tee "$dir/server.ext" >/dev/null
+        "${sudo[@]}" openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+            -CAcreateserial -days 3650 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null \
+            || die "cannot sign the test server certificate"
+        "${sudo[@]}" chown postgres:postgres "$dir/server.key" "$dir/server.crt"
+        "${sudo[@]}" chmod 0600 "$dir/server.key" "$dir/ca.key"
+        "${sudo[@]}" chmod 0644 "$dir/ca.crt" "$dir/server.crt"
+    fi
+    "${sudo[@]}" runuser -u postgres -- psql -q -p "$POSTGRES_PORT" -v ON_ERROR_STOP=1 >&2 <<SQL \
+        || die "cannot point the PostgreSQL test cluster at its TLS certificate"
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$dir/server.crt';
+ALTER SYSTEM SET ssl_key_file = '$dir/server.key';
+SELECT pg_reload_conf();
+SQL
 }

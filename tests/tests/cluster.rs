@@ -371,7 +371,15 @@ fn a_serve_host_runs_the_backend_for_worker_hosts_of_the_cluster() -> Result<()>
     assert_eq!(state["status"], "COMPLETED", "{state:#}");
     assert_eq!(state["output"], expected(7));
     // The serve node loads no plugin: the work ran in the worker host's.
-    assert!(worker.logs().contains("loaded plugin bench"), "{}", worker.log_tail());
-    assert!(!serving.logs().contains("loaded plugin"), "{}", serving.log_tail());
+    assert!(
+        worker.logs().contains("loaded plugin bench"),
+        "{}",
+        worker.log_tail()
+    );
+    assert!(
+        !serving.logs().contains("loaded plugin"),
+        "{}",
+        serving.log_tail()
+    );
     Ok(())
 }

@@ -36,8 +36,8 @@ pub const DEFAULT_TAKEOVER_TIME: Duration = Duration::from_secs(5);
 /// A task hub in PostgreSQL, shared by the hosts configured with the same database.
 #[derive(Clone, Debug)]
 pub struct PostgresOptions {
-    /// `postgres://user@host:port/database` (a password may come from `PGPASSWORD`-like
-    /// settings of the URL; it is never logged).
+    /// `postgres://user:password@host:port/database[?sslmode=require]` (never logged with
+    /// its password; see [`crate::pg::connect`] for TLS).
     pub url: String,
     /// The lease time: a leader that stops renewing (dead, paused, cut off) is replaced
     /// this long after its last renewal, plus the time to load the state.
@@ -48,15 +48,32 @@ pub struct PostgresOptions {
     /// The CA certificate (PEM) other hosts' TLS certificates are checked against, when
     /// the hosts serve TLS.
     pub peer_ca_file: Option<PathBuf>,
+    /// With `sslmode=require` in the URL: the CA certificate (PEM) the database server's
+    /// certificate is checked against (the system's roots when `None`).
+    pub database_ca_file: Option<PathBuf>,
 }
 
 impl PostgresOptions {
+    /// How to reach the database, naming the connection `application_name` to the
+    /// server (what `pg_stat_activity` shows).
+    pub fn connector(
+        &self,
+        application_name: &str,
+    ) -> Result<crate::pg::Connector, crate::pg::ConnectError> {
+        crate::pg::Connector::new(
+            &self.url,
+            self.database_ca_file.as_deref(),
+            application_name,
+        )
+    }
+
     pub fn new(url: impl Into<String>) -> PostgresOptions {
         PostgresOptions {
             url: url.into(),
             takeover_time: DEFAULT_TAKEOVER_TIME,
             advertise: None,
             peer_ca_file: None,
+            database_ca_file: None,
         }
     }
 }

@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tonic::transport::ClientTlsConfig;
 
 use super::route::{LeaderLink, LocalEngine, Route};
 use crate::engine::{self, Command, EngineHandle, HubLimits};
 use crate::limits::PayloadLimit;
+use crate::pg::Connector;
 use crate::pg::lease::{self, Candidate, LeaseClock};
 use crate::pg::store::{Fence, PgStore, SessionLimits};
 use crate::service::Service;
@@ -18,7 +19,10 @@ use crate::store::Store;
 
 /// What the supervisor needs, fixed for the host's run.
 pub struct Setup {
-    pub url: String,
+    /// The lease's connections.
+    pub lease_connector: Connector,
+    /// The engine's connection.
+    pub engine_connector: Connector,
     pub takeover_time: Duration,
     pub candidate: Candidate,
     pub limits: HubLimits,
@@ -123,25 +127,11 @@ impl Supervisor {
             self.connection = None;
         }
         if self.connection.is_none() {
-            let mut config: tokio_postgres::Config = match self.setup.url.parse() {
-                Ok(config) => config,
-                Err(error) => {
-                    tracing::error!(%error, "the PostgreSQL URL is not usable");
-                    return None;
-                }
-            };
-            config.application_name("durabletask-lease");
-            let connecting = config.connect(NoTls);
+            let connecting = self.setup.lease_connector.connect();
             match tokio::time::timeout(self.beat(), connecting).await {
-                Ok(Ok((client, connection))) => {
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%error, "the lease's PostgreSQL connection ended");
-                        }
-                    });
-                    self.connection = Some(client);
-                }
+                Ok(Ok((client, _connection))) => self.connection = Some(client),
                 Ok(Err(error)) => {
+                    let error = crate::pg::describe(&error);
                     tracing::warn!(%error, "cannot reach the task hub's PostgreSQL database");
                     return None;
                 }
@@ -155,6 +145,7 @@ impl Supervisor {
     }
 
     fn connection_failed(&mut self, error: &tokio_postgres::Error) {
+        let error = crate::pg::describe(error);
         tracing::warn!(%error, "the lease's PostgreSQL call failed; reconnecting");
         self.connection = None;
     }
@@ -304,10 +295,11 @@ impl Supervisor {
             statement_timeout: self.setup.takeover_time.max(Duration::from_secs(10)),
             idle_in_transaction: self.setup.takeover_time / 2,
         };
-        let url = self.setup.url.clone();
+        let connector = self.setup.engine_connector.clone();
         let spawning = engine::spawn(
             move || {
-                PgStore::open(&url, fence, session).map(|store| Store::Postgres(Box::new(store)))
+                PgStore::open(connector, fence, session)
+                    .map(|store| Store::Postgres(Box::new(store)))
             },
             self.setup.limits,
         );

@@ -28,7 +28,7 @@ pub enum MigrationError {
         "migration {version} ({name}) was applied with other contents than this build has: the database and the build disagree about the schema's history"
     )]
     Changed { version: i32, name: String },
-    #[error("cannot migrate the durabletask schema: {0}")]
+    #[error("cannot migrate the durabletask schema: {}", super::describe(.0))]
     Database(#[from] tokio_postgres::Error),
 }
 

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
+use super::connect::Connector;
 use super::lease::{FENCE, LeaseClock};
 use crate::records::Kind;
 use crate::store::{Op, Record, StoreError};
@@ -62,8 +63,12 @@ fn wait<T>(future: impl std::future::Future<Output = T>) -> T {
 impl PgStore {
     /// Connects to the (migrated) database at `url`, as the holder of the lease `fence`
     /// names.
-    pub fn open(url: &str, fence: Fence, limits: SessionLimits) -> Result<PgStore, StoreError> {
-        let (client, io_thread) = connect(url)?;
+    pub fn open(
+        connector: Connector,
+        fence: Fence,
+        limits: SessionLimits,
+    ) -> Result<PgStore, StoreError> {
+        let (client, io_thread) = connect(connector)?;
         wait(client.batch_execute(&format!(
             "SET statement_timeout = {}; SET lock_timeout = {}; \
              SET idle_in_transaction_session_timeout = {};",
@@ -262,12 +267,9 @@ impl PgStore {
     }
 }
 
-/// Connects to `url` with the connection's I/O on a thread of its own; the thread ends
-/// when the returned client is dropped.
-fn connect(url: &str) -> Result<(Client, std::thread::JoinHandle<()>), StoreError> {
-    let mut config: tokio_postgres::Config = url.parse()?;
-    // Named for operators (pg_stat_activity) and for tests that cut it.
-    config.application_name("durabletask-engine");
+/// Connects with the connection's I/O on a thread of its own; the thread ends when the
+/// returned client is dropped.
+fn connect(connector: Connector) -> Result<(Client, std::thread::JoinHandle<()>), StoreError> {
     let (sender, receiver) = std::sync::mpsc::channel();
     let io_thread = std::thread::Builder::new()
         .name("durabletask-pg".into())
@@ -283,12 +285,10 @@ fn connect(url: &str) -> Result<(Client, std::thread::JoinHandle<()>), StoreErro
                 }
             };
             runtime.block_on(async move {
-                match config.connect(NoTls).await {
+                match connector.connect().await {
                     Ok((client, connection)) => {
                         let _ = sender.send(Ok(client));
-                        if let Err(error) = connection.await {
-                            tracing::warn!(%error, "the engine's PostgreSQL connection ended");
-                        }
+                        let _ = connection.await;
                     }
                     Err(error) => {
                         let _ = sender.send(Err(StoreError::Postgres(error)));

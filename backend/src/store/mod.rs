@@ -25,7 +25,7 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", crate::pg::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("a stored record does not decode: {0}")]
     Decode(#[from] prost::DecodeError),

@@ -41,7 +41,22 @@ pub fn cluster_url() -> String {
     .clone()
 }
 
-fn psql(url: &str, sql: &str) -> String {
+/// The CA that signed the test cluster's server certificate (scripts/lib/postgres.sh
+/// makes it when it sets the cluster up).
+pub fn ca_file() -> std::path::PathBuf {
+    cluster_url();
+    std::path::PathBuf::from("/var/lib/postgresql/durabletask-test-tls/ca.crt")
+}
+
+/// `url` with TLS asked for, by the name the test certificate carries (localhost).
+pub fn with_tls(url: &str) -> String {
+    format!(
+        "{}?sslmode=require",
+        url.replacen("@127.0.0.1:", "@localhost:", 1)
+    )
+}
+
+pub fn psql(url: &str, sql: &str) -> String {
     let output = Command::new("psql")
         .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
         .output()
