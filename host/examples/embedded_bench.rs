@@ -25,16 +25,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use durabletask_proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
-use durabletask_proto::{CreateInstanceRequest, GetInstanceRequest, OrchestrationStatus};
+use durabletask_proto::{CreateInstanceRequest, GetInstanceRequest};
 use tonic::transport::Channel;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
 
-const CLIENTS: usize = 16;
+use support::{BoxError, connect, for_all, free_port, process_tree, wait_and_check};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
@@ -117,22 +117,30 @@ async fn run(
     let started = Instant::now();
     // Start them all (16 clients at a time), then wait for them all: the backend holds
     // the whole queue, as it would under real load.
-    for_all(&channel, n, move |mut client, i| async move {
-        client
-            .start_instance(CreateInstanceRequest {
-                instance_id: format!("bench-{i}"),
-                name: "bench_seq_fan".into(),
-                input: Some(format!(r#"{{"x": {i}, "k": {k}, "f": {f}}}"#)),
-                ..Default::default()
-            })
-            .await?;
-        Ok(())
-    })
+    for_all(
+        std::slice::from_ref(&channel),
+        n,
+        move |mut client, i| async move {
+            client
+                .start_instance(CreateInstanceRequest {
+                    instance_id: format!("bench-{i}"),
+                    name: "bench_seq_fan".into(),
+                    input: Some(format!(r#"{{"x": {i}, "k": {k}, "f": {f}}}"#)),
+                    ..Default::default()
+                })
+                .await?;
+            Ok(())
+        },
+    )
     .await?;
     let scheduled = started.elapsed();
-    for_all(&channel, n, move |mut client, i| async move {
-        wait_and_check(&mut client, &format!("bench-{i}"), i, k, f).await
-    })
+    for_all(
+        std::slice::from_ref(&channel),
+        n,
+        move |mut client, i| async move {
+            wait_and_check(&mut client, &format!("bench-{i}"), i, k, f).await
+        },
+    )
     .await?;
     let wall = started.elapsed();
     let cpu = cpu_seconds(host.id())? - cpu_before;
@@ -159,24 +167,6 @@ async fn run(
     Ok(())
 }
 
-/// `bench_seq_fan`'s output for input x = `i`, as the plugin's serde_json writes it.
-fn expected_output(i: u64, k: u64, f: u64) -> Result<String, BoxError> {
-    let seq = i64::try_from(i + k)?;
-    let fi = i64::try_from(f)?;
-    Ok(format!(
-        r#"{{"seq":{seq},"fan_sum":{}}}"#,
-        fi * seq + fi * (fi + 1) / 2
-    ))
-}
-
-fn check_output(id: &str, output: Option<String>, expected: &str) -> Result<(), BoxError> {
-    let output = output.unwrap_or_default().replace(' ', "");
-    if output != expected {
-        return Err(format!("{id}: output {output}, expected {expected}").into());
-    }
-    Ok(())
-}
-
 /// Starts `bench_seq_fan` with x = `i` as instance `id`, waits for it and checks its
 /// output; returns its start-to-completion time.
 async fn run_one(
@@ -197,29 +187,6 @@ async fn run_one(
         .await?;
     wait_and_check(client, &id, i, k, f).await?;
     Ok(started.elapsed())
-}
-
-/// Waits for `bench_seq_fan` instance `id` (x = `i`) and checks that it completed with
-/// the expected output.
-async fn wait_and_check(
-    client: &mut TaskHubSidecarServiceClient<Channel>,
-    id: &str,
-    i: u64,
-    k: u64,
-    f: u64,
-) -> Result<(), BoxError> {
-    let done = client
-        .wait_for_instance_completion(GetInstanceRequest {
-            instance_id: id.to_owned(),
-            get_inputs_and_outputs: true,
-        })
-        .await?
-        .into_inner();
-    let state = done.orchestration_state.ok_or("no state")?;
-    if state.orchestration_status != OrchestrationStatus::Completed as i32 {
-        return Err(format!("{id} ended {:?}", state.orchestration_status).into());
-    }
-    check_output(id, state.output, &expected_output(i, k, f)?)
 }
 
 /// The p-quantile of sorted durations, in milliseconds.
@@ -321,79 +288,11 @@ async fn latency(
     Ok(())
 }
 
-/// Runs `call(client, i)` for every `i` in `0..n`, from [`CLIENTS`] concurrent clients.
-async fn for_all<F, Fut>(channel: &Channel, n: u64, call: F) -> Result<(), BoxError>
-where
-    F: Fn(TaskHubSidecarServiceClient<Channel>, u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), BoxError>> + Send,
-{
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
-        let client = TaskHubSidecarServiceClient::new(channel.clone());
-        let next = Arc::clone(&next);
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<(), BoxError>(());
-                }
-                call(client.clone(), i).await?;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    Ok(())
-}
-
-async fn connect(endpoint: &str) -> Result<Channel, BoxError> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match Channel::from_shared(endpoint.to_owned())?.connect().await {
-            Ok(channel) => return Ok(channel),
-            Err(error) if Instant::now() > deadline => return Err(error.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-fn free_port() -> Result<u16, BoxError> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn tempdir() -> Result<PathBuf, BoxError> {
     let dir =
         std::env::temp_dir().join(format!("durabletask-embedded-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// The process and its children (the plugins' processes), from /proc.
-fn process_tree(pid: u32) -> Vec<u32> {
-    let mut tree = vec![pid];
-    let mut index = 0;
-    while index < tree.len() {
-        let parent = tree[index];
-        index += 1;
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            tree.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|child| child.parse::<u32>().ok()),
-            );
-        }
-    }
-    tree
 }
 
 /// User + system CPU seconds of a process and its children, from /proc.
