@@ -80,6 +80,15 @@ ensure_reference_python() {
 ensure_debian_package() {
     local package=$1 command=$2
     [[ -x $command ]] || command -v "$command" >/dev/null && return 0
+    install_debian_package "$package"
+    [[ -x $command ]] || command -v "$command" >/dev/null \
+        || die "$package is installed but $command is not on the PATH"
+}
+
+# apt-get install PACKAGE (as root, or through sudo), updating the package lists once if
+# the first try fails.
+install_debian_package() {
+    local package=$1
     local sudo=()
     if [[ $(id -u) -ne 0 ]]; then
         command -v sudo >/dev/null || die "$package is not installed and this user cannot install it: apt-get install $package"
@@ -90,6 +99,4 @@ ensure_debian_package() {
         || { "${sudo[@]}" apt-get update >&2 &&
              DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "$package" >&2; } \
         || die "cannot install $package (apt-get install $package)"
-    [[ -x $command ]] || command -v "$command" >/dev/null \
-        || die "$package is installed but $command is not on the PATH"
 }

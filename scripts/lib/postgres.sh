@@ -11,10 +11,13 @@ POSTGRES_ROLE=durabletask_test
 POSTGRES_PASSWORD=durabletask_test
 
 ensure_postgres() {
+    # The server itself, not only postgresql-common's tools (which outlive a removed
+    # server package).
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || install_debian_package postgresql
     ensure_debian_package postgresql /usr/bin/pg_ctlcluster
     local version
-    version=$(ls /usr/lib/postgresql | sort -V | tail -1)
-    [[ -n $version ]] || die "postgresql is installed but /usr/lib/postgresql is empty"
+    version=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -1 | cut -d/ -f4)
+    [[ -n $version ]] || die "postgresql is installed but no server is in /usr/lib/postgresql"
     local sudo=()
     [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
     if ! pg_lsclusters -h | awk '{print $2}' | grep -qx "$POSTGRES_CLUSTER"; then
