@@ -16,7 +16,7 @@ ensure_postgres() {
     compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || install_debian_package postgresql
     ensure_debian_package postgresql /usr/bin/pg_ctlcluster
     local version
-    version=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -1 | cut -d/ -f4)
+    version=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -1 | cut -d/ -f5)
     [[ -n $version ]] || die "postgresql is installed but no server is in /usr/lib/postgresql"
     local sudo=()
     [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
