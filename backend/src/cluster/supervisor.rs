@@ -42,6 +42,16 @@ pub struct Supervisor {
     connection: Option<Client>,
 }
 
+/// What the supervisor does after looking at the lease.
+enum Next {
+    /// Lead at this epoch (the lease was just taken).
+    Lead(i64),
+    /// No host holds the lease: take it.
+    Free,
+    /// Look again at the next beat.
+    Wait,
+}
+
 /// How a term as leader ended.
 enum TermEnd {
     /// Lost or given up: look for the lease again.
@@ -79,43 +89,52 @@ impl Supervisor {
             if *self.stopping.borrow() {
                 return;
             }
-            let sent = Instant::now();
-            let (candidate, takeover) = (self.setup.candidate.clone(), self.setup.takeover_time);
-            let taken = match self.client().await {
-                Some(client) => lease::try_acquire(client, &candidate, takeover)
-                    .await
-                    .map_err(Some),
-                None => Err(None),
+            // A look at the lease first (one read): the lease is only written to when
+            // it is free, so hosts that follow cost the database one SELECT a beat.
+            let next = match self.follow().await {
+                Next::Free => self.try_take().await,
+                next => next,
             };
-            let taken = taken.map_err(|error| {
-                if let Some(error) = error {
-                    self.connection_failed(&error);
-                }
-            });
-            match taken {
-                Ok(Some(epoch)) => {
-                    self.clock.extend(sent, self.setup.takeover_time);
+            match next {
+                Next::Lead(epoch) => {
                     if let TermEnd::Stopped = self.lead(epoch).await {
                         return;
                     }
                     // Looked at again right away: another host may hold it by now.
                     continue;
                 }
-                Ok(None) => {
-                    if let Some(epoch) = self.follow().await {
-                        if let TermEnd::Stopped = self.lead(epoch).await {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-                Err(()) => self.set_route(Route::Electing),
+                // Taken by another host in between: follow it at once.
+                Next::Free => continue,
+                Next::Wait => {}
             }
             let beat = self.beat();
             let mut stopping = self.stopping.clone();
             tokio::select! {
                 () = tokio::time::sleep(beat) => {}
                 _ = stopping.changed() => {}
+            }
+        }
+    }
+
+    /// Takes the free lease: `Lead` with its epoch, `Free` if another host was faster,
+    /// `Wait` if the database could not be reached.
+    async fn try_take(&mut self) -> Next {
+        let sent = Instant::now();
+        let (candidate, takeover) = (self.setup.candidate.clone(), self.setup.takeover_time);
+        let taken = match self.client().await {
+            Some(client) => lease::try_acquire(client, &candidate, takeover).await,
+            None => return Next::Wait,
+        };
+        match taken {
+            Ok(Some(epoch)) => {
+                self.clock.extend(sent, takeover);
+                Next::Lead(epoch)
+            }
+            Ok(None) => Next::Free,
+            Err(error) => {
+                self.connection_failed(&error);
+                self.set_route(Route::Electing);
+                Next::Wait
             }
         }
     }
@@ -154,15 +173,16 @@ impl Supervisor {
         self.route.send_replace(route);
     }
 
-    /// Points the route at the current leader (keeping the link if it did not change).
-    /// If the leader is this host's dead predecessor (same machine, its process gone),
-    /// takes the lease from it instead: the epoch to lead at.
-    async fn follow(&mut self) -> Option<i64> {
+    /// Points the route at the current leader (keeping the link if it did not change),
+    /// and says what to do next: `Free` when no host holds the lease, `Lead` when the
+    /// leader was this host's dead predecessor (same machine, its process gone) and this
+    /// host took the lease from it.
+    async fn follow(&mut self) -> Next {
         let leader = match self.client().await {
             Some(client) => lease::leader(client).await,
             None => {
                 self.set_route(Route::Electing);
-                return None;
+                return Next::Wait;
             }
         };
         match leader {
@@ -170,7 +190,9 @@ impl Supervisor {
                 let (candidate, takeover) =
                     (self.setup.candidate.clone(), self.setup.takeover_time);
                 let sent = Instant::now();
-                let client = self.client().await?;
+                let Some(client) = self.client().await else {
+                    return Next::Wait;
+                };
                 match lease::take_from_dead(client, &candidate, takeover, leader.epoch).await {
                     Ok(Some(epoch)) => {
                         tracing::info!(
@@ -178,7 +200,7 @@ impl Supervisor {
                             "the lease was held by a process of this machine that is gone; taken over without waiting for it to expire"
                         );
                         self.clock.extend(sent, takeover);
-                        return Some(epoch);
+                        return Next::Lead(epoch);
                     }
                     Ok(None) => {}
                     Err(error) => self.connection_failed(&error),
@@ -197,7 +219,7 @@ impl Supervisor {
                 let same =
                     matches!(&*self.route.borrow(), Route::Follower(link) if link.leader == leader);
                 if same {
-                    return None;
+                    return Next::Wait;
                 }
                 match LeaderLink::new(
                     leader.clone(),
@@ -220,13 +242,16 @@ impl Supervisor {
                     }
                 }
             }
-            Ok(None) => self.set_route(Route::Electing),
+            Ok(None) => {
+                self.set_route(Route::Electing);
+                return Next::Free;
+            }
             Err(error) => {
                 self.connection_failed(&error);
                 self.set_route(Route::Electing);
             }
         }
-        None
+        Next::Wait
     }
 
     /// Whether `leader` is a process of this machine that no longer runs (a host killed
