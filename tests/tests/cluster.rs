@@ -33,6 +33,7 @@ const K: i64 = 5;
 const F: i64 = 5;
 /// Short, so the test sees two takeovers quickly; the default is 5 s.
 const TAKEOVER_TIME: &str = "2s";
+const TAKEOVER_SECONDS: u64 = 2;
 
 /// The log line of the host that took the lease and serves from its engine.
 const LEADS: &str = "this host runs the task hub's engine";
@@ -264,6 +265,12 @@ fn chaos(
     leader.signal(libc::SIGSTOP)?;
     let paused = Instant::now();
     let took_over = survivor.wait_for_log_line(&[LEADS], WAIT);
+    // Frozen for twice the takeover time at least, whenever the survivor took over (its
+    // last renewal may have been up to a third of the lease before the freeze).
+    let frozen_for = 2 * Duration::from_secs(TAKEOVER_SECONDS);
+    if let Some(rest) = frozen_for.checked_sub(paused.elapsed()) {
+        thread::sleep(rest);
+    }
     let pause = paused.elapsed();
     leader.signal(libc::SIGCONT)?;
     took_over?;
