@@ -8,12 +8,19 @@
 //! without payloads) and again with payloads. Prints one JSON line per N: the process's
 //! RSS growth per finished instance (backend, client and SQLite's page cache together)
 //! and the listing times. Numbers for a benchmark, not a test: run it on a quiet machine.
+//!
+//! It then stops the backend and starts another on the same database, and prints how long
+//! that start took (`restart_s`: opening and loading the state, what a restart costs; on
+//! PostgreSQL, what a takeover costs on top of the lease time).
+//!
+//! `SCALE_BENCH_POSTGRES=postgres://user:password@host:port/postgres` runs it on a fresh
+//! PostgreSQL database per N (created on that server, dropped after) instead of SQLite.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 
-use durabletask_backend::{BackendOptions, EmbeddedBackend};
+use durabletask_backend::{BackendOptions, Database, EmbeddedBackend, PostgresOptions};
 use durabletask_proto::orchestrator_action::OrchestratorActionType;
 use durabletask_proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
 use durabletask_proto::work_item::Request as WorkRequest;
@@ -87,14 +94,36 @@ async fn list_all(client: &mut Client, payloads: bool) -> (usize, f64) {
     }
 }
 
+/// A fresh database for one N: a SQLite file in `dir`, or a new PostgreSQL database on
+/// `SCALE_BENCH_POSTGRES`'s server (its URL, to drop it after).
+async fn database(dir: &std::path::Path, n: usize) -> (Database, Option<(String, String)>) {
+    let Ok(server) = std::env::var("SCALE_BENCH_POSTGRES") else {
+        return (Database::Sqlite(dir.join("scale.sqlite")), None);
+    };
+    let name = format!("dt_scale_{n}_{}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+        ))
+        .await
+        .unwrap();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    (
+        Database::Postgres(PostgresOptions::new(url)),
+        Some((server, name)),
+    )
+}
+
 async fn measure(n: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let backend = EmbeddedBackend::start(BackendOptions::new(
-        dir.path().join("scale.sqlite"),
-        "127.0.0.1:0".parse().unwrap(),
-    ))
-    .await
-    .unwrap();
+    let (database, created) = database(dir.path(), n).await;
+    let options = BackendOptions::new(database, "127.0.0.1:0".parse().unwrap());
+    let backend = EmbeddedBackend::start(options.clone()).await.unwrap();
     let client = Client::connect(format!("http://{}", backend.local_addr()))
         .await
         .unwrap()
@@ -153,13 +182,35 @@ async fn measure(n: usize) {
     let (listed, list_s) = list_all(&mut client, false).await;
     let (_, list_payloads_s) = list_all(&mut client, true).await;
     assert_eq!(listed, n);
+    drop(client);
+    backend.shutdown().await;
+    // What a restart (or, on PostgreSQL, a takeover after the lease) costs: opening the
+    // database and loading the state, until the new backend serves from its engine.
+    let restarted = Instant::now();
+    let backend = EmbeddedBackend::start(options).await.unwrap();
+    backend.until_leader().await;
+    let restart_s = restarted.elapsed().as_secs_f64();
+    backend.shutdown().await;
     println!(
-        "{{\"n\": {n}, \"run_s\": {run_s:.2}, \"rss_growth_mb\": {:.1}, \"bytes_per_finished_instance\": {}, \"full_listing_s\": {list_s:.3}, \"full_listing_with_payloads_s\": {list_payloads_s:.3}}}",
+        "{{\"n\": {n}, \"database\": \"{}\", \"run_s\": {run_s:.2}, \"rss_growth_mb\": {:.1}, \"bytes_per_finished_instance\": {}, \"full_listing_s\": {list_s:.3}, \"full_listing_with_payloads_s\": {list_payloads_s:.3}, \"restart_s\": {restart_s:.3}}}",
+        if created.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
         grown as f64 / 1024.0,
         grown * 1024 / n as u64
     );
-    drop(client);
-    backend.shutdown().await;
+    if let Some((server, name)) = created {
+        let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::main]
