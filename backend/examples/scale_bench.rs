@@ -105,12 +105,14 @@ async fn database(dir: &std::path::Path, n: usize) -> (Database, Option<(String,
         .await
         .unwrap();
     tokio::spawn(connection);
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
-        .await
-        .unwrap();
+    // One statement each: several in one call would run as one transaction, which
+    // DROP and CREATE DATABASE refuse.
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin.batch_execute(&statement).await.unwrap();
+    }
     let (base, _) = server.rsplit_once('/').unwrap();
     let url = format!("{base}/{name}");
     (

@@ -27,6 +27,9 @@ fn parse_cursor(token: &str) -> Result<(Nanos, String), Status> {
         .ok_or_else(|| Status::invalid_argument(format!("invalid continuation token '{token}'")))
 }
 
+/// The most finished instances' records a listing reads from the store at once.
+const RECORDS_PER_READ: usize = 256;
+
 impl Hub {
     /// `QueryInstances`, ordered by creation time then id: walks the creation index from
     /// the cursor, so a page costs about its own size; the records of finished
@@ -57,39 +60,55 @@ impl Hub {
             .unwrap_or(usize::MAX);
         // A page ends at `page_size` items or at PAGE_BYTES, whichever comes first, so
         // a few instances with large payloads cannot make a listing too big to send.
+        // Matching instances are taken in chunks and each chunk's records read together:
+        // a finished instance's record is in the store, and one read per chunk costs one
+        // round trip on PostgreSQL, not one per instance. A chunk is bounded, so that a
+        // listing without a page size does not read the whole hub at once.
+        let mut matching = self
+            .instances
+            .created_from(start)
+            .take_while(|(created_at, _)| to.is_none_or(|to| *created_at < to))
+            .filter(|(_, id)| id.starts_with(&prefix))
+            .filter(|(_, id)| self.has_status(id, &query.runtime_status));
         let mut orchestration_state = Vec::new();
         let mut bytes = 0usize;
         let mut last: Option<(Nanos, &str)> = None;
         let mut more = false;
-        for (created_at, id) in self.instances.created_from(start) {
-            if to.is_some_and(|to| created_at >= to) {
+        'page: loop {
+            let wanted = page_size
+                .saturating_sub(orchestration_state.len())
+                .saturating_add(1)
+                .min(RECORDS_PER_READ);
+            let chunk: Vec<(Nanos, &str)> = matching.by_ref().take(wanted).collect();
+            if chunk.is_empty() {
                 break;
             }
-            if !id.starts_with(&prefix) {
-                continue;
+            let ids: Vec<&str> = chunk.iter().map(|(_, id)| *id).collect();
+            let records = self
+                .instances
+                .stored_records(&ids, store)
+                .map_err(|error| Status::internal(format!("could not read instances: {error}")))?;
+            for (&(created_at, id), record) in chunk.iter().zip(records) {
+                let Some(record) = record else {
+                    continue;
+                };
+                if orchestration_state.len() == page_size {
+                    more = true;
+                    break 'page;
+                }
+                let state = instances::orchestration_state(&record, query.fetch_inputs_and_outputs);
+                let size = state.encoded_len();
+                // A page ends at `page_size` items or at PAGE_BYTES, whichever comes
+                // first, so a few instances with large payloads cannot make a listing
+                // too big to send.
+                if !orchestration_state.is_empty() && bytes + size > PAGE_BYTES {
+                    more = true;
+                    break 'page;
+                }
+                bytes += size;
+                last = Some((created_at, id));
+                orchestration_state.push(state);
             }
-            if !self.has_status(id, &query.runtime_status) {
-                continue;
-            }
-            if orchestration_state.len() == page_size {
-                more = true;
-                break;
-            }
-            let record = self.instances.stored_record(id, store).map_err(|error| {
-                Status::internal(format!("could not read instance '{id}': {error}"))
-            })?;
-            let Some(record) = record else {
-                continue;
-            };
-            let state = instances::orchestration_state(&record, query.fetch_inputs_and_outputs);
-            let size = state.encoded_len();
-            if !orchestration_state.is_empty() && bytes + size > PAGE_BYTES {
-                more = true;
-                break;
-            }
-            bytes += size;
-            last = Some((created_at, id));
-            orchestration_state.push(state);
         }
         let continuation_token = if more {
             last.map(|(at, id)| cursor_token(at, id))

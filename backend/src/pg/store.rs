@@ -44,6 +44,7 @@ struct Statements {
     append: Statement,
     delete_hub: Statement,
     load_record: Statement,
+    load_records_by_key: Statement,
     load_history: Statement,
 }
 
@@ -100,6 +101,10 @@ impl PgStore {
             )?,
             load_record: prepare(
                 "SELECT value FROM durabletask.dt_records WHERE hub = $1 AND kind = $2 AND key = $3",
+            )?,
+            load_records_by_key: prepare(
+                "SELECT key, value FROM durabletask.dt_records \
+                 WHERE hub = $1 AND kind = $2 AND key = ANY($3)",
             )?,
             load_history: prepare(
                 "SELECT event FROM durabletask.dt_history WHERE hub = $1 AND instance_id = $2 ORDER BY seq",
@@ -186,6 +191,23 @@ impl PgStore {
                 .query_opt(&self.statements.load_record, &[&hub, &(kind as i16), &key]),
         )?;
         Ok(row.map(|row| row.get(0)))
+    }
+
+    /// The records of `kind` under `keys` that exist, in one round trip.
+    pub fn load_records_by_key(
+        &self,
+        hub: &str,
+        kind: Kind,
+        keys: &[&str],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = wait(self.client.query(
+            &self.statements.load_records_by_key,
+            &[&hub, &(kind as i16), &keys],
+        ))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 
     pub fn load_history(&self, hub: &str, instance_id: &str) -> Result<Vec<Vec<u8>>, StoreError> {

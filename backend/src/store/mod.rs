@@ -154,6 +154,29 @@ impl Store {
         }
     }
 
+    /// The records of `kind` under `keys` that exist, as (key, value), in no particular
+    /// order: one round trip on PostgreSQL (a page of a listing), a lookup per key on
+    /// SQLite (no round trip to save).
+    pub fn load_records_by_key(
+        &self,
+        hub: &str,
+        kind: Kind,
+        keys: &[&str],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                let mut found = Vec::with_capacity(keys.len());
+                for key in keys {
+                    if let Some(value) = store.load_record(hub, kind, key)? {
+                        found.push(((*key).to_owned(), value));
+                    }
+                }
+                Ok(found)
+            }
+            Store::Postgres(store) => store.load_records_by_key(hub, kind, keys),
+        }
+    }
+
     pub fn load_history(&self, hub: &str, instance_id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         match self {
             Store::Sqlite(store) => store.load_history(hub, instance_id),

@@ -440,6 +440,38 @@ impl InstanceTable {
         Ok(Some(std::borrow::Cow::Owned(record)))
     }
 
+    /// The records of `ids` (see [`InstanceTable::stored_record`]), those of finished
+    /// instances read from the store together (one round trip on PostgreSQL: a page of a
+    /// listing). `None` for an id with no such instance.
+    pub fn stored_records<'a>(
+        &'a self,
+        ids: &[&str],
+        store: &Store,
+    ) -> Result<Vec<Option<std::borrow::Cow<'a, InstanceRecord>>>, StoreError> {
+        let finished: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.live.contains_key(*id) && self.finished.contains_key(*id))
+            .collect();
+        let mut read: HashMap<String, Vec<u8>> = store
+            .load_records_by_key(&self.hub, Kind::Instance, &finished)?
+            .into_iter()
+            .collect();
+        ids.iter()
+            .map(|id| {
+                if let Some(instance) = self.live.get(*id) {
+                    return Ok(Some(std::borrow::Cow::Borrowed(&instance.record)));
+                }
+                match read.remove(*id) {
+                    Some(bytes) => Ok(Some(std::borrow::Cow::Owned(InstanceRecord::decode(
+                        bytes.as_slice(),
+                    )?))),
+                    None => Ok(None),
+                }
+            })
+            .collect()
+    }
+
     /// Takes a finished instance back into memory, to change it. `false` if it is not
     /// there (unknown, or its record cannot be read).
     pub fn hydrate(&mut self, id: &str, store: &Store) -> bool {
