@@ -442,6 +442,14 @@ fn validate(config_path: Option<PathBuf>) -> ExitCode {
     }
     let dir = &config.plugins.dir;
     let mut lines = vec![format!("configuration {}: ok", path.display())];
+    if config.backend.mode() == BackendMode::Embedded
+        && let durabletask_host::config::DatabaseLocation::Postgres(url) = &config.embedded.database
+    {
+        match check_postgres(url, config.embedded.database_ca_file.as_deref()) {
+            Ok(line) => lines.push(line),
+            Err(problem) => problems.push(problem),
+        }
+    }
     if dir.exists() {
         match IsolationSettings::for_this_binary(&config.plugins).and_then(|isolation| {
             let build_memory = config.build_memory();
@@ -483,6 +491,46 @@ fn validate(config_path: Option<PathBuf>) -> ExitCode {
     ExitCode::from(EXIT_FAILURE)
 }
 
+/// `validate` on a PostgreSQL database: connects (as the hosts would, TLS included) and
+/// reads the schema's version without changing anything.
+fn check_postgres(url: &str, ca_file: Option<&std::path::Path>) -> Result<String, String> {
+    let shown = durabletask_host::config::DatabaseLocation::Postgres(url.to_owned()).to_string();
+    let connector = durabletask_backend::pg::Connector::new(url, ca_file, "durabletask-validate")
+        .map_err(|error| format!("[embedded] database {shown}: {error}"))?;
+    let runtime = durabletask_host::runtime::for_client()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    let checked = runtime.block_on(async {
+        let checking = async {
+            let (client, _connection) = connector.connect().await?;
+            durabletask_backend::pg::migrations::applied_version(&client).await
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), checking).await
+    });
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    let latest = durabletask_backend::pg::migrations::latest_version();
+    match checked {
+        Err(_) => Err(format!(
+            "[embedded] database {shown}: no answer within 10 s"
+        )),
+        Ok(Err(error)) => Err(format!(
+            "[embedded] database {shown}: {}",
+            durabletask_backend::pg::describe(&error)
+        )),
+        Ok(Ok(None)) => Ok(format!(
+            "database {shown}: reachable; no durabletask schema yet (the first host creates it, or `migrate`)"
+        )),
+        Ok(Ok(Some(version))) if version > latest => Err(format!(
+            "[embedded] database {shown}: its schema is at version {version}, newer than this build knows ({latest}): upgrade the host"
+        )),
+        Ok(Ok(Some(version))) if version < latest => Ok(format!(
+            "database {shown}: reachable; schema version {version}, upgraded to {latest} at the next start (or `migrate`)"
+        )),
+        Ok(Ok(Some(version))) => Ok(format!(
+            "database {shown}: reachable; schema version {version}, up to date"
+        )),
+    }
+}
+
 /// The files a configuration names that must be readable at start, by their setting.
 fn named_files(config: &Config) -> Vec<(&'static str, &std::path::Path)> {
     let named: Vec<(&'static str, &Option<PathBuf>)> = match config.backend.mode() {
@@ -490,6 +538,11 @@ fn named_files(config: &Config) -> Vec<(&'static str, &std::path::Path)> {
             ("[embedded] token_file", &config.embedded.token_file),
             ("[embedded] tls_cert_file", &config.embedded.tls_cert_file),
             ("[embedded] tls_key_file", &config.embedded.tls_key_file),
+            ("[embedded] peer_ca_file", &config.embedded.peer_ca_file),
+            (
+                "[embedded] database_ca_file",
+                &config.embedded.database_ca_file,
+            ),
         ],
         BackendMode::Remote => vec![
             ("[backend] token_file", &config.backend.token_file),
@@ -509,7 +562,6 @@ fn named_files(config: &Config) -> Vec<(&'static str, &std::path::Path)> {
         .collect()
 }
 
-/// The worker: load the config, start logging and the plugins, serve until a signal.
 /// What a host process does: `run` (the default) or `serve`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HostRole {
@@ -519,6 +571,8 @@ enum HostRole {
     BackendOnly,
 }
 
+/// The host: load the config, start logging, the backend and (for `run`) the plugins,
+/// serve until a signal.
 fn run_host(config_path: Option<PathBuf>, role: HostRole) -> ExitCode {
     make_created_files_private();
     let (config, config_path) = match load_config(config_path) {

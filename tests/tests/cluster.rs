@@ -390,3 +390,67 @@ fn a_serve_host_runs_the_backend_for_worker_hosts_of_the_cluster() -> Result<()>
     );
     Ok(())
 }
+
+/// Runs `durabletask-host COMMAND --config` on a config whose `[embedded] database` is
+/// `database`: (exit code, stdout, stderr).
+fn host_command(command: &str, database: &str) -> Result<(Option<i32>, String, String)> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("plugins"))?;
+    let config = dir.path().join("host.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[backend]\nmode = \"embedded\"\n\n[embedded]\ndatabase = \"{database}\"\n\n[plugins]\ndir = \"plugins\"\n"
+        ),
+    )?;
+    let output = std::process::Command::new(durabletask_e2e::paths::host_binary()?)
+        .arg(command)
+        .arg("--config")
+        .arg(&config)
+        .output()?;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// `migrate` and `validate` for an operator: where the schema stands, without the
+/// password in what they print.
+#[test]
+fn migrate_and_validate_say_where_the_schema_stands() -> Result<()> {
+    let database = postgres::fresh_database()?;
+    let password = database
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, password)| password.to_owned())
+        .ok_or_else(|| Error::new("the test cluster's URL has a password"))?;
+    let (code, stdout, stderr) = host_command("validate", &database)?;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("no durabletask schema yet"), "{stdout}");
+    let (code, stdout, stderr) = host_command("migrate", &database)?;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("applied migrations 1 to"), "{stdout}");
+    let (code, stdout, _) = host_command("migrate", &database)?;
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("up to date"), "{stdout}");
+    let (code, stdout, _) = host_command("validate", &database)?;
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("schema version 1, up to date"), "{stdout}");
+    // Nothing listens there: a clear error naming the database, without its password.
+    let port = durabletask_e2e::free_port()?;
+    let unreachable = database.replace(":55432/", &format!(":{port}/"));
+    let (code, stdout, stderr) = host_command("validate", &unreachable)?;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains(&format!("{port}")), "{stderr}");
+    // (The test role's password is its name, so the check is on the URL's form.)
+    for output in [&stdout, &stderr] {
+        assert!(
+            !output.contains(&format!(":{password}@")),
+            "the password leaked: {output}"
+        );
+    }
+    assert!(stderr.contains(":***@"), "{stderr}");
+    Ok(())
+}

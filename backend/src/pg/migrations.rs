@@ -89,6 +89,28 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, MigrationError> {
     Ok(newly)
 }
 
+/// The newest version applied to the connected database's schema, read without changing
+/// anything; `None` when it has no durabletask schema yet.
+pub async fn applied_version(client: &Client) -> Result<Option<i32>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('durabletask.dt_schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    client
+        .query_one(
+            "SELECT max(version) FROM durabletask.dt_schema_migrations",
+            &[],
+        )
+        .await
+        .map(|row| row.get(0))
+}
+
 /// The newest schema version this build knows.
 pub fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
