@@ -30,6 +30,17 @@ fn options(url: &str) -> BackendOptions {
     )
 }
 
+/// A host named `name` in the lease row (on no real machine: no dead-process shortcut).
+fn candidate(name: &str) -> Candidate {
+    Candidate {
+        host_id: name.to_owned(),
+        host_name: name.to_owned(),
+        machine: "test".to_owned(),
+        pid: 0,
+        address: format!("http://{name}"),
+    }
+}
+
 async fn backend(url: &str) -> EmbeddedBackend {
     EmbeddedBackend::start(options(url)).await.unwrap()
 }
@@ -139,16 +150,29 @@ async fn when_the_leader_dies_another_takes_over_and_nothing_accepted_is_lost() 
 #[tokio::test]
 async fn a_leader_that_shuts_down_hands_over_at_once() {
     let url = postgres::fresh_database("handover");
-    let leader = backend(&url).await;
-    let follower = backend(&url).await;
+    // A lease far longer than the wait below: only giving it up lets the follower in.
+    let long_lease = |url: &str| BackendOptions {
+        database: Database::Postgres(PostgresOptions {
+            takeover_time: Duration::from_secs(15),
+            ..PostgresOptions::new(url)
+        }),
+        ..options(url)
+    };
+    let leader = EmbeddedBackend::start(long_lease(&url)).await.unwrap();
+    let follower = EmbeddedBackend::start(long_lease(&url)).await.unwrap();
     let mut through_follower = client(&follower).await;
     start(&mut through_follower, "o3", "orchestrator", None).await;
     let stopped = Instant::now();
     leader.shutdown().await;
     let mut worker = Worker::open_retrying(&mut through_follower).await;
     let (request, token) = worker.next_orchestration().await;
-    // Given up, not expired: the follower did not wait out the lease.
-    assert!(stopped.elapsed() < TAKEOVER * 3, "{:?}", stopped.elapsed());
+    // Given up, not expired: the follower did not wait out the 15 s lease (it looks at
+    // it every third of the lease: 5 s here at most).
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopped.elapsed()
+    );
     assert_eq!(request.instance_id, "o3");
     complete(
         &mut through_follower,
@@ -173,25 +197,18 @@ async fn a_host_whose_lease_was_taken_over_cannot_commit() {
     durabletask_backend::pg::migrate_database(&connector)
         .await
         .unwrap();
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    let (mut admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
-    let candidate = |name: &str| Candidate {
-        host_id: name.to_owned(),
-        host_name: name.to_owned(),
-        machine: "test".to_owned(),
-        pid: 0,
-        address: format!("http://{name}"),
-    };
     let lease_time = Duration::from_secs(60);
     let sent = Instant::now();
-    let epoch = lease::try_acquire(&admin, &candidate("a"), lease_time)
+    let epoch = lease::try_acquire(&mut admin, &candidate("a"), lease_time)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
-        lease::try_acquire(&admin, &candidate("b"), lease_time)
+        lease::try_acquire(&mut admin, &candidate("b"), lease_time)
             .await
             .unwrap(),
         None,
@@ -205,7 +222,7 @@ async fn a_host_whose_lease_was_taken_over_cannot_commit() {
         clock: clock.clone(),
     };
     let limits = SessionLimits {
-        statement_timeout: Duration::from_secs(10),
+        lock_timeout: Duration::from_secs(10),
         idle_in_transaction: Duration::from_secs(5),
     };
     let records = |value: &[u8]| {
@@ -231,7 +248,7 @@ async fn a_host_whose_lease_was_taken_over_cannot_commit() {
         )
         .await
         .unwrap();
-    let taken = lease::try_acquire(&admin, &candidate("b"), lease_time)
+    let taken = lease::try_acquire(&mut admin, &candidate("b"), lease_time)
         .await
         .unwrap();
     assert_eq!(taken, Some(epoch + 1));
@@ -486,4 +503,52 @@ async fn with_sslmode_require_the_database_is_reached_over_tls_checked_against_i
         encrypted.trim(),
         "durabletask-engine=true,durabletask-lease=true"
     );
+}
+
+#[tokio::test]
+async fn a_taker_waits_for_the_holders_transaction_that_passed_its_fence() {
+    let url = postgres::fresh_database("order");
+    let connector = durabletask_backend::pg::Connector::new(&url, None, "test").unwrap();
+    durabletask_backend::pg::migrate_database(&connector)
+        .await
+        .unwrap();
+    let connect = |url: String| async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let mut holder = connect(url.clone()).await;
+    let epoch = lease::try_acquire(&mut holder, &candidate("a"), Duration::from_millis(500))
+        .await
+        .unwrap()
+        .unwrap();
+    // Host a's batch passes its fence, then takes its time to commit.
+    let batch = holder.transaction().await.unwrap();
+    let fenced = batch
+        .query_opt(lease::FENCE, &[&"a", &epoch])
+        .await
+        .unwrap();
+    assert!(fenced.is_some());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The lease has expired: b tries to take it, and must wait for a's commit.
+    let taker_url = url.clone();
+    let taking = tokio::spawn(async move {
+        let mut taker = connect(taker_url).await;
+        lease::try_acquire(&mut taker, &candidate("b"), Duration::from_secs(60))
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!taking.is_finished(), "b took the lease during a's batch");
+    batch
+        .execute(
+            "INSERT INTO durabletask.dt_meta (key, value) VALUES ('a-wrote', '\\x01')",
+            &[],
+        )
+        .await
+        .unwrap();
+    batch.commit().await.unwrap();
+    assert_eq!(taking.await.unwrap(), Some(epoch + 1));
 }

@@ -19,12 +19,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::GenericClient;
+use tokio_postgres::{Client, GenericClient};
 
 /// Checks, inside a writing transaction, that this host still holds the lease: one row,
-/// share-locked until the commit, or none.
+/// key-share-locked until the commit, or none. `FOR KEY SHARE` does not block the
+/// holder's own renewal (an `UPDATE` of non-key columns), so a long batch cannot cost the
+/// lease; it does block a taker's `SELECT ... FOR UPDATE` (see [`try_acquire`]), so no
+/// commit of the holder lands once another host took the lease.
 pub const FENCE: &str = "SELECT 1 FROM durabletask.dt_leader \
-     WHERE id = 1 AND host_id = $1 AND epoch = $2 AND expires_at > now() FOR SHARE";
+     WHERE id = 1 AND host_id = $1 AND epoch = $2 AND expires_at > now() FOR KEY SHARE";
 
 /// Who holds the lease, as read from the database.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,7 +60,7 @@ pub struct Candidate {
 /// Takes the lease if it expired (or was released): the new epoch, or `None` if another
 /// host holds it.
 pub async fn try_acquire(
-    client: &impl GenericClient,
+    client: &mut Client,
     candidate: &Candidate,
     lease_time: Duration,
 ) -> Result<Option<i64>, tokio_postgres::Error> {
@@ -68,7 +71,7 @@ pub async fn try_acquire(
 /// (this host's predecessor, killed and restarted): waiting for it to expire would only
 /// delay the restart. `None` if the lease changed hands meanwhile.
 pub async fn take_from_dead(
-    client: &impl GenericClient,
+    client: &mut Client,
     candidate: &Candidate,
     lease_time: Duration,
     epoch: i64,
@@ -76,14 +79,24 @@ pub async fn take_from_dead(
     take(client, candidate, lease_time, Some(epoch)).await
 }
 
-/// Takes the lease if it expired, or if it is still at `dead_epoch`.
+/// Takes the lease if it expired, or if it is still at `dead_epoch`. The row is locked
+/// `FOR UPDATE` first: that waits for every transaction of the holder that passed its
+/// fence (they hold `FOR KEY SHARE`), so they commit before the lease changes hands and
+/// the new holder loads what they wrote.
 async fn take(
-    client: &impl GenericClient,
+    client: &mut Client,
     candidate: &Candidate,
     lease_time: Duration,
     dead_epoch: Option<i64>,
 ) -> Result<Option<i64>, tokio_postgres::Error> {
-    let row = client
+    let transaction = client.transaction().await?;
+    transaction
+        .execute(
+            "SELECT 1 FROM durabletask.dt_leader WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let row = transaction
         .query_opt(
             "UPDATE durabletask.dt_leader \
              SET host_id = $1, host_name = $2, machine = $3, pid = $4, address = $5, \
@@ -100,6 +113,7 @@ async fn take(
             ],
         )
         .await?;
+    transaction.commit().await?;
     Ok(row.map(|row| row.get(0)))
 }
 
