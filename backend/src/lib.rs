@@ -180,16 +180,16 @@ impl std::fmt::Display for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Database::Sqlite(path) => write!(f, "{}", path.display()),
+            // The server and database only: credentials may be in the user part (a
+            // password may even hold an unescaped '@': the last one ends it) or in the
+            // query string (`?password=`), which is left out whole.
             Database::Postgres(options) => {
-                let without_credentials = options
-                    .url
-                    .split_once("://")
-                    .map(|(scheme, rest)| {
-                        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-                        format!("{scheme}://{rest}")
-                    })
-                    .unwrap_or_else(|| "a PostgreSQL database".to_owned());
-                f.write_str(&without_credentials)
+                let Some((scheme, rest)) = options.url.split_once("://") else {
+                    return f.write_str("a PostgreSQL database");
+                };
+                let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                let rest = rest.split_once('?').map_or(rest, |(path, _)| path);
+                write!(f, "{scheme}://{rest}")
             }
         }
     }
@@ -379,7 +379,7 @@ impl EmbeddedBackend {
                     local_addr,
                     limits,
                     payload,
-                    token_file.as_deref(),
+                    token_file.clone(),
                 )?;
                 let cluster = cluster::Cluster::start(setup);
                 // Serving before this host knows where the engine is would refuse every
@@ -540,7 +540,7 @@ fn cluster_setup(
     local_addr: SocketAddr,
     limits: engine::HubLimits,
     payload: limits::PayloadLimit,
-    token_file: Option<&auth::TokenFile>,
+    token_file: Option<std::sync::Arc<auth::TokenFile>>,
 ) -> Result<cluster::Setup, BackendError> {
     let scheme = if options.tls.is_some() {
         "https"
@@ -579,16 +579,22 @@ fn cluster_setup(
         .unwrap_or_default();
     // Where this host's pid means something: the machine's boot and the PID namespace.
     // Two containers with one hostname but PID namespaces of their own differ here, so
-    // neither takes the other's live process for dead (see the lease's `machine`).
-    let pid_space = format!(
-        "{machine}/{}/{}",
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map(|id| id.trim().to_owned())
-            .unwrap_or_default(),
-        std::fs::read_link("/proc/self/ns/pid")
-            .map(|link| link.display().to_string())
-            .unwrap_or_default()
-    );
+    // neither takes the other's live process for dead (see the lease's `machine`). If a
+    // part cannot be read the identity is empty, which matches no other host.
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_default();
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .map(|link| link.display().to_string())
+        .unwrap_or_default();
+    let pid_space = if [&machine, &boot, &namespace]
+        .iter()
+        .any(|part| part.is_empty())
+    {
+        String::new()
+    } else {
+        format!("{machine}/{boot}/{namespace}")
+    };
     Ok(cluster::Setup {
         lease_connector: postgres
             .connector("durabletask-lease")
@@ -607,7 +613,7 @@ fn cluster_setup(
         limits,
         payload,
         peer_tls,
-        token: token_file.and_then(auth::TokenFile::first),
+        token: token_file,
     })
 }
 

@@ -28,7 +28,9 @@ pub struct Setup {
     pub limits: HubLimits,
     pub payload: PayloadLimit,
     pub peer_tls: Option<ClientTlsConfig>,
-    pub token: Option<String>,
+    /// The token file whose first token this host presents to the leader (read per
+    /// call, so a rotation is followed).
+    pub token: Option<Arc<crate::auth::TokenFile>>,
 }
 
 pub struct Supervisor {
@@ -40,6 +42,22 @@ pub struct Supervisor {
     /// The connection the lease is taken, renewed and read on (made again after an
     /// error).
     connection: Option<Client>,
+    /// Terms in a row that ended because this host could not serve.
+    failures: u32,
+}
+
+/// Whether process `pid` of this machine (and PID namespace) exists: `kill(pid, 0)`,
+/// which says so even where /proc hides other users' processes (systemd's
+/// `ProtectProc=invisible`): only "no such process" is dead. A pid reused since by
+/// another process reads as alive, and the lease is then simply waited out.
+fn process_alive(pid: i32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// What the supervisor does after looking at the lease.
@@ -54,8 +72,11 @@ enum Next {
 
 /// How a term as leader ended.
 enum TermEnd {
-    /// Lost or given up: look for the lease again.
+    /// The lease was lost (taken over, or not renewed in time): look for it again.
     SteppedBack,
+    /// This host could not serve (its engine stopped, or the state did not load): give
+    /// other hosts a chance at the lease before trying again.
+    Failed,
     /// The host stops.
     Stopped,
 }
@@ -75,6 +96,7 @@ impl Supervisor {
             engine_slot,
             clock,
             connection: None,
+            failures: 0,
         }
     }
 
@@ -97,8 +119,25 @@ impl Supervisor {
             };
             match next {
                 Next::Lead(epoch) => {
-                    if let TermEnd::Stopped = self.lead(epoch).await {
-                        return;
+                    match self.lead(epoch).await {
+                        TermEnd::Stopped => return,
+                        TermEnd::Failed => {
+                            // Others look every beat: waiting a lease (more after each
+                            // failure in a row, up to eight) lets a healthy host take it
+                            // instead of this one failing again.
+                            self.failures = (self.failures + 1).min(8);
+                            let pause = self.setup.takeover_time * self.failures;
+                            tracing::warn!(
+                                pause_ms = pause.as_millis() as u64,
+                                "this host could not serve the task hub's engine; leaving the lease to the others for a while"
+                            );
+                            let mut stopping = self.stopping.clone();
+                            tokio::select! {
+                                () = tokio::time::sleep(pause) => {}
+                                _ = stopping.changed() => {}
+                            }
+                        }
+                        TermEnd::SteppedBack => self.failures = 0,
                     }
                     // Looked at again right away: another host may hold it by now.
                     continue;
@@ -121,27 +160,42 @@ impl Supervisor {
     async fn try_take(&mut self) -> Next {
         let sent = Instant::now();
         let (candidate, takeover) = (self.setup.candidate.clone(), self.setup.takeover_time);
+        let beat = self.beat();
         let taken = match self.client().await {
-            Some(client) => lease::try_acquire(client, &candidate, takeover).await,
+            Some(client) => {
+                tokio::time::timeout(beat, lease::try_acquire(client, &candidate, takeover)).await
+            }
             None => return Next::Wait,
         };
         match taken {
-            Ok(Some(epoch)) => {
+            Ok(Ok(Some(epoch))) => {
                 self.clock.extend(sent, takeover);
                 Next::Lead(epoch)
             }
-            Ok(None) => Next::Free,
-            Err(error) => {
+            Ok(Ok(None)) => Next::Free,
+            Ok(Err(error)) => {
                 self.connection_failed(&error);
                 self.set_route(Route::Electing);
+                Next::Wait
+            }
+            Err(_) => {
+                self.timed_out();
                 Next::Wait
             }
         }
     }
 
+    /// A lease call that did not answer within a beat (a connection gone dead
+    /// silently): the connection is dropped, so the next beat starts on a new one.
+    fn timed_out(&mut self) {
+        tracing::warn!("a call to the task hub's PostgreSQL database timed out; reconnecting");
+        self.connection = None;
+        self.set_route(Route::Electing);
+    }
+
     /// The lease connection, connected if need be; `None` (logged) if the database
     /// cannot be reached now.
-    async fn client(&mut self) -> Option<&Client> {
+    async fn client(&mut self) -> Option<&mut Client> {
         if self.connection.as_ref().is_some_and(Client::is_closed) {
             self.connection = None;
         }
@@ -160,7 +214,7 @@ impl Supervisor {
                 }
             }
         }
-        self.connection.as_ref()
+        self.connection.as_mut()
     }
 
     fn connection_failed(&mut self, error: &tokio_postgres::Error) {
@@ -178,8 +232,15 @@ impl Supervisor {
     /// leader was this host's dead predecessor (same machine, its process gone) and this
     /// host took the lease from it.
     async fn follow(&mut self) -> Next {
+        let beat = self.beat();
         let leader = match self.client().await {
-            Some(client) => lease::leader(client).await,
+            Some(client) => match tokio::time::timeout(beat, lease::leader(&*client)).await {
+                Ok(leader) => leader,
+                Err(_) => {
+                    self.timed_out();
+                    return Next::Wait;
+                }
+            },
             None => {
                 self.set_route(Route::Electing);
                 return Next::Wait;
@@ -193,7 +254,12 @@ impl Supervisor {
                 let Some(client) = self.client().await else {
                     return Next::Wait;
                 };
-                match lease::take_from_dead(client, &candidate, takeover, leader.epoch).await {
+                let taking = lease::take_from_dead(client, &candidate, takeover, leader.epoch);
+                let Ok(taken) = tokio::time::timeout(beat, taking).await else {
+                    self.timed_out();
+                    return Next::Wait;
+                };
+                match taken {
                     Ok(Some(epoch)) => {
                         tracing::info!(
                             previous = %leader.host_name,
@@ -259,12 +325,16 @@ impl Supervisor {
     /// the lease is simply waited out.
     fn is_dead_predecessor(&self, leader: &lease::Leader) -> bool {
         let me = &self.setup.candidate;
-        leader.host_id != me.host_id
+        if leader.host_id == me.host_id {
+            // This host's own lease, which it could not give up (its release failed):
+            // nobody else holds it, so it takes it back at once.
+            return true;
+        }
+        // An empty identity (a part could not be read) matches nothing.
+        !me.machine.is_empty()
             && leader.machine == me.machine
             && leader.pid != me.pid
-            && !std::path::Path::new("/proc")
-                .join(leader.pid.to_string())
-                .exists()
+            && !process_alive(leader.pid)
     }
 
     /// Renews the lease held at `epoch`: `false` once it is lost (taken over, refused,
@@ -317,7 +387,7 @@ impl Supervisor {
             clock: self.clock.clone(),
         };
         let session = SessionLimits {
-            statement_timeout: self.setup.takeover_time.max(Duration::from_secs(10)),
+            lock_timeout: self.setup.takeover_time.max(Duration::from_secs(10)),
             idle_in_transaction: self.setup.takeover_time / 2,
         };
         let connector = self.setup.engine_connector.clone();
@@ -333,6 +403,7 @@ impl Supervisor {
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         beat.tick().await;
         let mut lost = false;
+        let mut stopping = self.stopping.clone();
         // The lease is renewed while the state loads (it may take longer than a lease).
         let spawned = loop {
             tokio::select! {
@@ -343,13 +414,21 @@ impl Supervisor {
                         self.clock.revoke();
                     }
                 }
+                _ = stopping.changed() => {
+                    // The host stops: the loading engine, whose handle goes with the
+                    // dropped future, stops once loaded, having served nothing.
+                    self.clock.revoke();
+                    self.release(epoch).await;
+                    return TermEnd::Stopped;
+                }
             }
         };
         let (engine, thread) = match spawned {
             Ok(spawned) => spawned,
             Err(error) => {
                 tracing::error!(%error, "could not load the task hub's state; giving the lease up");
-                return self.step_back(epoch, None).await;
+                self.step_back(epoch, None).await;
+                return TermEnd::Failed;
             }
         };
         if lost {
@@ -376,7 +455,6 @@ impl Supervisor {
                 ended.notify_one();
             })
         };
-        let mut stopping = self.stopping.clone();
         let end = loop {
             tokio::select! {
                 _ = beat.tick() => {
@@ -386,7 +464,14 @@ impl Supervisor {
                     }
                 }
                 () = ended.notified() => {
-                    tracing::warn!(epoch, "the task hub's engine stopped; stepping back");
+                    // Stopped on a refused fence (the store revoked the clock) or on a
+                    // lapsed lease: lost. Otherwise it could not go on (its database
+                    // connection died and the state could not be read back): failed.
+                    if self.clock.is_valid() {
+                        tracing::warn!(epoch, "the task hub's engine stopped; stepping back");
+                        break TermEnd::Failed;
+                    }
+                    tracing::warn!(epoch, "lease on the task hub's engine lost; stepping back");
                     break TermEnd::SteppedBack;
                 }
                 _ = stopping.changed() => break TermEnd::Stopped,
@@ -394,7 +479,7 @@ impl Supervisor {
         };
         self.set_route(Route::Electing);
         match end {
-            TermEnd::SteppedBack => {
+            TermEnd::SteppedBack | TermEnd::Failed => {
                 self.clock.revoke();
                 engine.halt();
             }
