@@ -340,6 +340,15 @@ impl Engine {
                 }
                 continue;
             }
+            if !self.store.holds_lease() {
+                // Committed (its callers were answered), but the lease may have ended
+                // since: another host may be loading the state, and must be the only one
+                // to answer waiters and hand out work from now on.
+                tracing::warn!(
+                    "lease on the task hub lost after a commit; this host's engine steps back"
+                );
+                return;
+            }
             for hub in self.hubs.values_mut() {
                 hub.notify_waiters(&self.store);
             }

@@ -15,6 +15,10 @@ use rustls::pki_types::pem::PemObject;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
+/// How long a connection may go unanswered (connecting, unacknowledged data, silence
+/// under keepalive) before it counts as dead and its call fails.
+pub const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How to reach the database: its parsed URL and the TLS it asks for.
 #[derive(Clone)]
 pub struct Connector {
@@ -48,6 +52,16 @@ impl Connector {
     ) -> Result<Connector, ConnectError> {
         let mut config: Config = url.parse().map_err(ConnectError::Url)?;
         config.application_name(application_name);
+        // A connection that went dead silently (a firewall or NAT forgot it, the server's
+        // machine vanished) would otherwise hang a call for TCP's retransmission time,
+        // about 15 minutes, with the lease renewed meanwhile by another connection.
+        config
+            .connect_timeout(DEAD_AFTER)
+            .tcp_user_timeout(DEAD_AFTER)
+            .keepalives(true)
+            .keepalives_idle(DEAD_AFTER / 2)
+            .keepalives_interval(DEAD_AFTER / 4)
+            .keepalives_retries(2);
         let tls = match config.get_ssl_mode() {
             SslMode::Require => Some(tls_connector(ca_file)?),
             _ => {

@@ -28,11 +28,11 @@ pub struct Fence {
     pub clock: Arc<LeaseClock>,
 }
 
-/// How long a statement, a wait for a row lock, or a transaction left idle (its host
-/// paused mid-transaction) may last before PostgreSQL ends it, releasing its locks.
+/// How long a wait for a row lock, or a transaction left idle (its host paused
+/// mid-transaction), may last before PostgreSQL ends it, releasing its locks.
 #[derive(Clone, Copy, Debug)]
 pub struct SessionLimits {
-    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
     pub idle_in_transaction: Duration,
 }
 
@@ -70,11 +70,13 @@ impl PgStore {
         limits: SessionLimits,
     ) -> Result<PgStore, StoreError> {
         let (client, io_thread) = connect(connector)?;
+        // No statement timeout: loading the state is one long SELECT, and a purge of a
+        // large hub a long batch; a dead connection fails by the connector's timeouts.
+        // A wait for the lease row's lock is bounded, and a transaction left open by a
+        // frozen host ends after half a lease, releasing its locks.
         wait(client.batch_execute(&format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}; \
-             SET idle_in_transaction_session_timeout = {};",
-            limits.statement_timeout.as_millis(),
-            limits.statement_timeout.as_millis(),
+            "SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {};",
+            limits.lock_timeout.as_millis().max(1),
             limits.idle_in_transaction.as_millis().max(1),
         )))?;
         let prepare = |sql: &str| wait(client.prepare(sql));
@@ -216,6 +218,11 @@ impl PgStore {
                 .query(&self.statements.load_history, &[&hub, &instance_id]),
         )?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Whether this host surely still holds the lease (its own clock's view).
+    pub fn holds_lease(&self) -> bool {
+        self.fence.clock.is_valid()
     }
 
     /// Applies `ops` in one transaction, fenced by the lease (see [`crate::store::Store::apply`]).

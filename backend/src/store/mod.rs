@@ -184,6 +184,16 @@ impl Store {
         }
     }
 
+    /// Whether this store's writer may still answer from memory: always on SQLite; on
+    /// PostgreSQL while its lease surely lasts (a commit can land just before the lease
+    /// ends; what follows it, handing out work and answering waiters, must not).
+    pub fn holds_lease(&self) -> bool {
+        match self {
+            Store::Sqlite(_) => true,
+            Store::Postgres(store) => store.holds_lease(),
+        }
+    }
+
     /// Applies `ops` in one transaction. On PostgreSQL this also proves the lease: a
     /// host that lost it gets [`StoreError::LeaseLost`], even for an empty batch (whose
     /// answers come from memory that may be stale).
