@@ -134,7 +134,7 @@ impl InProcessClient {
             .parse()
             .map_err(|_| Status::invalid_argument("the task hub name is not a header value"))?;
         request.metadata_mut().insert("taskhub", hub);
-        if let Some(token) = &link.token {
+        if let Some(token) = link.token() {
             let value = format!("Bearer {token}")
                 .parse()
                 .map_err(|_| Status::internal("the host's token is not a header value"))?;

@@ -34,7 +34,8 @@ pub use route::Route;
 pub const DEFAULT_TAKEOVER_TIME: Duration = Duration::from_secs(5);
 
 /// A task hub in PostgreSQL, shared by the hosts configured with the same database.
-#[derive(Clone, Debug)]
+/// (Its `Debug` leaves the URL out: it may hold a password.)
+#[derive(Clone)]
 pub struct PostgresOptions {
     /// `postgres://user:password@host:port/database[?sslmode=require]` (never logged with
     /// its password; see [`crate::pg::connect`] for TLS).
@@ -51,6 +52,17 @@ pub struct PostgresOptions {
     /// With `sslmode=require` in the URL: the CA certificate (PEM) the database server's
     /// certificate is checked against (the system's roots when `None`).
     pub database_ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("takeover_time", &self.takeover_time)
+            .field("advertise", &self.advertise)
+            .field("peer_ca_file", &self.peer_ca_file)
+            .field("database_ca_file", &self.database_ca_file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PostgresOptions {

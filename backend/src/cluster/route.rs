@@ -23,6 +23,10 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use crate::pg::lease::Leader;
 use crate::service::Service;
 
+/// The header a host adds to a call it forwards; a host never forwards a call that has
+/// it.
+pub const FORWARDED: &str = "x-durabletask-forwarded";
+
 /// How this host reaches the engine now.
 #[derive(Clone)]
 pub enum Route {
@@ -54,9 +58,9 @@ impl LocalEngine {
 pub struct LeaderLink {
     pub leader: Leader,
     pub channel: Channel,
-    /// The bearer token this host presents for its own worker's calls (the first of its
-    /// token file: hosts of one task hub share their tokens).
-    pub token: Option<String>,
+    /// The token file whose first token this host presents for its own worker's calls
+    /// (hosts of one task hub share their tokens; read per call, to follow rotations).
+    token: Option<Arc<crate::auth::TokenFile>>,
 }
 
 impl LeaderLink {
@@ -67,7 +71,7 @@ impl LeaderLink {
     pub fn new(
         leader: Leader,
         tls: Option<&ClientTlsConfig>,
-        token: Option<String>,
+        token: Option<Arc<crate::auth::TokenFile>>,
         ping: Duration,
     ) -> Result<LeaderLink, String> {
         let mut endpoint = Endpoint::from_shared(leader.address.clone())
@@ -87,6 +91,11 @@ impl LeaderLink {
             channel: endpoint.connect_lazy(),
             token,
         })
+    }
+
+    /// The bearer token to present, if the hosts require one.
+    pub fn token(&self) -> Option<String> {
+        self.token.as_ref().and_then(|tokens| tokens.first())
     }
 
     /// A typed client of the leader (the in-process client's calls when this host
@@ -131,9 +140,24 @@ impl TowerService<http::Request<Body>> for RouteSwitch {
                 let mut server = engine.server;
                 Box::pin(async move { server.call(request).await })
             }
+            Route::Follower(_) if request.headers().contains_key(FORWARDED) => {
+                // Forwarded to this host by another, which took it for the leader: the
+                // two disagree about who leads (a moment during a takeover, or two hosts
+                // advertising addresses that lead to each other). Never forward twice.
+                Box::pin(async {
+                    Ok(Status::unavailable(
+                        "this host does not run the task hub's engine and the call was already forwarded once; try again",
+                    )
+                    .into_http())
+                })
+            }
             Route::Follower(link) => {
                 let mut channel = link.channel.clone();
                 let leader = link.leader.address.clone();
+                let mut request = request;
+                request
+                    .headers_mut()
+                    .insert(FORWARDED, http::HeaderValue::from_static("1"));
                 Box::pin(async move {
                     let forwarded = async {
                         // The channel buffers calls: it must say it is ready first.

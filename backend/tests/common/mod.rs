@@ -110,9 +110,10 @@ impl Worker {
         Self::open_in(client, "default", request).await
     }
 
-    /// Opens a stream, retrying while no backend of a cluster runs the engine.
+    /// Opens a stream, retrying while no backend of a cluster runs the engine (up to
+    /// three times [`WAIT`]).
     pub async fn open_retrying(client: &mut Client) -> Worker {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + 3 * WAIT;
         loop {
             match client.get_work_items(unlimited()).await {
                 Ok(items) => {

@@ -67,17 +67,37 @@ impl<'de> Deserialize<'de> for DatabaseLocation {
     }
 }
 
-/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`: the user part ends
+/// at the last '@' (a password may hold an unescaped one), and a `password=` in the query
+/// string is masked too.
 fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
+    let (authority, query) = match rest.split_once('?') {
+        Some((authority, query)) => (authority, Some(query)),
+        None => (rest, None),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let query = query.map(|query| {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(query) => format!("{scheme}://{authority}?{query}"),
+        None => format!("{scheme}://{authority}"),
     }
 }
 
@@ -135,5 +155,15 @@ mod tests {
         let url = DatabaseLocation::Postgres("postgres://dt:s3cret@db:5432/hub".into());
         assert_eq!(url.to_string(), "postgres://dt:***@db:5432/hub");
         assert!(!url.to_string().contains("s3cret"));
+        // An unescaped '@' in the password, and a password in the query string.
+        let url = DatabaseLocation::Postgres("postgres://dt:p@ss@db/hub".into());
+        assert_eq!(url.to_string(), "postgres://dt:***@db/hub");
+        let url = DatabaseLocation::Postgres(
+            "postgres://db/hub?user=dt&password=s3cret&sslmode=require".into(),
+        );
+        assert_eq!(
+            url.to_string(),
+            "postgres://db/hub?user=dt&password=***&sslmode=require"
+        );
     }
 }
