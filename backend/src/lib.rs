@@ -554,7 +554,15 @@ fn cluster_setup(
                 "the backend listens on {local_addr}, which other hosts cannot use to reach it: set the address they should use (advertise)"
             )));
         }
-        None => format!("{scheme}://{local_addr}"),
+        None => {
+            if local_addr.ip().is_loopback() {
+                tracing::warn!(
+                    address = %local_addr,
+                    "this host listens on loopback and sets no advertise address: only hosts on this machine can forward calls to it when it runs the engine"
+                );
+            }
+            format!("{scheme}://{local_addr}")
+        }
     };
     let peer_tls = match (&postgres.peer_ca_file, &options.tls) {
         (Some(path), _) => {

@@ -671,9 +671,13 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
         true => Some(telemetry::Recorder::install()?),
         false => None,
     };
+    let mut shutdown = std::pin::pin!(shutdown);
     let embedded = match config.backend.mode() {
         BackendMode::Embedded => {
-            Some(embedded::start(&config.embedded, &config.backend.taskhub).await?)
+            let Some(embedded) = start_embedded(config, shutdown.as_mut()).await? else {
+                return Ok(());
+            };
+            Some(embedded)
         }
         BackendMode::Remote => None,
     };
@@ -754,6 +758,22 @@ async fn serve(config: &Config, reload: Reload) -> Result<(), String> {
     Ok(())
 }
 
+/// Starts the embedded backend, unless a stop signal comes first (`None`): on
+/// PostgreSQL the start waits until this host knows where the engine runs, which can
+/// take a lease's time or, with no host able to run it, ever.
+async fn start_embedded(
+    config: &Config,
+    shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<Option<embedded::Embedded>, String> {
+    tokio::select! {
+        started = embedded::start(&config.embedded, &config.backend.taskhub) => started.map(Some),
+        () = shutdown => {
+            tracing::info!("stopped before the embedded backend served");
+            Ok(None)
+        }
+    }
+}
+
 /// `durabletask-host serve`: the embedded backend, the admin listener, signals and
 /// systemd; no plugins, no worker.
 async fn serve_backend_only(config: &Config, reload: Reload) -> Result<(), String> {
@@ -763,7 +783,10 @@ async fn serve_backend_only(config: &Config, reload: Reload) -> Result<(), Strin
         true => Some(telemetry::Recorder::install()?),
         false => None,
     };
-    let embedded = embedded::start(&config.embedded, &config.backend.taskhub).await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let Some(embedded) = start_embedded(config, shutdown.as_mut()).await? else {
+        return Ok(());
+    };
     let reporting = worker::Reporting::default();
     let admin = match start_admin(config, recorder, None, &reporting, Some(&embedded)).await {
         Ok(admin) => admin,

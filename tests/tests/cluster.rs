@@ -459,3 +459,44 @@ fn migrate_and_validate_say_where_the_schema_stands() -> Result<()> {
     assert!(stderr.contains(":***@"), "{stderr}");
     Ok(())
 }
+
+/// A host that cannot learn where the engine runs (here: the lease is held by another
+/// host that advertises this host's own address, as two machines both listening on
+/// 127.0.0.1 without `advertise` would) waits without serving, and still stops at the
+/// first SIGTERM.
+#[test]
+fn a_host_waiting_for_the_lease_stops_at_the_first_sigterm() -> Result<()> {
+    let database = postgres::fresh_database()?;
+    let (code, stdout, stderr) = host_command("migrate", &database)?;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let port = durabletask_e2e::free_port()?;
+    postgres::psql(
+        &database,
+        &format!(
+            "UPDATE durabletask.dt_leader SET host_id = 'elsewhere', host_name = 'another machine', \
+             machine = 'another machine', pid = 1, address = 'http://127.0.0.1:{port}', epoch = 7, \
+             expires_at = now() + interval '1 hour'"
+        ),
+    )?;
+    let mut host = Host::start(
+        &HostConfig::embedded()
+            .with_embedded(EmbeddedBackend {
+                port,
+                database: database.into(),
+                ..EmbeddedBackend::default()
+            })
+            .plugin(PluginFile::built("hello")?),
+    )?;
+    host.wait_for_log_line(&["advertising this host's address"], WAIT)?;
+    assert!(!host.logs().contains("embedded backend listening"));
+    host.signal(libc::SIGTERM)?;
+    let status = host.wait_exit(WAIT)?;
+    assert!(status.success(), "{status:?}\n{}", host.log_tail());
+    assert!(
+        host.logs()
+            .contains("stopped before the embedded backend served"),
+        "{}",
+        host.log_tail()
+    );
+    Ok(())
+}
