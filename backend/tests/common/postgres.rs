@@ -83,10 +83,15 @@ pub fn fresh_database(label: &str) -> String {
         for name in names.lines() {
             let pid = name.rsplit('_').nth(1).unwrap_or_default();
             if !std::path::Path::new("/proc").join(pid).exists() {
-                psql(
-                    &url,
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                );
+                // Best effort: PostgreSQL's own workers (autovacuum) may be on it, and
+                // this role may not end those; the next sweep tries again.
+                let _ = Command::new("psql")
+                    .args([
+                        url.as_str(),
+                        "-qAtc",
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ])
+                    .output();
             }
         }
     });
