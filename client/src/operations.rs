@@ -195,15 +195,18 @@ impl Client {
         .await
     }
 
+    /// Terminates an instance with `output`; with `recursive`, its running
+    /// sub-orchestrations too.
     pub async fn terminate(
         &self,
         instance_id: &str,
         output: Option<JsonText>,
+        recursive: bool,
     ) -> Result<Value, ClientError> {
         let request = TerminateRequest {
             instance_id: instance_id.to_owned(),
             output: output.map(JsonText::into_string),
-            recursive: false,
+            recursive,
         };
         let finished = self.finished_status(instance_id).await;
         let answer = self
@@ -377,31 +380,37 @@ impl Client {
             .map(|status| *status as i32)
             .collect();
         let prefix = options.prefix.filter(|prefix| !prefix.is_empty());
-        let (instances, token) = follow_pages(options.paging, async |count, token| {
+        let created_from = options.created_from.map(Timestamp::from);
+        let created_to = options.created_to.map(Timestamp::from);
+        let (instances, token) = follow_pages(options.paging, |count, token| {
             let query = InstanceQuery {
                 runtime_status: runtime_status.clone(),
+                created_time_from: created_from,
+                created_time_to: created_to,
                 max_instance_count: count,
                 continuation_token: token,
                 instance_id_prefix: prefix.clone(),
-                fetch_inputs_and_outputs: true,
+                fetch_inputs_and_outputs: options.payloads,
                 ..Default::default()
             };
-            let response = self
-                .call(
-                    "QueryInstances",
-                    CALL_TIMEOUT,
-                    |mut client, request| async move { client.query_instances(request).await },
-                    QueryInstancesRequest { query: Some(query) },
-                )
-                .await?;
-            Ok(Page {
-                items: response
-                    .orchestration_state
-                    .iter()
-                    .map(state_to_json)
-                    .collect(),
-                continuation_token: response.continuation_token,
-            })
+            async move {
+                let response = self
+                    .call(
+                        "QueryInstances",
+                        CALL_TIMEOUT,
+                        |mut client, request| async move { client.query_instances(request).await },
+                        QueryInstancesRequest { query: Some(query) },
+                    )
+                    .await?;
+                Ok(Page {
+                    items: response
+                        .orchestration_state
+                        .iter()
+                        .map(state_to_json)
+                        .collect(),
+                    continuation_token: response.continuation_token,
+                })
+            }
         })
         .await?;
         Ok(json!({ "instances": instances, "continuation_token": token }))
@@ -476,7 +485,7 @@ impl Client {
     pub async fn list_entities(&self, options: EntityListOptions) -> Result<Value, ClientError> {
         let prefix = options.prefix.filter(|prefix| !prefix.is_empty());
         let include_state = options.include_state;
-        let (entities, token) = follow_pages(options.paging, async |count, token| {
+        let (entities, token) = follow_pages(options.paging, |count, token| {
             let query = EntityQuery {
                 instance_id_starts_with: prefix.clone(),
                 include_state,
@@ -485,18 +494,20 @@ impl Client {
                 continuation_token: token,
                 ..Default::default()
             };
-            let response = self
-                .call(
-                    "QueryEntities",
-                    CALL_TIMEOUT,
-                    |mut client, request| async move { client.query_entities(request).await },
-                    QueryEntitiesRequest { query: Some(query) },
-                )
-                .await?;
-            Ok(Page {
-                items: response.entities.iter().map(entity_to_json).collect(),
-                continuation_token: response.continuation_token,
-            })
+            async move {
+                let response = self
+                    .call(
+                        "QueryEntities",
+                        CALL_TIMEOUT,
+                        |mut client, request| async move { client.query_entities(request).await },
+                        QueryEntitiesRequest { query: Some(query) },
+                    )
+                    .await?;
+                Ok(Page {
+                    items: response.entities.iter().map(entity_to_json).collect(),
+                    continuation_token: response.continuation_token,
+                })
+            }
         })
         .await?;
         Ok(json!({ "entities": entities, "continuation_token": token }))

@@ -61,6 +61,13 @@ pub struct ListOptions {
     pub statuses: Vec<OrchestrationStatus>,
     /// Only instances whose id starts with this.
     pub prefix: Option<String>,
+    /// Only instances created at or after this time.
+    pub created_from: Option<SystemTime>,
+    /// Only instances created before this time.
+    pub created_to: Option<SystemTime>,
+    /// Fetch each instance's input, output and custom status (they may be megabytes
+    /// each: a listing that shows only statuses asks without).
+    pub payloads: bool,
     pub paging: Paging,
 }
 

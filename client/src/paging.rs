@@ -13,10 +13,17 @@ pub(crate) struct Page {
 /// Calls `fetch(count, token)` for page after page, following continuation tokens until
 /// there are no more or `paging.limit` items are in. Returns the items and the token to
 /// go on from (None when there is nothing more).
-pub(crate) async fn follow_pages(
+///
+/// `fetch` is a closure returning a future rather than an async closure: the future of an
+/// async closure that borrows is not provably `Send` (rustc's higher-ranked lifetimes), and
+/// the dashboard's handlers, spawned on a multi-threaded runtime, need it to be.
+pub(crate) async fn follow_pages<F>(
     paging: Paging,
-    mut fetch: impl AsyncFnMut(i32, Option<String>) -> Result<Page, ClientError>,
-) -> Result<(Vec<Value>, Option<String>), ClientError> {
+    mut fetch: impl FnMut(i32, Option<String>) -> F,
+) -> Result<(Vec<Value>, Option<String>), ClientError>
+where
+    F: Future<Output = Result<Page, ClientError>>,
+{
     let limit = paging.limit.max(1);
     let page_size = paging.page_size.max(1);
     let mut items = Vec::new();

@@ -9,7 +9,8 @@ use durabletask_proto::{
 use serde_json::{Value, json};
 
 /// `{"instance_id","name","status","input","output","custom_status","failure_details",
-/// "created_at","last_updated_at","version"}`.
+/// "created_at","last_updated_at","version","parent_instance_id"}` (the last: the
+/// orchestration that started it as a sub-orchestration, or null).
 pub fn state_to_json(state: &OrchestrationState) -> Value {
     json!({
         "instance_id": state.instance_id,
@@ -22,6 +23,7 @@ pub fn state_to_json(state: &OrchestrationState) -> Value {
         "created_at": timestamp(state.created_timestamp.as_ref()),
         "last_updated_at": timestamp(state.last_updated_timestamp.as_ref()),
         "version": state.version.as_deref().filter(|version| !version.is_empty()),
+        "parent_instance_id": state.parent_instance_id.as_deref().filter(|parent| !parent.is_empty()),
     })
 }
 

@@ -155,7 +155,9 @@ impl Command {
             } => Command::List(ListOptions {
                 statuses: flags::statuses(&statuses)?,
                 prefix,
+                payloads: true,
                 paging: flags::paging(paging)?,
+                ..ListOptions::default()
             }),
             Verb::SignalEntity {
                 id,

@@ -16,7 +16,7 @@ impl Command {
             Command::RaiseEvent { id, name, data } => client.raise_event(&id, &name, data).await,
             Command::Suspend { id, reason } => client.suspend(&id, reason).await,
             Command::Resume { id, reason } => client.resume(&id, reason).await,
-            Command::Terminate { id, output } => client.terminate(&id, output).await,
+            Command::Terminate { id, output } => client.terminate(&id, output, false).await,
             Command::Purge { id } => client.purge(&id).await,
             Command::History { id } => client.history(&id).await,
             Command::Rewind { id, reason } => client.rewind(&id, reason).await,

@@ -274,6 +274,7 @@ impl Fields<'_> {
             failure_details: state.failure("failure_details")?,
             created_timestamp: state.timestamp("created_at")?,
             last_updated_timestamp: state.timestamp("last_updated_at")?,
+            parent_instance_id: state.optional_text("parent_instance_id")?,
             ..Default::default()
         }))
     }
