@@ -139,10 +139,30 @@ async fn pause_between_steps(ctx: &OrchestrationContext, order: &Order) {
     }
 }
 
+/// The input of [`approve_order`], e.g. `{"id": "o-1"}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApprovalRequest {
+    /// The order waiting for approval.
+    pub id: String,
+}
+
+/// Orchestrator: waits, as long as it takes, for a person's decision on an order: an
+/// external event named `approval`, raised from the dashboard or with `client raise-event
+/// <instance> approval --data '{"by": "alice"}'`. Completes with `{"order": <id>,
+/// "approved": <the event's data>}`. Waiting costs nothing: the orchestration is unloaded
+/// until the event arrives.
+pub async fn approve_order(
+    ctx: OrchestrationContext,
+    request: ApprovalRequest,
+) -> Result<serde_json::Value, Error> {
+    let approval: serde_json::Value = ctx.wait_for_external_event("approval").await?;
+    Ok(serde_json::json!({ "order": request.id, "approved": approval }))
+}
+
 durabletask_sdk::export_plugin! {
     name: "orders",
     version: CODE_VERSION,
-    orchestrators: [process_order],
+    orchestrators: [process_order, approve_order],
     activities: [reserve_stock, charge_payment],
 }
 
@@ -188,6 +208,23 @@ mod tests {
             .activity("reserve_stock", reserve_stock)
             .activity("charge_payment", charge_payment);
         registry
+    }
+
+    #[test]
+    fn an_order_waits_for_its_approval_and_passes_its_data_on() {
+        let mut runtime = TestRuntime::new(durabletask_sdk::plugin_registry!());
+        let id = runtime
+            .start("approve_order", json!({"id": "o-7"}))
+            .unwrap();
+        runtime.advance(DAYS_3).unwrap();
+        assert_eq!(runtime.status(&id), Some(OrchestrationStatus::Running));
+        runtime
+            .raise_event(&id, "approval", json!({"by": "alice"}))
+            .unwrap();
+        assert_eq!(
+            runtime.output::<Value>(&id).unwrap(),
+            json!({"order": "o-7", "approved": {"by": "alice"}})
+        );
     }
 
     #[test]
