@@ -494,6 +494,9 @@ pub struct AdminSettings {
     pub token_file: Option<PathBuf>,
     /// Allow `listen` on an address other machines can reach without a `token_file`.
     pub insecure: bool,
+    /// Serve the web dashboard at the listener's root (`/`, `/api/...`): see
+    /// `crate::dashboard` for whom it answers.
+    pub dashboard: bool,
 }
 
 /// The admin listener's default port (`[admin] listen`).
@@ -506,6 +509,7 @@ impl Default for AdminSettings {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_ADMIN_PORT)),
             token_file: None,
             insecure: false,
+            dashboard: true,
         }
     }
 }

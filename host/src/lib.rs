@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod dashboard;
 pub mod embedded;
 pub mod logging;
 pub mod plugins;

@@ -19,7 +19,8 @@ use durabletask_host::plugins::isolation::IsolationSettings;
 use durabletask_host::plugins::replay_gate::{GateBackend, ReplayGate};
 use durabletask_host::plugins::{CrashJournalSettings, PluginHost, PluginHostSettings};
 use durabletask_host::{
-    admin, embedded, logging, runtime, signals, status, systemd, telemetry, traces, worker,
+    admin, dashboard, embedded, logging, runtime, signals, status, systemd, telemetry, traces,
+    worker,
 };
 use durabletask_proto::WorkItemFilters;
 use tokio::sync::watch;
@@ -840,12 +841,24 @@ async fn start_admin(
             config.backend.endpoint, config.backend.taskhub
         ),
     };
+    let in_process = embedded.map(embedded::Embedded::in_process_client);
+    let dashboard = if config.admin.dashboard {
+        Some(dashboard::Dashboard::from_config(
+            config,
+            plugins.cloned(),
+            embedded.map(|embedded| (embedded.in_process_client(), embedded.local_addr())),
+            backend.clone(),
+        )?)
+    } else {
+        None
+    };
     let sources = admin::Sources {
         recorder,
         plugins: plugins.cloned(),
         reporting: reporting.clone(),
-        embedded: embedded.map(embedded::Embedded::in_process_client),
+        embedded: in_process,
         backend,
+        dashboard,
     };
     admin::AdminServer::start(&config.admin, sources)
         .await

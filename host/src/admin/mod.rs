@@ -8,6 +8,9 @@
 //! - `GET /status`: JSON: version, backend, the work-item stream, the plugin generations
 //!   in service and the work in flight.
 //!
+//! - `/` and `/api/...`: the web dashboard ([`crate::dashboard`]), unless `[admin]
+//!   dashboard = false`.
+//!
 //! `/metrics` and `/status` name workflows, so with `[admin] token_file` they answer only
 //! requests bearing one of its tokens; the probes stay open.
 
@@ -48,6 +51,8 @@ pub struct Sources {
     pub embedded: Option<InProcessClient>,
     /// For `/status`: where the backend is.
     pub backend: String,
+    /// The web dashboard, served at the root (`[admin] dashboard`).
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 struct Shared {
@@ -67,7 +72,10 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Binds `settings.listen` and serves. The error names the setting.
-    pub async fn start(settings: &AdminSettings, sources: Sources) -> Result<AdminServer, String> {
+    pub async fn start(
+        settings: &AdminSettings,
+        mut sources: Sources,
+    ) -> Result<AdminServer, String> {
         let tokens = settings
             .token_file
             .as_deref()
@@ -85,6 +93,7 @@ impl AdminServer {
         let local_addr = listener
             .local_addr()
             .map_err(|error| format!("[admin] listen: {error}"))?;
+        let dashboard = sources.dashboard.take();
         let shared = Arc::new(Shared {
             sources,
             tokens,
@@ -98,6 +107,10 @@ impl AdminServer {
             .route("/metrics", get(metrics))
             .route("/status", get(status))
             .with_state(shared);
+        let router = match dashboard {
+            Some(dashboard) => router.merge(dashboard.routes()),
+            None => router,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             // Histogram samples are drained into buckets now and then, scraped or not.
@@ -202,24 +215,11 @@ async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         return refused;
     }
     let sources = &shared.sources;
-    let catalog = sources.plugins.as_ref().map(|plugins| plugins.catalog());
-    let generations: Vec<_> = catalog
-        .iter()
-        .flat_map(|catalog| catalog.generations().iter())
-        .map(|generation| {
-            let plugin = generation.plugin();
-            json!({
-                "label": generation.label(),
-                "plugin": plugin.name,
-                "version": plugin.version,
-                "build": plugin.content_hash,
-                "runs": plugin.runs_where(),
-                "orchestrators": plugin.orchestrators,
-                "activities": plugin.activities,
-                "entities": plugin.entities,
-            })
-        })
-        .collect();
+    let generations = sources
+        .plugins
+        .as_ref()
+        .map(|plugins| generations_json(plugins))
+        .unwrap_or_default();
     let mut items = sources.reporting.in_flight.snapshot();
     items.sort_by_key(|item| std::cmp::Reverse(item.age));
     let listed: Vec<_> = items
@@ -246,6 +246,29 @@ async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         "in_flight": { "count": items.len(), "items": listed },
     });
     axum::Json(body).into_response()
+}
+
+/// The plugin generations in service and what each registers (`/status`, and the
+/// dashboard's plugins page).
+pub fn generations_json(plugins: &PluginHost) -> Vec<serde_json::Value> {
+    plugins
+        .catalog()
+        .generations()
+        .iter()
+        .map(|generation| {
+            let plugin = generation.plugin();
+            json!({
+                "label": generation.label(),
+                "plugin": plugin.name,
+                "version": plugin.version,
+                "build": plugin.content_hash,
+                "runs": plugin.runs_where(),
+                "orchestrators": plugin.orchestrators,
+                "activities": plugin.activities,
+                "entities": plugin.entities,
+            })
+        })
+        .collect()
 }
 
 fn stream_json(stream: &StreamState) -> serde_json::Value {
