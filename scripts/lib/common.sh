@@ -100,3 +100,19 @@ install_debian_package() {
              DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "$package" >&2; } \
         || die "cannot install $package (apt-get install $package)"
 }
+
+# The browser tests' kit: Debian's Chromium and playwright-core (tests/browser, pinned by
+# its package.json and package-lock.json; `npm ci` when it is missing or another version).
+ensure_browser_kit() {
+    ensure_debian_package chromium /usr/bin/chromium
+    command -v node >/dev/null || install_debian_package nodejs
+    command -v npm >/dev/null || install_debian_package npm
+    local kit="$ROOT/tests/browser" wanted installed
+    wanted=$(node -p "require('$kit/package.json').dependencies['playwright-core']")
+    installed=$(node -p "require('$kit/node_modules/playwright-core/package.json').version" 2>/dev/null || true)
+    if [[ $wanted != "$installed" ]]; then
+        step "npm ci (tests/browser: playwright-core $wanted)"
+        (cd "$kit" && npm ci --no-audit --no-fund --loglevel=error >&2) \
+            || die "npm ci in $kit failed (the npm registry must be reachable the first time)"
+    fi
+}
