@@ -6,10 +6,13 @@
 //! framing (a page of another site cannot overlay the dashboard's buttons) and loading
 //! anything from elsewhere.
 
+use std::sync::LazyLock;
+
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use sha2::{Digest, Sha256};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -30,30 +33,75 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 pub fn routes() -> Router {
     let mut router = Router::new();
     for page in PAGES {
-        router = router.route(
-            page,
-            get(|| async { asset("index.html", INDEX_HTML, "text/html; charset=utf-8") }),
-        );
+        router = router.route(page, get(index));
     }
     router
         .route(
             "/assets/app.js",
-            get(|| async { asset("app.js", APP_JS, "text/javascript; charset=utf-8") }),
+            get(|uri: Uri| async move {
+                asset(&uri, "app.js", APP_JS, "text/javascript; charset=utf-8")
+            }),
         )
         .route(
             "/assets/app.css",
-            get(|| async { asset("app.css", APP_CSS, "text/css; charset=utf-8") }),
+            get(|uri: Uri| async move { asset(&uri, "app.css", APP_CSS, "text/css; charset=utf-8") }),
         )
 }
 
-fn asset(name: &str, built_in: &'static str, content_type: &'static str) -> Response {
-    let body = dev_override(name).unwrap_or_else(|| built_in.to_owned());
+/// The assets' version: a hash of the script and the stylesheet, which the shell's links
+/// carry (`/assets/app.js?v=<version>`). A browser keeps assets of a version for good and
+/// only revalidates the shell (a few kB): a page costs one small request before its data,
+/// and the script's compiled code is reused; a new build has new links.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let digest = Sha256::new()
+        .chain_update(APP_JS)
+        .chain_update(APP_CSS)
+        .finalize();
+    digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+});
+
+/// The shell with versioned links.
+static VERSIONED_INDEX: LazyLock<String> = LazyLock::new(|| {
+    INDEX_HTML
+        .replace("/assets/app.js", &format!("/assets/app.js?v={}", *VERSION))
+        .replace(
+            "/assets/app.css",
+            &format!("/assets/app.css?v={}", *VERSION),
+        )
+});
+
+async fn index() -> Response {
+    let body = dev_override("index.html").unwrap_or_else(|| VERSIONED_INDEX.clone());
+    // Always revalidated: the binary is the version, and an upgraded host serves its own.
+    respond(body, "text/html; charset=utf-8", "no-cache")
+}
+
+fn asset(uri: &Uri, name: &str, built_in: &'static str, content_type: &'static str) -> Response {
+    if let Some(body) = dev_override(name) {
+        return respond(body, content_type, "no-cache");
+    }
+    let current = uri
+        .query()
+        .and_then(|query| query.strip_prefix("v="))
+        .is_some_and(|version| version == VERSION.as_str());
+    // A link of another build (or none) gets this build's asset, not to be kept.
+    let cache = if current {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    respond(built_in.to_owned(), content_type, cache)
+}
+
+fn respond(body: String, content_type: &'static str, cache: &'static str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     protect(headers);
-    // The binary is the version: a host upgraded in place serves its own page at once.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -85,4 +133,28 @@ fn dev_override(name: &str) -> Option<String> {
 #[cfg(not(debug_assertions))]
 fn dev_override(_name: &str) -> Option<String> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_shell_links_this_builds_assets_which_may_be_kept() {
+        assert_eq!(VERSION.len(), 16);
+        let script = format!("/assets/app.js?v={}", *VERSION);
+        assert!(VERSIONED_INDEX.contains(&script), "{}", *VERSIONED_INDEX);
+        let uri: Uri = script.parse().unwrap();
+        let kept = asset(&uri, "app.js", APP_JS, "text/javascript");
+        assert_eq!(
+            kept.headers()[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(kept.headers()[header::X_FRAME_OPTIONS], "DENY");
+        let stale: Uri = "/assets/app.js?v=0000000000000000".parse().unwrap();
+        let answered = asset(&stale, "app.js", APP_JS, "text/javascript");
+        assert_eq!(answered.headers()[header::CACHE_CONTROL], "no-cache");
+    }
 }
