@@ -15,7 +15,7 @@ use serde_json::Value;
 /// Instances asked of the backend per call while matching names.
 pub const SCAN_CHUNK: usize = 1000;
 /// At most this many instances are read for one page of a name filter.
-pub const SCAN_BUDGET: usize = 10_000;
+pub const SCAN_BUDGET: usize = 5_000;
 
 /// Where a page starts: the backend's continuation token (none: the beginning) and how
 /// many matches at that token were shown before.
