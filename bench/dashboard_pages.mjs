@@ -46,10 +46,11 @@ async function seed() {
   await api('/api/instances', { name: 'approve_order', instance_id: 'waiting-order', input: { id: 'o-1' } });
   await api('/api/instances', {
     name: 'open_accounts',
-    input: [{ key: 'alice', amount: 100 }, { key: 'bob', amount: 0 }],
+    input: [{ key: 'alice', amount: 100 }, { key: 'bob', amount: 5 }],
   });
   for (;;) {
     const overview = await api('/api/overview');
+    if (overview.counts.FAILED > 0) throw new Error(`a seeded orchestration failed: ${JSON.stringify(overview.counts)}`);
     if (overview.counts.COMPLETED >= count + 2) break;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
