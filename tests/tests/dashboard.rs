@@ -1,5 +1,6 @@
-//! The web dashboard as its users see it: a real host (embedded backend, the sample
-//! plugins hello, entities and orders) and Debian's Chromium driven by Playwright
+//! The web dashboard as its users see it: a real host (the sample plugins hello,
+//! entities and orders, on its embedded backend, or on Microsoft's reference backend)
+//! and Debian's Chromium driven by Playwright
 //! (`tests/browser/dashboard.test.mjs`, run with Node's test runner; `scripts/test`
 //! installs Chromium and `npm ci`s playwright-core). This file seeds the task hub the
 //! browser tests read (500 finished instances to filter and page through, an account)
@@ -12,7 +13,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use durabletask_e2e::{Client, Host, HostConfig, PluginFile, Result, WAIT, http_get, poll_until};
+use durabletask_e2e::{
+    Backend, Client, Host, HostConfig, PluginFile, Result, WAIT, http_get, poll_until,
+};
 use serde_json::{Value, json};
 
 /// The instances the paging test walks through: `bulk-0000` ... `bulk-0499`.
@@ -68,9 +71,31 @@ fn seed_bulk(client: &Client) -> Result<()> {
 
 #[test]
 fn the_dashboard_in_a_real_browser() -> Result<()> {
-    let mut host = sample_host(HostConfig::embedded())?;
+    browser_suite(HostConfig::embedded(), None)
+}
+
+/// The same pages against Microsoft's reference backend: the dashboard is a client of
+/// whatever backend the host uses (its counts then come from listings, not the engine).
+#[test]
+fn the_dashboard_in_a_real_browser_on_a_remote_backend() -> Result<()> {
+    let backend = Backend::start()?;
+    browser_suite(
+        HostConfig::new(backend.endpoint()),
+        Some(backend.endpoint()),
+    )
+}
+
+/// Seeds a host of `config` (through `remote`, or its embedded backend) and runs
+/// `tests/browser/dashboard.test.mjs` against its dashboard.
+fn browser_suite(config: HostConfig, remote: Option<String>) -> Result<()> {
+    let mut host = sample_host(config)?;
     let admin = host.admin_url()?;
-    let client = Client::new(host.embedded_endpoint()?)?;
+    let embedded = remote.is_none();
+    let endpoint = match remote {
+        Some(endpoint) => endpoint,
+        None => host.embedded_endpoint()?,
+    };
+    let client = Client::new(endpoint)?;
     seed_bulk(&client)?;
     // Bob's account is made by the browser test's transfer (an account opens with money).
     let opened = client.start_and_wait(
@@ -79,8 +104,8 @@ fn the_dashboard_in_a_real_browser() -> Result<()> {
         WAIT,
     )?;
     assert_eq!(opened["status"], "COMPLETED", "{opened}");
-
-    run_browser_tests("dashboard.test.mjs", &admin, &[])
+    // The README's screenshots are of the embedded backend's dashboard.
+    run_browser_tests("dashboard.test.mjs", &admin, &[], embedded)
 }
 
 #[test]
@@ -134,12 +159,14 @@ fn with_a_backend_token_the_api_needs_it_and_the_page_asks_for_it() -> Result<()
         "token.test.mjs",
         &admin,
         &[("DASHBOARD_TOKEN", "dashboard-secret")],
+        false,
     )
 }
 
-/// Runs `tests/browser/<file>` with Node's test runner against the dashboard at `url`;
-/// fails with the runner's report unless every test passed.
-fn run_browser_tests(file: &str, url: &str, env: &[(&str, &str)]) -> Result<()> {
+/// Runs `tests/browser/<file>` with Node's test runner against the dashboard at `url`
+/// (saving screenshots to `DASHBOARD_SCREENSHOTS` if set and `screenshots`); fails with
+/// the runner's report unless every test passed.
+fn run_browser_tests(file: &str, url: &str, env: &[(&str, &str)], screenshots: bool) -> Result<()> {
     let kit = browser_tests().join("node_modules").join("playwright-core");
     assert!(
         kit.exists(),
@@ -152,7 +179,7 @@ fn run_browser_tests(file: &str, url: &str, env: &[(&str, &str)]) -> Result<()> 
         .arg(browser_tests().join(file))
         .env("DASHBOARD_URL", url)
         .envs(env.iter().copied());
-    if let Some(folder) = std::env::var_os("DASHBOARD_SCREENSHOTS") {
+    if let Some(folder) = std::env::var_os("DASHBOARD_SCREENSHOTS").filter(|_| screenshots) {
         node.env("SCREENSHOTS_DIR", folder);
     }
     let run = node.output()?;
