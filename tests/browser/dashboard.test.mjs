@@ -399,3 +399,104 @@ test('light and dark colour schemes both render', TEST_TIMEOUT, async (t) => {
   await screenshot(page, 'instances-dark');
   await page.emulateMedia({ colorScheme: 'light' });
 });
+
+test('suspend, resume, restart, purge and an entity signal, each from its dialog', TEST_TIMEOUT, async (t) => {
+  const page = await open(t, '/instances', 'instances');
+  const first = await startFromForm(page, 'approve_order', '{"id":"o-77"}');
+  await waitForStatus(page, 'RUNNING');
+
+  // Suspend: SUSPENDED, and the history says so.
+  const suspended = await act(page, 'suspend', async (dialog) => {
+    assert.match(await dialog.locator('h2').textContent(), /Suspend/);
+    assert.match(await page.getByTestId('confirm-target').textContent(), new RegExp(first));
+    await dialog.getByLabel('Reason').fill('pause for audit');
+  });
+  assert.equal(await suspended.getAttribute('data-outcome'), 'ok', await suspended.textContent());
+  await waitForStatus(page, 'SUSPENDED');
+  await page.locator('[data-testid="history-event"][data-kind="executionSuspended"]').waitFor();
+
+  // Resume: RUNNING again (still waiting for its approval).
+  const resumed = await act(page, 'resume', async (dialog) => {
+    assert.match(await dialog.locator('h2').textContent(), /Resume/);
+    await dialog.getByLabel('Reason').fill('audit done');
+  });
+  assert.equal(await resumed.getAttribute('data-outcome'), 'ok', await resumed.textContent());
+  await waitForStatus(page, 'RUNNING');
+  await page.locator('[data-testid="history-event"][data-kind="executionResumed"]').waitFor();
+
+  // The approval completes it.
+  const raised = await act(page, 'raise-event', async (dialog) => {
+    await dialog.getByLabel('Event name').fill('approval');
+    await dialog.getByLabel('Event data (JSON, optional)').fill('{"by":"auditor"}');
+  });
+  assert.equal(await raised.getAttribute('data-outcome'), 'ok', await raised.textContent());
+  await waitForStatus(page, 'COMPLETED');
+  assert.deepEqual(await jsonOf(page.getByTestId('instance-output')), { order: 'o-77', approved: { by: 'auditor' } });
+
+  // Restart under a new instance id: the answer links to it, and it waits again, same input.
+  const restarted = await act(page, 'restart', async (dialog) => {
+    assert.match(await dialog.locator('h2').textContent(), /Restart/);
+    await dialog.getByLabel('Restart under a new instance id').check();
+  });
+  assert.equal(await restarted.getAttribute('data-outcome'), 'ok', await restarted.textContent());
+  const second = JSON.parse(await restarted.getByTestId('action-answer').textContent()).instance_id;
+  assert.ok(second && second !== first, `a new instance id: ${second}`);
+  const link = page.getByTestId('restarted-link');
+  assert.match(await link.textContent(), new RegExp(second));
+  await navigateBy(page, link, 'instance');
+  assert.equal(new URL(page.url()).searchParams.get('id'), second);
+  assert.equal(await page.getByTestId('instance-id').textContent(), second);
+  await waitForStatus(page, 'RUNNING');
+  assert.equal(await page.getByTestId('instance-name').textContent(), 'approve_order');
+  assert.deepEqual(await jsonOf(page.getByTestId('instance-input')), { id: 'o-77' });
+  // Nothing left running.
+  const terminated = await act(page, 'terminate');
+  assert.equal(await terminated.getAttribute('data-outcome'), 'ok', await terminated.textContent());
+  await waitForStatus(page, 'TERMINATED');
+
+  // Purge the first one: the page says it is gone, and its address finds nothing.
+  await page.goto(`${BASE}/instance?id=${encodeURIComponent(first)}`);
+  await loaded(page, 'instance');
+  await waitForStatus(page, 'COMPLETED');
+  const purged = await act(page, 'purge', async (dialog) => {
+    assert.match(await dialog.locator('h2').textContent(), /Purge/);
+    assert.match(await page.getByTestId('confirm-target').textContent(), new RegExp(first));
+  });
+  assert.equal(await purged.getAttribute('data-outcome'), 'ok', await purged.textContent());
+  assert.match(await page.getByTestId('gone').textContent(), new RegExp(`${first}.*gone`));
+  assert.equal(await page.getByTestId('instance-id').textContent(), first);
+  const reopened = await open(t, `/instance?id=${encodeURIComponent(first)}`, 'instance');
+  await reopened.getByTestId('not-found').waitFor();
+  assert.match(await reopened.getByTestId('not-found').textContent(), /does not exist/);
+
+  // Signal a counter `add 5` (counter: sample-plugins/entities/src/counter.rs). The entity
+  // page only signals an entity that exists: on a fresh host, count_to creates it first.
+  const counter = '@counter@dash-test';
+  const entityPath = `/entity?id=${encodeURIComponent(counter)}`;
+  await page.goto(BASE + entityPath);
+  await loaded(page, 'entity');
+  if (await page.getByTestId('not-found').count() > 0) {
+    await startFromForm(page, 'count_to', '{"key":"dash-test","times":1}');
+    await waitForStatus(page, 'COMPLETED');
+    assert.equal(await jsonOf(page.getByTestId('instance-output')), 1);
+    await page.goto(BASE + entityPath);
+    await loaded(page, 'entity');
+  }
+  assert.equal(await page.getByTestId('entity-id').textContent(), counter);
+  const before = await jsonOf(page.getByTestId('entity-state'));
+  assert.equal(typeof before, 'number', `the counter holds a number: ${before}`);
+  const signalled = await act(page, 'signal', async (dialog) => {
+    assert.match(await dialog.locator('h2').textContent(), /Signal/);
+    assert.match(await page.getByTestId('confirm-target').textContent(), new RegExp(counter));
+    await dialog.getByLabel('Operation').fill('add');
+    await dialog.getByLabel('Input (JSON, optional)').fill('5');
+  });
+  assert.equal(await signalled.getAttribute('data-outcome'), 'ok', await signalled.textContent());
+  assert.equal(JSON.parse(await signalled.getByTestId('action-answer').textContent()).signalled, true);
+  // Live refresh shows the operation once the entity has run it.
+  await page.waitForFunction((want) => document.querySelector('[data-testid="entity-state"]')?.textContent === want,
+    String(before + 5), { timeout: TIMEOUT });
+  // And so does a fresh load.
+  const fresh = await open(t, entityPath, 'entity');
+  assert.equal(await jsonOf(fresh.getByTestId('entity-state')), before + 5);
+});
