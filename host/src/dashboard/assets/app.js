@@ -877,7 +877,19 @@ async function entityPage(view, query) {
   let watchUntil = 0; // after a signal, watch a while for it to be processed
   let lastKey = '';
   const refresh = async () => {
-    const entity = await api(`/api/entity?id=${encodeURIComponent(id)}`, { signal: view.signal });
+    let entity;
+    try {
+      entity = await api(`/api/entity?id=${encodeURIComponent(id)}`, { signal: view.signal });
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+      // Not there (yet): a signal creates it, so the page keeps its Signal action.
+      if (view.alive && lastKey !== 'missing') {
+        lastKey = 'missing';
+        details.replaceChildren(h('p', { class: 'note', testid: 'not-found' },
+          `Entity ${id} does not exist (yet): a signal creates it.`));
+      }
+      return Date.now() < watchUntil;
+    }
     if (!view.alive) return false;
     const key = JSON.stringify(entity);
     if (key !== lastKey) { lastKey = key; details.replaceChildren(...entityDetails(entity)); }
@@ -899,9 +911,7 @@ async function entityPage(view, query) {
     live.start(await refresh());
   } catch (error) {
     if (!view.alive) return;
-    const gone = error instanceof ApiError && error.status === 404;
-    main().replaceChildren(heading, gone ? h('p', { class: 'note', testid: 'not-found' }, `Entity ${id} does not exist.`)
-      : pageError(error));
+    main().replaceChildren(heading, pageError(error));
   }
   view.loaded();
 }
