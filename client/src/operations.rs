@@ -382,6 +382,7 @@ impl Client {
         let prefix = options.prefix.filter(|prefix| !prefix.is_empty());
         let created_from = options.created_from.map(Timestamp::from);
         let created_to = options.created_to.map(Timestamp::from);
+        let payloads = options.payloads;
         let (instances, token) = follow_pages(options.paging, |count, token| {
             let query = InstanceQuery {
                 runtime_status: runtime_status.clone(),
@@ -390,7 +391,7 @@ impl Client {
                 max_instance_count: count,
                 continuation_token: token,
                 instance_id_prefix: prefix.clone(),
-                fetch_inputs_and_outputs: options.payloads,
+                fetch_inputs_and_outputs: payloads,
                 ..Default::default()
             };
             async move {
@@ -405,8 +406,17 @@ impl Client {
                 Ok(Page {
                     items: response
                         .orchestration_state
-                        .iter()
-                        .map(state_to_json)
+                        .into_iter()
+                        .map(|mut state| {
+                            // A backend may send these anyway (they are not input or
+                            // output); a listing without payloads holds none of them,
+                            // whatever their size.
+                            if !payloads {
+                                state.custom_status = None;
+                                state.failure_details = None;
+                            }
+                            state_to_json(&state)
+                        })
                         .collect(),
                     continuation_token: response.continuation_token,
                 })

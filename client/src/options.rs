@@ -65,8 +65,9 @@ pub struct ListOptions {
     pub created_from: Option<SystemTime>,
     /// Only instances created before this time.
     pub created_to: Option<SystemTime>,
-    /// Fetch each instance's input, output and custom status (they may be megabytes
-    /// each: a listing that shows only statuses asks without).
+    /// Fetch each instance's input, output, custom status and failure details (they may
+    /// be megabytes each: a listing that shows only statuses asks without, and gets
+    /// none of them).
     pub payloads: bool,
     pub paging: Paging,
 }
