@@ -2,7 +2,7 @@
 //! HTTP status a browser understands (404 for an unknown instance, 409 for the wrong
 //! state, 401 for a missing token, 400 naming a bad parameter) and `{"error": ...}`.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use durabletask_client::ClientError;
 use serde_json::{Value, json};
@@ -54,11 +54,6 @@ impl From<ClientError> for ApiError {
         {
             object.insert("error".to_owned(), json!(error.to_string()));
         }
-        if status == StatusCode::UNAUTHORIZED
-            && let Some(object) = body.as_object_mut()
-        {
-            object.insert("token_required".to_owned(), json!(true));
-        }
         ApiError { status, body }
     }
 }
@@ -69,8 +64,9 @@ fn status_of(code: Code) -> StatusCode {
         Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
         Code::NotFound => StatusCode::NOT_FOUND,
         Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => StatusCode::CONFLICT,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        // The caller was admitted (`access`): a backend refusing the credentials the
+        // dashboard called it with is the backend's problem, not a token to ask for.
+        Code::Unauthenticated | Code::PermissionDenied => StatusCode::BAD_GATEWAY,
         Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
@@ -86,7 +82,10 @@ impl IntoResponse for ApiError {
 
 pub fn respond(status: StatusCode, body: Value) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
-    super::assets::protect(response.headers_mut());
+    let headers = response.headers_mut();
+    super::assets::protect(headers);
+    // Workflow data: no cache keeps it.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -118,9 +117,10 @@ mod tests {
         assert_eq!(not_found.status, StatusCode::NOT_FOUND);
         assert_eq!(not_found.body["exists"], false);
         assert!(not_found.body["error"].as_str().unwrap().contains("'x'"));
+        // Callers were admitted before: the backend refused the dashboard's credentials.
         let unauthenticated = ApiError::from(rpc(Code::Unauthenticated));
-        assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(unauthenticated.body["token_required"], true);
+        assert_eq!(unauthenticated.status, StatusCode::BAD_GATEWAY);
+        assert!(unauthenticated.body.get("token_required").is_none());
         assert_eq!(
             ApiError::from(rpc(Code::FailedPrecondition)).status,
             StatusCode::CONFLICT

@@ -14,6 +14,7 @@ use durabletask_client::{
     parse_status,
 };
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::Dashboard;
@@ -117,7 +118,7 @@ async fn instances(Read { client, params }: Read) -> Answer {
                 instances,
                 next: token.map(|token| Cursor {
                     token: Some(token),
-                    skip: 0,
+                    after: None,
                 }),
                 scan_limited: false,
             }
@@ -153,7 +154,7 @@ async fn history(Read { client, params }: Read) -> Answer {
 #[serde(deny_unknown_fields)]
 struct StartBody {
     name: String,
-    input: Option<Value>,
+    input: Option<Box<RawValue>>,
     version: Option<String>,
     instance_id: Option<String>,
 }
@@ -179,7 +180,7 @@ async fn start(State(dashboard): State<Arc<Dashboard>>, action: Action<StartBody
 #[serde(deny_unknown_fields)]
 struct RaiseEventBody {
     name: String,
-    data: Option<Value>,
+    data: Option<Box<RawValue>>,
 }
 
 async fn raise_event(
@@ -238,7 +239,7 @@ async fn rewind(
 #[serde(deny_unknown_fields)]
 struct TerminateBody {
     /// The output the terminated instance gets (any JSON).
-    reason: Option<Value>,
+    reason: Option<Box<RawValue>>,
     #[serde(default)]
     recursive: bool,
 }
@@ -309,7 +310,7 @@ async fn entity(Read { client, params }: Read) -> Answer {
 #[serde(deny_unknown_fields)]
 struct SignalBody {
     operation: String,
-    input: Option<Value>,
+    input: Option<Box<RawValue>>,
 }
 
 async fn signal_entity(

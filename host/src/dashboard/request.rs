@@ -12,7 +12,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use durabletask_client::{Client, JsonText, signal_time};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::Dashboard;
 use super::answer::ApiError;
@@ -89,17 +89,19 @@ impl Params {
             .map_err(|error| ApiError::bad_request(format!("the query string: {error}")))
     }
 
-    /// The last value of `key`, if given and not blank.
+    /// The last value of `key`, if given and not empty: exactly as given, never trimmed
+    /// (`victim ` and `victim` are two instances).
     pub fn one(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
             .find(|(name, _)| name == key)
-            .map(|(_, value)| value.trim())
+            .map(|(_, value)| value.as_str())
             .filter(|value| !value.is_empty())
     }
 
-    /// Every value of `key`, each split at commas, blanks left out.
+    /// Every value of `key` (statuses: names without spaces), each split at commas,
+    /// blanks left out.
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> {
         self.0
             .iter()
@@ -140,19 +142,20 @@ impl Params {
     }
 }
 
-/// A JSON value of a body as the payload text the backend stores; null is none.
-pub fn payload(field: &str, value: Option<Value>) -> Result<Option<JsonText>, ApiError> {
+/// A body's JSON payload as the text the backend stores; null is none. Kept as the
+/// caller wrote it (`RawValue`): parsing a 16 MiB payload into a `Value` would cost
+/// tens of times its size in memory.
+pub fn payload(field: &str, value: Option<Box<RawValue>>) -> Result<Option<JsonText>, ApiError> {
     value
-        .filter(|value| !value.is_null())
-        .map(|value| JsonText::parse(field, value.to_string()))
+        .filter(|value| value.get() != "null")
+        .map(|value| JsonText::parse(field, String::from(Box::<str>::from(value))))
         .transpose()
         .map_err(ApiError::from)
 }
 
-/// Text a form may leave blank: trimmed, blank is none.
+/// Text a form may leave empty: empty is none; anything else exactly as given.
 pub fn given(text: Option<String>) -> Option<String> {
-    text.map(|text| text.trim().to_owned())
-        .filter(|text| !text.is_empty())
+    text.filter(|text| !text.is_empty())
 }
 
 #[cfg(test)]
@@ -161,7 +164,6 @@ mod tests {
 
     use super::*;
     use axum::http::StatusCode;
-    use serde_json::json;
 
     fn params(query: &str) -> Params {
         let (parts, ()) = axum::http::Request::builder()
@@ -185,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_last_non_blank_value_counts_repeats_are_all_read_and_absences_named() {
-        let given = params("id=a&id=b&name=+&status=RUNNING&status=FAILED,PENDING&id%2F=x");
+        let given = params("id=a&id=b&name=&status=RUNNING&status=FAILED,+PENDING&id%2F=x");
         assert_eq!(given.one("id"), Some("b"));
         assert_eq!(given.one("name"), None);
         assert_eq!(
@@ -206,16 +208,25 @@ mod tests {
     }
 
     #[test]
-    fn payloads_keep_their_json_and_null_is_none() {
+    fn payloads_keep_their_json_as_written_and_null_is_none() {
+        let raw = |text: &str| Some(RawValue::from_string(text.to_owned()).unwrap());
         assert_eq!(
-            payload("input", Some(json!({"a": [1, 2]})))
+            payload("input", raw(r#"{"a": [1, 2]}"#))
                 .unwrap()
                 .unwrap()
                 .as_str(),
-            r#"{"a":[1,2]}"#
+            r#"{"a": [1, 2]}"#
         );
-        assert!(payload("input", Some(Value::Null)).unwrap().is_none());
-        assert_eq!(given(Some("  ".to_owned())), None);
-        assert_eq!(given(Some(" 1.0 ".to_owned())).as_deref(), Some("1.0"));
+        assert!(payload("input", raw("null")).unwrap().is_none());
+        assert!(payload("input", None).unwrap().is_none());
+        assert_eq!(given(Some(String::new())), None);
+        assert_eq!(given(Some(" 1.0 ".to_owned())).as_deref(), Some(" 1.0 "));
+    }
+
+    #[test]
+    fn ids_are_never_trimmed() {
+        assert_eq!(params("id=victim%20").one("id"), Some("victim "));
+        assert_eq!(params("id=%20").one("id"), Some(" "));
+        assert_eq!(params("id=").one("id"), None);
     }
 }
