@@ -495,8 +495,12 @@ pub struct AdminSettings {
     /// Allow `listen` on an address other machines can reach without a `token_file`.
     pub insecure: bool,
     /// Serve the web dashboard at the listener's root (`/`, `/api/...`): see
-    /// `crate::dashboard` for whom it answers.
+    /// `crate::dashboard::access` for whom it answers.
     pub dashboard: bool,
+    /// The dashboard answers requests bearing one of this file's tokens (one per line;
+    /// resolved against the config directory), and calls the backend with the host's own
+    /// credentials. Not `token_file`: a scraper's token must not terminate workflows.
+    pub dashboard_token_file: Option<PathBuf>,
 }
 
 /// The admin listener's default port (`[admin] listen`).
@@ -510,6 +514,7 @@ impl Default for AdminSettings {
             token_file: None,
             insecure: false,
             dashboard: true,
+            dashboard_token_file: None,
         }
     }
 }
@@ -681,6 +686,7 @@ impl Config {
         config.embedded.peer_ca_file = resolve(config.embedded.peer_ca_file);
         config.embedded.database_ca_file = resolve(config.embedded.database_ca_file);
         config.admin.token_file = resolve(config.admin.token_file);
+        config.admin.dashboard_token_file = resolve(config.admin.dashboard_token_file);
         if config.backend.mode() == BackendMode::Embedded {
             // The host's own worker and the client authenticate with the embedded
             // backend's token, and trust its certificate as their root (a self-signed

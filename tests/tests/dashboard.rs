@@ -200,6 +200,28 @@ fn run_browser_tests(file: &str, url: &str, env: &[(&str, &str)], screenshots: b
 }
 
 #[test]
+fn on_a_listener_other_machines_reach_it_needs_a_dashboard_token() -> Result<()> {
+    let mut host = Host::start_with_config_text(
+        "[embedded]\nlisten = \"127.0.0.1:0\"\ndatabase = \"state.sqlite\"\n\n[plugins]\ndir = \"plugins\"\n\n[admin]\nlisten = \"0.0.0.0:0\"\ninsecure = true\n",
+        &[PluginFile::built("hello")?],
+    )?;
+    let port = host.admin_url()?.rsplit(':').next().unwrap().to_owned();
+    let refused = http_get(&format!("http://127.0.0.1:{port}/api/overview"), None)?;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("dashboard_token_file"),
+        "{}",
+        refused.body
+    );
+    // Metrics and probes are as they were.
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{port}/livez"), None)?.status,
+        200
+    );
+    Ok(())
+}
+
+#[test]
 fn the_dashboard_can_be_turned_off() -> Result<()> {
     let mut host = sample_host(HostConfig::embedded().admin_setting("dashboard = false"))?;
     let admin = host.admin_url()?;

@@ -6,13 +6,14 @@
 //! - Embedded backend with `[embedded] token_file`: a caller must present one of that
 //!   file's tokens, and the dashboard calls the backend with the caller's own token, so
 //!   the backend's check applies twice and a revoked token stops working at once.
-//! - Otherwise, with `[admin] token_file`: a caller must present one of its tokens; the
-//!   backend is called with the host's own credentials.
-//! - A remote backend called with credentials (a token or a client certificate) and no
-//!   `[admin] token_file`: the API is refused. Anyone reaching the admin listener (every
-//!   local user, by default) would act with the host's credentials.
-//! - Nothing set anywhere: open, as the backend is. The listener is on loopback by
-//!   default, and a listener other machines reach needs a token or `insecure = true`.
+//! - Otherwise, with `[admin] dashboard_token_file`: a caller must present one of its
+//!   tokens; the backend is called with the host's own credentials. (Not `[admin]
+//!   token_file`: that is a scraper's token, which must not steer workflows.)
+//! - Without either, it is refused when the host calls a remote backend with credentials
+//!   (anyone reaching the admin listener would act with them) and when the admin
+//!   listener is reachable from other machines (`insecure = true` let them read metrics,
+//!   not purge workflows).
+//! - Otherwise open, as the backend is: to this machine's users, on loopback.
 //!
 //! Browsers add two threats a gRPC client does not have; both are closed here for every
 //! policy:
@@ -36,8 +37,8 @@ pub enum Access {
     Open,
     /// The embedded backend's tokens; the caller's token is passed on to the backend.
     BackendTokens(Arc<TokenFile>),
-    /// `[admin] token_file`; the backend is called with the host's credentials.
-    AdminTokens(Arc<TokenFile>),
+    /// `[admin] dashboard_token_file`; the backend is called with the host's credentials.
+    DashboardTokens(Arc<TokenFile>),
     /// The API is off, for the reason given.
     Refused(String),
 }
@@ -80,10 +81,10 @@ impl Access {
                     "a bearer token of the backend's [embedded] token_file is required",
                 )),
             },
-            Access::AdminTokens(tokens) => match presented {
+            Access::DashboardTokens(tokens) => match presented {
                 Some(token) if tokens.accepts(token) => Ok(Admitted { pass_on: None }),
                 _ => Err(token_required(
-                    "a bearer token of [admin] token_file is required",
+                    "a bearer token of [admin] dashboard_token_file is required",
                 )),
             },
         }
@@ -106,14 +107,12 @@ fn forbidden(message: String) -> Refusal {
     }
 }
 
+/// The token of `Authorization: Bearer <token>` (the scheme in any case, RFC 7235).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A POST must be JSON from this origin (see the module's comment).
@@ -183,11 +182,24 @@ fn refuse_named_host(headers: &HeaderMap) -> Result<(), Refusal> {
 
 /// `127.0.0.1:9464`, `[::1]:9464`, `localhost:9464` (with or without the port).
 fn is_address(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    let port_ok = |port: &str| {
+        port.is_empty()
+            || port
+                .strip_prefix(':')
+                .is_some_and(|port| port.parse::<u16>().is_ok())
     };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+    match host.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(ip, port)| ip.parse::<std::net::Ipv6Addr>().is_ok() && port_ok(port)),
+        None => {
+            let (name, port) = host
+                .rfind(':')
+                .map_or((host, ""), |colon| host.split_at(colon));
+            port_ok(port)
+                && (name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -216,7 +228,13 @@ mod tests {
     #[test]
     fn open_answers_requests_to_addresses_only() {
         let open = Access::Open;
-        for host in ["127.0.0.1:9464", "[::1]:9464", "localhost:9464", "10.0.0.2"] {
+        for host in [
+            "127.0.0.1:9464",
+            "[::1]:9464",
+            "[::1]",
+            "LOCALHOST:9464",
+            "10.0.0.2",
+        ] {
             assert_eq!(
                 open.admit(&Method::GET, &headers(&[("host", host)])),
                 Ok(Admitted { pass_on: None }),
@@ -289,10 +307,10 @@ mod tests {
     }
 
     #[test]
-    fn admin_tokens_are_checked_and_not_passed_on() {
+    fn dashboard_tokens_are_checked_and_not_passed_on() {
         let (_dir, tokens) = token_file("admin-secret\n");
-        let access = Access::AdminTokens(tokens);
-        let right = headers(&[("authorization", "Bearer admin-secret")]);
+        let access = Access::DashboardTokens(tokens);
+        let right = headers(&[("authorization", "bearer admin-secret")]);
         assert_eq!(
             access.admit(&Method::GET, &right),
             Ok(Admitted { pass_on: None })

@@ -82,30 +82,18 @@ impl Dashboard {
             defaults.endpoint = Endpoint::to_listener(listener, config.embedded.serves_tls());
             client
         });
-        let open = |path: &std::path::Path, setting: &str| {
-            TokenFile::open(path).map_err(|error| format!("{setting}: {error}"))
-        };
-        let admin_tokens = config
-            .admin
-            .token_file
-            .as_deref()
-            .map(|path| open(path, "[admin] token_file"))
-            .transpose()?;
-        let access = match config.backend.mode() {
-            BackendMode::Embedded => match &config.embedded.token_file {
-                Some(path) => Access::BackendTokens(open(path, "[embedded] token_file")?),
-                None => admin_tokens.map_or(Access::Open, Access::AdminTokens),
-            },
-            BackendMode::Remote => match admin_tokens {
-                Some(tokens) => Access::AdminTokens(tokens),
-                None if defaults.token.is_some() || defaults.tls.identity.is_some() => {
-                    Access::Refused(
-                        "the dashboard is off: it would call the backend with this host's credentials for anyone who reaches the admin listener; set [admin] token_file (its tokens then open the dashboard), or [admin] dashboard = false".to_owned(),
-                    )
-                }
-                None => Access::Open,
-            },
-        };
+        let access = decide_access(
+            config,
+            defaults.token.is_some() || defaults.tls.identity.is_some(),
+        )?;
+        if !matches!(access, Access::Open | Access::Refused(_))
+            && !config.admin.listen.ip().is_loopback()
+        {
+            tracing::warn!(
+                listen = %config.admin.listen,
+                "the dashboard's tokens travel in clear text to [admin] listen, which other machines reach: put TLS in front of it (a reverse proxy) or keep it on loopback"
+            );
+        }
         Ok(Dashboard {
             access,
             endpoint: defaults.endpoint,
@@ -165,6 +153,37 @@ impl Dashboard {
     }
 }
 
+/// Who may use the dashboard (see [`access`]): `credentials` says whether the host calls a
+/// remote backend with a token or a client certificate.
+fn decide_access(config: &Config, credentials: bool) -> Result<Access, String> {
+    let open = |path: &std::path::Path, setting: &str| {
+        TokenFile::open(path).map_err(|error| format!("{setting}: {error}"))
+    };
+    if config.backend.mode() == BackendMode::Embedded
+        && let Some(path) = &config.embedded.token_file
+    {
+        return Ok(Access::BackendTokens(open(path, "[embedded] token_file")?));
+    }
+    if let Some(path) = &config.admin.dashboard_token_file {
+        return Ok(Access::DashboardTokens(open(
+            path,
+            "[admin] dashboard_token_file",
+        )?));
+    }
+    if config.backend.mode() == BackendMode::Remote && credentials {
+        return Ok(Access::Refused(
+            "the dashboard is off: it would call the backend with this host's credentials for anyone who reaches the admin listener; set [admin] dashboard_token_file (its tokens then open the dashboard), or [admin] dashboard = false".to_owned(),
+        ));
+    }
+    if !config.admin.listen.ip().is_loopback() {
+        return Ok(Access::Refused(format!(
+            "the dashboard is off: [admin] listen = \"{}\" is reachable from other machines, which could start, terminate and purge workflows; set [admin] dashboard_token_file (its tokens then open the dashboard), or [admin] dashboard = false",
+            config.admin.listen
+        )));
+    }
+    Ok(Access::Open)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -187,24 +206,49 @@ mod tests {
 
     #[test]
     fn the_embedded_backends_tokens_guard_it_when_set() {
-        let access = access_of("[embedded]\ntoken_file = \"embedded.tokens\"\n\n[admin]\ntoken_file = \"admin.tokens\"\n").unwrap();
+        let access = access_of(
+            "[embedded]\ntoken_file = \"embedded.tokens\"\n\n[admin]\ndashboard_token_file = \"admin.tokens\"\n",
+        )
+        .unwrap();
         assert!(matches!(access, Access::BackendTokens(_)));
-        let access = access_of("[admin]\ntoken_file = \"admin.tokens\"\n").unwrap();
-        assert!(matches!(access, Access::AdminTokens(_)));
+        let access = access_of("[admin]\ndashboard_token_file = \"admin.tokens\"\n").unwrap();
+        assert!(matches!(access, Access::DashboardTokens(_)));
         assert!(matches!(access_of("").unwrap(), Access::Open));
     }
 
     #[test]
-    fn a_remote_backend_with_credentials_needs_the_admin_token() {
+    fn a_scrapers_token_does_not_open_it() {
+        // [admin] token_file is Prometheus's: on loopback the dashboard stays as open as
+        // the backend, and its actions never take the scraper's token.
+        let access = access_of("[admin]\ntoken_file = \"admin.tokens\"\n").unwrap();
+        assert!(matches!(access, Access::Open));
+    }
+
+    #[test]
+    fn a_listener_other_machines_reach_needs_a_dashboard_token() {
+        let reachable = "[admin]\nlisten = \"0.0.0.0:9464\"\ninsecure = true\n";
+        let Access::Refused(reason) = access_of(reachable).unwrap() else {
+            panic!("an open dashboard on the network");
+        };
+        assert!(reason.contains("dashboard_token_file"), "{reason}");
+        let guarded = format!("{reachable}dashboard_token_file = \"admin.tokens\"\n");
+        assert!(matches!(
+            access_of(&guarded).unwrap(),
+            Access::DashboardTokens(_)
+        ));
+    }
+
+    #[test]
+    fn a_remote_backend_with_credentials_needs_a_dashboard_token() {
         let remote = "[backend]\nendpoint = \"http://backend.example:4001\"\ntoken_file = \"backend.token\"\n";
         let Access::Refused(reason) = access_of(remote).unwrap() else {
             panic!("a dashboard acting with the host's credentials for anyone");
         };
-        assert!(reason.contains("[admin] token_file"), "{reason}");
-        let guarded = format!("{remote}\n[admin]\ntoken_file = \"admin.tokens\"\n");
+        assert!(reason.contains("[admin] dashboard_token_file"), "{reason}");
+        let guarded = format!("{remote}\n[admin]\ndashboard_token_file = \"admin.tokens\"\n");
         assert!(matches!(
             access_of(&guarded).unwrap(),
-            Access::AdminTokens(_)
+            Access::DashboardTokens(_)
         ));
         let without_credentials = "[backend]\nendpoint = \"http://backend.example:4001\"\n";
         assert!(matches!(
