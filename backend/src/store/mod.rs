@@ -155,8 +155,8 @@ impl Store {
     }
 
     /// The records of `kind` under `keys` that exist, as (key, value), in no particular
-    /// order: one round trip on PostgreSQL (a page of a listing), a lookup per key on
-    /// SQLite (no round trip to save).
+    /// order: one round trip on PostgreSQL (a page of a listing), one read transaction on
+    /// SQLite.
     pub fn load_records_by_key(
         &self,
         hub: &str,
@@ -164,15 +164,7 @@ impl Store {
         keys: &[&str],
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         match self {
-            Store::Sqlite(store) => {
-                let mut found = Vec::with_capacity(keys.len());
-                for key in keys {
-                    if let Some(value) = store.load_record(hub, kind, key)? {
-                        found.push(((*key).to_owned(), value));
-                    }
-                }
-                Ok(found)
-            }
+            Store::Sqlite(store) => store.load_records_by_key(hub, kind, keys),
             Store::Postgres(store) => store.load_records_by_key(hub, kind, keys),
         }
     }
