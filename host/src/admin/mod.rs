@@ -26,6 +26,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use durabletask_backend::{InProcessClient, TokenFile};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -93,6 +94,13 @@ impl AdminServer {
         let local_addr = listener
             .local_addr()
             .map_err(|error| format!("[admin] listen: {error}"))?;
+        // Answers go out as soon as they are written: with Nagle's algorithm a response
+        // written in more than one piece can wait for the browser's delayed ACK (40 ms).
+        let listener = listener.tap_io(|connection| {
+            if let Err(error) = connection.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY on an admin connection");
+            }
+        });
         let dashboard = sources.dashboard.take();
         let shared = Arc::new(Shared {
             sources,
