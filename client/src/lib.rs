@@ -26,8 +26,8 @@ pub use endpoint::Endpoint;
 pub use error::ClientError;
 pub use operations::Client;
 pub use options::{
-    ClientOptions, DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, EntityListOptions, ListOptions, Paging,
-    SignalOptions, StartOptions,
+    ClientOptions, DEFAULT_LIST_LIMIT, DEFAULT_PAGE_SIZE, EntityListOptions, ListOptions,
+    NamedPage, Paging, SignalOptions, StartOptions,
 };
 pub use schedule::signal_time;
 // The JSON shapes printed, from the crate the SDK's test kit reads histories back with.

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 use durabletask_abi::entity::EntityInstanceId;
 use durabletask_proto::{
     CreateInstanceRequest, EntityQuery, GetEntityRequest, GetInstanceRequest, GetInstanceResponse,
-    InstanceQuery, PurgeInstancesRequest, QueryEntitiesRequest, QueryInstancesRequest,
-    RaiseEventRequest, RestartInstanceRequest, ResumeRequest, RewindInstanceRequest,
-    SignalEntityRequest, StreamInstanceHistoryRequest, SuspendRequest, TerminateRequest,
-    purge_instances_request,
+    InstanceQuery, OrchestrationState, PurgeInstancesRequest, QueryEntitiesRequest,
+    QueryInstancesRequest, RaiseEventRequest, RestartInstanceRequest, ResumeRequest,
+    RewindInstanceRequest, SignalEntityRequest, StreamInstanceHistoryRequest, SuspendRequest,
+    TerminateRequest, purge_instances_request,
 };
 use prost_types::Timestamp;
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ use tonic::Code;
 use crate::connection::{self, CallMetadata, SidecarClient};
 use crate::paging::{Page, follow_pages};
 use crate::{
-    ClientError, ClientOptions, EntityListOptions, JsonText, ListOptions, SignalOptions,
+    ClientError, ClientOptions, EntityListOptions, JsonText, ListOptions, NamedPage, SignalOptions,
     StartOptions,
 };
 use durabletask_json::event_to_json;
@@ -374,56 +374,68 @@ impl Client {
     /// `{"instances": [<state as status prints it>...], "continuation_token": <where to
     /// go on, or null when there is nothing more>}`.
     pub async fn list(&self, options: ListOptions) -> Result<Value, ClientError> {
-        let runtime_status: Vec<i32> = options
-            .statuses
-            .iter()
-            .map(|status| *status as i32)
-            .collect();
-        let prefix = options.prefix.filter(|prefix| !prefix.is_empty());
-        let created_from = options.created_from.map(Timestamp::from);
-        let created_to = options.created_to.map(Timestamp::from);
         let payloads = options.payloads;
-        let (instances, token) = follow_pages(options.paging, |count, token| {
-            let query = InstanceQuery {
-                runtime_status: runtime_status.clone(),
-                created_time_from: created_from,
-                created_time_to: created_to,
-                max_instance_count: count,
-                continuation_token: token,
-                instance_id_prefix: prefix.clone(),
-                fetch_inputs_and_outputs: payloads,
-                ..Default::default()
-            };
+        let (instances, token) = follow_pages(options.paging.clone(), |count, token| {
+            let request = instances_request(&options, count, token);
             async move {
-                let response = self
-                    .call(
-                        "QueryInstances",
-                        CALL_TIMEOUT,
-                        |mut client, request| async move { client.query_instances(request).await },
-                        QueryInstancesRequest { query: Some(query) },
-                    )
-                    .await?;
+                let (states, continuation_token) = self.query_instances(request).await?;
                 Ok(Page {
-                    items: response
-                        .orchestration_state
+                    items: states
                         .into_iter()
-                        .map(|mut state| {
-                            // A backend may send these anyway (they are not input or
-                            // output); a listing without payloads holds none of them,
-                            // whatever their size.
-                            if !payloads {
-                                state.custom_status = None;
-                                state.failure_details = None;
-                            }
-                            state_to_json(&state)
-                        })
+                        .map(|state| listed_state_json(state, payloads))
                         .collect(),
-                    continuation_token: response.continuation_token,
+                    continuation_token,
                 })
             }
         })
         .await?;
         Ok(json!({ "instances": instances, "continuation_token": token }))
+    }
+
+    /// One backend page (one `QueryInstances` call) of at most `options.paging.page_size`
+    /// instances matching `options`, from its continuation token, keeping those named
+    /// `name`. The protocol's query cannot filter by name, so a name filter reads page
+    /// after page; the others are dropped before anything is made of them.
+    pub async fn list_page_named(
+        &self,
+        options: &ListOptions,
+        name: &str,
+    ) -> Result<NamedPage, ClientError> {
+        let count = i32::try_from(options.paging.page_size.max(1)).unwrap_or(i32::MAX);
+        let token = options
+            .paging
+            .continuation_token
+            .clone()
+            .filter(|token| !token.is_empty());
+        let request = instances_request(options, count, token);
+        let (states, continuation_token) = self.query_instances(request).await?;
+        let scanned = states.len();
+        let instances = states
+            .into_iter()
+            .filter(|state| state.name == name)
+            .map(|state| listed_state_json(state, options.payloads))
+            .collect();
+        Ok(NamedPage {
+            instances,
+            scanned,
+            continuation_token: continuation_token.filter(|token| !token.is_empty()),
+        })
+    }
+
+    /// One `QueryInstances` call: the states and the continuation token.
+    async fn query_instances(
+        &self,
+        query: InstanceQuery,
+    ) -> Result<(Vec<OrchestrationState>, Option<String>), ClientError> {
+        let response = self
+            .call(
+                "QueryInstances",
+                CALL_TIMEOUT,
+                |mut client, request| async move { client.query_instances(request).await },
+                QueryInstancesRequest { query: Some(query) },
+            )
+            .await?;
+        Ok((response.orchestration_state, response.continuation_token))
     }
 
     /// Queues operation `operation` for an entity without waiting for it to run:
@@ -637,6 +649,36 @@ fn wrong_state_for(instance_id: &str, verb: &str, why: &str, error: ClientError)
 fn is_local_deadline(status: &tonic::Status) -> bool {
     status.code() == Code::Cancelled && status.message().contains("Timeout expired")
 }
+
+/// The query for `options`' filters: at most `count` instances from `token`.
+fn instances_request(options: &ListOptions, count: i32, token: Option<String>) -> InstanceQuery {
+    InstanceQuery {
+        runtime_status: options
+            .statuses
+            .iter()
+            .map(|status| *status as i32)
+            .collect(),
+        created_time_from: options.created_from.map(Timestamp::from),
+        created_time_to: options.created_to.map(Timestamp::from),
+        max_instance_count: count,
+        continuation_token: token,
+        instance_id_prefix: options.prefix.clone().filter(|prefix| !prefix.is_empty()),
+        fetch_inputs_and_outputs: options.payloads,
+        ..Default::default()
+    }
+}
+
+/// A listed state as `status` prints it.
+fn listed_state_json(mut state: OrchestrationState, payloads: bool) -> Value {
+    // A backend may send these anyway (they are not input or output); a listing without
+    // payloads holds none of them, whatever their size.
+    if !payloads {
+        state.custom_status = None;
+        state.failure_details = None;
+    }
+    state_to_json(&state)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

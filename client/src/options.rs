@@ -72,6 +72,17 @@ pub struct ListOptions {
     pub paging: Paging,
 }
 
+/// One backend page of a listing by name ([`crate::Client::list_page_named`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedPage {
+    /// The page's instances of that name, as `list` gives them.
+    pub instances: Vec<serde_json::Value>,
+    /// How many instances the page held, of any name.
+    pub scanned: usize,
+    /// Where the next page starts (None: this was the last).
+    pub continuation_token: Option<String>,
+}
+
 /// What `list-entities` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntityListOptions {

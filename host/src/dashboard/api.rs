@@ -10,8 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::routing::{get, post};
 use durabletask_client::{
-    ClientError, EntityListOptions, ListOptions, Paging, SignalOptions, StartOptions, entity_id,
-    parse_status,
+    EntityListOptions, ListOptions, Paging, SignalOptions, StartOptions, entity_id, parse_status,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -91,28 +90,27 @@ async fn instances(Read { client, params }: Read) -> Answer {
         payloads: false,
         paging: Paging::default(),
     };
-    // A closure returning a future (not an async closure): see `listing::scan_by_name`.
-    let list = |size: usize, token: Option<String>| {
-        let options = ListOptions {
-            paging: Paging {
-                limit: size,
-                page_size: size,
-                continuation_token: token,
-            },
-            ..filter.clone()
-        };
-        let client = Arc::clone(&client);
-        async move {
-            let listing = client.list(options).await?;
-            Ok::<_, ClientError>(split_listing(listing, "instances"))
-        }
+    let paged = |size: usize, token: Option<String>| ListOptions {
+        paging: Paging {
+            limit: size,
+            page_size: size,
+            continuation_token: token,
+        },
+        ..filter.clone()
     };
     let page = match params.one("name") {
         Some(name) => {
-            listing::scan_by_name(name, page_size, cursor, |token| list(SCAN_CHUNK, token)).await?
+            // A closure returning a future (not an async closure): see `listing::scan_by_name`.
+            let chunk = |token: Option<String>| {
+                let options = paged(SCAN_CHUNK, token);
+                let client = Arc::clone(&client);
+                async move { client.list_page_named(&options, name).await }
+            };
+            listing::scan_by_name(page_size, cursor, chunk).await?
         }
         None => {
-            let (instances, token) = list(page_size, cursor.token).await?;
+            let listed = client.list(paged(page_size, cursor.token)).await?;
+            let (instances, token) = split_listing(listed, "instances");
             listing::Page {
                 scanned: instances.len(),
                 instances,

@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use durabletask_client::NamedPage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -104,31 +105,34 @@ pub struct Page {
 }
 
 /// Scans for instances named `name`. `fetch(token)` is one backend call of
-/// [`SCAN_CHUNK`] instances from `token`; for the same token it returns the same chunk,
-/// less what left the listing and plus what joined it since.
+/// [`SCAN_CHUNK`] instances from `token`, giving those named `name` (the others are
+/// dropped where they are read) and how many it read; for the same token it reads the
+/// same chunk, less what left the listing and plus what joined it since.
 ///
 /// (A closure returning a future, not an async closure, so that the page's future is
 /// `Send`: see `durabletask_client`'s paging.)
 pub async fn scan_by_name<E, F>(
-    name: &str,
     page_size: usize,
     cursor: Cursor,
     mut fetch: impl FnMut(Option<String>) -> F,
 ) -> Result<Page, E>
 where
-    F: Future<Output = Result<(Vec<Value>, Option<String>), E>>,
+    F: Future<Output = Result<NamedPage, E>>,
 {
     let started = Instant::now();
     let mut page = Page::default();
     let mut token = cursor.token;
     let mut after = cursor.after;
     loop {
-        let (chunk, next_token) = fetch(token.clone()).await?;
-        page.scanned += chunk.len();
-        let mut rest = chunk.into_iter().filter(|instance| {
-            instance["name"].as_str() == Some(name)
-                && !after.as_ref().is_some_and(|after| after.covers(instance))
-        });
+        let NamedPage {
+            instances: named,
+            scanned,
+            continuation_token: next_token,
+        } = fetch(token.clone()).await?;
+        page.scanned += scanned;
+        let mut rest = named
+            .into_iter()
+            .filter(|instance| !after.as_ref().is_some_and(|after| after.covers(instance)));
         for instance in rest.by_ref() {
             page.instances.push(instance);
             if page.instances.len() == page_size {
@@ -172,7 +176,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    type Chunk = std::future::Ready<Result<(Vec<Value>, Option<String>), String>>;
+    type Chunk = std::future::Ready<Result<NamedPage, String>>;
 
     /// A backend listing `rows` (id, name) oldest first (two rows per second), which a
     /// test may change meanwhile.
@@ -196,9 +200,11 @@ mod tests {
         Arc::new(Mutex::new(all))
     }
 
-    /// Pages of `listing` in chunks of `chunk` by offset, as the reference backend pages.
+    /// Pages of `listing` in chunks of `chunk` by offset, as the reference backend pages,
+    /// keeping those named `name` (as `Client::list_page_named` does).
     fn pages_of(
         listing: &Arc<Mutex<Vec<Value>>>,
+        name: &'static str,
         chunk: usize,
     ) -> impl FnMut(Option<String>) -> Chunk + use<> {
         let listing = Arc::clone(listing);
@@ -208,7 +214,16 @@ mod tests {
             let start = start.min(all.len());
             let end = (start + chunk).min(all.len());
             let next = (end < all.len()).then(|| end.to_string());
-            std::future::ready(Ok((all[start..end].to_vec(), next)))
+            let read = &all[start..end];
+            std::future::ready(Ok(NamedPage {
+                instances: read
+                    .iter()
+                    .filter(|instance| instance["name"] == name)
+                    .cloned()
+                    .collect(),
+                scanned: read.len(),
+                continuation_token: next,
+            }))
         }
     }
 
@@ -252,8 +267,8 @@ mod tests {
         let mut seen = Vec::new();
         let mut cursor = Cursor::default();
         loop {
-            let fetch = pages_of(&listing(&rows), 10);
-            let page = scan_by_name("a", 2, cursor, fetch).await.unwrap();
+            let fetch = pages_of(&listing(&rows), "a", 10);
+            let page = scan_by_name(2, cursor, fetch).await.unwrap();
             seen.extend(ids(&page).iter().map(|id| (*id).to_owned()));
             match page.next {
                 // The cursor survives a round trip through the page's URL.
@@ -270,12 +285,12 @@ mod tests {
         // terminated, and the listing is of RUNNING ones); page 2 must show lost-2.
         let rows = [("lost-1", "a"), ("lost-2", "a"), ("lost-3", "a")];
         let listing = listing(&rows);
-        let first = scan_by_name("a", 1, Cursor::default(), pages_of(&listing, 10))
+        let first = scan_by_name(1, Cursor::default(), pages_of(&listing, "a", 10))
             .await
             .unwrap();
         assert_eq!(ids(&first), ["lost-1"]);
         listing.lock().unwrap().remove(0);
-        let second = scan_by_name("a", 1, first.next.unwrap(), pages_of(&listing, 10))
+        let second = scan_by_name(1, first.next.unwrap(), pages_of(&listing, "a", 10))
             .await
             .unwrap();
         assert_eq!(ids(&second), ["lost-2"]);
@@ -288,8 +303,8 @@ mod tests {
         let mut seen = Vec::new();
         let mut cursor = Cursor::default();
         loop {
-            let fetch = pages_of(&listing(&rows), 10);
-            let page = scan_by_name("a", 1, cursor, fetch).await.unwrap();
+            let fetch = pages_of(&listing(&rows), "a", 10);
+            let page = scan_by_name(1, cursor, fetch).await.unwrap();
             seen.extend(ids(&page).iter().map(|id| (*id).to_owned()));
             match page.next {
                 Some(next) => cursor = next,
@@ -304,17 +319,13 @@ mod tests {
         let mut rows = vec![("common", "common"); SCAN_BUDGET + 2 * SCAN_CHUNK];
         let last = rows.len() - 1;
         rows[last] = ("the-rare-one", "rare");
-        let fetch = pages_of(&listing(&rows), SCAN_CHUNK);
-        let page = scan_by_name("rare", 10, Cursor::default(), fetch)
-            .await
-            .unwrap();
+        let fetch = pages_of(&listing(&rows), "rare", SCAN_CHUNK);
+        let page = scan_by_name(10, Cursor::default(), fetch).await.unwrap();
         assert!(page.instances.is_empty());
         assert!(page.scan_limited);
         assert_eq!(page.scanned, SCAN_BUDGET);
-        let fetch = pages_of(&listing(&rows), SCAN_CHUNK);
-        let page = scan_by_name("rare", 10, page.next.unwrap(), fetch)
-            .await
-            .unwrap();
+        let fetch = pages_of(&listing(&rows), "rare", SCAN_CHUNK);
+        let page = scan_by_name(10, page.next.unwrap(), fetch).await.unwrap();
         assert_eq!(ids(&page), ["the-rare-one"]);
         assert_eq!(page.next, None);
     }
@@ -322,10 +333,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_page_at_the_very_end_has_no_next() {
         let rows = [("p", "a"), ("q", "b"), ("r", "a")];
-        let fetch = pages_of(&listing(&rows), 10);
-        let page = scan_by_name("a", 2, Cursor::default(), fetch)
-            .await
-            .unwrap();
+        let fetch = pages_of(&listing(&rows), "a", 10);
+        let page = scan_by_name(2, Cursor::default(), fetch).await.unwrap();
         assert_eq!(ids(&page), ["p", "r"]);
         assert_eq!(page.next, None);
     }
