@@ -26,7 +26,6 @@ pub fn routes(dashboard: Arc<Dashboard>) -> Router {
         .route("/api/overview", get(overview))
         .route("/api/instances", get(instances).post(start))
         .route("/api/instance", get(instance))
-        .route("/api/history", get(history))
         .route("/api/raise-event", post(raise_event))
         .route("/api/suspend", post(suspend))
         .route("/api/resume", post(resume))
@@ -140,12 +139,14 @@ fn split_listing(mut listing: Value, key: &str) -> (Vec<Value>, Option<String>) 
     (items, token)
 }
 
+/// An instance page's data in one request: its state, then its history, read in that
+/// order so the history is at least as new as the state (the page stops refreshing once
+/// the state is finished, and that last refresh must show the final events too).
 async fn instance(Read { client, params }: Read) -> Answer {
-    ok(client.status(params.required("id")?).await?)
-}
-
-async fn history(Read { client, params }: Read) -> Answer {
-    ok(client.history(params.required("id")?).await?)
+    let id = params.required("id")?;
+    let state = client.status(id).await?;
+    let history = client.history(id).await?;
+    ok(json!({ "state": state, "history": history }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -592,10 +592,10 @@ async function instancePage(view, query) {
   let lastHistoryKey = '';
 
   const refresh = async () => {
-    // One after the other, state first: the history is then at least as new as the state,
-    // so the last refresh (the one that sees it finished) also shows the final events.
-    const state = await api(`/api/instance?id=${encodeURIComponent(id)}`, { signal: view.signal });
-    const history = await api(`/api/history?id=${encodeURIComponent(id)}`, { signal: view.signal });
+    // The server reads the state, then the history: the history is then at least as new
+    // as the state, so the last refresh (the one that sees it finished) also shows the
+    // final events.
+    const { state, history } = await api(`/api/instance?id=${encodeURIComponent(id)}`, { signal: view.signal });
     if (!view.alive) return false;
     const events = history?.events ?? [];
     const key = JSON.stringify(state);
