@@ -201,6 +201,7 @@ class View {
     this.controller = new AbortController();
     this.signal = this.controller.signal;
     this.disposers = [];
+    this.deferred = [];
     this.live = null;
   }
 
@@ -208,10 +209,21 @@ class View {
     this.alive = false;
     this.controller.abort();
     for (const fn of this.disposers) fn();
+    this.runAfterLoaded();
   }
 
   loaded() {
-    if (this.alive) document.body.dataset.loaded = this.route;
+    if (!this.alive) return;
+    document.body.dataset.loaded = this.route;
+    this.runAfterLoaded();
+  }
+
+  /** Runs `fn` once this view's data is in the page (or it is left before): for requests
+   *  the page can wait for, so they do not compete with the ones it shows first. */
+  afterLoaded(fn) { this.deferred.push(fn); }
+
+  runAfterLoaded() {
+    for (const fn of this.deferred.splice(0)) fn();
   }
 }
 
@@ -1031,7 +1043,7 @@ function boot() {
   setUpStartForm();
   render();
   // The header's version line; pages that need the overview fetch their own.
-  if (currentView.route !== 'instances') loadOverview().catch(() => {});
+  if (currentView.route !== 'instances') currentView.afterLoaded(() => loadOverview().catch(() => {}));
 }
 
 boot();
