@@ -368,6 +368,44 @@ test('bad JSON in the Start form shows the parse error and sends nothing', TEST_
   assert.deepEqual(posts, []);
 });
 
+test('a page opened afresh comes with its data; the pages after it ask the API', TEST_TIMEOUT, async (t) => {
+  const page = await context.newPage();
+  t.after(() => page.close());
+  const asked = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (url.pathname.startsWith('/api/')) asked.push(url.pathname + url.search);
+  });
+  const pages = [
+    ['/instances?prefix=bulk-00&status=COMPLETED', 'instances', '/api/instances?prefix=bulk-00&status=COMPLETED'],
+    ['/instance?id=bulk-0007', 'instance', '/api/instance?id=bulk-0007'],
+    ['/entities?prefix=%40account%40', 'entities', '/api/entities?prefix=%40account%40'],
+    ['/plugins', 'plugins', '/api/plugins'],
+  ];
+  for (const [path, route, read] of pages) {
+    asked.length = 0;
+    await page.goto(BASE + path);
+    await loaded(page, route);
+    assert.ok(!asked.includes(read), `${path} was shown without asking for ${read} (asked: ${asked})`);
+  }
+  // What came with the page is what the API answers (the other tests, which open every
+  // page afresh, check what such pages show).
+  await page.goto(BASE + '/instances?prefix=bulk-00&status=COMPLETED');
+  await loaded(page, 'instances');
+  const listed = await (await fetch(`${BASE}/api/instances?prefix=bulk-00&status=COMPLETED`)).json();
+  assert.equal(listed.instances.length, 50);
+  assert.deepEqual(await rowIds(page), listed.instances.map((i) => i.instance_id));
+  // A link inside the dashboard: that view asks the API.
+  asked.length = 0;
+  await navigateBy(page, page.getByRole('link', { name: 'Plugins' }), 'plugins');
+  assert.ok(asked.includes('/api/plugins'), `the plugins view asked the API (asked: ${asked})`);
+  // Back: the instances view asks again, nothing of the first view is reused.
+  asked.length = 0;
+  await page.goBack();
+  await loaded(page, 'instances');
+  assert.ok(asked.includes('/api/instances?prefix=bulk-00&status=COMPLETED'), `asked: ${asked}`);
+});
+
 test('plugins page lists each generation and what it registers', TEST_TIMEOUT, async (t) => {
   const page = await open(t, '/plugins', 'plugins');
   const hello = page.locator('[data-testid="plugin-generation"]', { hasText: 'hello_cities' });

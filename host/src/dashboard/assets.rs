@@ -9,10 +9,13 @@
 use std::sync::LazyLock;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
+
+use super::first_view;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -30,10 +33,15 @@ pub const PAGES: [&str; 6] = [
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-pub fn routes() -> Router {
+/// The pages and their assets; `api` answers the first reads each page comes with.
+pub fn routes(api: Router) -> Router {
     let mut router = Router::new();
     for page in PAGES {
-        router = router.route(page, get(index));
+        let api = api.clone();
+        router = router.route(
+            page,
+            get(move |request: Request| async move { index(&api, request).await }),
+        );
     }
     router
         .route(
@@ -73,10 +81,20 @@ static VERSIONED_INDEX: LazyLock<String> = LazyLock::new(|| {
         )
 });
 
-async fn index() -> Response {
-    let body = dev_override("index.html").unwrap_or_else(|| VERSIONED_INDEX.clone());
-    // Always revalidated: the binary is the version, and an upgraded host serves its own.
-    respond(body, "text/html; charset=utf-8", "no-cache")
+/// The shell, with the data of the page's first view when the API gives it
+/// ([`first_view`]).
+async fn index(api: &Router, request: Request) -> Response {
+    let shell = dev_override("index.html").unwrap_or_else(|| VERSIONED_INDEX.clone());
+    let (page, _) = request.into_parts();
+    let answers = first_view::answers(api, &page).await;
+    if answers.is_empty() {
+        // Always revalidated: the binary is the version, and an upgraded host serves its
+        // own.
+        return respond(shell, "text/html; charset=utf-8", "no-cache");
+    }
+    // Workflow data: no cache keeps it, as no cache keeps the API's answers.
+    let page = first_view::embed(&shell, &answers);
+    respond(page, "text/html; charset=utf-8", "no-store")
 }
 
 fn asset(uri: &Uri, name: &str, built_in: &'static str, content_type: &'static str) -> Response {

@@ -10,7 +10,8 @@
 //! engine, its counts by status ([`counts`]).
 //!
 //! - `assets`: the page (one HTML shell, a script and a stylesheet, built into the
-//!   binary: nothing to install, nothing fetched from elsewhere).
+//!   binary: nothing to install, nothing fetched from elsewhere); `first_view`: the data
+//!   a page's first view reads, sent with the page.
 //! - [`api`]: `/api/...`, JSON, one handler per page or action; `request` admits the
 //!   caller and reads its parameters and body, `answer` turns results and errors into
 //!   HTTP.
@@ -22,6 +23,7 @@ mod answer;
 mod api;
 mod assets;
 pub mod counts;
+mod first_view;
 pub mod listing;
 mod request;
 
@@ -115,8 +117,8 @@ impl Dashboard {
 
     /// The routes: the pages, their assets and `/api/...`.
     pub fn routes(self) -> Router {
-        let shared = Arc::new(self);
-        assets::routes().merge(api::routes(shared))
+        let api = api::routes(Arc::new(self));
+        assets::routes(api.clone()).merge(api)
     }
 
     /// The connection to call the backend with for a caller admitted with `pass_on`.

@@ -82,6 +82,10 @@ function badge(status) {
     'data-status': status }, status ?? 'UNKNOWN');
 }
 
+/** A query parameter as the API reads it (the page passes its query string on): the last
+ *  value given, none if that one is empty. */
+const param = (query, name) => query.getAll(name).at(-1) || null;
+
 const instanceHref = (id) => `/instance?id=${encodeURIComponent(id)}`;
 const entityHref = (id) => `/entity?id=${encodeURIComponent(id)}`;
 const instanceLink = (id, testid = 'instance-link') =>
@@ -119,7 +123,27 @@ class ApiError extends Error {
 
 let tokenPrompt = null; // one shared prompt however many requests got a 401
 
+// The answers the server sent with the page for its first view (first_view.rs), by the
+// path read: the first view takes them instead of asking, each once; later views ask.
+const firstView = takeFirstView();
+
+function takeFirstView() {
+  const element = document.getElementById('first-view');
+  if (!element) return new Map();
+  element.remove();
+  try {
+    return new Map(Object.entries(JSON.parse(element.textContent)));
+  } catch {
+    return new Map(); // the page then asks for them
+  }
+}
+
 async function api(path, { method = 'GET', body, signal } = {}) {
+  if (method === 'GET' && firstView.has(path)) {
+    const data = firstView.get(path);
+    firstView.delete(path);
+    return data;
+  }
   const headers = { Accept: 'application/json' };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -197,6 +221,9 @@ async function loadOverview(signal) {
 class View {
   constructor(route) {
     this.route = route;
+    // A page reads the API route of its own name with this query string (so the server
+    // knows what to send with the page: first_view.rs).
+    this.search = location.search;
     this.alive = true;
     this.controller = new AbortController();
     this.signal = this.controller.signal;
@@ -471,12 +498,12 @@ function pager(path, params, nextCursor) {
 function instanceFilters(query) {
   return {
     status: query.getAll('status'),
-    name: query.get('name') ?? '',
-    prefix: query.get('prefix') ?? '',
-    created_from: query.get('created_from') ?? '',
-    created_to: query.get('created_to') ?? '',
-    page_size: query.get('page_size') ?? '',
-    cursor: query.get('cursor') ?? '',
+    name: param(query, 'name') ?? '',
+    prefix: param(query, 'prefix') ?? '',
+    created_from: param(query, 'created_from') ?? '',
+    created_to: param(query, 'created_to') ?? '',
+    page_size: param(query, 'page_size') ?? '',
+    cursor: param(query, 'cursor') ?? '',
   };
 }
 
@@ -490,7 +517,7 @@ async function instancesPage(view, query) {
   const refresh = async () => {
     const [overview, list] = await Promise.all([
       loadOverview(view.signal),
-      api(withQuery('/api/instances', filters), { signal: view.signal }),
+      api(`/api/instances${view.search}`, { signal: view.signal }),
     ]);
     if (!view.alive) return false;
     if (!formSlot.firstChild) formSlot.append(instanceFilterForm(filters, overview));
@@ -591,7 +618,7 @@ function scanNote(list) {
 // Instance page
 
 async function instancePage(view, query) {
-  const id = query.get('id');
+  const id = param(query, 'id');
   if (!id) {
     main().append(h('h1', {}, 'Instance'), h('p', { class: 'error', role: 'alert' }, 'No instance id in the address (?id=…).'));
     return view.loaded();
@@ -607,7 +634,7 @@ async function instancePage(view, query) {
     // The server reads the state, then the history: the history is then at least as new
     // as the state, so the last refresh (the one that sees it finished) also shows the
     // final events.
-    const { state, history } = await api(`/api/instance?id=${encodeURIComponent(id)}`, { signal: view.signal });
+    const { state, history } = await api(`/api/instance${view.search}`, { signal: view.signal });
     if (!view.alive) return false;
     const events = history?.events ?? [];
     const key = JSON.stringify(state);
@@ -823,11 +850,11 @@ async function fillStartNames() {
 // Entities
 
 async function entitiesPage(view, query) {
-  const params = { prefix: query.get('prefix') ?? '', page_size: query.get('page_size') ?? '', cursor: query.get('cursor') ?? '' };
+  const params = { prefix: param(query, 'prefix') ?? '', page_size: param(query, 'page_size') ?? '', cursor: param(query, 'cursor') ?? '' };
   main().append(h('h1', {}, 'Entities'), entityFilterForm(params));
   let list;
   try {
-    list = await api(withQuery('/api/entities', params), { signal: view.signal });
+    list = await api(`/api/entities${view.search}`, { signal: view.signal });
   } catch (error) {
     if (view.alive) { main().append(pageError(error)); view.loaded(); }
     return;
@@ -878,7 +905,7 @@ function entityTable(entities) {
 }
 
 async function entityPage(view, query) {
-  const id = query.get('id');
+  const id = param(query, 'id');
   const heading = h('h1', {}, 'Entity ', h('code', { testid: 'entity-id' }, id ?? ''));
   if (!id) {
     main().append(heading, h('p', { class: 'error', role: 'alert' }, 'No entity id in the address (?id=@name@key).'));
@@ -891,7 +918,7 @@ async function entityPage(view, query) {
   const refresh = async () => {
     let entity;
     try {
-      entity = await api(`/api/entity?id=${encodeURIComponent(id)}`, { signal: view.signal });
+      entity = await api(`/api/entity${view.search}`, { signal: view.signal });
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 404)) throw error;
       // Not there (yet): a signal creates it, so the page keeps its Signal action.
@@ -991,7 +1018,10 @@ let currentView = null;
 const main = () => $('#main');
 
 function render({ focus = false } = {}) {
-  currentView?.dispose();
+  if (currentView) {
+    currentView.dispose();
+    firstView.clear(); // a later view shows what is current, not what came with the page
+  }
   delete document.body.dataset.loaded;
   const [route, page] = routes[location.pathname] ?? ['not-found', notFoundPage];
   const view = new View(route);

@@ -1,0 +1,185 @@
+//! A page comes with its first view's data: the shell carries the API's answers to the
+//! reads the page's script makes first, so a fresh load (a shared link, a new tab) shows
+//! its data without a request after the page. In a browser opening a new document each
+//! request is tens of milliseconds on a busy machine; the page times are in the README.
+//!
+//! Each read is answered by the API's own routes with the page request's own headers,
+//! so it is admitted exactly as the script's request would be ([`super::access`]). A read
+//! the API would not answer with 200 (a token is needed, another site's page asked, the
+//! instance is unknown) is left out: the script then makes that request itself and
+//! handles its answer (a token prompt, an error) as it handles any.
+//!
+//! A page reads the API route of its own name with its own query string
+//! (`/instances?status=RUNNING` reads `/api/instances?status=RUNNING`); the instances page
+//! reads the overview too. app.js asks for exactly these paths, and takes an answer found
+//! here instead, once, for the first view only.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::request::Parts;
+use axum::http::{Method, Request, StatusCode};
+use tower::ServiceExt;
+
+/// An answer larger than this is left for the script to ask for.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The API paths the page at `path` (with `query`) reads first.
+pub fn reads(path: &str, query: Option<&str>) -> Vec<String> {
+    let query = query.map(|query| format!("?{query}")).unwrap_or_default();
+    match path {
+        "/" | "/instances" => vec!["/api/overview".to_owned(), format!("/api/instances{query}")],
+        "/instance" | "/entities" | "/entity" => vec![format!("/api{path}{query}")],
+        "/plugins" => vec!["/api/plugins".to_owned()],
+        _ => Vec::new(),
+    }
+}
+
+/// The answers of `api` to the first reads of the page `page` asks for, each as
+/// (the path read, its JSON); reads not answered with 200 are left out.
+pub async fn answers(api: &Router, page: &Parts) -> Vec<(String, Bytes)> {
+    let mut answers = Vec::new();
+    if page.method != Method::GET {
+        return answers;
+    }
+    for path in reads(page.uri.path(), page.uri.query()) {
+        let Ok(mut request) = Request::get(path.as_str()).body(Body::empty()) else {
+            continue;
+        };
+        *request.headers_mut() = page.headers.clone();
+        let Ok(response) = api.clone().oneshot(request).await;
+        if response.status() != StatusCode::OK {
+            continue;
+        }
+        if let Ok(json) = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES).await {
+            answers.push((path, json));
+        }
+    }
+    answers
+}
+
+/// `shell` with `answers` in a `<script type="application/json" id="first-view">` (data,
+/// never run: the Content-Security-Policy allows no inline script) at the end of its head:
+/// one JSON object from each path read to its answer.
+pub fn embed(shell: &str, answers: &[(String, Bytes)]) -> String {
+    let mut json = String::from("{");
+    for (index, (path, answer)) in answers.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        // A string always serializes.
+        json.push_str(&serde_json::to_string(path).unwrap_or_default());
+        json.push(':');
+        json.push_str(&String::from_utf8_lossy(answer));
+    }
+    json.push('}');
+    // In JSON a "<" can only be inside a string, where \u003c means the same; written so,
+    // no text of the data can end the element ("</script>") or open a comment.
+    let json = json.replace('<', "\\u003c");
+    let element = format!("<script type=\"application/json\" id=\"first-view\">{json}</script>\n");
+    match shell.find("</head>") {
+        Some(at) => format!("{}{element}{}", &shell[..at], &shell[at..]),
+        None => shell.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn a_page_reads_the_api_route_of_its_name_with_its_query() {
+        assert_eq!(
+            reads("/instances", Some("status=RUNNING&name=a%20b")),
+            ["/api/overview", "/api/instances?status=RUNNING&name=a%20b"]
+        );
+        assert_eq!(reads("/", None), ["/api/overview", "/api/instances"]);
+        assert_eq!(reads("/instance", Some("id=x")), ["/api/instance?id=x"]);
+        assert_eq!(reads("/entities", None), ["/api/entities"]);
+        assert_eq!(
+            reads("/entity", Some("id=%40a%40b")),
+            ["/api/entity?id=%40a%40b"]
+        );
+        assert_eq!(reads("/plugins", Some("ignored=1")), ["/api/plugins"]);
+        assert!(reads("/assets/app.js", None).is_empty());
+    }
+
+    fn page(uri: &str, headers: &[(&'static str, &'static str)]) -> Parts {
+        let mut request = Request::get(uri).body(()).unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse().unwrap());
+        }
+        request.into_parts().0
+    }
+
+    #[tokio::test]
+    async fn answers_come_from_the_api_with_the_page_requests_headers_and_only_200s() {
+        // The overview admits only requests carrying the page's `x-who`; the listing
+        // echoes its query; the instance answers 401 as to a caller without a token.
+        let api = Router::new()
+            .route(
+                "/api/overview",
+                get(|headers: HeaderMap| async move {
+                    match headers.get("x-who") {
+                        Some(who) => (
+                            StatusCode::OK,
+                            format!("{{\"who\":\"{}\"}}", who.to_str().unwrap()),
+                        ),
+                        None => (StatusCode::FORBIDDEN, "{}".to_owned()),
+                    }
+                }),
+            )
+            .route(
+                "/api/instances",
+                get(|uri: axum::http::Uri| async move {
+                    format!("{{\"query\":\"{}\"}}", uri.query().unwrap_or_default())
+                }),
+            )
+            .route(
+                "/api/instance",
+                get(|| async { (StatusCode::UNAUTHORIZED, "{\"token_required\":true}") }),
+            );
+        let got = answers(&api, &page("/instances?status=RUNNING", &[("x-who", "me")])).await;
+        let got: Vec<(String, Value)> = got
+            .into_iter()
+            .map(|(path, json)| (path, serde_json::from_slice(&json).unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/api/overview".to_owned(), json!({"who": "me"})),
+                (
+                    "/api/instances?status=RUNNING".to_owned(),
+                    json!({"query": "status=RUNNING"})
+                ),
+            ]
+        );
+        let without = answers(&api, &page("/instances", &[])).await;
+        assert_eq!(without.len(), 1, "the refused overview is left out");
+        assert!(answers(&api, &page("/instance?id=x", &[])).await.is_empty());
+    }
+
+    #[test]
+    fn the_data_goes_at_the_end_of_the_head_and_cannot_end_its_element() {
+        let shell = "<html><head><title>t</title>\n</head><body></body></html>";
+        let hostile = Bytes::from_static(br#"{"output":"</script><script>alert(1)</script><!--"}"#);
+        let page = embed(shell, &[("/api/instance?id=</script>".to_owned(), hostile)]);
+        let start = page
+            .find("<script type=\"application/json\" id=\"first-view\">")
+            .unwrap();
+        let end = page[start..].find("</script>").unwrap() + start;
+        assert!(page[end..].starts_with("</script>\n</head>"), "{page}");
+        let data = &page[start + "<script type=\"application/json\" id=\"first-view\">".len()..end];
+        assert!(!data.contains('<'), "{data}");
+        let parsed: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"/api/instance?id=</script>": {"output": "</script><script>alert(1)</script><!--"}})
+        );
+    }
+}
