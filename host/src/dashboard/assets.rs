@@ -86,7 +86,7 @@ static VERSIONED_INDEX: LazyLock<String> = LazyLock::new(|| {
 async fn index(api: &Router, request: Request) -> Response {
     let shell = dev_override("index.html").unwrap_or_else(|| VERSIONED_INDEX.clone());
     let (page, _) = request.into_parts();
-    let answers = first_view::answers(api, &page).await;
+    let answers = first_view::answers(api, &page, first_view::WAIT).await;
     if answers.is_empty() {
         // Always revalidated: the binary is the version, and an upgraded host serves its
         // own.

@@ -7,25 +7,40 @@
 //! so it is admitted exactly as the script's request would be ([`super::access`]). A read
 //! the API would not answer with 200 (a token is needed, another site's page asked, the
 //! instance is unknown) is left out: the script then makes that request itself and
-//! handles its answer (a token prompt, an error) as it handles any.
+//! handles its answer (a token prompt, an error) as it handles any. So is a read not
+//! answered within [`WAIT`]: a slow or unreachable backend must not hold the page back,
+//! and the page shows its own progress and errors for what it asks itself.
 //!
 //! A page reads the API route of its own name with its own query string
 //! (`/instances?status=RUNNING` reads `/api/instances?status=RUNNING`); the instances page
 //! reads the overview too. app.js asks for exactly these paths, and takes an answer found
 //! here instead, once, for the first view only.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::request::Parts;
 use axum::http::{Method, Request, StatusCode};
+use futures::future::join_all;
 use tower::ServiceExt;
 
-/// An answer larger than this is left for the script to ask for.
-const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// How long the page waits for its first reads; what is not answered by then is left for
+/// the script. Ten times what the slowest read takes on the embedded backend at 50,000
+/// instances (a rare name's scan, ~40 ms), well under what a person notices as a wait.
+pub const WAIT: Duration = Duration::from_millis(400);
 
-/// The API paths the page at `path` (with `query`) reads first.
+/// An answer larger than this is left for the script to ask for: the bound on what one
+/// page request holds in memory (a browser fetches the same bytes either way).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// The API paths the page at `path` (with `query`) reads first: as app.js builds them
+/// from `location.search`, which is empty for an empty query (`/instances?`).
 pub fn reads(path: &str, query: Option<&str>) -> Vec<String> {
-    let query = query.map(|query| format!("?{query}")).unwrap_or_default();
+    let query = query
+        .filter(|query| !query.is_empty())
+        .map(|query| format!("?{query}"))
+        .unwrap_or_default();
     match path {
         "/" | "/instances" => vec!["/api/overview".to_owned(), format!("/api/instances{query}")],
         "/instance" | "/entities" | "/entity" => vec![format!("/api{path}{query}")],
@@ -35,26 +50,35 @@ pub fn reads(path: &str, query: Option<&str>) -> Vec<String> {
 }
 
 /// The answers of `api` to the first reads of the page `page` asks for, each as
-/// (the path read, its JSON); reads not answered with 200 are left out.
-pub async fn answers(api: &Router, page: &Parts) -> Vec<(String, Bytes)> {
-    let mut answers = Vec::new();
+/// (the path read, its JSON), read together; reads not answered with 200 within `wait`
+/// are left out.
+pub async fn answers(api: &Router, page: &Parts, wait: Duration) -> Vec<(String, Bytes)> {
     if page.method != Method::GET {
-        return answers;
+        return Vec::new();
     }
-    for path in reads(page.uri.path(), page.uri.query()) {
-        let Ok(mut request) = Request::get(path.as_str()).body(Body::empty()) else {
-            continue;
-        };
-        *request.headers_mut() = page.headers.clone();
-        let Ok(response) = api.clone().oneshot(request).await;
-        if response.status() != StatusCode::OK {
-            continue;
-        }
-        if let Ok(json) = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES).await {
-            answers.push((path, json));
-        }
+    let reads = reads(page.uri.path(), page.uri.query())
+        .into_iter()
+        .map(|path| async move {
+            let read = answer(api, page, &path);
+            match tokio::time::timeout(wait, read).await {
+                Ok(Some(json)) => Some((path, json)),
+                _ => None,
+            }
+        });
+    join_all(reads).await.into_iter().flatten().collect()
+}
+
+/// `api`'s answer to GET `path` with the headers of `page`, if it is a 200.
+async fn answer(api: &Router, page: &Parts, path: &str) -> Option<Bytes> {
+    let mut request = Request::get(path).body(Body::empty()).ok()?;
+    *request.headers_mut() = page.headers.clone();
+    let Ok(response) = api.clone().oneshot(request).await;
+    if response.status() != StatusCode::OK {
+        return None;
     }
-    answers
+    axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+        .await
+        .ok()
 }
 
 /// `shell` with `answers` in a `<script type="application/json" id="first-view">` (data,
@@ -99,6 +123,10 @@ mod tests {
             ["/api/overview", "/api/instances?status=RUNNING&name=a%20b"]
         );
         assert_eq!(reads("/", None), ["/api/overview", "/api/instances"]);
+        assert_eq!(
+            reads("/instances", Some("")),
+            ["/api/overview", "/api/instances"]
+        );
         assert_eq!(reads("/instance", Some("id=x")), ["/api/instance?id=x"]);
         assert_eq!(reads("/entities", None), ["/api/entities"]);
         assert_eq!(
@@ -144,7 +172,12 @@ mod tests {
                 "/api/instance",
                 get(|| async { (StatusCode::UNAUTHORIZED, "{\"token_required\":true}") }),
             );
-        let got = answers(&api, &page("/instances?status=RUNNING", &[("x-who", "me")])).await;
+        let got = answers(
+            &api,
+            &page("/instances?status=RUNNING", &[("x-who", "me")]),
+            WAIT,
+        )
+        .await;
         let got: Vec<(String, Value)> = got
             .into_iter()
             .map(|(path, json)| (path, serde_json::from_slice(&json).unwrap()))
@@ -159,9 +192,35 @@ mod tests {
                 ),
             ]
         );
-        let without = answers(&api, &page("/instances", &[])).await;
+        let without = answers(&api, &page("/instances", &[]), WAIT).await;
         assert_eq!(without.len(), 1, "the refused overview is left out");
-        assert!(answers(&api, &page("/instance?id=x", &[])).await.is_empty());
+        assert!(
+            answers(&api, &page("/instance?id=x", &[]), WAIT)
+                .await
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_read_not_answered_in_time_is_left_to_the_script() {
+        // The listing never answers (a backend that hangs); the overview does at once. The
+        // page is not held back by the one, and comes with the other.
+        let api = Router::new()
+            .route("/api/overview", get(|| async { "{\"counts\":{}}" }))
+            .route(
+                "/api/instances",
+                get(|| async {
+                    std::future::pending::<()>().await;
+                    "{}"
+                }),
+            );
+        let wait = Duration::from_millis(50);
+        let page = page("/instances", &[]);
+        let got = tokio::time::timeout(Duration::from_secs(5), answers(&api, &page, wait))
+            .await
+            .expect("the page was held back by a read that never ends");
+        let paths: Vec<&str> = got.iter().map(|(path, _)| path.as_str()).collect();
+        assert_eq!(paths, ["/api/overview"]);
     }
 
     #[test]
