@@ -406,6 +406,38 @@ test('a page opened afresh comes with its data; the pages after it ask the API',
   assert.ok(asked.includes('/api/instances?prefix=bulk-00&status=COMPLETED'), `asked: ${asked}`);
 });
 
+test('a long page shows a screenful of rows with its first frame, then the rest in order', TEST_TIMEOUT, async (t) => {
+  const page = await context.newPage();
+  t.after(() => page.close());
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  // What the page holds when it says its first screen is shown (before the rest can come).
+  await page.addInitScript(() => {
+    const observer = new MutationObserver(() => {
+      if (!document.body?.dataset.shown) return;
+      observer.disconnect();
+      const rows = document.querySelectorAll('[data-testid="instance-row"]');
+      window.firstScreen = {
+        rows: rows.length,
+        bottom: rows.length ? rows[rows.length - 1].getBoundingClientRect().bottom : 0,
+        height: window.innerHeight,
+        loaded: document.body.dataset.loaded ?? null,
+      };
+    });
+    observer.observe(document, { subtree: true, attributes: true, attributeFilter: ['data-shown'] });
+  });
+  await page.goto(`${BASE}/instances?prefix=bulk-&page_size=500`);
+  await loaded(page, 'instances');
+  const first = await page.evaluate(() => window.firstScreen);
+  assert.ok(first.rows > 0 && first.rows < 500, `the first screen held ${first.rows} rows`);
+  assert.ok(first.bottom >= first.height, `its rows fill the window (${first.bottom} px of ${first.height})`);
+  assert.equal(first.loaded, null, 'the page said it was loaded only once every row was in');
+  const listed = await (await fetch(`${BASE}/api/instances?prefix=bulk-&page_size=500`)).json();
+  assert.equal(listed.instances.length, 500);
+  assert.deepEqual(await rowIds(page), listed.instances.map((i) => i.instance_id));
+  assert.deepEqual(errors.map(String), [], 'the page threw');
+});
+
 test('plugins page lists each generation and what it registers', TEST_TIMEOUT, async (t) => {
   const page = await open(t, '/plugins', 'plugins');
   const hello = page.locator('[data-testid="plugin-generation"]', { hasText: 'hello_cities' });
