@@ -9,9 +9,10 @@
 use std::sync::LazyLock;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
@@ -86,15 +87,14 @@ static VERSIONED_INDEX: LazyLock<String> = LazyLock::new(|| {
 async fn index(api: &Router, request: Request) -> Response {
     let shell = dev_override("index.html").unwrap_or_else(|| VERSIONED_INDEX.clone());
     let (page, _) = request.into_parts();
-    let answers = first_view::answers(api, &page, first_view::WAIT).await;
-    if answers.is_empty() {
+    match first_view::body(api.clone(), page, &shell) {
+        // Workflow data: no cache keeps it, as no cache keeps the API's answers. (Whether
+        // any read is answered is known only after the head is sent.)
+        Some(body) => respond(body, "text/html; charset=utf-8", "no-store"),
         // Always revalidated: the binary is the version, and an upgraded host serves its
         // own.
-        return respond(shell, "text/html; charset=utf-8", "no-cache");
+        None => respond(shell, "text/html; charset=utf-8", "no-cache"),
     }
-    // Workflow data: no cache keeps it, as no cache keeps the API's answers.
-    let page = first_view::embed(&shell, &answers);
-    respond(page, "text/html; charset=utf-8", "no-store")
 }
 
 fn asset(uri: &Uri, name: &str, built_in: &'static str, content_type: &'static str) -> Response {
@@ -114,8 +114,8 @@ fn asset(uri: &Uri, name: &str, built_in: &'static str, content_type: &'static s
     respond(built_in.to_owned(), content_type, cache)
 }
 
-fn respond(body: String, content_type: &'static str, cache: &'static str) -> Response {
-    let mut response = body.into_response();
+fn respond(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {
+    let mut response = Response::new(body.into());
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));

@@ -15,14 +15,20 @@
 //! (`/instances?status=RUNNING` reads `/api/instances?status=RUNNING`); the instances page
 //! reads the overview too. app.js asks for exactly these paths, and takes an answer found
 //! here instead, once, for the first view only.
+//!
+//! The shell's head is sent at once and the data after it ([`body`]): the browser sets up
+//! the new document and fetches the script while the reads are made, rather than after.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::request::Parts;
 use axum::http::{Method, Request, StatusCode};
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream;
 use tower::ServiceExt;
 
 /// How long the page waits for its first reads; what is not answered by then is left for
@@ -81,10 +87,31 @@ async fn answer(api: &Router, page: &Parts, path: &str) -> Option<Bytes> {
         .ok()
 }
 
-/// `shell` with `answers` in a `<script type="application/json" id="first-view">` (data,
-/// never run: the Content-Security-Policy allows no inline script) at the end of its head:
-/// one JSON object from each path read to its answer.
-pub fn embed(shell: &str, answers: &[(String, Bytes)]) -> String {
+/// The body of the page `page` asks for: `shell` with the answers of `api` to the page's
+/// first reads at the end of its head ([`element`]); what comes before them is sent at
+/// once. `None` when the page makes no reads (or is not a GET) or `shell` has no head.
+pub fn body(api: Router, page: Parts, shell: &str) -> Option<Body> {
+    if page.method != Method::GET || reads(page.uri.path(), page.uri.query()).is_empty() {
+        return None;
+    }
+    let at = shell.find("</head>")?;
+    let head = Bytes::copy_from_slice(&shell.as_bytes()[..at]);
+    let rest = shell[at..].to_owned();
+    let data = async move {
+        let answers = answers(&api, &page, WAIT).await;
+        Ok::<_, Infallible>(Bytes::from(element(&answers) + &rest))
+    };
+    let chunks = stream::once(async move { Ok::<_, Infallible>(head) }).chain(stream::once(data));
+    Some(Body::from_stream(chunks))
+}
+
+/// `answers` in a `<script type="application/json" id="first-view">` (data, never run:
+/// the Content-Security-Policy allows no inline script): one JSON object from each path
+/// read to its answer. Empty when there are none.
+pub fn element(answers: &[(String, Bytes)]) -> String {
+    if answers.is_empty() {
+        return String::new();
+    }
     let mut json = String::from("{");
     for (index, (path, answer)) in answers.iter().enumerate() {
         if index > 0 {
@@ -99,11 +126,7 @@ pub fn embed(shell: &str, answers: &[(String, Bytes)]) -> String {
     // In JSON a "<" can only be inside a string, where \u003c means the same; written so,
     // no text of the data can end the element ("</script>") or open a comment.
     let json = json.replace('<', "\\u003c");
-    let element = format!("<script type=\"application/json\" id=\"first-view\">{json}</script>\n");
-    match shell.find("</head>") {
-        Some(at) => format!("{}{element}{}", &shell[..at], &shell[at..]),
-        None => shell.to_owned(),
-    }
+    format!("<script type=\"application/json\" id=\"first-view\">{json}</script>\n")
 }
 
 #[cfg(test)]
@@ -223,22 +246,88 @@ mod tests {
         assert_eq!(paths, ["/api/overview"]);
     }
 
-    #[test]
-    fn the_data_goes_at_the_end_of_the_head_and_cannot_end_its_element() {
+    #[tokio::test]
+    async fn the_head_comes_at_once_then_the_data_at_its_end_which_cannot_end_its_element() {
+        // The listing answers only when let go, so what the body yields before is seen.
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let released = std::sync::Arc::new(std::sync::Mutex::new(Some(released)));
+        let hostile = r#"{"output":"</script><script>alert(1)</script><!--"}"#;
+        let api = Router::new().route(
+            "/api/instance",
+            get(move || {
+                let released = released.lock().unwrap().take();
+                async move {
+                    if let Some(released) = released {
+                        released.await.ok();
+                    }
+                    hostile
+                }
+            }),
+        );
         let shell = "<html><head><title>t</title>\n</head><body></body></html>";
-        let hostile = Bytes::from_static(br#"{"output":"</script><script>alert(1)</script><!--"}"#);
-        let page = embed(shell, &[("/api/instance?id=</script>".to_owned(), hostile)]);
+        let body = body(api, page("/instance?id=%3C/script%3E", &[]), shell).unwrap();
+        let mut chunks = body.into_data_stream();
+        let head = tokio::time::timeout(Duration::from_secs(5), chunks.next())
+            .await
+            .expect("the head waited for the reads")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&head[..], b"<html><head><title>t</title>\n");
+        release.send(()).unwrap();
+        let mut page = String::from_utf8(head.to_vec()).unwrap();
+        while let Some(chunk) = chunks.next().await {
+            page.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
         let start = page
             .find("<script type=\"application/json\" id=\"first-view\">")
             .unwrap();
         let end = page[start..].find("</script>").unwrap() + start;
-        assert!(page[end..].starts_with("</script>\n</head>"), "{page}");
+        assert!(
+            page[end..].starts_with("</script>\n</head><body></body></html>"),
+            "{page}"
+        );
         let data = &page[start + "<script type=\"application/json\" id=\"first-view\">".len()..end];
         assert!(!data.contains('<'), "{data}");
         let parsed: Value = serde_json::from_str(data).unwrap();
         assert_eq!(
             parsed,
-            json!({"/api/instance?id=</script>": {"output": "</script><script>alert(1)</script><!--"}})
+            json!({"/api/instance?id=%3C/script%3E": {"output": "</script><script>alert(1)</script><!--"}})
         );
+    }
+
+    #[test]
+    fn no_text_of_a_path_or_an_answer_can_end_the_element() {
+        let hostile = Bytes::from_static(br#"{"output":"</script><!--"}"#);
+        let element = element(&[("/api/instance?id=</script>".to_owned(), hostile)]);
+        let data = element
+            .strip_prefix("<script type=\"application/json\" id=\"first-view\">")
+            .and_then(|rest| rest.strip_suffix("</script>\n"))
+            .unwrap();
+        assert!(!data.contains('<'), "{data}");
+        let parsed: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"/api/instance?id=</script>": {"output": "</script><!--"}})
+        );
+        assert_eq!(super::element(&[]), "");
+    }
+
+    #[tokio::test]
+    async fn with_no_answer_the_shell_comes_whole_and_without_data() {
+        let api = Router::new();
+        let shell = "<html><head></head><body></body></html>";
+        let body = body(api, page("/plugins", &[]), shell).unwrap();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        assert_eq!(&bytes[..], shell.as_bytes());
+    }
+
+    #[test]
+    fn a_page_without_reads_or_a_head_is_not_streamed() {
+        let shell = "<html><head></head><body></body></html>";
+        assert!(body(Router::new(), page("/nowhere", &[]), shell).is_none());
+        assert!(body(Router::new(), page("/plugins", &[]), "<p>no head</p>").is_none());
+        let mut head = page("/plugins", &[]);
+        head.method = Method::HEAD;
+        assert!(body(Router::new(), head, shell).is_none());
     }
 }
