@@ -87,7 +87,7 @@ static VERSIONED_INDEX: LazyLock<String> = LazyLock::new(|| {
 async fn index(api: &Router, request: Request) -> Response {
     let shell = dev_override("index.html").unwrap_or_else(|| VERSIONED_INDEX.clone());
     let (page, _) = request.into_parts();
-    match first_view::body(api.clone(), page, &shell) {
+    match first_view::body(api.clone(), page, &shell, first_view::QUICK).await {
         // Workflow data: no cache keeps it, as no cache keeps the API's answers. (Whether
         // any read is answered is known only after the head is sent.)
         Some(body) => respond(body, "text/html; charset=utf-8", "no-store"),
