@@ -7,15 +7,20 @@
 //
 // Each page is loaded afresh, as a new tab opening a shared link would: from about:blank
 // (no earlier page torn down on the clock), round after round, every page once per round.
-// Two times from the start of its navigation (performance's time origin): until the page
-// marks its data rendered (body[data-loaded], watched by a MutationObserver installed
-// before the page's own script runs), and until the frame showing it has been painted
-// (the next animation frame's style, layout and paint). The page reports both on the
-// console, so nothing of Playwright's runs in it while it loads. The same is timed for an
+// Four times from the start of its navigation (performance's time origin): until the page
+// marks the first screen of its data rendered (body[data-shown], watched by a
+// MutationObserver installed before the page's own script runs); until the frame showing it
+// has been painted (the next animation frame's style, layout and paint on the page's
+// thread); until that frame was presented on screen, after its raster and compositing on
+// other threads (the page's first contentful paint, when no frame without the data came
+// before it); and until all of its data is in the page (body[data-loaded]: later than
+// data-shown only for a long page of instances, whose rows below the first screen follow
+// the first frame). The page reports them on the console, so nothing of Playwright's runs
+// in it while it loads. The same is timed for an
 // empty page from Node's own HTTP server: Chromium's floor on this machine, which every
 // page pays before any of the dashboard's work. Then each page is reached by a link
 // inside the loaded dashboard (its own router, no new document), as a user moves between
-// pages, and timed from the click until its data is rendered.
+// pages, and timed from the click until the first screen of its data is rendered.
 
 import http from 'node:http';
 import { launchChromium } from '../tests/browser/chromium.mjs';
@@ -96,7 +101,7 @@ async function floorServer() {
   const server = http.createServer((request, response) => {
     response.setHeader('content-type', 'text/html; charset=utf-8');
     response.end('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>floor</title></head>'
-      + '<body><p>empty</p><script>document.body.dataset.loaded = "floor";</script></body></html>');
+      + '<body><p>empty</p><script>document.body.dataset.shown = document.body.dataset.loaded = "floor";</script></body></html>');
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
@@ -118,27 +123,52 @@ const pages = [
 
 const browser = await launchChromium();
 const page = await browser.newPage();
-// The page reports on the console when its data is in the page and when the frame showing
-// it has been drawn, so nothing of Playwright's runs in the page while it loads (waiting
+// The page reports on the console when the first screen of its data is in the page, when
+// the frame showing it has been drawn, and when all its data is in, so nothing of Playwright's runs in the page while it loads (waiting
 // with page.waitForFunction would inject Playwright's own script into the page, where it
 // competes with the page for the main thread).
 await page.addInitScript(() => {
+  let shown = null;
+  let painted = null;
+  let loaded = null;
+  let contentful = null;
+  const report = () => {
+    if (painted === null || loaded === null || contentful === null) return;
+    // The first contentful paint shows the data only if it is not earlier than the data.
+    const presented = contentful >= shown ? contentful : NaN;
+    console.debug(`dashboard-loaded ${shown} ${painted} ${loaded} ${presented}`);
+  };
+  new PerformanceObserver((entries) => {
+    const first = entries.getEntriesByName('first-contentful-paint')[0];
+    if (first && contentful === null) {
+      contentful = first.startTime;
+      report();
+    }
+  }).observe({ type: 'paint', buffered: true });
   const observer = new MutationObserver(() => {
-    if (document.body?.dataset.loaded) {
-      observer.disconnect();
-      const rendered = performance.now();
+    const data = document.body?.dataset;
+    if (shown === null && data?.shown) {
+      shown = performance.now();
       // The next frame's style, layout and paint run before this timer's task.
       requestAnimationFrame(() => setTimeout(() => {
-        console.debug(`dashboard-loaded ${rendered} ${performance.now()}`);
+        painted = performance.now();
+        report();
       }, 0));
     }
+    if (loaded === null && data?.loaded) {
+      loaded = performance.now();
+      observer.disconnect();
+      report();
+    }
   });
-  observer.observe(document, { subtree: true, attributes: true, attributeFilter: ['data-loaded'] });
+  observer.observe(document, { subtree: true, attributes: true, attributeFilter: ['data-shown', 'data-loaded'] });
 });
 
 /** Loads `href` afresh, as a new tab would (from about:blank, so no earlier page is torn
  *  down on the clock): the milliseconds from the start of the navigation until the page
- *  marks its data rendered, and until the frame showing it has been painted. */
+ *  marks the first screen of its data rendered, until the frame showing it has been
+ *  painted, until all its data is in the page, and until the frame showing the data was
+ *  presented (NaN: a frame without the data was the first contentful one). */
 async function loadOnce(href) {
   await page.goto('about:blank');
   const loaded = page.waitForEvent('console', {
@@ -146,8 +176,8 @@ async function loadOnce(href) {
     timeout: 30000,
   });
   await page.goto(href, { waitUntil: 'commit' });
-  const [rendered, painted] = (await loaded).text().split(' ').slice(1).map(Number);
-  return { rendered, painted };
+  const [rendered, painted, complete, presented] = (await loaded).text().split(' ').slice(1).map(Number);
+  return { rendered, painted, complete, presented };
 }
 
 const floor = await floorServer();
@@ -165,37 +195,53 @@ for (let round = 0; round < repeats; round++) {
 floor.close();
 
 console.log(`\n${count} instances; each page loaded ${repeats} times afresh, round-robin; milliseconds, median (worst)`);
-console.log('| page | data in the page | painted | API alone |');
-console.log('|---|---|---|---|');
+console.log('| page | first screen of data in the page | painted | presented | all data in the page | API alone |');
+console.log('|---|---|---|---|---|---|');
 const show = (values) => (values.length ? `${median(values).toFixed(1)} (${Math.max(...values).toFixed(1)})` : '–');
+/** Presentation times, and how many loads showed a frame without the data first. */
+const showPresented = (loadsOfPage) => {
+  const known = loadsOfPage.map((l) => l.presented).filter((t) => !Number.isNaN(t));
+  const early = loadsOfPage.length - known.length;
+  return show(known) + (early ? ` [${early} loads painted before the data]` : '');
+};
 let worstPage = 0;
 let worstPainted = 0;
+let worstPresented = 0;
 const floorLoads = loads.get(timed[0][0]);
-console.log(`| ${timed[0][0]} | ${show(floorLoads.map((l) => l.rendered))} | ${show(floorLoads.map((l) => l.painted))} | – |`);
+console.log(`| ${timed[0][0]} | ${show(floorLoads.map((l) => l.rendered))} | ${show(floorLoads.map((l) => l.painted))} | ${showPresented(floorLoads)} | ${show(floorLoads.map((l) => l.complete))} | – |`);
 for (const [label, path, apiPath] of pages) {
   const times = loads.get(label) ?? [];
   const rendered = times.map((l) => l.rendered);
   const painted = times.map((l) => l.painted);
+  const presented = times.map((l) => l.presented).filter((t) => !Number.isNaN(t));
   if (times.length) {
     worstPage = Math.max(worstPage, median(rendered));
     worstPainted = Math.max(worstPainted, median(painted));
+    if (presented.length) worstPresented = Math.max(worstPresented, median(presented));
   }
-  console.log(`| ${label} | ${show(rendered)} | ${show(painted)} | ${show(await timeApi(apiPath))} |`);
+  const complete = times.map((l) => l.complete);
+  const presentedText = times.length ? showPresented(times) : '–';
+  console.log(`| ${label} | ${show(rendered)} | ${show(painted)} | ${presentedText} | ${show(complete)} | ${show(await timeApi(apiPath))} |`);
 }
 const floorTimes = floorLoads.map((l) => l.rendered);
 
 /** Follows a link to `path` inside the loaded dashboard (the page's own router, no new
- *  document) and resolves with the milliseconds until the page marks its data rendered. */
+ *  document) and resolves with the milliseconds until the page marks the first screen of
+ *  its data rendered. */
 function clickTo(path) {
   return page.evaluate((target) => new Promise((resolve) => {
     const started = performance.now();
+    let shown = null;
+    // Resolves once the whole view is in (so the next click does not race the rest of
+    // its rows), with the time its first screen was.
     const observer = new MutationObserver(() => {
+      if (shown === null && document.body.dataset.shown) shown = performance.now() - started;
       if (document.body.dataset.loaded) {
         observer.disconnect();
-        resolve(performance.now() - started);
+        resolve(shown);
       }
     });
-    observer.observe(document.body, { attributes: true, attributeFilter: ['data-loaded'] });
+    observer.observe(document.body, { attributes: true, attributeFilter: ['data-shown', 'data-loaded'] });
     const link = document.createElement('a');
     link.href = target;
     document.body.append(link);
@@ -222,4 +268,4 @@ for (const [label, path] of pages) {
   console.log(`| ${label} | ${median(times).toFixed(1)} | ${Math.max(...times).toFixed(1)} |`);
 }
 await browser.close();
-console.log(`\nslowest page median: ${worstPage.toFixed(1)} ms loaded afresh until its data is in the page (${worstPainted.toFixed(1)} ms until painted), ${worstClick.toFixed(1)} ms by a link (target: under 100 ms); Chromium's floor ${median(floorTimes).toFixed(1)} ms`);
+console.log(`\nslowest page median: ${worstPage.toFixed(1)} ms loaded afresh until the first screen of its data is in the page (${worstPainted.toFixed(1)} ms until painted, ${worstPresented.toFixed(1)} until presented), ${worstClick.toFixed(1)} ms by a link (target: under 100 ms); Chromium's floor ${median(floorTimes).toFixed(1)} ms`);
