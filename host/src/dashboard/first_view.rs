@@ -260,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_head_comes_at_once_then_the_data_at_its_end_which_cannot_end_its_element() {
-        // The listing answers only when let go, so what the body yields before is seen.
+        // The instance read answers only when let go, so what the body yields before is seen.
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let released = std::sync::Arc::new(std::sync::Mutex::new(Some(released)));
         let hostile = r#"{"output":"</script><script>alert(1)</script><!--"}"#;
