@@ -546,8 +546,8 @@ async function instancesPage(view, query) {
     const key = JSON.stringify([overview.counts, list]);
     if (key !== lastKey) {
       // The first rendering shows a screenful of rows with its first frame and the rest
-      // after it (500 rows took Chromium ~150 ms to lay out on the bench's machine); a refresh renders all rows
-      // at once, so a page scrolled down keeps its place.
+      // after it (500 rows took Chromium ~150 ms to lay out on the bench's machine); a
+      // refresh renders all rows at once, so a page scrolled down keeps its place.
       const firstScreen = lastKey === '' ? firstScreenRows() : Infinity;
       lastKey = key;
       countsSlot.replaceChildren(countsList(overview, filters.status));
@@ -635,8 +635,9 @@ function instanceTable(list, firstScreen) {
     return { table: h('p', { class: 'empty', testid: 'no-rows' }, 'No instances match.'), rest: Promise.resolve() };
   }
   const head = ['Instance ID', 'Name', 'Status', 'Created', 'Last updated'];
-  const deferred = document.visibilityState === 'visible' ? list.instances.slice(firstScreen) : [];
-  const body = h('tbody', {}, list.instances.slice(0, list.instances.length - deferred.length).map(instanceRow));
+  const now = document.visibilityState === 'visible' ? firstScreen : Infinity;
+  const body = h('tbody', {}, list.instances.slice(0, now).map(instanceRow));
+  const deferred = list.instances.slice(now);
   const table = h('table', { testid: 'instances-table' },
     h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col' }, t)))), body);
   const rest = deferred.length
